@@ -1,0 +1,15 @@
+//! berth's pure core: domain types and the decisions made on them.
+//!
+//! Nothing in this crate performs I/O, spawns tasks or reads a clock: a function that depends on
+//! the time takes `now` as an argument. Adapters (`berth-oci`, `berth-server`, the binary) feed
+//! it data and carry out what it decides.
+//!
+//! - [`reference`]: image references (`ImageRef`), digests and tags, parsed and normalized the
+//!   way the container ecosystem does.
+
+pub mod reference;
+
+pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
+pub mod catalog;
+pub mod lineage;
+pub mod osrelease;

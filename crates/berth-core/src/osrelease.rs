@@ -1,0 +1,1 @@
+//! osrelease (in progress).

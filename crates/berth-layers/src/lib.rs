@@ -1,0 +1,1 @@
+//! Reads image layers as streams, never extracting to disk.

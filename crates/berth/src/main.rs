@@ -1,0 +1,55 @@
+//! The `berth` binary: parses the command line, sets up logging, runs one command, maps the
+//! outcome to an exit code.
+//!
+//! Exit codes: 0 success; 1 a negative answer (a check failed, an image was denied); 2 a usage
+//! error (bad arguments, an invalid file or reference the user gave); 3 a fault (a registry,
+//! the network, the disk).
+
+mod cmd;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Keeps a platform's container images known, trusted, fresh and tidy."
+)]
+struct Cli {
+    /// Log as JSON lines instead of human text (logs go to stderr).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what berth sees of an image in its registry.
+    Inspect(cmd::inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::exec(args),
+    };
+    exit::report(result)
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
