@@ -1,1 +1,22 @@
-//! OCI distribution client.
+//! berth's OCI distribution client: reads and writes any registry that speaks the OCI
+//! distribution API (CNCF distribution, Harbor, GHCR, ECR, Quay, Docker Hub).
+//!
+//! - [`client`]: `Client`, requests with auth, retries, limits and verification.
+//! - [`manifest`]: manifest, index and config types; platform selection.
+//! - [`auth`]: docker `config.json` credentials, challenges, token realm rules, `Secret`.
+//! - [`digest`]: streaming digest computation.
+//! - [`error`]: `OciError`, the one error type, with the target of the failing request.
+
+pub mod auth;
+pub mod client;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+
+pub use auth::{AuthFile, Credentials, Secret};
+pub use client::{
+    BlobReader, Client, ClientConfig, Limits, Listing, Manifest, RegistryConfig, RequestStats,
+    Resolved, RetryPolicy,
+};
+pub use error::{OciError, Target};
+pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest, ManifestKind, Platform};

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 /// The command ran and answered no (a check failed, an image was denied).
+#[allow(dead_code, reason = "used by the check commands")]
 pub const NEGATIVE: u8 = 1;
 /// The user asked for something invalid: arguments, a file, a reference.
 pub const USAGE: u8 = 2;

@@ -6,7 +6,9 @@
 //! the network, the disk).
 
 mod cmd;
+mod environment;
 mod exit;
+mod registry_args;
 
 use std::process::ExitCode;
 
@@ -34,16 +36,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    let env = environment::Environment::capture();
+    init_logging(cli.log_json, &env);
     let result = match cli.command {
-        Command::Inspect(args) => cmd::inspect::exec(args),
+        Command::Inspect(args) => cmd::inspect::exec(args, &env),
     };
     exit::report(result)
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr; `BERTH_LOG` takes a filter such as `info` or `berth_oci=debug`.
+fn init_logging(json: bool, env: &environment::Environment) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let directives = env.get("BERTH_LOG").unwrap_or_else(|| "warn".to_string());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,14 +1,240 @@
-//! `berth inspect REF`: digest, media type, platforms, config and layers of an image.
+//! `berth inspect REF`: digest, media type, platforms, config and layers of an image, read from
+//! its registry.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_core::{Digest, ImageRef};
+use berth_oci::{Client, Descriptor, ManifestKind, Platform};
+use serde::Serialize;
+
+use crate::environment::Environment;
+use crate::exit::usage;
+use crate::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image reference (`registry/repo:tag`, `repo@sha256:...`).
     pub reference: String,
+    /// Platform to describe when the image is an index, as os/arch[/variant]
+    /// (default: this machine's, e.g. linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    Err(crate::exit::usage("inspect is not built yet"))
+/// What `inspect` reports; also the `--json` shape.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// The entries of an index; empty for a single-platform manifest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<IndexEntry>,
+    /// The platform manifest described below (the image itself when it is not an index).
+    pub image: PlatformImage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IndexEntry {
+    pub platform: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub attestation: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlatformImage {
+    pub platform: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub config: ConfigSummary,
+    pub layers: Vec<Layer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigSummary {
+    pub digest: Digest,
+    pub created: Option<String>,
+    pub os: String,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Layer {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// The uncompressed digest from the config's rootfs, at the same position.
+    pub diff_id: Option<Digest>,
+}
+
+pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
+    let image = ImageRef::parse(&args.reference).map_err(|error| usage(error.to_string()))?;
+    let wanted = match &args.platform {
+        Some(text) => Platform::parse(text)
+            .ok_or_else(|| usage(format!("--platform {text:?}: expected os/arch[/variant]")))?,
+        None => Platform::host(),
+    };
+    let client = Client::new(args.registry.client_config(env)?);
+    let runtime = crate::cmd::runtime()?;
+    let inspection = runtime.block_on(inspect(&client, &image, &wanted))?;
+    if args.json {
+        crate::cmd::print_json(&inspection)?;
+    } else {
+        print_text(&inspection);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads an image from its registry: the manifest (or index, then the wanted platform's
+/// manifest), and its config.
+pub async fn inspect(
+    client: &Client,
+    image: &ImageRef,
+    wanted: &Platform,
+) -> anyhow::Result<Inspection> {
+    let top = client.manifest(image).await?;
+    let (platforms, manifest) = match &top.kind {
+        ManifestKind::Image(_) => (Vec::new(), top.clone()),
+        ManifestKind::Index(index) => {
+            let entries = index.manifests.iter().map(index_entry).collect();
+            let chosen = index.select(wanted).with_context(|| {
+                let available: Vec<String> = index
+                    .runnable()
+                    .filter_map(|entry| entry.platform.as_ref().map(Platform::to_string))
+                    .collect();
+                format!(
+                    "{image}: no manifest for platform {wanted} (available: {})",
+                    available.join(", ")
+                )
+            })?;
+            (entries, client.manifest_of(image, chosen).await?)
+        }
+    };
+    let ManifestKind::Image(image_manifest) = &manifest.kind else {
+        anyhow::bail!(
+            "{image}: an index entry points at another index; nested indexes are not supported"
+        );
+    };
+    let (_, config) = client.config(image, &image_manifest.config).await?;
+    let diff_ids = &config.rootfs.diff_ids;
+    let layers = image_manifest
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(position, layer)| Layer {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            media_type: layer.media_type.clone(),
+            diff_id: diff_ids.get(position).cloned(),
+        })
+        .collect();
+    let platform = Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+        os_version: None,
+    };
+    Ok(Inspection {
+        reference: image.canonical(),
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        size: top.bytes.len() as u64,
+        platforms,
+        image: PlatformImage {
+            platform: platform.to_string(),
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type.clone(),
+            config: ConfigSummary {
+                digest: image_manifest.config.digest.clone(),
+                created: config.created.clone(),
+                os: config.os.clone(),
+                architecture: config.architecture.clone(),
+                variant: config.variant.clone(),
+                labels: config.config.labels.clone(),
+                entrypoint: config.config.entrypoint.clone(),
+                cmd: config.config.cmd.clone(),
+            },
+            layers,
+        },
+    })
+}
+
+fn index_entry(entry: &Descriptor) -> IndexEntry {
+    IndexEntry {
+        platform: entry
+            .platform
+            .as_ref()
+            .map_or_else(|| "-".to_string(), Platform::to_string),
+        digest: entry.digest.clone(),
+        media_type: entry.media_type.clone(),
+        size: entry.size,
+        attestation: entry.is_attestation(),
+    }
+}
+
+fn print_text(inspection: &Inspection) {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(inspection.reference.clone());
+    line(format!("  digest      {}", inspection.digest));
+    line(format!("  media type  {}", inspection.media_type));
+    if !inspection.platforms.is_empty() {
+        line("  platforms".to_string());
+        for entry in &inspection.platforms {
+            let note = if entry.attestation {
+                "  (attestation)"
+            } else {
+                ""
+            };
+            line(format!("    {:<16} {}{note}", entry.platform, entry.digest));
+        }
+    }
+    let image = &inspection.image;
+    line(format!("  platform    {}", image.platform));
+    if !inspection.platforms.is_empty() {
+        line(format!("  manifest    {}", image.digest));
+    }
+    line(format!("  config      {}", image.config.digest));
+    line(format!(
+        "  created     {}",
+        image.config.created.as_deref().unwrap_or("-")
+    ));
+    if let Some(entrypoint) = &image.config.entrypoint {
+        line(format!("  entrypoint  {}", entrypoint.join(" ")));
+    }
+    if let Some(cmd) = &image.config.cmd {
+        line(format!("  cmd         {}", cmd.join(" ")));
+    }
+    if !image.config.labels.is_empty() {
+        line("  labels".to_string());
+        for (key, value) in &image.config.labels {
+            line(format!("    {key}={value}"));
+        }
+    }
+    line(format!("  layers ({})", image.layers.len()));
+    for layer in &image.layers {
+        line(format!(
+            "    {}  {:>10}  {}",
+            layer.digest, layer.size, layer.media_type
+        ));
+    }
+    crate::cmd::print_text(&out);
 }
