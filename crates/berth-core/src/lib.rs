@@ -13,3 +13,6 @@ pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
 pub mod catalog;
 pub mod lineage;
 pub mod osrelease;
+pub mod channels;
+pub mod policy;
+pub mod workload;
