@@ -1,0 +1,100 @@
+//! The one shared copy of test helpers: where the test bed (`scripts/testbed`) runs its
+//! registries, with which credentials, and what it pushed (digests obtained from skopeo, an
+//! implementation independent of berth's).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The running test bed, as described by `$BERTH_TESTBED_DIR/env` and `images.json`.
+#[derive(Debug)]
+pub struct Testbed {
+    pub dir: PathBuf,
+    vars: HashMap<String, String>,
+    /// `images.json`: image → expected digests, as skopeo reported them.
+    pub images: serde_json::Value,
+}
+
+impl Testbed {
+    /// The test bed, read once per test process. Panics with instructions when it is not running:
+    /// registry tests must not silently pass without a registry.
+    pub fn get() -> &'static Testbed {
+        static TESTBED: OnceLock<Testbed> = OnceLock::new();
+        TESTBED.get_or_init(|| {
+            #[allow(clippy::disallowed_methods)]
+            let dir = std::env::var("BERTH_TESTBED_DIR")
+                .unwrap_or_else(|_| "/tmp/berth-testbed".to_string());
+            let dir = PathBuf::from(dir);
+            let env_file = dir.join("env");
+            let text = std::fs::read_to_string(&env_file).unwrap_or_else(|error| {
+                panic!(
+                    "the test bed is not running ({}: {error}); start it with `scripts/testbed start`, \
+                     or run the whole suite with `scripts/test`",
+                    env_file.display()
+                )
+            });
+            let vars = text
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("export "))
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(key, value)| {
+                    (key.to_string(), value.trim_matches(|c| c == '"' || c == '\'').to_string())
+                })
+                .collect();
+            let images_file = dir.join("images.json");
+            let images = std::fs::read(&images_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_else(|| panic!("{} is missing or not JSON", images_file.display()));
+            Testbed { dir, vars, images }
+        })
+    }
+
+    /// A variable from the env file (`BERTH_TEST_PLAIN_REGISTRY`, ...).
+    pub fn var(&self, name: &str) -> &str {
+        self.vars
+            .get(name)
+            .unwrap_or_else(|| panic!("the test bed's env file has no {name}"))
+    }
+
+    /// The plain-HTTP registry, `127.0.0.1:PORT`.
+    pub fn plain(&self) -> &str {
+        self.var("BERTH_TEST_PLAIN_REGISTRY")
+    }
+
+    /// The TLS + basic-auth registry, `127.0.0.1:PORT`.
+    pub fn tls(&self) -> &str {
+        self.var("BERTH_TEST_TLS_REGISTRY")
+    }
+
+    /// Expected facts of an image (`berth/base:1`) as recorded by the test bed.
+    pub fn image(&self, name: &str) -> &serde_json::Value {
+        let found = self
+            .images
+            .get(name)
+            .unwrap_or_else(|| panic!("images.json has no {name}"));
+        found.get(self.plain()).unwrap_or(found)
+    }
+
+    /// The expected top-level digest of an image.
+    pub fn digest(&self, name: &str) -> String {
+        self.image(name)["digest"]
+            .as_str()
+            .unwrap_or_else(|| panic!("images.json: {name} has no digest"))
+            .to_string()
+    }
+}
+
+/// Runs `skopeo` with arguments and returns its stdout; panics with stderr on failure.
+pub fn skopeo(args: &[&str]) -> String {
+    let output = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed by scripts/testbed");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("skopeo prints UTF-8")
+}
