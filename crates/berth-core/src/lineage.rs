@@ -1,1 +1,580 @@
-//! lineage (in progress).
+//! Lineage: which known image each image is built on, found from layer chains, and which images
+//! are built on a given one. Indexed once, so both questions are lookups, not scans.
+//!
+//! # Rule
+//! An image's chain is its config's `rootfs.diff_ids`, bottom layer first. Its **base** is the
+//! known image whose chain is the longest *proper* prefix of its own (at least one layer, and
+//! not the whole chain: an image with exactly the same layers is a twin, not a base).
+//!
+//! When several known images have exactly that prefix as their chain (one base pushed with two
+//! configs, or under two digests), the base is the one with the lowest digest (string order),
+//! so the answer does not depend on input order. [`LineageIndex::twins`] lists the others;
+//! [`LineageIndex::check_declared`] accepts any of them.
+//!
+//! # Index
+//! Layer digests are interned to `u32`. Each image's chain gets a 64-bit rolling hash per
+//! prefix; a map from the hash of each *whole* chain to the images with that chain answers
+//! "which images have exactly these layers". An image's base is found by walking its own
+//! prefixes from longest to shortest, comparing chains on a hash hit: O(layers) per image.
+//! Every image's base is computed at build, and children are kept in one flat array
+//! (compressed rows), so `base_of` and `built_on` are lookups.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::reference::Digest;
+
+/// How a base was found. Only layer prefixes for now; a label or annotation naming the base
+/// (`org.opencontainers.image.base.digest`) would be another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineageMethod {
+    /// The base's layer chain is the longest proper prefix of the image's.
+    LayerPrefix,
+}
+
+/// An image's base and the evidence for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BaseMatch {
+    pub base: Digest,
+    /// How many bottom layers the image shares with its base (the base's chain length).
+    pub shared_layers: usize,
+    pub method: LineageMethod,
+}
+
+/// The catalog's declared base compared with the base found from layers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum BaseCheck {
+    /// The image is built on the declared base, directly (`generations` 1) or through
+    /// intermediate images (2 and more). `declared` is the digest of the declared set that
+    /// matched.
+    Match {
+        declared: Digest,
+        generations: usize,
+    },
+    /// The image's base is not the declared one, nor built on it: declared bookworm, built on
+    /// bullseye.
+    Mismatch {
+        declared: Vec<Digest>,
+        actual: Digest,
+    },
+    /// Nothing can be said.
+    Unknown { reason: UnknownBase },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownBase {
+    /// The image is not in the index.
+    ImageNotIndexed,
+    /// The catalog declares no base, or its name resolved to no digest.
+    NothingDeclared,
+    /// No known image's chain is a proper prefix of this one's: its base was never indexed.
+    NoBaseFound,
+}
+
+/// Images by layer chain, with every image's base and children precomputed.
+#[derive(Debug, Clone, Default)]
+pub struct LineageIndex {
+    /// Image digests in ascending order; an image's position is its id everywhere below.
+    images: Vec<Digest>,
+    image_ids: HashMap<Digest, u32>,
+    /// Interned layer digests, so chains are small integers.
+    layer_ids: HashMap<Digest, u32>,
+    /// Layer id → digest, to give chains back.
+    layers: Vec<Digest>,
+    /// Each image's chain, as interned layer ids, bottom first.
+    chains: Vec<Box<[u32]>>,
+    /// Hash of a whole chain → the images with a chain of that hash, ascending (equal hashes of
+    /// different chains are possible; callers compare chains).
+    by_chain: HashMap<u64, Group>,
+    /// Each image's base (image id) and the number of layers shared with it.
+    bases: Vec<Option<(u32, u32)>>,
+    /// `children[child_start[i]..child_start[i + 1]]`: the images whose base is image `i`.
+    child_start: Vec<u32>,
+    children: Vec<u32>,
+}
+
+/// The images sharing a chain hash; almost always one.
+#[derive(Debug, Clone)]
+enum Group {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Group {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Group::One(id) => std::slice::from_ref(id),
+            Group::Many(ids) => ids,
+        }
+    }
+
+    fn push(&mut self, id: u32) {
+        match self {
+            Group::One(first) => *self = Group::Many(vec![*first, id]),
+            Group::Many(ids) => ids.push(id),
+        }
+    }
+}
+
+/// Rolling hash of a chain prefix: `prefix_hash(h(prefix), layer)` is the hash of the prefix
+/// extended by `layer`. Not cryptographic: a hit is always confirmed by comparing chains.
+fn prefix_hash(previous: u64, layer: u32) -> u64 {
+    let mixed = (previous ^ u64::from(layer)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mixed ^ (mixed >> 29)
+}
+
+const EMPTY_CHAIN_HASH: u64 = 0x243F_6A88_85A3_08D3;
+
+impl LineageIndex {
+    /// Indexes `(image digest, diff_ids bottom first)` pairs. An image listed twice keeps its
+    /// first chain.
+    pub fn build(images: impl IntoIterator<Item = (Digest, Vec<Digest>)>) -> LineageIndex {
+        let mut seen: HashMap<Digest, Vec<Digest>> = HashMap::new();
+        for (image, chain) in images {
+            seen.entry(image).or_insert(chain);
+        }
+        let mut entries: Vec<(Digest, Vec<Digest>)> = seen.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+        let mut index = LineageIndex::default();
+        for (id, (image, chain)) in entries.into_iter().enumerate() {
+            let id = u32::try_from(id).expect("fewer than 2^32 images");
+            let interned: Box<[u32]> = chain
+                .into_iter()
+                .map(|layer| match index.layer_ids.get(&layer) {
+                    Some(&known) => known,
+                    None => {
+                        let next =
+                            u32::try_from(index.layers.len()).expect("fewer than 2^32 layers");
+                        index.layer_ids.insert(layer.clone(), next);
+                        index.layers.push(layer);
+                        next
+                    }
+                })
+                .collect();
+            let hash = interned
+                .iter()
+                .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l));
+            index
+                .by_chain
+                .entry(hash)
+                .and_modify(|group| group.push(id))
+                .or_insert(Group::One(id));
+            index.chains.push(interned);
+            index.image_ids.insert(image.clone(), id);
+            index.images.push(image);
+        }
+
+        index.bases = (0..index.chains.len())
+            .map(|id| index.longest_proper_prefix(&index.chains[id]))
+            .collect();
+
+        let mut counts = vec![0u32; index.images.len() + 1];
+        for (base, _) in index.bases.iter().flatten() {
+            counts[*base as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut fill = counts.clone();
+        index.children = vec![0; counts[index.images.len()] as usize];
+        for (child, base) in index.bases.iter().enumerate() {
+            if let Some((base, _)) = base {
+                let slot = &mut fill[*base as usize];
+                index.children[*slot as usize] = child as u32;
+                *slot += 1;
+            }
+        }
+        index.child_start = counts;
+        index
+    }
+
+    /// The known image (id) whose chain is the longest proper prefix of `chain`, and its length.
+    fn longest_proper_prefix(&self, chain: &[u32]) -> Option<(u32, u32)> {
+        let mut hashes = Vec::with_capacity(chain.len());
+        let mut hash = EMPTY_CHAIN_HASH;
+        for &layer in chain {
+            hash = prefix_hash(hash, layer);
+            hashes.push(hash);
+        }
+        (1..chain.len()).rev().find_map(|length| {
+            let group = self.by_chain.get(&hashes[length - 1])?;
+            let prefix = &chain[..length];
+            let base = group
+                .as_slice()
+                .iter()
+                .find(|&&candidate| *self.chains[candidate as usize] == *prefix)?;
+            Some((*base, length as u32))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Whether `image` was indexed.
+    pub fn contains(&self, image: &Digest) -> bool {
+        self.image_ids.contains_key(image)
+    }
+
+    /// The layer chain an image was indexed with.
+    pub fn chain(&self, image: &Digest) -> Option<Vec<Digest>> {
+        let id = *self.image_ids.get(image)?;
+        let chain = self.chains[id as usize].iter();
+        Some(
+            chain
+                .map(|&layer| self.layers[layer as usize].clone())
+                .collect(),
+        )
+    }
+
+    /// The image `image` is built on, if a known image's chain is a proper prefix of its own.
+    pub fn base_of(&self, image: &Digest) -> Option<BaseMatch> {
+        let id = *self.image_ids.get(image)?;
+        self.bases[id as usize].map(|base| self.base_match(base))
+    }
+
+    /// The base an image with `chain` would have, for an image not in the index (a push about
+    /// to be admitted, say). Same rule as [`LineageIndex::base_of`].
+    pub fn base_for_chain(&self, chain: &[Digest]) -> Option<BaseMatch> {
+        let interned: Vec<u32> = chain
+            .iter()
+            .map_while(|layer| self.layer_ids.get(layer).copied())
+            .collect();
+        // Layers the index has never seen end every candidate prefix; the prefix before them
+        // may still be a whole known chain, and then it is a proper prefix of `chain`.
+        let base = if interned.len() < chain.len() {
+            let mut extended = interned;
+            extended.push(u32::MAX);
+            self.longest_proper_prefix(&extended)
+        } else {
+            self.longest_proper_prefix(&interned)
+        };
+        base.map(|base| self.base_match(base))
+    }
+
+    fn base_match(&self, (base, shared): (u32, u32)) -> BaseMatch {
+        BaseMatch {
+            base: self.images[base as usize].clone(),
+            shared_layers: shared as usize,
+            method: LineageMethod::LayerPrefix,
+        }
+    }
+
+    /// The images whose base is `image` (direct children), ascending by digest.
+    pub fn built_on(&self, image: &Digest) -> Vec<Digest> {
+        self.children_of(image)
+            .iter()
+            .map(|&child| self.images[child as usize].clone())
+            .collect()
+    }
+
+    fn children_of(&self, image: &Digest) -> &[u32] {
+        match self.image_ids.get(image) {
+            Some(&id) => {
+                let start = self.child_start[id as usize] as usize;
+                let end = self.child_start[id as usize + 1] as usize;
+                &self.children[start..end]
+            }
+            None => &[],
+        }
+    }
+
+    /// Every image built on `image`, directly or through others: children first, then their
+    /// children (breadth first), each generation ascending by digest.
+    pub fn descendants(&self, image: &Digest) -> Vec<Digest> {
+        let mut found = Vec::new();
+        let mut queue: VecDeque<u32> = self.children_of(image).iter().copied().collect();
+        while let Some(id) = queue.pop_front() {
+            found.push(self.images[id as usize].clone());
+            let start = self.child_start[id as usize] as usize;
+            let end = self.child_start[id as usize + 1] as usize;
+            queue.extend(&self.children[start..end]);
+        }
+        found
+    }
+
+    /// The chain of bases from `image` down: its base first, then that base's base, and so on.
+    pub fn ancestry(&self, image: &Digest) -> Vec<BaseMatch> {
+        let mut found = Vec::new();
+        let mut current = self.image_ids.get(image).copied();
+        while let Some(id) = current {
+            let Some(base) = self.bases[id as usize] else {
+                break;
+            };
+            found.push(self.base_match(base));
+            current = Some(base.0);
+        }
+        found
+    }
+
+    /// The other images with exactly the same layers as `image` (not `image` itself).
+    pub fn twins(&self, image: &Digest) -> Vec<Digest> {
+        let Some(&id) = self.image_ids.get(image) else {
+            return Vec::new();
+        };
+        let chain = &self.chains[id as usize];
+        let hash = chain
+            .iter()
+            .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l));
+        self.by_chain
+            .get(&hash)
+            .map(Group::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|&&other| other != id && self.chains[other as usize] == *chain)
+            .map(|&other| self.images[other as usize].clone())
+            .collect()
+    }
+
+    /// Compares the base the catalog declares for `image` (its name resolved to digests, one
+    /// per platform, say) with the lineage found from layers. A declared digest matches an
+    /// ancestor when it *is* that ancestor or a twin of it (same layers).
+    pub fn check_declared(&self, image: &Digest, declared: &[Digest]) -> BaseCheck {
+        if !self.contains(image) {
+            return BaseCheck::Unknown {
+                reason: UnknownBase::ImageNotIndexed,
+            };
+        }
+        if declared.is_empty() {
+            return BaseCheck::Unknown {
+                reason: UnknownBase::NothingDeclared,
+            };
+        }
+        let ancestry = self.ancestry(image);
+        let Some(direct) = ancestry.first() else {
+            return BaseCheck::Unknown {
+                reason: UnknownBase::NoBaseFound,
+            };
+        };
+        for (generation, ancestor) in ancestry.iter().enumerate() {
+            let twins = self.twins(&ancestor.base);
+            let matched = declared
+                .iter()
+                .find(|declared| **declared == ancestor.base || twins.contains(declared));
+            if let Some(declared) = matched {
+                return BaseCheck::Match {
+                    declared: declared.clone(),
+                    generations: generation + 1,
+                };
+            }
+        }
+        let mut declared = declared.to_vec();
+        declared.sort_unstable();
+        declared.dedup();
+        BaseCheck::Mismatch {
+            declared,
+            actual: direct.base.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A digest named after `name`: its hex is `name`'s bytes, zero-padded, so names sort as
+    /// their digests do.
+    fn d(name: &str) -> Digest {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        Digest::parse(&format!("sha256:{hex:0<64}")).expect("test names are short")
+    }
+
+    fn name(digest: &Digest) -> String {
+        let hex = digest.hex().trim_end_matches('0');
+        let hex = if hex.len() % 2 == 1 {
+            format!("{hex}0")
+        } else {
+            hex.to_string()
+        };
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_or('?', char::from))
+            .collect()
+    }
+
+    /// `image: layer layer ...` lines.
+    fn world(text: &str) -> Vec<(Digest, Vec<Digest>)> {
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let (image, layers) = line.split_once(':').expect("image: layers");
+                (d(image.trim()), layers.split_whitespace().map(d).collect())
+            })
+            .collect()
+    }
+
+    const WORLD: &str = "
+        bookworm: L1
+        bookworm-copy: L1
+        bullseye: B1
+        app: L1 A1
+        app-twin: L1 A1
+        app-plugin: L1 A1 P1 P2
+        app-fork: L1 X1 X2
+        on-bullseye: B1 C1
+        lone: Z1
+        empty:
+    ";
+
+    /// `base_of` for each image, as `base/shared` or `-`.
+    fn check_bases(index: &LineageIndex, expect: &[(&str, &str)]) {
+        for (image, expect) in expect {
+            let got = match index.base_of(&d(image)) {
+                Some(found) => {
+                    assert_eq!(found.method, LineageMethod::LayerPrefix);
+                    format!("{}/{}", name(&found.base), found.shared_layers)
+                }
+                None => "-".to_string(),
+            };
+            assert_eq!(got, *expect, "base of {image}");
+        }
+    }
+
+    const BASES: &[(&str, &str)] = &[
+        ("bookworm", "-"),
+        // Two images share bookworm's chain: the lowest digest is the base.
+        ("app", "bookworm/1"),
+        ("app-twin", "bookworm/1"),
+        // The longest proper prefix wins over shorter ones; a twin is never a base.
+        ("app-plugin", "app/2"),
+        // [L1 X1] is nobody's chain: fall back to the one-layer prefix.
+        ("app-fork", "bookworm/1"),
+        ("on-bullseye", "bullseye/1"),
+        ("lone", "-"),
+        ("empty", "-"),
+        ("not-indexed", "-"),
+    ];
+
+    #[test]
+    fn base_is_the_longest_proper_prefix() {
+        check_bases(&LineageIndex::build(world(WORLD)), BASES);
+    }
+
+    #[test]
+    fn input_order_and_duplicates_do_not_change_the_answer() {
+        let mut reversed = world(WORLD);
+        reversed.reverse();
+        reversed.push((d("app-plugin"), vec![d("Q")]));
+        reversed.insert(
+            0,
+            (d("app-plugin"), vec![d("L1"), d("A1"), d("P1"), d("P2")]),
+        );
+        let index = LineageIndex::build(reversed);
+        check_bases(&index, BASES);
+        assert_eq!(index.len(), 10);
+        assert_eq!(
+            index.chain(&d("app-plugin")).unwrap_or_default(),
+            [d("L1"), d("A1"), d("P1"), d("P2")]
+        );
+    }
+
+    fn names(digests: Vec<Digest>) -> Vec<String> {
+        digests.iter().map(name).collect()
+    }
+
+    #[test]
+    fn children_and_descendants_are_lookups() {
+        let index = LineageIndex::build(world(WORLD));
+        assert_eq!(
+            names(index.built_on(&d("bookworm"))),
+            ["app", "app-fork", "app-twin"]
+        );
+        assert_eq!(
+            names(index.descendants(&d("bookworm"))),
+            ["app", "app-fork", "app-twin", "app-plugin"]
+        );
+        assert_eq!(
+            names(index.built_on(&d("bookworm-copy"))),
+            Vec::<String>::new()
+        );
+        assert_eq!(names(index.built_on(&d("app"))), ["app-plugin"]);
+        assert_eq!(
+            names(index.built_on(&d("not-indexed"))),
+            Vec::<String>::new()
+        );
+        assert_eq!(names(index.twins(&d("bookworm"))), ["bookworm-copy"]);
+        let ancestry: Vec<String> = index
+            .ancestry(&d("app-plugin"))
+            .iter()
+            .map(|found| name(&found.base))
+            .collect();
+        assert_eq!(ancestry, ["app", "bookworm"]);
+    }
+
+    #[test]
+    fn a_chain_outside_the_index_finds_its_base() {
+        let index = LineageIndex::build(world(WORLD));
+        let cases: &[(&[&str], &str)] = &[
+            (&["L1", "A1", "NEW"], "app/2"),
+            (&["L1", "NEW", "A1"], "bookworm/1"),
+            (&["L1", "A1"], "bookworm/1"),
+            (&["L1"], "-"),
+            (&["NEW"], "-"),
+            (&[], "-"),
+        ];
+        for (chain, expect) in cases {
+            let chain: Vec<Digest> = chain.iter().map(|layer| d(layer)).collect();
+            let got = index
+                .base_for_chain(&chain)
+                .map_or("-".to_string(), |found| {
+                    format!("{}/{}", name(&found.base), found.shared_layers)
+                });
+            assert_eq!(got, *expect, "{chain:?}");
+        }
+    }
+
+    #[test]
+    fn declared_base_is_checked_against_the_found_one() {
+        let index = LineageIndex::build(world(WORLD));
+        let check = |image: &str, declared: &[&str]| {
+            let declared: Vec<Digest> = declared.iter().map(|name| d(name)).collect();
+            match index.check_declared(&d(image), &declared) {
+                BaseCheck::Match {
+                    declared,
+                    generations,
+                } => {
+                    format!("match {} {generations}", name(&declared))
+                }
+                BaseCheck::Mismatch { declared, actual } => {
+                    format!("mismatch {:?} actual {}", names(declared), name(&actual))
+                }
+                BaseCheck::Unknown { reason } => format!("unknown {reason:?}"),
+            }
+        };
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("app", &["bookworm"], "match bookworm 1"),
+            ("app", &["bullseye", "bookworm"], "match bookworm 1"),
+            // Declared through a twin of the base found: same layers, so the same base.
+            ("app", &["bookworm-copy"], "match bookworm-copy 1"),
+            ("app-plugin", &["bookworm"], "match bookworm 2"),
+            ("app-plugin", &["app-twin"], "match app-twin 1"),
+            (
+                "on-bullseye",
+                &["bookworm"],
+                "mismatch [\"bookworm\"] actual bullseye",
+            ),
+            (
+                "app",
+                &["on-bullseye", "bullseye", "bullseye"],
+                "mismatch [\"bullseye\", \"on-bullseye\"] actual bookworm",
+            ),
+            ("lone", &["bookworm"], "unknown NoBaseFound"),
+            ("app", &[], "unknown NothingDeclared"),
+            ("not-indexed", &["bookworm"], "unknown ImageNotIndexed"),
+        ];
+        for (image, declared, expect) in cases {
+            assert_eq!(
+                check(image, declared),
+                *expect,
+                "{image} declared {declared:?}"
+            );
+        }
+    }
+}
