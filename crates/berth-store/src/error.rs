@@ -1,0 +1,55 @@
+//! The store's one error type: the variants a caller acts on, with context in fields.
+
+/// What went wrong in the store. Messages describe this layer only; the database driver's
+/// error is the `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend berth knows.
+    #[error(
+        "unsupported store URL {url:?}: expected sqlite:///path/to/berth.db, sqlite::memory: or postgres://..."
+    )]
+    UnsupportedUrl { url: String },
+    /// The database could not be opened or reached (credentials in `url` are masked).
+    #[error("cannot open the store at {url}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database was migrated by a newer berth; this one would misread it.
+    #[error("store schema version {found} is newer than this berth (knows {known}); upgrade berth")]
+    SchemaTooNew { found: i64, known: i64 },
+    /// A migration recorded as applied differs from the one this build carries.
+    #[error(
+        "store migration {version} ({name}) was applied from different SQL than this berth carries"
+    )]
+    MigrationChanged { version: i64, name: String },
+    #[error("store migration {version} ({name}) failed")]
+    Migration {
+        version: i64,
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The thing asked about is not in the store.
+    #[error("{what} is not in the store")]
+    NotFound { what: String },
+    /// A number does not fit the store's signed 64-bit columns.
+    #[error("{field} is out of range for the store")]
+    OutOfRange { field: &'static str },
+    /// A value read back does not parse as what its column means.
+    #[error("the store holds an invalid {column}: {value:?}")]
+    Corrupt { column: &'static str, value: String },
+    /// A query or transaction failed; `operation` says which.
+    #[error("store operation failed: {operation}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Wraps a driver error with the operation that failed: `.map_err(db("list tags"))`.
+pub(crate) fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { operation, source }
+}

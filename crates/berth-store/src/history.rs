@@ -1,0 +1,311 @@
+//! Append-only logs: channel history (what each channel pointed at, and why it moved), the
+//! audit log (who changed what), and admission usage (which workloads run which images).
+
+use berth_core::Digest;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use crate::error::db;
+use crate::records::{digest_from, optional_digest_from};
+use crate::store::stored_time;
+use crate::{Store, StoreError};
+
+/// A stored log entry with its id (ids grow in insertion order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged<T> {
+    pub id: i64,
+    pub entry: T,
+}
+
+/// Why a channel moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelChangeKind {
+    Promotion,
+    Rollback,
+    /// Set by a person, outside any policy.
+    Manual,
+    /// The registry's tag moved without berth (recorded when a sync notices).
+    Drift,
+}
+
+impl ChannelChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelChangeKind::Promotion => "promotion",
+            ChannelChangeKind::Rollback => "rollback",
+            ChannelChangeKind::Manual => "manual",
+            ChannelChangeKind::Drift => "drift",
+        }
+    }
+
+    fn parse(text: String) -> Result<ChannelChangeKind, StoreError> {
+        [
+            ChannelChangeKind::Promotion,
+            ChannelChangeKind::Rollback,
+            ChannelChangeKind::Manual,
+            ChannelChangeKind::Drift,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+        .ok_or(StoreError::Corrupt {
+            column: "channel_history.kind",
+            value: text,
+        })
+    }
+}
+
+/// A channel of a catalog image (and variant) pointing at a new digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelChange {
+    /// The catalog's canonical name of the image.
+    pub catalog_name: String,
+    pub variant: Option<String>,
+    pub channel: String,
+    pub digest: Digest,
+    /// What the channel pointed at before; `None` for its first digest.
+    pub previous: Option<Digest>,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub reason: String,
+    pub kind: ChannelChangeKind,
+}
+
+/// One change made through berth, with the state before and after as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// What was done (`promote`, `rollback`, `catalog.reload`): named by the feature that acts.
+    pub action: String,
+    /// What it was done to (an image, channel or catalog name).
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// One container of a workload seen by the admission webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionUse {
+    pub at: DateTime<Utc>,
+    pub namespace: String,
+    /// The workload's kind (`Deployment`, `Pod`, ...).
+    pub kind: String,
+    pub name: String,
+    pub container: String,
+    /// The image exactly as the workload wrote it: kept even when it does not parse, since
+    /// that is what was asked to run.
+    pub image: String,
+    /// The digest it resolved to, when known.
+    pub digest: Option<Digest>,
+}
+
+type ChannelRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+);
+
+type AuditRow = (
+    i64,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    Option<Json<serde_json::Value>>,
+    Option<Json<serde_json::Value>>,
+);
+
+type UsageRow = (
+    i64,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+impl Store {
+    pub async fn append_channel_change(&self, change: &ChannelChange) -> Result<i64, StoreError> {
+        let (id,): (i64,) = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "INSERT INTO channel_history (catalog_name, variant, channel, digest,
+                     previous_digest, at, actor, reason, kind)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(&change.catalog_name)
+            .bind(change.variant.as_deref())
+            .bind(&change.channel)
+            .bind(change.digest.as_str())
+            .bind(change.previous.as_ref().map(Digest::as_str))
+            .bind(stored_time(change.at))
+            .bind(&change.actor)
+            .bind(&change.reason)
+            .bind(change.kind.as_str())
+            .fetch_one(pool)
+            .await
+            .map_err(db("append to channel history"))?
+        });
+        Ok(id)
+    }
+
+    /// Channel history, newest first, of one catalog image or of all.
+    pub async fn channel_history(
+        &self,
+        catalog_name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Logged<ChannelChange>>, StoreError> {
+        let rows: Vec<ChannelRow> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT id, catalog_name, variant, channel, digest, previous_digest, at, actor,
+                     reason, kind
+                 FROM channel_history
+                 WHERE ($1 IS NULL OR catalog_name = $1)
+                 ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(catalog_name)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db("read channel history"))?
+        });
+        rows.into_iter()
+            .map(|row| {
+                Ok(Logged {
+                    id: row.0,
+                    entry: ChannelChange {
+                        catalog_name: row.1,
+                        variant: row.2,
+                        channel: row.3,
+                        digest: digest_from("channel_history.digest", row.4)?,
+                        previous: optional_digest_from("channel_history.previous_digest", row.5)?,
+                        at: row.6,
+                        actor: row.7,
+                        reason: row.8,
+                        kind: ChannelChangeKind::parse(row.9)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let (id,): (i64,) = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "INSERT INTO audit_log (at, actor, action, subject, before_state, after_state)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(stored_time(entry.at))
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.subject)
+            .bind(entry.before.as_ref().map(Json))
+            .bind(entry.after.as_ref().map(Json))
+            .fetch_one(pool)
+            .await
+            .map_err(db("append to the audit log"))?
+        });
+        Ok(id)
+    }
+
+    /// The audit log, newest first, about one subject or all.
+    pub async fn audit_log(
+        &self,
+        subject: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Logged<AuditEntry>>, StoreError> {
+        let rows: Vec<AuditRow> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, subject, before_state, after_state FROM audit_log
+                 WHERE ($1 IS NULL OR subject = $1)
+                 ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(subject)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db("read the audit log"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, actor, action, subject, before, after)| Logged {
+                id,
+                entry: AuditEntry {
+                    at,
+                    actor,
+                    action,
+                    subject,
+                    before: before.map(|Json(value)| value),
+                    after: after.map(|Json(value)| value),
+                },
+            })
+            .collect())
+    }
+
+    pub async fn append_admission_use(&self, usage: &AdmissionUse) -> Result<i64, StoreError> {
+        let (id,): (i64,) = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "INSERT INTO admission_usage (at, namespace, kind, name, container, image, digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(stored_time(usage.at))
+            .bind(&usage.namespace)
+            .bind(&usage.kind)
+            .bind(&usage.name)
+            .bind(&usage.container)
+            .bind(&usage.image)
+            .bind(usage.digest.as_ref().map(Digest::as_str))
+            .fetch_one(pool)
+            .await
+            .map_err(db("record admission usage"))?
+        });
+        Ok(id)
+    }
+
+    /// Admission usage, newest first: of one digest or all, at or after `since` if given.
+    pub async fn admission_usage(
+        &self,
+        digest: Option<&Digest>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Logged<AdmissionUse>>, StoreError> {
+        let rows: Vec<UsageRow> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT id, at, namespace, kind, name, container, image, digest
+                 FROM admission_usage
+                 WHERE ($1 IS NULL OR digest = $1) AND ($2 IS NULL OR at >= $2)
+                 ORDER BY at DESC, id DESC LIMIT $3",
+            )
+            .bind(digest.map(Digest::as_str))
+            .bind(since.map(stored_time))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db("read admission usage"))?
+        });
+        rows.into_iter()
+            .map(|row| {
+                Ok(Logged {
+                    id: row.0,
+                    entry: AdmissionUse {
+                        at: row.1,
+                        namespace: row.2,
+                        kind: row.3,
+                        name: row.4,
+                        container: row.5,
+                        image: row.6,
+                        digest: optional_digest_from("admission_usage.digest", row.7)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,218 @@
+//! Migrations: SQL files per backend embedded in the binary, applied in order on open, each in
+//! its own transaction and recorded in `schema_version` with a checksum of its text.
+//!
+//! Not sqlx's `migrate!`: that macro needs sqlx's `macros` feature (a second build of sqlx and
+//! SQLite); this runner is the few lines berth needs, with berth's own refusal message.
+//! PostgreSQL replicas starting together take an advisory lock; SQLite processes serialize on
+//! `BEGIN IMMEDIATE` and re-check inside the transaction.
+
+use sha2::{Digest as _, Sha256};
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+use crate::StoreError;
+use crate::error::db;
+
+/// One migration: the same `version` and `name` exist for every backend.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// The schema version this build of berth knows and migrates to.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;
+
+/// A migration recorded in the database: version, name, checksum.
+type Applied = (i64, String, String);
+
+/// Applies what is missing, or refuses a database newer than this build. `applied_at` is the
+/// database's clock: it is bookkeeping, not a fact berth reasons about.
+macro_rules! run_migrations {
+    ($connection:expr, $migrations:expr, $create_table:expr, $begin:expr) => {{
+        let connection = $connection;
+        sqlx::raw_sql($create_table)
+            .execute(&mut *connection)
+            .await
+            .map_err(db("create the schema_version table"))?;
+        let read_applied = "SELECT version, name, checksum FROM schema_version ORDER BY version";
+        let applied: Vec<Applied> = sqlx::query_as(read_applied)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(db("read the schema version"))?;
+        check_applied(&applied, $migrations)?;
+        for migration in $migrations {
+            if applied
+                .iter()
+                .any(|(version, _, _)| *version == migration.version)
+            {
+                continue;
+            }
+            let mut transaction = connection
+                .begin_with($begin)
+                .await
+                .map_err(db("begin a migration"))?;
+            // Another process may have applied it while this one waited for the lock.
+            let done: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM schema_version WHERE version = $1")
+                    .bind(migration.version)
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err(db("read the schema version"))?;
+            if done.is_none() {
+                let failed = |source| StoreError::Migration {
+                    version: migration.version,
+                    name: migration.name.to_string(),
+                    source,
+                };
+                sqlx::raw_sql(migration.sql)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(failed)?;
+                sqlx::query(
+                    "INSERT INTO schema_version (version, name, checksum, applied_at) \
+                     VALUES ($1, $2, $3, CURRENT_TIMESTAMP)",
+                )
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(checksum(migration.sql))
+                .execute(&mut *transaction)
+                .await
+                .map_err(failed)?;
+                tracing::info!(
+                    version = migration.version,
+                    name = migration.name,
+                    "store migrated"
+                );
+            }
+            transaction
+                .commit()
+                .await
+                .map_err(db("commit a migration"))?;
+        }
+        // A newer berth may have migrated while this one was reading.
+        let applied: Vec<Applied> = sqlx::query_as(read_applied)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(db("read the schema version"))?;
+        check_applied(&applied, $migrations)
+    }};
+}
+
+pub(crate) async fn run_sqlite(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    run_migrations!(
+        connection,
+        SQLITE,
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY NOT NULL, \
+         name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT",
+        "BEGIN IMMEDIATE"
+    )
+}
+
+/// Run on a connection of its own: the session-level advisory lock is released when the
+/// caller closes it, even if a migration failed halfway.
+pub(crate) async fn run_postgres(connection: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *connection)
+        .await
+        .map_err(db("take the migration lock"))?;
+    run_migrations!(
+        connection,
+        POSTGRES,
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, \
+         name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+        "BEGIN"
+    )
+}
+
+/// Refuses a database migrated past what this build knows, or from different SQL.
+fn check_applied(applied: &[Applied], known: &[Migration]) -> Result<(), StoreError> {
+    let newest_known = known.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newest) = applied.iter().map(|(version, _, _)| *version).max()
+        && newest > newest_known
+    {
+        return Err(StoreError::SchemaTooNew {
+            found: newest,
+            known: newest_known,
+        });
+    }
+    for (version, name, recorded) in applied {
+        if let Some(migration) = known.iter().find(|m| m.version == *version)
+            && *recorded != checksum(migration.sql)
+        {
+            return Err(StoreError::MigrationChanged {
+                version: *version,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_have_the_same_migrations() {
+        let versions = |list: &[Migration]| -> Vec<(i64, &str)> {
+            list.iter().map(|m| (m.version, m.name)).collect()
+        };
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+        let expected: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+        assert_eq!(
+            SQLITE.iter().map(|m| m.version).collect::<Vec<_>>(),
+            expected
+        );
+        for migration in SQLITE.iter().chain(POSTGRES) {
+            assert!(
+                migration.sql.starts_with("-- "),
+                "migration {} opens with a comment saying what it holds",
+                migration.name
+            );
+        }
+    }
+
+    #[test]
+    fn newer_or_edited_schemas_are_refused() {
+        let current = (1, "initial".to_string(), checksum(SQLITE[0].sql));
+        assert!(check_applied(&[], SQLITE).is_ok());
+        assert!(check_applied(std::slice::from_ref(&current), SQLITE).is_ok());
+
+        let newer = (2, "future".to_string(), "x".to_string());
+        let error = check_applied(&[current, newer], SQLITE).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "store schema version 2 is newer than this berth (knows 1); upgrade berth"
+        );
+
+        let edited = (1, "initial".to_string(), checksum("something else"));
+        assert!(matches!(
+            check_applied(&[edited], SQLITE),
+            Err(StoreError::MigrationChanged { version: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,223 @@
+//! Opening the store: a URL picks the backend, connection settings make SQLite safe to share
+//! and to crash, and migrations run before anything else touches the database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::StoreError;
+use crate::error::db;
+use crate::migrate;
+
+/// How long a SQLite writer waits for another writer before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
+const POSTGRES_MAX_CONNECTIONS: u32 = 5;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The store. Cheap to clone (the pools are shared); open once per process.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database a store is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+/// The few SQL texts that differ between the backends; everything else is shared.
+pub(crate) trait Dialect {
+    /// Opens a write transaction. SQLite takes the write lock at once, so a transaction that
+    /// reads before it writes cannot fail halfway with SQLITE_BUSY when another writer won.
+    const BEGIN_WRITE: &'static str;
+    /// Serializes syncs of one repository (`$1`: a 64-bit key) across replicas, released at
+    /// commit. SQLite needs none: `BEGIN IMMEDIATE` already admits one writer.
+    const LOCK_REPOSITORY: Option<&'static str>;
+    /// A subquery yielding the strings of the JSON array bound as `$1`.
+    const JSON_STRINGS: &'static str;
+}
+
+impl Dialect for sqlx::Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_REPOSITORY: Option<&'static str> = None;
+    const JSON_STRINGS: &'static str = "SELECT value FROM json_each($1)";
+}
+
+impl Dialect for sqlx::Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_REPOSITORY: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
+    const JSON_STRINGS: &'static str = "SELECT jsonb_array_elements_text($1)";
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `url`:
+    /// - `sqlite:///var/lib/berth/berth.db` — a file, created with its directory if missing;
+    ///   WAL journal, foreign keys on, a busy timeout for concurrent writers;
+    /// - `sqlite::memory:` — a private in-memory database (tests, one-shot commands);
+    /// - `postgres://user@host:port/db` — PostgreSQL; several replicas may open at once.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: redact_url(url),
+            source,
+        };
+        let store = if url.starts_with("sqlite:") {
+            let is_memory = matches!(url, "sqlite::memory:" | "sqlite://:memory:");
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(open_error)?
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let pool = if is_memory {
+                // An in-memory database lives as long as one connection to it: keep exactly one.
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+            } else {
+                if let Some(parent) = options.get_filename().parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| open_error(sqlx::Error::Io(error)))?;
+                }
+                // WAL: readers never block the writer. synchronous=NORMAL keeps every commit
+                // across a process crash (kill -9); a power loss may drop the last commits but
+                // never corrupts.
+                let options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal);
+                SqlitePoolOptions::new()
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+            }
+            .map_err(open_error)?;
+            let mut connection = pool.acquire().await.map_err(open_error)?;
+            migrate::run_sqlite(&mut connection).await?;
+            drop(connection);
+            Store {
+                backend: Backend::Sqlite(pool),
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+            // Migrations on a connection of their own: it holds the advisory lock, and closing
+            // it releases the lock whatever happened.
+            let mut connection = options.connect().await.map_err(open_error)?;
+            let migrated = migrate::run_postgres(&mut connection).await;
+            let _ = connection.close().await;
+            migrated?;
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(open_error)?;
+            Store {
+                backend: Backend::Postgres(pool),
+            }
+        } else {
+            return Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            });
+        };
+        tracing::debug!(url = %redact_url(url), backend = ?store.backend_kind(), "store opened");
+        Ok(store)
+    }
+
+    pub fn backend_kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// The schema version the database is at (this build's [`crate::SCHEMA_VERSION`] once open).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        on_pool!(self, |pool, Db| {
+            let (version,): (Option<i64>,) =
+                sqlx::query_as("SELECT MAX(version) FROM schema_version")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(db("read the schema version"))?;
+            Ok(version.unwrap_or(0))
+        })
+    }
+
+    /// Waits for queries in flight and closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, |pool, Db| { pool.close().await })
+    }
+}
+
+/// Timestamps are kept to the microsecond, PostgreSQL's precision, so both backends return
+/// what they were given.
+pub(crate) fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.trunc_subsecs(6)
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |at| scheme_end + at);
+    let authority = &url[scheme_end..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    match authority[..at].split_once(':') {
+        Some((user, _password)) => format!(
+            "{}{user}:***{}",
+            &url[..scheme_end],
+            &url[scheme_end + at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let cases = [
+            (
+                "postgres://berth:s3cret@db:5432/berth",
+                "postgres://berth:***@db:5432/berth",
+            ),
+            ("postgres://berth@db/berth", "postgres://berth@db/berth"),
+            (
+                "postgres://u:p@ss@db/x?sslmode=disable",
+                "postgres://u:***@db/x?sslmode=disable",
+            ),
+            ("sqlite:///var/lib/berth.db", "sqlite:///var/lib/berth.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+        }
+    }
+}
