@@ -1,1 +1,0 @@
-//! catalog (in progress).

@@ -1,0 +1,489 @@
+//! A YAML tree that remembers where every node is and keeps every mapping key, duplicates
+//! included, so that files operators type can be checked with all problems reported at once.
+//!
+//! Built from `saphyr-parser` events: saphyr's own tree stops at the first duplicate key (or,
+//! when told to allow them, silently keeps the last), and berth must name each duplicate with its
+//! line. Scalars are kept as text with their style; [`Scalar::to_json`] resolves them with the
+//! YAML 1.2 core schema when a typed value is wanted (the opaque `extra` maps).
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
+
+/// How many nodes alias expansion may copy in one document ("billion laughs" guard).
+const ALIAS_NODE_BUDGET: usize = 100_000;
+/// The handle saphyr gives the `!!` core schema tags.
+const CORE_TAG_HANDLE: &str = "tag:yaml.org,2002:";
+
+/// A 1-based line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Position {
+    fn from_span(span: Span) -> Position {
+        Position {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+        }
+    }
+}
+
+/// A node and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub position: Position,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(Scalar),
+    Sequence(Vec<Node>),
+    /// Key-value pairs in document order; a repeated key appears twice.
+    Mapping(Vec<(Node, Node)>),
+}
+
+/// A scalar as written: its text, and whether quoting or a tag made it a string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    pub text: String,
+    /// Quoted or block scalars are strings whatever they contain.
+    pub style: ScalarStyle,
+    /// A core schema tag (`!!str`, `!!int`, ...) given explicitly: its suffix.
+    pub core_tag: Option<String>,
+}
+
+impl Scalar {
+    /// A plain scalar that the core schema reads as null (`~`, `null`, or nothing at all).
+    pub fn is_null(&self) -> bool {
+        match &self.core_tag {
+            Some(tag) => tag == "null",
+            None => {
+                self.style == ScalarStyle::Plain
+                    && matches!(self.text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+            }
+        }
+    }
+
+    /// The value under the YAML 1.2 core schema, as JSON (which cannot hold `.inf` or `.nan`).
+    pub fn to_json(&self) -> Result<serde_json::Value, String> {
+        use serde_json::Value as Json;
+        let text = self.text.as_str();
+        let plain = self.style == ScalarStyle::Plain;
+        let kind = match self.core_tag.as_deref() {
+            Some(tag) => tag,
+            None if !plain => "str",
+            None if self.is_null() => "null",
+            None if matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE") => {
+                "bool"
+            }
+            None if is_core_integer(text) => "int",
+            None if is_core_float(text) => "float",
+            None => "str",
+        };
+        match kind {
+            "str" => Ok(Json::String(self.text.clone())),
+            "null" => Ok(Json::Null),
+            "bool" => match text.to_ascii_lowercase().as_str() {
+                "true" => Ok(Json::Bool(true)),
+                "false" => Ok(Json::Bool(false)),
+                _ => Err(format!("{text:?} is not a boolean")),
+            },
+            "int" => parse_integer(text)
+                .map(Json::from)
+                .ok_or_else(|| format!("{text:?} is not an integer that fits in 64 bits")),
+            "float" => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Json::Number)
+                .ok_or_else(|| format!("{text:?} is not a finite number")),
+            other => Err(format!("the tag !!{other} is not supported here")),
+        }
+    }
+}
+
+/// Decimal, `0o` octal or `0x` hexadecimal, as the core schema writes integers.
+fn parse_integer(text: &str) -> Option<i64> {
+    if let Some(octal) = text.strip_prefix("0o") {
+        return i64::from_str_radix(octal, 8).ok();
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        return i64::from_str_radix(hex, 16).ok();
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `[-+]?[0-9]+`, `0o[0-7]+` or `0x[0-9a-fA-F]+`: the core schema's integers, whatever their size.
+fn is_core_integer(text: &str) -> bool {
+    let all = |s: &str, f: fn(&u8) -> bool| !s.is_empty() && s.as_bytes().iter().all(f);
+    if let Some(octal) = text.strip_prefix("0o") {
+        return all(octal, |b| (b'0'..=b'7').contains(b));
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        return all(hex, u8::is_ascii_hexdigit);
+    }
+    all(
+        text.strip_prefix(['-', '+']).unwrap_or(text),
+        u8::is_ascii_digit,
+    )
+}
+
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, plus `.inf` and `.nan` spellings.
+fn is_core_float(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(
+        unsigned,
+        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
+    ) {
+        return true;
+    }
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match fraction {
+        None => !whole.is_empty() && digits(whole),
+        Some(fraction) => {
+            digits(whole) && digits(fraction) && (!whole.is_empty() || !fraction.is_empty())
+        }
+    };
+    let exponent_ok = exponent.is_none_or(|exponent| {
+        let exponent = exponent.strip_prefix(['-', '+']).unwrap_or(exponent);
+        !exponent.is_empty() && digits(exponent)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// A file that is not YAML, or not one this tree accepts; stops the parse of that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub position: Position,
+    pub message: String,
+}
+
+impl From<ScanError> for SyntaxError {
+    fn from(error: ScanError) -> SyntaxError {
+        SyntaxError {
+            position: Position {
+                line: error.marker().line(),
+                column: error.marker().col() + 1,
+            },
+            message: error.info().to_string(),
+        }
+    }
+}
+
+/// Parses one YAML document. `Ok(None)` for a file with no document (empty, or comments only).
+pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut builder = Builder::default();
+    Parser::new_from_str(text).load(&mut builder, true)?;
+    if let Some(error) = builder.error {
+        return Err(error);
+    }
+    let mut documents = builder.documents.into_iter();
+    let first = documents.next();
+    if let Some(second) = documents.next() {
+        return Err(SyntaxError {
+            position: second.position,
+            message: "expected a single YAML document in this file".to_string(),
+        });
+    }
+    Ok(first)
+}
+
+/// A collection being built, with the anchor it will be registered under.
+#[derive(Debug)]
+enum Frame {
+    Sequence {
+        position: Position,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Mapping {
+        position: Position,
+        anchor: usize,
+        pairs: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    documents: Vec<Node>,
+    anchors: HashMap<usize, Node>,
+    alias_nodes: usize,
+    error: Option<SyntaxError>,
+}
+
+impl Builder {
+    fn fail(&mut self, position: Position, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some(SyntaxError {
+                position,
+                message: message.into(),
+            });
+        }
+    }
+
+    fn complete(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.documents.push(node),
+            Some(Frame::Sequence { items, .. }) => items.push(node),
+            Some(Frame::Mapping { pairs, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(key) => pairs.push((key, node)),
+            },
+        }
+    }
+
+    /// Accepts the core schema tags (returning the suffix) and refuses any other.
+    fn core_tag(&mut self, tag: Option<&saphyr_parser::Tag>, position: Position) -> Option<String> {
+        let tag = tag?;
+        if tag.handle == CORE_TAG_HANDLE
+            && matches!(
+                tag.suffix.as_str(),
+                "str" | "int" | "float" | "bool" | "null" | "map" | "seq"
+            )
+        {
+            return Some(tag.suffix.clone());
+        }
+        self.fail(position, format!("the YAML tag {tag} is not supported"));
+        None
+    }
+}
+
+fn node_count(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar(_) => 0,
+        Value::Sequence(items) => items.iter().map(node_count).sum(),
+        Value::Mapping(pairs) => pairs
+            .iter()
+            .map(|(key, value)| node_count(key) + node_count(value))
+            .sum(),
+    }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Builder {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        if self.error.is_some() {
+            return;
+        }
+        let position = Position::from_span(span);
+        match event {
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::Scalar(text, style, anchor, tag) => {
+                let core_tag = self.core_tag(tag.as_deref(), position);
+                let node = Node {
+                    position,
+                    value: Value::Scalar(Scalar {
+                        text: text.into_owned(),
+                        style,
+                        core_tag,
+                    }),
+                };
+                self.complete(node, anchor);
+            }
+            Event::SequenceStart(anchor, tag) => {
+                self.core_tag(tag.as_deref(), position);
+                self.stack.push(Frame::Sequence {
+                    position,
+                    anchor,
+                    items: Vec::new(),
+                });
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.core_tag(tag.as_deref(), position);
+                self.stack.push(Frame::Mapping {
+                    position,
+                    anchor,
+                    pairs: Vec::new(),
+                    key: None,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Sequence {
+                        position,
+                        anchor,
+                        items,
+                    }) => (
+                        Node {
+                            position,
+                            value: Value::Sequence(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Mapping {
+                        position,
+                        anchor,
+                        pairs,
+                        ..
+                    }) => (
+                        Node {
+                            position,
+                            value: Value::Mapping(pairs),
+                        },
+                        anchor,
+                    ),
+                    None => {
+                        self.fail(position, "unbalanced collection end");
+                        return;
+                    }
+                };
+                self.complete(node, anchor);
+            }
+            Event::Alias(anchor) => {
+                let Some(target) = self.anchors.get(&anchor) else {
+                    self.fail(position, "alias to an unknown anchor");
+                    return;
+                };
+                self.alias_nodes += node_count(target);
+                if self.alias_nodes > ALIAS_NODE_BUDGET {
+                    self.fail(
+                        position,
+                        format!("aliases expand to more than {ALIAS_NODE_BUDGET} nodes"),
+                    );
+                    return;
+                }
+                let mut node = target.clone();
+                node.position = position;
+                self.complete(node, 0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar_json(text: &str) -> String {
+        let Some(node) = parse(&format!("v: {text}")).expect("valid yaml") else {
+            panic!("no document");
+        };
+        let Value::Mapping(pairs) = node.value else {
+            panic!("not a mapping");
+        };
+        let Value::Scalar(scalar) = &pairs[0].1.value else {
+            panic!("not a scalar");
+        };
+        match scalar.to_json() {
+            Ok(value) => value.to_string(),
+            Err(error) => format!("error: {error}"),
+        }
+    }
+
+    #[test]
+    fn scalars_follow_the_core_schema() {
+        let cases = [
+            ("~", "null"),
+            ("", "null"),
+            ("true", "true"),
+            ("False", "false"),
+            ("yes", "\"yes\""),
+            ("12", "12"),
+            ("-3", "-3"),
+            ("0x1f", "31"),
+            ("0o17", "15"),
+            ("1.5", "1.5"),
+            ("1e3", "1000.0"),
+            (".5", "0.5"),
+            ("3.11", "3.11"),
+            ("'3.11'", "\"3.11\""),
+            ("\"true\"", "\"true\""),
+            ("!!str 12", "\"12\""),
+            ("2027-01-01", "\"2027-01-01\""),
+            ("uwsgi", "\"uwsgi\""),
+            (".inf", "error: \".inf\" is not a finite number"),
+            (
+                "99999999999999999999",
+                "error: \"99999999999999999999\" is not an integer that fits in 64 bits",
+            ),
+        ];
+        for (text, expect) in cases {
+            assert_eq!(scalar_json(text), expect, "{text}");
+        }
+    }
+
+    #[test]
+    fn keeps_duplicate_keys_and_positions() {
+        let node = parse("a: 1\nb:\n  - x\na: 2\n").unwrap().unwrap();
+        let Value::Mapping(pairs) = node.value else {
+            panic!("not a mapping");
+        };
+        let keys: Vec<_> = pairs
+            .iter()
+            .map(|(key, _)| (key.position.line, key.position.column))
+            .collect();
+        assert_eq!(keys, [(1, 1), (2, 1), (4, 1)]);
+        assert_eq!(pairs[1].1.position, Position { line: 3, column: 3 });
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_represent() {
+        let cases = [
+            (
+                "a: [1\n",
+                2,
+                "while parsing a flow sequence, expected ',' or ']'",
+            ),
+            (
+                "a: 1\n---\nb: 2\n",
+                3,
+                "expected a single YAML document in this file",
+            ),
+            ("a: !custom x\n", 1, "the YAML tag !custom is not supported"),
+        ];
+        for (text, line, message) in cases {
+            let error = parse(text).unwrap_err();
+            assert_eq!(
+                (error.position.line, error.message.as_str()),
+                (line, message),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn expands_aliases_within_a_budget() {
+        let node = parse("base: &b {x: 1}\ncopy: *b\n").unwrap().unwrap();
+        let Value::Mapping(pairs) = node.value else {
+            panic!("not a mapping");
+        };
+        assert_eq!(pairs[0].1.value, pairs[1].1.value);
+        assert_eq!(pairs[1].1.position.line, 2);
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (i, previous) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            let name = ["b", "c", "d", "e", "f", "g"][i];
+            bomb.push_str(&format!(
+                "{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+            ));
+        }
+        let error = parse(&bomb).unwrap_err();
+        assert!(error.message.contains("aliases expand"), "{error:?}");
+    }
+
+    #[test]
+    fn empty_files_have_no_document() {
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse("# only a comment\n").unwrap(), None);
+    }
+}
