@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use berth_core::lineage::BaseMatch;
+use berth_core::osrelease::OsIdentity;
 use berth_core::{Digest, Tag};
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
@@ -10,14 +12,14 @@ use sqlx::types::Json;
 
 use crate::error::db;
 use crate::records::{
-    base_method_from, digest_from, optional_digest_from, platform_from, repository_from, signed,
-    tag_from, unsigned_from,
+    digest_from, libc_from, libc_text, lineage_method_from, lineage_method_text,
+    optional_digest_from, platform_from, repository_from, signed, tag_from, unsigned_from,
 };
 use crate::store::{Dialect, stored_time};
 use crate::{
-    BaseRecord, ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, ManifestKind,
-    ManifestRecord, Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store, StoreError,
-    SyncStatus, SyncSummary, TagRecord,
+    ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, ManifestKind, ManifestRecord,
+    Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store, StoreError, SyncStatus,
+    SyncSummary, TagRecord,
 };
 
 /// Error texts are capped: a registry's error page must not bloat the store.
@@ -229,9 +231,9 @@ impl Store {
                 .bind(Json(&image.labels))
                 .bind(Json(&image.annotations))
                 .bind(signed("image total size", image.total_size)?)
-                .bind(image.os_id.as_deref())
+                .bind(image.os_id.as_ref().map(OsIdentity::as_str))
                 .bind(image.os_pretty.as_deref())
-                .bind(image.libc.as_deref())
+                .bind(image.libc.map(libc_text))
                 .bind(now)
                 .execute(&mut *tx)
                 .await
@@ -585,7 +587,7 @@ impl Store {
     pub async fn set_base(
         &self,
         image: &Digest,
-        base: Option<&BaseRecord>,
+        base: Option<&BaseMatch>,
     ) -> Result<(), StoreError> {
         let updated = on_pool!(self, |pool, Db| {
             sqlx::query(
@@ -593,9 +595,12 @@ impl Store {
                  WHERE digest = $1",
             )
             .bind(image.as_str())
-            .bind(base.map(|base| base.digest.as_str()))
-            .bind(base.map(|base| base.method.as_str()))
-            .bind(base.map(|base| i64::from(base.shared_layers)))
+            .bind(base.map(|base| base.base.as_str()))
+            .bind(base.map(|base| lineage_method_text(base.method)))
+            .bind(
+                base.map(|base| signed("shared layers", base.shared_layers as u64))
+                    .transpose()?,
+            )
             .execute(pool)
             .await
             .map_err(db("set an image's base"))?
@@ -785,12 +790,14 @@ fn image_summary(
     let (digest, config_digest, created, os, architecture, variant, labels, annotations) =
         (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
     let base = match (row.12, row.13) {
-        (Some(base_digest), Some(method)) => Some(BaseRecord {
-            digest: digest_from("images.base_digest", base_digest)?,
-            method: base_method_from(method)?,
-            shared_layers: u32::try_from(row.14.unwrap_or(0)).map_err(|_| StoreError::Corrupt {
-                column: "images.base_shared_layers",
-                value: format!("{:?}", row.14),
+        (Some(base_digest), Some(method)) => Some(BaseMatch {
+            base: digest_from("images.base_digest", base_digest)?,
+            method: lineage_method_from(method)?,
+            shared_layers: usize::try_from(row.14.unwrap_or(0)).map_err(|_| {
+                StoreError::Corrupt {
+                    column: "images.base_shared_layers",
+                    value: format!("{:?}", row.14),
+                }
             })?,
         }),
         _ => None,
@@ -807,9 +814,9 @@ fn image_summary(
         labels: labels.0,
         annotations: annotations.0,
         total_size: unsigned_from("images.total_size", row.8)?,
-        os_id: row.9,
+        os_id: row.9.map(|id| OsIdentity { id }),
         os_pretty: row.10,
-        libc: row.11,
+        libc: row.11.map(libc_from).transpose()?,
         base,
         references,
     })

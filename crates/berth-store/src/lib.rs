@@ -50,8 +50,8 @@ pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
 pub use migrate::SCHEMA_VERSION;
 pub use records::{
-    BaseMethod, BaseRecord, ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry,
-    LayerChain, LayerFact, LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot,
-    RepositoryName, RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
+    ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain, LayerFact,
+    LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
+    RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
 };
 pub use store::{BackendKind, Store};

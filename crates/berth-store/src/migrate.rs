@@ -196,6 +196,36 @@ mod tests {
         }
     }
 
+    /// Tables, columns and indexes, by name: the two schemas must mean the same.
+    fn shape(sql: &str) -> Vec<String> {
+        let mut table = "";
+        let mut shape = Vec::new();
+        for line in sql.lines() {
+            if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                table = rest.split_whitespace().next().unwrap_or_default();
+                shape.push(format!("table {table}"));
+            } else if line.starts_with("CREATE INDEX ") {
+                shape.push(line.to_string());
+            } else if let Some(column) = line.strip_prefix("    ").and_then(|rest| {
+                let word = rest.split_whitespace().next()?;
+                word.starts_with(|c: char| c.is_ascii_lowercase())
+                    .then_some(word)
+            }) {
+                shape.push(format!("{table}.{column}"));
+            }
+        }
+        shape
+    }
+
+    #[test]
+    fn backends_have_the_same_tables_columns_and_indexes() {
+        for (sqlite, postgres) in SQLITE.iter().zip(POSTGRES) {
+            let shape_sqlite = shape(sqlite.sql);
+            assert!(shape_sqlite.len() > 50, "the parser sees the columns");
+            assert_eq!(shape_sqlite, shape(postgres.sql), "{}", sqlite.name);
+        }
+    }
+
     #[test]
     fn newer_or_edited_schemas_are_refused() {
         let current = (1, "initial".to_string(), checksum(SQLITE[0].sql));

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use berth_core::lineage::{BaseMatch, LineageMethod};
+use berth_core::osrelease::{LibcFamily, OsIdentity};
 use berth_core::{Digest, ImageRef, RefError, Tag, reference::Reference};
 use chrono::{DateTime, Utc};
 
@@ -119,10 +121,11 @@ pub struct ImageRecord {
     /// Config plus compressed layers, as a pull would download.
     pub total_size: u64,
     /// OS identity from os-release (`debian-12-amd64`), when the layer reader found one.
-    pub os_id: Option<String>,
+    pub os_id: Option<OsIdentity>,
+    /// os-release's `PRETTY_NAME`, for people.
     pub os_pretty: Option<String>,
-    /// libc family (`glibc`, `musl`), when the layer reader found a loader.
-    pub libc: Option<String>,
+    /// When the layer reader got far enough to decide it.
+    pub libc: Option<LibcFamily>,
     /// The layer chain, base first.
     pub layers: Vec<LayerRecord>,
 }
@@ -204,47 +207,6 @@ pub struct RepositoryStatus {
     pub gone_tags: u64,
 }
 
-/// How an image's base was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BaseMethod {
-    /// The longest known image whose diff_ids are a prefix of this image's.
-    LayerPrefix,
-    /// `org.opencontainers.image.base.digest` / `base.name` annotations.
-    Annotation,
-    /// Declared in the catalog.
-    Catalog,
-}
-
-impl BaseMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BaseMethod::LayerPrefix => "layer-prefix",
-            BaseMethod::Annotation => "annotation",
-            BaseMethod::Catalog => "catalog",
-        }
-    }
-
-    fn parse(text: &str) -> Option<BaseMethod> {
-        [
-            BaseMethod::LayerPrefix,
-            BaseMethod::Annotation,
-            BaseMethod::Catalog,
-        ]
-        .into_iter()
-        .find(|method| method.as_str() == text)
-    }
-}
-
-/// An image's base: a lineage edge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseRecord {
-    /// The base's per-platform manifest digest (or whatever the annotation named).
-    pub digest: Digest,
-    pub method: BaseMethod,
-    /// Layers shared with the base (0 when the method is not a layer comparison).
-    pub shared_layers: u32,
-}
-
 /// An image's layer chain, base first, for building the lineage index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerChain {
@@ -275,10 +237,11 @@ pub struct ImageSummary {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub total_size: u64,
-    pub os_id: Option<String>,
+    pub os_id: Option<OsIdentity>,
     pub os_pretty: Option<String>,
-    pub libc: Option<String>,
-    pub base: Option<BaseRecord>,
+    pub libc: Option<LibcFamily>,
+    /// The lineage edge, once lineage has run (`Store::set_base`).
+    pub base: Option<BaseMatch>,
     /// Live tags that resolve to this image.
     pub references: Vec<ImageLocation>,
 }
@@ -326,11 +289,42 @@ pub(crate) fn repository_from(
         })
 }
 
-pub(crate) fn base_method_from(text: String) -> Result<BaseMethod, StoreError> {
-    BaseMethod::parse(&text).ok_or(StoreError::Corrupt {
-        column: "images.base_method",
-        value: text,
-    })
+/// Lineage methods as stored. Exhaustive on purpose: a method added in core must be given
+/// its column text here.
+pub(crate) fn lineage_method_text(method: LineageMethod) -> &'static str {
+    match method {
+        LineageMethod::LayerPrefix => "layer-prefix",
+    }
+}
+
+pub(crate) fn lineage_method_from(text: String) -> Result<LineageMethod, StoreError> {
+    match text.as_str() {
+        "layer-prefix" => Ok(LineageMethod::LayerPrefix),
+        _ => Err(StoreError::Corrupt {
+            column: "images.base_method",
+            value: text,
+        }),
+    }
+}
+
+pub(crate) fn libc_text(libc: LibcFamily) -> &'static str {
+    match libc {
+        LibcFamily::Glibc => "glibc",
+        LibcFamily::Musl => "musl",
+        LibcFamily::Unknown => "unknown",
+    }
+}
+
+pub(crate) fn libc_from(text: String) -> Result<LibcFamily, StoreError> {
+    match text.as_str() {
+        "glibc" => Ok(LibcFamily::Glibc),
+        "musl" => Ok(LibcFamily::Musl),
+        "unknown" => Ok(LibcFamily::Unknown),
+        _ => Err(StoreError::Corrupt {
+            column: "images.libc",
+            value: text,
+        }),
+    }
 }
 
 pub(crate) fn unsigned_from(column: &'static str, value: i64) -> Result<u64, StoreError> {

@@ -4,10 +4,11 @@
 #[macro_use]
 mod common;
 
+use berth_core::lineage::{BaseMatch, LineageMethod};
+use berth_core::osrelease::{LibcFamily, OsIdentity};
 use berth_store::{
-    AdmissionUse, AuditEntry, BaseMethod, BaseRecord, ChannelChange, ChannelChangeKind,
-    ImageFilter, LayerFact, ManifestKind, RepoSnapshot, SCHEMA_VERSION, Store, StoreError,
-    SyncSummary,
+    AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, ImageFilter, LayerFact,
+    ManifestKind, RepoSnapshot, SCHEMA_VERSION, Store, StoreError, SyncSummary,
 };
 use common::{amd64, arm64, at, digest, image, index, repo, tag};
 use std::collections::HashSet;
@@ -142,8 +143,11 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
     assert_eq!(amd_summary.labels, amd_facts.labels);
     assert_eq!(amd_summary.annotations, amd_facts.annotations);
     assert_eq!(amd_summary.total_size, amd_facts.total_size);
-    assert_eq!(amd_summary.os_id.as_deref(), Some("debian-12-amd64"));
-    assert_eq!(amd_summary.libc.as_deref(), Some("glibc"));
+    assert_eq!(
+        amd_summary.os_id.as_ref().map(OsIdentity::as_str),
+        Some("debian-12-amd64")
+    );
+    assert_eq!(amd_summary.libc, Some(LibcFamily::Glibc));
     assert_eq!(amd_summary.base, None);
     let places: Vec<(String, String, bool)> = amd_summary
         .references
@@ -204,7 +208,10 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
         .unwrap();
     let images = store.images(&ImageFilter::default()).await.unwrap();
     let solo_summary = images.iter().find(|i| i.digest == solo.digest).unwrap();
-    assert_eq!(solo_summary.os_id.as_deref(), Some("alpine-3.20-amd64"));
+    assert_eq!(
+        solo_summary.os_id.as_ref().map(OsIdentity::as_str),
+        Some("alpine-3.20-amd64")
+    );
     assert_eq!(store.repository_statuses().await.unwrap().len(), 1);
 }
 
@@ -547,9 +554,9 @@ async fn lineage_is_a_lookup(url: String) {
         .collect();
     assert_eq!(service_chain.layers, expected);
 
-    let edge = |digest: &berth_core::Digest, shared| BaseRecord {
-        digest: digest.clone(),
-        method: BaseMethod::LayerPrefix,
+    let edge = |digest: &berth_core::Digest, shared| BaseMatch {
+        base: digest.clone(),
+        method: LineageMethod::LayerPrefix,
         shared_layers: shared,
     };
     store
@@ -610,18 +617,14 @@ async fn lineage_is_a_lookup(url: String) {
     let images = store.images(&built_on(&runtime.digest)).await.unwrap();
     assert_eq!(images[0].base, Some(edge(&runtime.digest, 2)));
 
-    // A base from an annotation names a digest the store may not know; clearing removes the edge.
-    let annotated = BaseRecord {
-        digest: digest("somebody else's base"),
-        method: BaseMethod::Annotation,
-        shared_layers: 0,
-    };
+    // A base may be a digest the store holds no image for; clearing removes the edge.
+    let elsewhere = edge(&digest("somebody else's base"), 1);
     store
-        .set_base(&other.digest, Some(&annotated))
+        .set_base(&other.digest, Some(&elsewhere))
         .await
         .unwrap();
     assert_eq!(
-        store.children_of(&annotated.digest).await.unwrap(),
+        store.children_of(&elsewhere.base).await.unwrap(),
         vec![other.digest.clone()]
     );
     store.set_base(&runtime.digest, None).await.unwrap();

@@ -76,7 +76,9 @@ CREATE TABLE images (
     os_pretty TEXT,
     libc TEXT,
     base_digest TEXT,
-    base_method TEXT CHECK (base_method IN ('layer-prefix', 'annotation', 'catalog')),
+    -- berth_core::lineage::LineageMethod as text ('layer-prefix'); checked when read, so a
+    -- new method needs no table rebuild.
+    base_method TEXT,
     base_shared_layers BIGINT,
     first_seen_at TIMESTAMPTZ NOT NULL,
     CHECK ((base_digest IS NULL) = (base_method IS NULL))

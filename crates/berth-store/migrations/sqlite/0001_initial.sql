@@ -77,7 +77,9 @@ CREATE TABLE images (
     os_pretty TEXT,
     libc TEXT,
     base_digest TEXT,
-    base_method TEXT CHECK (base_method IN ('layer-prefix', 'annotation', 'catalog')),
+    -- berth_core::lineage::LineageMethod as text ('layer-prefix'); checked when read, so a
+    -- new method needs no table rebuild.
+    base_method TEXT,
     base_shared_layers INTEGER,
     first_seen_at TEXT NOT NULL,
     CHECK ((base_digest IS NULL) = (base_method IS NULL))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use berth_core::osrelease::{LibcFamily, OsIdentity};
 use berth_core::{Digest, Tag};
 use berth_store::{
     ImageRecord, IndexEntry, LayerRecord, ManifestKind, ManifestRecord, Platform, RepositoryName,
@@ -19,6 +20,7 @@ use sqlx::Connection;
 /// Runs every listed `async fn name(url: String)` once per backend, as `sqlite::name` and
 /// `postgres::name`. `memory` tests get an in-memory SQLite database, `file` tests (which
 /// reopen it) a SQLite file; both get a fresh PostgreSQL schema.
+#[allow(unused_macros)] // crash.rs runs on SQLite files only
 macro_rules! on_both_backends {
     (memory: [$($memory:ident),* $(,)?], file: [$($file:ident),* $(,)?] $(,)?) => {
         mod sqlite {
@@ -224,9 +226,9 @@ pub fn image(
             seed.to_string(),
         )]),
         total_size,
-        os_id: os_id.map(str::to_string),
+        os_id: os_id.map(|id| OsIdentity { id: id.to_string() }),
         os_pretty: os_id.map(|id| format!("pretty {id}")),
-        libc: os_id.map(|_| "glibc".to_string()),
+        libc: os_id.map(|_| LibcFamily::Glibc),
         layers: layer_records,
     };
     (manifest, record)
