@@ -159,7 +159,8 @@ pub struct RepoSnapshot {
     /// Manifests fetched in this sync (known ones may be left out: they never change). Every
     /// tag's digest must be here or already in the store.
     pub manifests: Vec<ManifestRecord>,
-    /// Facts of the image manifests among them.
+    /// Facts of the image manifests among them; each image's manifest must be here or already
+    /// in the store.
     pub images: Vec<ImageRecord>,
     pub layer_facts: Vec<LayerFact>,
 }

@@ -132,6 +132,18 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
         store.layer_fact(&digest("unread layer")).await.unwrap(),
         None
     );
+    // Layers read outside a sync are cached too, and a re-read replaces the summary.
+    let layer = digest("read later");
+    for summary in [
+        serde_json::json!({"reader": 1}),
+        serde_json::json!({"reader": 2}),
+    ] {
+        store
+            .record_layer_fact(&layer, &summary, at(1))
+            .await
+            .unwrap();
+        assert_eq!(store.layer_fact(&layer).await.unwrap(), Some(summary));
+    }
 
     // Image facts, with where they are tagged.
     let images = store.images(&ImageFilter::default()).await.unwrap();
