@@ -23,7 +23,7 @@ pub mod suggest;
 mod validate;
 pub mod yaml;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use chrono::{DateTime, Utc};
 
@@ -189,15 +189,18 @@ impl Catalog {
         Some((&self.entries[owner.entry], owner.variant.as_deref()))
     }
 
-    /// Names close to `name` (canonical names and aliases, answered as canonical names).
+    /// Up to three canonical names close to `name` (aliases count, answered by their entry).
     pub fn suggestions(&self, name: &str) -> Vec<String> {
-        let mut suggestions: Vec<String> = Vec::new();
         let candidates = self.by_name.keys().map(String::as_str);
-        for candidate in suggest::closest(name, candidates) {
+        let mut suggestions: Vec<String> = Vec::new();
+        for candidate in suggest::closest(name, candidates, usize::MAX) {
             if let Some(entry) = self.get(candidate)
                 && !suggestions.contains(&entry.name)
             {
                 suggestions.push(entry.name.clone());
+                if suggestions.len() == suggest::SUGGESTIONS_MAX {
+                    break;
+                }
             }
         }
         suggestions

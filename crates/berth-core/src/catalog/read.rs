@@ -1,8 +1,14 @@
 //! Reading catalog files: the marked YAML tree walked into entries, every problem recorded with
 //! its file, line, column and field. Both formats (berth's and Toolforge's `images-v1.yaml`) go
 //! through the same [`Walker`]; cross-entry rules come afterwards, in `validate`.
+//!
+//! Field paths are built on the stack ([`Path`]) and turned into text only for a message, so a
+//! valid catalog costs no path strings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt as _};
+use std::fmt;
 
 use chrono::NaiveDate;
 
@@ -48,6 +54,54 @@ pub enum Format {
     Toolforge,
 }
 
+impl Format {
+    /// Where entries sit in a file of this format, as a field path prefix.
+    fn entries_field(self) -> Option<&'static str> {
+        match self {
+            Format::Berth => Some("images"),
+            Format::Toolforge => None,
+        }
+    }
+}
+
+/// A field path (`images.python3.11.variants.jobs.image`, `images.a.aliases[2]`), built on the
+/// stack while walking and formatted only when a message needs it.
+#[derive(Debug, Clone, Copy)]
+pub enum Path<'p> {
+    Root,
+    Field(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl<'p> Path<'p> {
+    pub fn field(&'p self, name: &'p str) -> Path<'p> {
+        Path::Field(self, name)
+    }
+
+    pub fn index(&'p self, index: usize) -> Path<'p> {
+        Path::Index(self, index)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Field(parent, name) => {
+                parent.fmt(f)?;
+                if !matches!(parent, Path::Root) {
+                    f.write_str(".")?;
+                }
+                f.write_str(name)
+            }
+            Path::Index(parent, index) => {
+                parent.fmt(f)?;
+                write!(f, "[{index}]")
+            }
+        }
+    }
+}
+
 /// An entry as read, with where each of its cross-referenced parts was written.
 #[derive(Debug, Clone)]
 pub struct Draft {
@@ -55,15 +109,29 @@ pub struct Draft {
     pub at: Positions,
 }
 
+impl Draft {
+    /// The entry's field path (`images.python3.11`), for messages.
+    pub fn path(&self) -> String {
+        match self.at.format.entries_field() {
+            Some(prefix) => format!("{prefix}.{}", self.entry.name),
+            None => self.entry.name.clone(),
+        }
+    }
+
+    /// The path of one of the entry's fields (`images.python3.11.base`).
+    pub fn field(&self, field: &str) -> String {
+        format!("{}.{field}", self.path())
+    }
+}
+
 /// Where an entry's parts are, for the cross-entry rules to point at.
 #[derive(Debug, Clone)]
 pub struct Positions {
     pub file: String,
-    /// The field path prefix of this entry (`images.python3.11`, or `python3.11` for Toolforge).
-    pub path: String,
+    pub format: Format,
     pub name: Position,
-    /// Each alias's position and field path (`images.a.aliases[2]`), in the entry's order.
-    pub aliases: Vec<(Position, String)>,
+    /// Each alias's position and its index in the file's list, in the entry's order.
+    pub aliases: Vec<(Position, usize)>,
     pub replacement: Option<Position>,
     pub base: Option<Position>,
     pub eol_on: Option<Position>,
@@ -89,49 +157,60 @@ pub fn read_source(
     diagnostics: &mut Diagnostics,
 ) -> Vec<Draft> {
     let mut walker = Walker { file, diagnostics };
-    let root = match yaml::parse(text) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            walker.error(
-                Position { line: 1, column: 1 },
-                "",
-                "the file holds no catalog (it is empty)",
-            );
-            return Vec::new();
-        }
-        Err(error) => {
-            walker.error(
-                error.position,
-                "",
-                format!("invalid YAML: {}", error.message),
-            );
-            return Vec::new();
-        }
+    let Some(root) = walker.document(text) else {
+        return Vec::new();
     };
-    match format {
-        Format::Berth => {
-            let Some(fields) = walker.fields(&root, "", FILE_FIELDS) else {
+    let root_path = Path::Root;
+    match format.entries_field() {
+        Some(field) => {
+            let Some(fields) = walker.fields(&root, &root_path, FILE_FIELDS) else {
                 return Vec::new();
             };
-            let Some(images) = fields.get("images") else {
+            let Some(images) = fields.get(field) else {
                 walker.error(
                     root.position,
-                    "images",
+                    &root_path.field(field),
                     "missing field: the catalog's entries go under `images`",
                 );
                 return Vec::new();
             };
-            walker.entries(images.value, "images.", Walker::berth_entry)
+            walker.entries(images.value, &root_path.field(field), format)
         }
-        Format::Toolforge => walker.entries(&root, "", Walker::toolforge_entry),
+        None => walker.entries(&root, &root_path, format),
     }
 }
 
 /// A field found in a mapping: its key's node and its value.
 #[derive(Debug, Clone, Copy)]
-pub struct Field<'n> {
-    pub key: &'n Node,
-    pub value: &'n Node,
+pub struct Field<'n, 'a> {
+    pub key: &'n Node<'a>,
+    pub value: &'n Node<'a>,
+}
+
+/// The known fields of a mapping that were present, in the order of the known list.
+#[derive(Debug)]
+pub struct Fields<'n, 'a> {
+    known: &'static [&'static str],
+    found: Vec<Option<Field<'n, 'a>>>,
+}
+
+impl<'n, 'a> Fields<'n, 'a> {
+    pub fn get(&self, name: &str) -> Option<Field<'n, 'a>> {
+        let index = self.known.iter().position(|known| *known == name)?;
+        self.found[index]
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Present fields with their names, in the order of the known list.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Field<'n, 'a>)> + '_ {
+        self.known
+            .iter()
+            .zip(&self.found)
+            .filter_map(|(name, field)| field.map(|field| (*name, field)))
+    }
 }
 
 /// Walks the tree of one file, recording problems with this file's name.
@@ -149,36 +228,51 @@ impl Walker<'_> {
         }
     }
 
-    pub fn error(&mut self, position: Position, field: &str, message: impl Into<String>) {
+    pub fn error(&mut self, position: Position, path: &Path<'_>, message: impl Into<String>) {
         let at = self.location(position);
-        self.diagnostics.error(&at, field, message);
+        self.diagnostics.error(&at, &path.to_string(), message);
+    }
+
+    /// The file's one YAML document; an empty file or invalid YAML is reported.
+    pub fn document<'t>(&mut self, text: &'t str) -> Option<Node<'t>> {
+        match yaml::parse(text) {
+            Ok(Some(root)) => Some(root),
+            Ok(None) => {
+                let start = Position { line: 1, column: 1 };
+                self.error(start, &Path::Root, "the file is empty");
+                None
+            }
+            Err(error) => {
+                let message = format!("invalid YAML: {}", error.message);
+                self.error(error.position, &Path::Root, message);
+                None
+            }
+        }
     }
 
     /// The pairs of a mapping, or an error naming what was found instead.
-    pub fn mapping<'n>(&mut self, node: &'n Node, field: &str) -> Option<&'n [(Node, Node)]> {
+    pub fn mapping<'n, 'a>(
+        &mut self,
+        node: &'n Node<'a>,
+        path: &Path<'_>,
+    ) -> Option<&'n [(Node<'a>, Node<'a>)]> {
         match &node.value {
             Value::Mapping(pairs) => Some(pairs),
             other => {
-                self.error(
-                    node.position,
-                    field,
-                    format!("expected a mapping, found {}", describe(other)),
-                );
+                let message = format!("expected a mapping, found {}", describe(other));
+                self.error(node.position, path, message);
                 None
             }
         }
     }
 
     /// The text of a mapping key; keys are names, so they must be plain text.
-    pub fn key_text<'n>(&mut self, key: &'n Node, field: &str) -> Option<&'n str> {
+    pub fn key_text<'n>(&mut self, key: &'n Node<'_>, path: &Path<'_>) -> Option<&'n str> {
         match &key.value {
             Value::Scalar(scalar) => Some(&scalar.text),
             other => {
-                self.error(
-                    key.position,
-                    field,
-                    format!("expected a text key, found {}", describe(other)),
-                );
+                let message = format!("expected a text key, found {}", describe(other));
+                self.error(key.position, path, message);
                 None
             }
         }
@@ -186,84 +280,80 @@ impl Walker<'_> {
 
     /// The fields of a mapping with known names: unknown fields and repeated fields are
     /// reported (a repeat is ignored after the report, the first one counts).
-    pub fn fields<'n>(
+    pub fn fields<'n, 'a>(
         &mut self,
-        node: &'n Node,
-        path: &str,
-        known: &[&'static str],
-    ) -> Option<HashMap<&'static str, Field<'n>>> {
+        node: &'n Node<'a>,
+        path: &Path<'_>,
+        known: &'static [&'static str],
+    ) -> Option<Fields<'n, 'a>> {
         let pairs = self.mapping(node, path)?;
-        let mut fields: HashMap<&'static str, Field<'n>> = HashMap::new();
+        let mut fields = Fields {
+            known,
+            found: vec![None; known.len()],
+        };
         for (key, value) in pairs {
             let Some(text) = self.key_text(key, path) else {
                 continue;
             };
-            let field_path = join(path, text);
-            let Some(name) = known.iter().find(|name| **name == text) else {
+            let Some(index) = known.iter().position(|name| *name == text) else {
                 let mut message = format!("unknown field `{text}`");
-                match closest(text, known.iter().copied()).first() {
+                match closest(text, known.iter().copied(), 1).first() {
                     Some(suggestion) => {
-                        message.push_str(&format!("; did you mean `{suggestion}`?"))
+                        message.push_str(&format!("; did you mean `{suggestion}`?"));
                     }
                     None => message.push_str(&format!("; expected one of: {}", known.join(", "))),
                 }
-                self.error(key.position, &field_path, message);
+                self.error(key.position, &path.field(text), message);
                 continue;
             };
-            if let Some(first) = fields.get(name) {
+            if let Some(first) = fields.found[index] {
                 let first = first.key.position;
-                self.error(
-                    key.position,
-                    &field_path,
-                    format!(
-                        "field given twice (first at line {}, column {})",
-                        first.line, first.column
-                    ),
+                let message = format!(
+                    "field given twice (first at line {}, column {})",
+                    first.line, first.column
                 );
+                self.error(key.position, &path.field(text), message);
                 continue;
             }
-            fields.insert(name, Field { key, value });
+            fields.found[index] = Some(Field { key, value });
         }
         Some(fields)
     }
 
     /// A text value; `None` for null (an absent optional field) or a report for a collection.
-    pub fn text(&mut self, node: &Node, field: &str) -> Option<String> {
+    pub fn text(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<String> {
         match &node.value {
             Value::Scalar(scalar) if scalar.is_null() => None,
-            Value::Scalar(scalar) => Some(scalar.text.clone()),
+            Value::Scalar(scalar) => Some(scalar.text.to_string()),
             other => {
-                self.error(
-                    node.position,
-                    field,
-                    format!("expected text, found {}", describe(other)),
-                );
+                let message = format!("expected text, found {}", describe(other));
+                self.error(node.position, path, message);
                 None
             }
         }
     }
 
     /// A required text value.
-    pub fn required_text(&mut self, node: &Node, field: &str) -> Option<String> {
+    pub fn required_text(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<String> {
         if let Value::Scalar(scalar) = &node.value
             && scalar.is_null()
         {
-            self.error(node.position, field, "expected text, found nothing");
+            self.error(node.position, path, "expected text, found nothing");
             return None;
         }
-        self.text(node, field)
+        self.text(node, path)
     }
 
     /// A name (entry, alias or variant): letters, digits, `.`, `_`, `-`, starting with a letter
     /// or digit, so that it can travel in a URL path and a shell word unquoted.
-    pub fn name(&mut self, node: &Node, field: &str) -> Option<String> {
-        let text = self.required_text(node, field)?;
+    pub fn name(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<String> {
+        let text = self.required_text(node, path)?;
         match name_problem(&text) {
             None => Some(text),
             Some(problem) => {
                 self.error(
                     node.position,
-                    field,
+                    path,
                     format!("invalid name {text:?}: {problem}"),
                 );
                 None
@@ -271,141 +361,130 @@ impl Walker<'_> {
         }
     }
 
-    /// A sequence's items, or an error.
-    pub fn sequence<'n>(&mut self, node: &'n Node, field: &str) -> Option<&'n [Node]> {
+    /// A sequence's items (none for null), or an error.
+    pub fn sequence<'n, 'a>(
+        &mut self,
+        node: &'n Node<'a>,
+        path: &Path<'_>,
+    ) -> Option<&'n [Node<'a>]> {
         match &node.value {
             Value::Sequence(items) => Some(items),
             Value::Scalar(scalar) if scalar.is_null() => Some(&[]),
             other => {
-                self.error(
-                    node.position,
-                    field,
-                    format!("expected a list, found {}", describe(other)),
-                );
+                let message = format!("expected a list, found {}", describe(other));
+                self.error(node.position, path, message);
                 None
             }
         }
     }
 
-    pub fn image(&mut self, node: &Node, field: &str) -> Option<ImageName> {
-        let text = self.required_text(node, field)?;
+    pub fn image(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<ImageName> {
+        let text = self.required_text(node, path)?;
         match ImageName::parse(&text) {
             Ok(image) => Some(image),
             Err(error) => {
-                self.error(node.position, field, error.to_string());
+                self.error(node.position, path, error.to_string());
                 None
             }
         }
     }
 
-    pub fn date(&mut self, node: &Node, field: &str) -> Option<NaiveDate> {
-        let text = self.text(node, field)?;
+    pub fn date(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<NaiveDate> {
+        let text = self.text(node, path)?;
         match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
             Ok(date) if text.len() == 10 => Some(date),
             _ => {
-                self.error(
-                    node.position,
-                    field,
-                    format!("{text:?} is not a date (YYYY-MM-DD)"),
-                );
+                let message = format!("{text:?} is not a date (YYYY-MM-DD)");
+                self.error(node.position, path, message);
                 None
             }
         }
     }
 
-    pub fn state(&mut self, node: &Node, field: &str) -> Option<State> {
-        let text = self.required_text(node, field)?;
+    pub fn state(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<State> {
+        let text = self.required_text(node, path)?;
         let state = State::parse(&text);
         if state.is_none() {
-            self.error(
-                node.position,
-                field,
-                format!("unknown state {text:?}; expected stable, deprecated or eol"),
-            );
+            let message = format!("unknown state {text:?}; expected stable, deprecated or eol");
+            self.error(node.position, path, message);
         }
         state
     }
 
-    /// Aliases: names, each listed once.
-    pub fn aliases(&mut self, node: &Node, field: &str) -> (Vec<String>, Vec<(Position, String)>) {
+    /// Aliases: names, each listed once; with each one's position and index in the list.
+    pub fn aliases(
+        &mut self,
+        node: &Node<'_>,
+        path: &Path<'_>,
+    ) -> (Vec<String>, Vec<(Position, usize)>) {
         let mut aliases = Vec::new();
         let mut positions = Vec::new();
-        for (index, item) in self
-            .sequence(node, field)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let item_field = format!("{field}[{index}]");
-            let Some(alias) = self.name(item, &item_field) else {
+        let items = self.sequence(node, path).unwrap_or_default();
+        for (index, item) in items.iter().enumerate() {
+            let item_path = path.index(index);
+            let Some(alias) = self.name(item, &item_path) else {
                 continue;
             };
             if aliases.contains(&alias) {
                 self.error(
                     item.position,
-                    &item_field,
+                    &item_path,
                     format!("alias {alias:?} listed twice"),
                 );
                 continue;
             }
             aliases.push(alias);
-            positions.push((item.position, item_field));
+            positions.push((item.position, index));
         }
         (aliases, positions)
     }
 
-    /// `variants:` consumer name → `{image, extra}`.
+    /// `variants:` consumer name → `{image, extra}`; records where each image is written.
     pub fn variants(
         &mut self,
-        node: &Node,
-        path: &str,
+        node: &Node<'_>,
+        path: &Path<'_>,
         images: &mut Vec<(Option<String>, Position)>,
     ) -> BTreeMap<String, Variant> {
         let mut variants = BTreeMap::new();
         let Some(pairs) = self.mapping(node, path) else {
             return variants;
         };
-        let mut seen: HashMap<String, Position> = HashMap::new();
+        let mut seen: HashMap<&str, Position> = HashMap::new();
         for (key, value) in pairs {
-            let variant_path = match self.key_text(key, path) {
-                Some(text) => join(path, text),
-                None => continue,
+            let Some(text) = self.key_text(key, path) else {
+                continue;
             };
+            let variant_path = path.field(text);
             let Some(name) = self.name(key, &variant_path) else {
                 continue;
             };
-            if let Some(first) = seen.get(&name) {
-                self.error(
-                    key.position,
-                    &variant_path,
-                    format!(
-                        "variant given twice (first at line {}, column {})",
-                        first.line, first.column
-                    ),
+            if let Some(first) = seen.get(text) {
+                let message = format!(
+                    "variant given twice (first at line {}, column {})",
+                    first.line, first.column
                 );
+                self.error(key.position, &variant_path, message);
                 continue;
             }
-            seen.insert(name.clone(), key.position);
+            seen.insert(text, key.position);
             let Some(fields) = self.fields(value, &variant_path, VARIANT_FIELDS) else {
                 continue;
             };
-            let image_path = join(&variant_path, "image");
+            let image_path = variant_path.field("image");
             let image = match fields.get("image") {
                 Some(field) => {
                     images.push((Some(name.clone()), field.value.position));
                     self.image(field.value, &image_path)
                 }
                 None => {
-                    self.error(
-                        value.position,
-                        &image_path,
-                        "missing field: a variant needs an image",
-                    );
+                    let message = "missing field: a variant needs an image";
+                    self.error(value.position, &image_path, message);
                     None
                 }
             };
             let extra = match fields.get("extra") {
-                Some(field) => self.extra(field.value, &join(&variant_path, "extra")),
+                Some(field) => self.extra(field.value, &variant_path.field("extra")),
                 None => Extra::new(),
             };
             if let Some(image) = image {
@@ -416,7 +495,7 @@ impl Walker<'_> {
     }
 
     /// An opaque `extra` map, converted to JSON values for the consumer.
-    fn extra(&mut self, node: &Node, path: &str) -> Extra {
+    fn extra(&mut self, node: &Node<'_>, path: &Path<'_>) -> Extra {
         if let Value::Scalar(scalar) = &node.value
             && scalar.is_null()
         {
@@ -432,7 +511,7 @@ impl Walker<'_> {
         }
     }
 
-    fn json(&mut self, node: &Node, path: &str) -> Option<serde_json::Value> {
+    fn json(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<serde_json::Value> {
         match &node.value {
             Value::Scalar(scalar) => match scalar.to_json() {
                 Ok(value) => Some(value),
@@ -445,7 +524,7 @@ impl Walker<'_> {
                 let values: Vec<_> = items
                     .iter()
                     .enumerate()
-                    .filter_map(|(index, item)| self.json(item, &format!("{path}[{index}]")))
+                    .filter_map(|(index, item)| self.json(item, &path.index(index)))
                     .collect();
                 Some(serde_json::Value::Array(values))
             }
@@ -455,7 +534,7 @@ impl Walker<'_> {
                     let Some(text) = self.key_text(key, path) else {
                         continue;
                     };
-                    let field = join(path, text);
+                    let field = path.field(text);
                     if map.contains_key(text) {
                         self.error(key.position, &field, "key given twice");
                         continue;
@@ -469,15 +548,11 @@ impl Walker<'_> {
         }
     }
 
-    fn owners(&mut self, node: &Node, path: &str) -> Vec<Owner> {
+    fn owners(&mut self, node: &Node<'_>, path: &Path<'_>) -> Vec<Owner> {
         let mut owners = Vec::new();
-        for (index, item) in self
-            .sequence(node, path)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let item_path = format!("{path}[{index}]");
+        let items = self.sequence(node, path).unwrap_or_default();
+        for (index, item) in items.iter().enumerate() {
+            let item_path = path.index(index);
             let owner = match &item.value {
                 Value::Scalar(_) => self.required_text(item, &item_path).map(|name| Owner {
                     name,
@@ -487,28 +562,23 @@ impl Walker<'_> {
                     let Some(fields) = self.fields(item, &item_path, OWNER_FIELDS) else {
                         continue;
                     };
+                    let name_path = item_path.field("name");
                     let name = match fields.get("name") {
-                        Some(field) => self.required_text(field.value, &join(&item_path, "name")),
+                        Some(field) => self.required_text(field.value, &name_path),
                         None => {
-                            self.error(
-                                item.position,
-                                &join(&item_path, "name"),
-                                "missing field: an owner needs a name",
-                            );
+                            let message = "missing field: an owner needs a name";
+                            self.error(item.position, &name_path, message);
                             None
                         }
                     };
                     let contact = fields
                         .get("contact")
-                        .and_then(|field| self.text(field.value, &join(&item_path, "contact")));
+                        .and_then(|field| self.text(field.value, &item_path.field("contact")));
                     name.map(|name| Owner { name, contact })
                 }
                 Value::Sequence(_) => {
-                    self.error(
-                        item.position,
-                        &item_path,
-                        "expected a name or a mapping with `name` and `contact`",
-                    );
+                    let message = "expected a name or a mapping with `name` and `contact`";
+                    self.error(item.position, &item_path, message);
                     None
                 }
             };
@@ -517,28 +587,22 @@ impl Walker<'_> {
         owners
     }
 
-    fn channels(&mut self, node: &Node, path: &str) -> Vec<Tag> {
+    fn channels(&mut self, node: &Node<'_>, path: &Path<'_>) -> Vec<Tag> {
         let mut channels: Vec<Tag> = Vec::new();
         let items = self.sequence(node, path).unwrap_or_default();
         if items.is_empty() {
-            self.error(
-                node.position,
-                path,
-                "an image needs at least one channel (leave the field out for [latest])",
-            );
+            let message = "an image needs at least one channel (leave the field out for [latest])";
+            self.error(node.position, path, message);
         }
         for (index, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{index}]");
+            let item_path = path.index(index);
             let Some(text) = self.required_text(item, &item_path) else {
                 continue;
             };
             match Tag::parse(&text) {
                 Ok(tag) if channels.contains(&tag) => {
-                    self.error(
-                        item.position,
-                        &item_path,
-                        format!("channel {text:?} listed twice"),
-                    );
+                    let message = format!("channel {text:?} listed twice");
+                    self.error(item.position, &item_path, message);
                 }
                 Ok(tag) => channels.push(tag),
                 Err(error) => self.error(item.position, &item_path, error.to_string()),
@@ -548,74 +612,61 @@ impl Walker<'_> {
     }
 
     /// Every entry of a mapping of canonical name → entry, with duplicate names reported.
-    fn entries(
-        &mut self,
-        node: &Node,
-        path: &str,
-        read_entry: fn(&mut Self, String, &Node, &Node, &str) -> Option<Draft>,
-    ) -> Vec<Draft> {
-        let Some(pairs) = self.mapping(node, path.trim_end_matches('.')) else {
+    fn entries(&mut self, node: &Node<'_>, path: &Path<'_>, format: Format) -> Vec<Draft> {
+        let Some(pairs) = self.mapping(node, path) else {
             return Vec::new();
         };
-        let mut drafts: Vec<Draft> = Vec::new();
-        let mut seen: HashMap<String, Position> = HashMap::new();
+        let mut drafts: Vec<Draft> = Vec::with_capacity(pairs.len());
+        let mut seen: HashMap<&str, Position> = HashMap::with_capacity(pairs.len());
         for (key, value) in pairs {
-            let Some(text) = self.key_text(key, path.trim_end_matches('.')) else {
+            let Some(text) = self.key_text(key, path) else {
                 continue;
             };
-            let entry_path = format!("{path}{text}");
+            let entry_path = path.field(text);
             let Some(name) = self.name(key, &entry_path) else {
                 continue;
             };
-            if let Some(first) = seen.get(&name) {
-                self.error(
-                    key.position,
-                    &entry_path,
-                    format!(
-                        "duplicate canonical name {name:?} (first at {}:{}:{})",
-                        self.file, first.line, first.column
-                    ),
+            if let Some(first) = seen.get(text) {
+                let message = format!(
+                    "duplicate canonical name {name:?} (first at {}:{}:{})",
+                    self.file, first.line, first.column
                 );
+                self.error(key.position, &entry_path, message);
                 continue;
             }
-            seen.insert(name.clone(), key.position);
-            drafts.extend(read_entry(self, name, key, value, &entry_path));
+            seen.insert(text, key.position);
+            let positions = Positions {
+                file: self.file.to_string(),
+                format,
+                name: key.position,
+                aliases: Vec::new(),
+                replacement: None,
+                base: None,
+                eol_on: None,
+                images: Vec::new(),
+            };
+            let draft = match format {
+                Format::Berth => self.berth_entry(name, positions, key, value, &entry_path),
+                Format::Toolforge => self.toolforge_entry(name, positions, key, value, &entry_path),
+            };
+            drafts.extend(draft);
         }
         drafts
     }
 
-    fn new_positions(&self, path: &str, key: &Node) -> Positions {
-        Positions {
-            file: self.file.to_string(),
-            path: path.to_string(),
-            name: key.position,
-            aliases: Vec::new(),
-            replacement: None,
-            base: None,
-            eol_on: None,
-            images: Vec::new(),
-        }
-    }
-
-    fn berth_entry(&mut self, name: String, key: &Node, value: &Node, path: &str) -> Option<Draft> {
+    fn berth_entry(
+        &mut self,
+        name: String,
+        mut at: Positions,
+        key: &Node<'_>,
+        value: &Node<'_>,
+        path: &Path<'_>,
+    ) -> Option<Draft> {
         let fields = self.fields(value, path, ENTRY_FIELDS)?;
-        let mut at = self.new_positions(path, key);
-        let field_path = |field: &str| join(path, field);
-        let mut entry = CatalogEntry {
-            name,
-            description: None,
-            aliases: Vec::new(),
-            lifecycle: Lifecycle::default(),
-            image: None,
-            variants: BTreeMap::new(),
-            base: None,
-            owners: Vec::new(),
-            channels: default_channels(),
-        };
-        for (field, Field { value, .. }) in &fields {
-            let value = *value;
-            let here = field_path(field);
-            match *field {
+        let mut entry = empty_entry(name);
+        for (field, Field { value, .. }) in fields.iter() {
+            let here = path.field(field);
+            match field {
                 "description" => entry.description = self.text(value, &here),
                 "owners" => entry.owners = self.owners(value, &here),
                 "aliases" => (entry.aliases, at.aliases) = self.aliases(value, &here),
@@ -642,24 +693,17 @@ impl Walker<'_> {
                 other => unreachable!("field {other} is in ENTRY_FIELDS but not read"),
             }
         }
-        if !fields.contains_key("image") && !fields.contains_key("variants") {
-            self.error(
-                key.position,
-                path,
-                "an entry needs an `image` or `variants`",
-            );
+        if !fields.contains("image") && !fields.contains("variants") {
+            let message = "an entry needs an `image` or `variants`";
+            self.error(key.position, path, message);
         }
-        if let (Some(deprecated), Some(eol), Some(eol_position)) = (
-            entry.lifecycle.deprecated_on,
-            entry.lifecycle.eol_on,
-            at.eol_on,
-        ) && eol < deprecated
+        let lifecycle = &entry.lifecycle;
+        if let (Some(deprecated), Some(eol), Some(eol_position)) =
+            (lifecycle.deprecated_on, lifecycle.eol_on, at.eol_on)
+            && eol < deprecated
         {
-            self.error(
-                eol_position,
-                &field_path("eol_on"),
-                format!("eol_on {eol} is before deprecated_on {deprecated}"),
-            );
+            let message = format!("eol_on {eol} is before deprecated_on {deprecated}");
+            self.error(eol_position, &path.field("eol_on"), message);
         }
         Some(Draft { entry, at })
     }
@@ -667,58 +711,51 @@ impl Walker<'_> {
     fn toolforge_entry(
         &mut self,
         name: String,
-        key: &Node,
-        value: &Node,
-        path: &str,
+        mut at: Positions,
+        key: &Node<'_>,
+        value: &Node<'_>,
+        path: &Path<'_>,
     ) -> Option<Draft> {
         let fields = self.fields(value, path, TOOLFORGE_ENTRY_FIELDS)?;
-        let mut at = self.new_positions(path, key);
-        let mut entry = CatalogEntry {
-            name,
-            description: None,
-            aliases: Vec::new(),
-            lifecycle: Lifecycle::default(),
-            image: None,
-            variants: BTreeMap::new(),
-            base: None,
-            owners: Vec::new(),
-            channels: default_channels(),
-        };
+        let mut entry = empty_entry(name);
         if let Some(field) = fields.get("aliases") {
-            (entry.aliases, at.aliases) = self.aliases(field.value, &join(path, "aliases"));
+            (entry.aliases, at.aliases) = self.aliases(field.value, &path.field("aliases"));
         }
+        let state_path = path.field("state");
         match fields.get("state") {
             Some(field) => {
-                entry.lifecycle.state = self
-                    .state(field.value, &join(path, "state"))
-                    .unwrap_or_default()
+                entry.lifecycle.state = self.state(field.value, &state_path).unwrap_or_default();
             }
-            None => self.error(
-                key.position,
-                &join(path, "state"),
-                "missing field: Toolforge consumers read `state`",
-            ),
+            None => {
+                let message = "missing field: Toolforge consumers read `state`";
+                self.error(key.position, &state_path, message);
+            }
         }
+        let variants_path = path.field("variants");
         match fields.get("variants") {
             Some(field) => {
-                entry.variants = self.variants(field.value, &join(path, "variants"), &mut at.images)
+                entry.variants = self.variants(field.value, &variants_path, &mut at.images);
             }
-            None => self.error(
-                key.position,
-                &join(path, "variants"),
-                "missing field: Toolforge consumers read `variants`",
-            ),
+            None => {
+                let message = "missing field: Toolforge consumers read `variants`";
+                self.error(key.position, &variants_path, message);
+            }
         }
         Some(Draft { entry, at })
     }
 }
 
-/// `a.b`, or `b` alone when `a` is empty.
-pub fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
+fn empty_entry(name: String) -> CatalogEntry {
+    CatalogEntry {
+        name,
+        description: None,
+        aliases: Vec::new(),
+        lifecycle: Lifecycle::default(),
+        image: None,
+        variants: BTreeMap::new(),
+        base: None,
+        owners: Vec::new(),
+        channels: default_channels(),
     }
 }
 
@@ -733,16 +770,14 @@ pub fn name_problem(text: &str) -> Option<&'static str> {
     if text.len() > NAME_LENGTH_MAX {
         return Some("longer than 128 characters");
     }
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if !text.bytes().all(allowed) {
         return Some("only letters, digits, '.', '_' and '-' are allowed");
     }
     None
 }
 
-fn describe(value: &Value) -> &'static str {
+fn describe(value: &Value<'_>) -> &'static str {
     match value {
         Value::Scalar(scalar) if scalar.is_null() => "nothing",
         Value::Scalar(_) => "text",

@@ -1,21 +1,35 @@
 //! "Did you mean": the names closest to a mistyped one, by edit distance.
 
 /// How many suggestions to offer at most.
-const SUGGESTIONS_MAX: usize = 3;
+pub const SUGGESTIONS_MAX: usize = 3;
 
 /// The candidates closest to `target` (transpositions count as one edit; a candidate that starts
-/// with what was typed counts as one edit away), best first, ties by name, at most three.
-pub fn closest<'a>(target: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+/// with what was typed counts as one edit away), best first, ties by name, at most `limit`.
+pub fn closest<'a>(
+    target: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    limit: usize,
+) -> Vec<&'a str> {
     let target_lower = target.to_ascii_lowercase();
-    let threshold = (target.chars().count() / 3).max(2);
+    let target_length = target_lower.chars().count();
+    let threshold = (target_length / 3).max(2);
     let mut scored: Vec<(usize, &'a str)> = candidates
         .into_iter()
         .filter_map(|candidate| {
-            let lower = candidate.to_ascii_lowercase();
-            let mut distance = edit_distance(&target_lower, &lower);
-            if target_lower.len() >= 3 && lower.starts_with(&target_lower) {
-                distance = distance.min(1);
+            let starts_with = target_lower.len() >= 3
+                && candidate
+                    .get(..target_lower.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(&target_lower));
+            if starts_with {
+                return Some((1, candidate));
             }
+            // The distance is at least the difference in length: skip the far ones cheaply.
+            if candidate.len().abs_diff(target_lower.len()) > threshold * 4
+                || candidate.chars().count().abs_diff(target_length) > threshold
+            {
+                return None;
+            }
+            let distance = edit_distance(&target_lower, &candidate.to_ascii_lowercase());
             (distance <= threshold).then_some((distance, candidate))
         })
         .collect();
@@ -23,7 +37,7 @@ pub fn closest<'a>(target: &str, candidates: impl IntoIterator<Item = &'a str>) 
     scored.dedup_by(|a, b| a.1 == b.1);
     scored
         .into_iter()
-        .take(SUGGESTIONS_MAX)
+        .take(limit)
         .map(|(_, candidate)| candidate)
         .collect()
 }
@@ -92,7 +106,7 @@ mod tests {
             ("ruby", &[]),
         ];
         for (typed, expect) in cases {
-            assert_eq!(closest(typed, names), *expect, "{typed}");
+            assert_eq!(closest(typed, names, SUGGESTIONS_MAX), *expect, "{typed}");
         }
     }
 }

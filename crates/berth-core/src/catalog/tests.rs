@@ -286,7 +286,7 @@ c.yaml:3:3: error: images.a: an entry needs an `image` or `variants`
 fn files_that_hold_no_catalog() {
     check(
         &[("empty.yaml", "")],
-        "empty.yaml:1:1: error: the file holds no catalog (it is empty)",
+        "empty.yaml:1:1: error: the file is empty",
     );
     check(
         &[("none.yaml", "images: {}\n")],

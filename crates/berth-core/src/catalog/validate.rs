@@ -1,14 +1,14 @@
 //! Rules across entries: unique names and aliases, replacements and bases that name an entry,
 //! no base cycles, one owner per repository; and the warnings that depend on `now`.
 
-use std::collections::{BTreeMap, HashMap};
+use foldhash::{HashMap, HashMapExt as _};
 
 use chrono::{DateTime, Utc};
 
 use super::diagnostic::Diagnostics;
 use super::model::State;
-use super::read::{Draft, join};
-use super::suggest::closest;
+use super::read::Draft;
+use super::suggest::{SUGGESTIONS_MAX, closest};
 use super::yaml::Position;
 
 /// Checks `drafts` together (source order decides which of two duplicates is reported) and
@@ -36,28 +36,26 @@ pub fn validate(
 }
 
 fn unique_names(drafts: Vec<Draft>, diagnostics: &mut Diagnostics) -> Vec<Draft> {
-    let mut first: HashMap<String, (String, Position)> = HashMap::new();
-    let mut kept = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        if let Some((file, position)) = first.get(&draft.entry.name) {
-            let at = draft.at.location(draft.at.name);
-            diagnostics.error(
-                &at,
-                &draft.at.path,
-                format!(
-                    "duplicate canonical name {:?} (first at {file}:{}:{})",
-                    draft.entry.name, position.line, position.column
-                ),
-            );
+    let mut first: HashMap<&str, &Draft> = HashMap::with_capacity(drafts.len());
+    let mut repeated = vec![false; drafts.len()];
+    for (index, draft) in drafts.iter().enumerate() {
+        let Some(original) = first.get(draft.entry.name.as_str()) else {
+            first.insert(&draft.entry.name, draft);
             continue;
-        }
-        first.insert(
-            draft.entry.name.clone(),
-            (draft.at.file.clone(), draft.at.name),
+        };
+        let message = format!(
+            "duplicate canonical name {:?} (first at {})",
+            draft.entry.name,
+            location(original, original.at.name)
         );
-        kept.push(draft);
+        diagnostics.error(&draft.at.location(draft.at.name), &draft.path(), message);
+        repeated[index] = true;
     }
-    kept
+    drafts
+        .into_iter()
+        .zip(repeated)
+        .filter_map(|(draft, repeated)| (!repeated).then_some(draft))
+        .collect()
 }
 
 /// Reports aliases that repeat a canonical name or another entry's alias; returns alias → the
@@ -69,8 +67,9 @@ fn unique_aliases<'d>(
 ) -> HashMap<&'d str, &'d str> {
     let mut owners: HashMap<&'d str, &'d Draft> = HashMap::new();
     for draft in drafts {
-        for (alias, (position, field)) in draft.entry.aliases.iter().zip(&draft.at.aliases) {
+        for (alias, (position, index)) in draft.entry.aliases.iter().zip(&draft.at.aliases) {
             let at = draft.at.location(*position);
+            let field = &format!("{}[{index}]", draft.field("aliases"));
             if let Some(named) = by_name.get(alias.as_str()) {
                 let message = if named.entry.name == draft.entry.name {
                     format!("alias {alias:?} is the entry's own name")
@@ -118,7 +117,7 @@ fn unknown_reference<'a>(
         return format!("{text:?} is an alias of {canonical:?}; name the entry itself");
     }
     let mut message = format!("{text:?} names no entry in the catalog");
-    let suggestions = closest(text, by_name.keys().copied());
+    let suggestions = closest(text, by_name.keys().copied(), SUGGESTIONS_MAX);
     if !suggestions.is_empty() {
         message.push_str(&format!("; did you mean {}?", suggestions.join(", ")));
     }
@@ -138,7 +137,7 @@ fn check_replacement<'a>(
         return;
     };
     let at = draft.at.location(position);
-    let field = join(&draft.at.path, "replacement");
+    let field = draft.field("replacement");
     if *replacement == draft.entry.name {
         diagnostics.error(&at, &field, "an entry cannot replace itself");
         return;
@@ -190,7 +189,7 @@ fn check_base<'a>(
         return;
     };
     let at = draft.at.location(position);
-    let field = join(&draft.at.path, "base");
+    let field = draft.field("base");
     if *base == draft.entry.name {
         diagnostics.error(&at, &field, "an image cannot be built on itself");
         return;
@@ -218,7 +217,7 @@ fn check_retiring(draft: &Draft, now: DateTime<Utc>, diagnostics: &mut Diagnosti
     let at = draft.at.location(draft.at.name);
     diagnostics.warning(
         &at,
-        &draft.at.path,
+        &draft.path(),
         format!("{status} but names no replacement for its users"),
     );
 }
@@ -257,7 +256,7 @@ fn check_base_cycles(
                     if let Some(position) = first.at.base {
                         diagnostics.error(
                             &first.at.location(position),
-                            &join(&first.at.path, "base"),
+                            &first.field("base"),
                             format!("base cycle: {path}"),
                         );
                     }
@@ -273,7 +272,7 @@ fn check_base_cycles(
 
 /// A repository belongs to one entry, so that reverse resolution has one answer.
 fn check_repositories(drafts: &[Draft], diagnostics: &mut Diagnostics) {
-    let mut owners: BTreeMap<(&str, &str), (&Draft, Option<&str>)> = BTreeMap::new();
+    let mut owners: HashMap<(&str, &str), (&Draft, Option<&str>)> = HashMap::new();
     for draft in drafts {
         for (variant, image) in draft.entry.images() {
             let key = (image.registry(), image.repository());
@@ -287,11 +286,8 @@ fn check_repositories(drafts: &[Draft], diagnostics: &mut Diagnostics) {
                         .find(|(name, _)| name.as_deref() == variant)
                         .map_or(draft.at.name, |(_, position)| *position);
                     let field = match variant {
-                        Some(variant) => join(
-                            &join(&draft.at.path, "variants"),
-                            &format!("{variant}.image"),
-                        ),
-                        None => join(&draft.at.path, "image"),
+                        Some(variant) => draft.field(&format!("variants.{variant}.image")),
+                        None => draft.field("image"),
                     };
                     let owner_part = match owner_variant {
                         Some(name) => format!("{:?} (variant {name})", owner.entry.name),

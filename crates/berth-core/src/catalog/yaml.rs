@@ -6,6 +6,7 @@
 //! line. Scalars are kept as text with their style; [`Scalar::to_json`] resolves them with the
 //! YAML 1.2 core schema when a typed value is wanted (the opaque `extra` maps).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
@@ -31,39 +32,39 @@ impl Position {
     }
 }
 
-/// A node and where it starts.
+/// A node and where it starts; scalars borrow from the source text where they can.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     pub position: Position,
-    pub value: Value,
+    pub value: Value<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Scalar(Scalar),
-    Sequence(Vec<Node>),
+pub enum Value<'a> {
+    Scalar(Scalar<'a>),
+    Sequence(Vec<Node<'a>>),
     /// Key-value pairs in document order; a repeated key appears twice.
-    Mapping(Vec<(Node, Node)>),
+    Mapping(Vec<(Node<'a>, Node<'a>)>),
 }
 
 /// A scalar as written: its text, and whether quoting or a tag made it a string.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scalar {
-    pub text: String,
+pub struct Scalar<'a> {
+    pub text: Cow<'a, str>,
     /// Quoted or block scalars are strings whatever they contain.
     pub style: ScalarStyle,
     /// A core schema tag (`!!str`, `!!int`, ...) given explicitly: its suffix.
     pub core_tag: Option<String>,
 }
 
-impl Scalar {
+impl Scalar<'_> {
     /// A plain scalar that the core schema reads as null (`~`, `null`, or nothing at all).
     pub fn is_null(&self) -> bool {
         match &self.core_tag {
             Some(tag) => tag == "null",
             None => {
                 self.style == ScalarStyle::Plain
-                    && matches!(self.text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+                    && matches!(&*self.text, "" | "~" | "null" | "Null" | "NULL")
             }
         }
     }
@@ -71,7 +72,7 @@ impl Scalar {
     /// The value under the YAML 1.2 core schema, as JSON (which cannot hold `.inf` or `.nan`).
     pub fn to_json(&self) -> Result<serde_json::Value, String> {
         use serde_json::Value as Json;
-        let text = self.text.as_str();
+        let text: &str = &self.text;
         let plain = self.style == ScalarStyle::Plain;
         let kind = match self.core_tag.as_deref() {
             Some(tag) => tag,
@@ -85,7 +86,7 @@ impl Scalar {
             None => "str",
         };
         match kind {
-            "str" => Ok(Json::String(self.text.clone())),
+            "str" => Ok(Json::String(self.text.to_string())),
             "null" => Ok(Json::Null),
             "bool" => match text.to_ascii_lowercase().as_str() {
                 "true" => Ok(Json::Bool(true)),
@@ -187,7 +188,7 @@ impl From<ScanError> for SyntaxError {
 }
 
 /// Parses one YAML document. `Ok(None)` for a file with no document (empty, or comments only).
-pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+pub fn parse(text: &str) -> Result<Option<Node<'_>>, SyntaxError> {
     let mut builder = Builder::default();
     Parser::new_from_str(text).load(&mut builder, true)?;
     if let Some(error) = builder.error {
@@ -206,30 +207,30 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
 
 /// A collection being built, with the anchor it will be registered under.
 #[derive(Debug)]
-enum Frame {
+enum Frame<'a> {
     Sequence {
         position: Position,
         anchor: usize,
-        items: Vec<Node>,
+        items: Vec<Node<'a>>,
     },
     Mapping {
         position: Position,
         anchor: usize,
-        pairs: Vec<(Node, Node)>,
-        key: Option<Node>,
+        pairs: Vec<(Node<'a>, Node<'a>)>,
+        key: Option<Node<'a>>,
     },
 }
 
 #[derive(Debug, Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    documents: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+struct Builder<'a> {
+    stack: Vec<Frame<'a>>,
+    documents: Vec<Node<'a>>,
+    anchors: HashMap<usize, Node<'a>>,
     alias_nodes: usize,
     error: Option<SyntaxError>,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     fn fail(&mut self, position: Position, message: impl Into<String>) {
         if self.error.is_none() {
             self.error = Some(SyntaxError {
@@ -239,7 +240,7 @@ impl Builder {
         }
     }
 
-    fn complete(&mut self, node: Node, anchor: usize) {
+    fn complete(&mut self, node: Node<'a>, anchor: usize) {
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
         }
@@ -269,7 +270,7 @@ impl Builder {
     }
 }
 
-fn node_count(node: &Node) -> usize {
+fn node_count(node: &Node<'_>) -> usize {
     1 + match &node.value {
         Value::Scalar(_) => 0,
         Value::Sequence(items) => items.iter().map(node_count).sum(),
@@ -280,7 +281,7 @@ fn node_count(node: &Node) -> usize {
     }
 }
 
-impl<'input> SpannedEventReceiver<'input> for Builder {
+impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
     fn on_event(&mut self, event: Event<'input>, span: Span) {
         if self.error.is_some() {
             return;
@@ -294,7 +295,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
                 let node = Node {
                     position,
                     value: Value::Scalar(Scalar {
-                        text: text.into_owned(),
+                        text,
                         style,
                         core_tag,
                     }),
@@ -376,7 +377,8 @@ mod tests {
     use super::*;
 
     fn scalar_json(text: &str) -> String {
-        let Some(node) = parse(&format!("v: {text}")).expect("valid yaml") else {
+        let document = format!("v: {text}");
+        let Some(node) = parse(&document).expect("valid yaml") else {
             panic!("no document");
         };
         let Value::Mapping(pairs) = node.value else {
