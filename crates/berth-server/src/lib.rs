@@ -1,1 +1,108 @@
-//! berth serve.
+//! `berth serve`: the HTTP API over berth's knowledge. For now: the catalog (read-only), health
+//! and readiness probes, status, metrics and the OpenAPI description; the catalog is re-read
+//! when its files change, and an invalid edit never replaces the catalog being served.
+//!
+//! - [`app`] builds the router over an [`AppState`]; tests drive it with `oneshot`.
+//! - [`run`] serves a bound listener until `shutdown` resolves, polling the catalog meanwhile.
+//! - [`config`]: the config file (`listen`, `catalog`, ...), every error reported at once.
+//! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
+//! - [`reload`]: the served snapshot, its status, and the poll loop.
+//!
+//! Logs are `tracing` events with structured fields; nothing here prints.
+
+mod api;
+pub mod catalog_source;
+pub mod config;
+mod metrics;
+pub mod reload;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use api::OPENAPI_YAML;
+use config::ServeSettings;
+use reload::CatalogState;
+
+/// The clock the server answers with (`now` for effective states); tests pass a fixed one.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<CatalogState>,
+    pub clock: Clock,
+}
+
+/// The router: probes, metrics, documents and the `/api/v1` endpoints.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.yaml", get(api::openapi))
+        .route("/schemas/catalog.json", get(api::catalog_schema))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/catalog", get(api::list))
+        .route("/api/v1/catalog/{name}", get(api::show))
+        .route("/api/v1/resolve/{name}", get(api::resolve))
+        .route("/api/v1/which", get(api::which))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(api::log_request))
+        .with_state(state)
+}
+
+/// Serves `listener` until `shutdown` resolves, then finishes the requests in flight and stops
+/// the catalog poller. The catalog is loaded at once and reloaded when its files change.
+pub async fn run(
+    listener: TcpListener,
+    settings: ServeSettings,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
+    let state = AppState {
+        catalog: Arc::clone(&catalog),
+        clock: Arc::clone(&clock),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let poller = tokio::spawn(reload::watch(
+        catalog,
+        settings.poll_interval,
+        clock,
+        stopped.clone(),
+    ));
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    tracing::info!(
+        address = %listener.local_addr()?,
+        catalog = %settings.catalog.path.display(),
+        format = reload::format_name(settings.catalog.format),
+        poll_interval_ms = settings.poll_interval.as_millis() as u64,
+        "berth serve listening"
+    );
+    let mut server_stopped = stopped;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            let _ = server_stopped.wait_for(|stop| *stop).await;
+        })
+        .await?;
+    if let Err(error) = poller.await {
+        tracing::error!(error = %error, "catalog poller failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -40,6 +40,20 @@ use crate::reference::ImageRef;
 /// The JSON Schema of berth's catalog format (published at `docs/catalog.schema.json`).
 pub const SCHEMA_JSON: &str = include_str!("../../../../docs/catalog.schema.json");
 
+/// Reads a moment as people type it on a command line or in a query string: RFC 3339
+/// (`2027-01-01T09:30:00Z`, `2027-01-01T11:30:00+02:00`) or a day (`2027-01-01`: 00:00 UTC).
+pub fn parse_moment(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(moment) = DateTime::parse_from_rfc3339(text) {
+        return Ok(moment.to_utc());
+    }
+    match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(day) if text.len() == 10 => Ok(day.and_time(chrono::NaiveTime::MIN).and_utc()),
+        _ => Err(format!(
+            "{text:?} is not a moment: expected RFC 3339 (2027-01-01T09:30:00Z) or a day (2027-01-01)"
+        )),
+    }
+}
+
 /// One catalog file's name (a path, as it should appear in messages) and text.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -209,3 +223,24 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod moment_tests {
+    use super::parse_moment;
+
+    #[test]
+    fn moments_as_typed() {
+        let cases = [
+            ("2027-01-01", "2027-01-01T00:00:00+00:00"),
+            ("2027-01-01T09:30:00Z", "2027-01-01T09:30:00+00:00"),
+            ("2027-01-01T11:30:00+02:00", "2027-01-01T09:30:00+00:00"),
+            ("2027-1-1", "error"),
+            ("tomorrow", "error"),
+            ("2027-02-30", "error"),
+        ];
+        for (text, expect) in cases {
+            let got = parse_moment(text).map_or_else(|_| "error".to_string(), |m| m.to_rfc3339());
+            assert_eq!(got, expect, "{text}");
+        }
+    }
+}
