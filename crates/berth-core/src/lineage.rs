@@ -12,14 +12,20 @@
 //! [`LineageIndex::check_declared`] accepts any of them.
 //!
 //! # Index
-//! Layer digests are interned to `u32`. Each image's chain gets a 64-bit rolling hash per
-//! prefix; a map from the hash of each *whole* chain to the images with that chain answers
-//! "which images have exactly these layers". An image's base is found by walking its own
-//! prefixes from longest to shortest, comparing chains on a hash hit: O(layers) per image.
-//! Every image's base is computed at build, and children are kept in one flat array
-//! (compressed rows), so `base_of` and `built_on` are lookups.
+//! Image and layer digests are kept once each, sorted, so an id is a position and a digest is
+//! found by binary search; chains are lists of `u32` layer ids. Each chain gets a 64-bit
+//! rolling hash per prefix; a map from the hash of each *whole* chain to the images with that
+//! chain answers "which images have exactly these layers". An image's base is found by walking
+//! its own prefixes from longest to shortest, comparing chains on a hash hit: O(layers) per
+//! image. Every image's base is computed at build, and children are kept in one flat array
+//! (compressed rows), so `base_of` and `built_on` are lookups. Figures for 100,000 images:
+//! docs/benchmarks.md.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use std::hash::BuildHasher as _;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::reference::Digest;
 
@@ -78,10 +84,11 @@ pub enum UnknownBase {
 pub struct LineageIndex {
     /// Image digests in ascending order; an image's position is its id everywhere below.
     images: Vec<Digest>,
-    image_ids: HashMap<Digest, u32>,
-    /// Interned layer digests, so chains are small integers.
-    layer_ids: HashMap<Digest, u32>,
-    /// Layer id → digest, to give chains back.
+    /// Hash of an image digest → the images with that hash (confirmed against `images`): one
+    /// hash and one comparison per lookup, where a binary search costs ~17 cache misses.
+    by_digest: HashMap<u64, Group>,
+    hasher: foldhash::fast::RandomState,
+    /// Layer digests in ascending order; a layer's position is its id in `chains`.
     layers: Vec<Digest>,
     /// Each image's chain, as interned layer ids, bottom first.
     chains: Vec<Box<[u32]>>,
@@ -127,44 +134,59 @@ fn prefix_hash(previous: u64, layer: u32) -> u64 {
 
 const EMPTY_CHAIN_HASH: u64 = 0x243F_6A88_85A3_08D3;
 
+fn chain_hash(chain: &[u32]) -> u64 {
+    chain
+        .iter()
+        .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l))
+}
+
 impl LineageIndex {
     /// Indexes `(image digest, diff_ids bottom first)` pairs. An image listed twice keeps its
     /// first chain.
     pub fn build(images: impl IntoIterator<Item = (Digest, Vec<Digest>)>) -> LineageIndex {
-        let mut seen: HashMap<Digest, Vec<Digest>> = HashMap::new();
-        for (image, chain) in images {
-            seen.entry(image).or_insert(chain);
-        }
-        let mut entries: Vec<(Digest, Vec<Digest>)> = seen.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<(Digest, Vec<Digest>)> = images.into_iter().collect();
+        // Stable, so the first of equal digests stays first and `dedup_by` keeps it.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
 
+        // Intern layers in order of appearance, then renumber them in digest order.
+        let mut interned: HashMap<Digest, u32> = HashMap::new();
         let mut index = LineageIndex::default();
-        for (id, (image, chain)) in entries.into_iter().enumerate() {
-            let id = u32::try_from(id).expect("fewer than 2^32 images");
-            let interned: Box<[u32]> = chain
+        let mut chains: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
+        for (image, chain) in entries {
+            let chain = chain
                 .into_iter()
-                .map(|layer| match index.layer_ids.get(&layer) {
-                    Some(&known) => known,
-                    None => {
-                        let next =
-                            u32::try_from(index.layers.len()).expect("fewer than 2^32 layers");
-                        index.layer_ids.insert(layer.clone(), next);
-                        index.layers.push(layer);
-                        next
-                    }
+                .map(|layer| {
+                    let next = u32::try_from(interned.len()).expect("fewer than 2^32 layers");
+                    *interned.entry(layer).or_insert(next)
                 })
                 .collect();
-            let hash = interned
-                .iter()
-                .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l));
+            chains.push(chain);
+            let id = u32::try_from(index.images.len()).expect("fewer than 2^32 images");
             index
-                .by_chain
-                .entry(hash)
+                .by_digest
+                .entry(index.hasher.hash_one(image.as_str()))
                 .and_modify(|group| group.push(id))
                 .or_insert(Group::One(id));
-            index.chains.push(interned);
-            index.image_ids.insert(image.clone(), id);
             index.images.push(image);
+        }
+        let mut layers: Vec<(Digest, u32)> = interned.into_iter().collect();
+        layers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut renumber = vec![0u32; layers.len()];
+        for (new, (_, old)) in layers.iter().enumerate() {
+            renumber[*old as usize] = new as u32;
+        }
+        index.layers = layers.into_iter().map(|(layer, _)| layer).collect();
+
+        for (id, chain) in chains.into_iter().enumerate() {
+            let id = u32::try_from(id).expect("fewer than 2^32 images");
+            let chain: Box<[u32]> = chain.iter().map(|&old| renumber[old as usize]).collect();
+            index
+                .by_chain
+                .entry(chain_hash(&chain))
+                .and_modify(|group| group.push(id))
+                .or_insert(Group::One(id));
+            index.chains.push(chain);
         }
 
         index.bases = (0..index.chains.len())
@@ -189,6 +211,19 @@ impl LineageIndex {
         }
         index.child_start = counts;
         index
+    }
+
+    fn image_id(&self, image: &Digest) -> Option<u32> {
+        let group = self.by_digest.get(&self.hasher.hash_one(image.as_str()))?;
+        group
+            .as_slice()
+            .iter()
+            .copied()
+            .find(|&id| self.images[id as usize] == *image)
+    }
+
+    fn layer_id(&self, layer: &Digest) -> Option<u32> {
+        self.layers.binary_search(layer).ok().map(|id| id as u32)
     }
 
     /// The known image (id) whose chain is the longest proper prefix of `chain`, and its length.
@@ -220,12 +255,12 @@ impl LineageIndex {
 
     /// Whether `image` was indexed.
     pub fn contains(&self, image: &Digest) -> bool {
-        self.image_ids.contains_key(image)
+        self.image_id(image).is_some()
     }
 
     /// The layer chain an image was indexed with.
     pub fn chain(&self, image: &Digest) -> Option<Vec<Digest>> {
-        let id = *self.image_ids.get(image)?;
+        let id = self.image_id(image)?;
         let chain = self.chains[id as usize].iter();
         Some(
             chain
@@ -236,7 +271,7 @@ impl LineageIndex {
 
     /// The image `image` is built on, if a known image's chain is a proper prefix of its own.
     pub fn base_of(&self, image: &Digest) -> Option<BaseMatch> {
-        let id = *self.image_ids.get(image)?;
+        let id = self.image_id(image)?;
         self.bases[id as usize].map(|base| self.base_match(base))
     }
 
@@ -245,7 +280,7 @@ impl LineageIndex {
     pub fn base_for_chain(&self, chain: &[Digest]) -> Option<BaseMatch> {
         let interned: Vec<u32> = chain
             .iter()
-            .map_while(|layer| self.layer_ids.get(layer).copied())
+            .map_while(|layer| self.layer_id(layer))
             .collect();
         // Layers the index has never seen end every candidate prefix; the prefix before them
         // may still be a whole known chain, and then it is a proper prefix of `chain`.
@@ -276,8 +311,8 @@ impl LineageIndex {
     }
 
     fn children_of(&self, image: &Digest) -> &[u32] {
-        match self.image_ids.get(image) {
-            Some(&id) => {
+        match self.image_id(image) {
+            Some(id) => {
                 let start = self.child_start[id as usize] as usize;
                 let end = self.child_start[id as usize + 1] as usize;
                 &self.children[start..end]
@@ -303,7 +338,7 @@ impl LineageIndex {
     /// The chain of bases from `image` down: its base first, then that base's base, and so on.
     pub fn ancestry(&self, image: &Digest) -> Vec<BaseMatch> {
         let mut found = Vec::new();
-        let mut current = self.image_ids.get(image).copied();
+        let mut current = self.image_id(image);
         while let Some(id) = current {
             let Some(base) = self.bases[id as usize] else {
                 break;
@@ -316,15 +351,12 @@ impl LineageIndex {
 
     /// The other images with exactly the same layers as `image` (not `image` itself).
     pub fn twins(&self, image: &Digest) -> Vec<Digest> {
-        let Some(&id) = self.image_ids.get(image) else {
+        let Some(id) = self.image_id(image) else {
             return Vec::new();
         };
         let chain = &self.chains[id as usize];
-        let hash = chain
-            .iter()
-            .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l));
         self.by_chain
-            .get(&hash)
+            .get(&chain_hash(chain))
             .map(Group::as_slice)
             .unwrap_or_default()
             .iter()
@@ -337,40 +369,48 @@ impl LineageIndex {
     /// per platform, say) with the lineage found from layers. A declared digest matches an
     /// ancestor when it *is* that ancestor or a twin of it (same layers).
     pub fn check_declared(&self, image: &Digest, declared: &[Digest]) -> BaseCheck {
-        if !self.contains(image) {
+        let Some(id) = self.image_id(image) else {
             return BaseCheck::Unknown {
                 reason: UnknownBase::ImageNotIndexed,
             };
-        }
+        };
         if declared.is_empty() {
             return BaseCheck::Unknown {
                 reason: UnknownBase::NothingDeclared,
             };
         }
-        let ancestry = self.ancestry(image);
-        let Some(direct) = ancestry.first() else {
+        let Some((direct, _)) = self.bases[id as usize] else {
             return BaseCheck::Unknown {
                 reason: UnknownBase::NoBaseFound,
             };
         };
-        for (generation, ancestor) in ancestry.iter().enumerate() {
-            let twins = self.twins(&ancestor.base);
-            let matched = declared
-                .iter()
-                .find(|declared| **declared == ancestor.base || twins.contains(declared));
-            if let Some(declared) = matched {
+        // Declared digests the index knows, as ids (unknown ones cannot match an ancestor).
+        let declared_ids: Vec<(u32, &Digest)> = declared
+            .iter()
+            .filter_map(|digest| Some((self.image_id(digest)?, digest)))
+            .collect();
+        let mut ancestor = Some(direct);
+        let mut generations = 0;
+        while let Some(current) = ancestor {
+            generations += 1;
+            let chain = &self.chains[current as usize];
+            let matched = declared_ids.iter().find(|(declared, _)| {
+                *declared == current || self.chains[*declared as usize] == *chain
+            });
+            if let Some((_, declared)) = matched {
                 return BaseCheck::Match {
-                    declared: declared.clone(),
-                    generations: generation + 1,
+                    declared: (*declared).clone(),
+                    generations,
                 };
             }
+            ancestor = self.bases[current as usize].map(|(base, _)| base);
         }
         let mut declared = declared.to_vec();
         declared.sort_unstable();
         declared.dedup();
         BaseCheck::Mismatch {
             declared,
-            actual: direct.base.clone(),
+            actual: self.images[direct as usize].clone(),
         }
     }
 }
