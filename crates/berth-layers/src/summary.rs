@@ -257,6 +257,16 @@ impl Recorder<'_> {
             } => text.len(),
             _ => 0,
         };
+        // A whiteout hides lower layers only: it never replaces this layer's own entry.
+        if node == Node::Whiteout
+            && self
+                .summary
+                .nodes
+                .get(&path)
+                .is_some_and(|existing| *existing != Node::Whiteout)
+        {
+            return Ok(());
+        }
         self.charge((path.len() + size) as u64)?;
         self.summary.nodes.insert(path, node);
         Ok(())

@@ -3,7 +3,8 @@
 //!
 //! # Layer rules (as overlayfs and the OCI image spec apply them)
 //! Looking up a path, layers are consulted top down. In each layer:
-//! 1. an entry at the path decides: a whiteout means absent, anything else is the answer (an
+//! 1. an entry at the path decides: a whiteout means absent (unless the same layer puts
+//!    entries beneath it: whiteouts hide lower layers only), anything else is the answer (an
 //!    upper directory replaces a lower symlink or file);
 //! 2. the path is a directory in this layer if something recorded lies beneath it;
 //! 3. otherwise, if this layer deletes or replaces an ancestor (a whiteout, a symlink or a file
@@ -93,6 +94,10 @@ impl<'a> View<'a> {
         for (index, layer) in self.layers.iter().enumerate() {
             if let Some(node) = layer.nodes.get(path) {
                 return match node {
+                    // Deleted from the layers below, then made again in this one: a directory
+                    // with only this layer's contents (its children find the whiteout as an
+                    // ancestor and look no lower).
+                    Node::Whiteout if has_beneath(layer, path) => At::Dir,
                     Node::Whiteout => At::Absent,
                     node => At::Node { node, layer: index },
                 };
@@ -319,6 +324,22 @@ mod tests {
                 &["usr/lib/os-release w", DEBIAN],
                 "usr/lib/os-release",
                 "absent",
+            ),
+            // A whiteout hides lower layers only, not its own layer's entries.
+            (
+                &["etc w\netc/os-release f", DEBIAN],
+                "etc/os-release",
+                "etc/os-release in 0",
+            ),
+            (
+                &["etc w\netc/hostname f", "etc/os-release f"],
+                "etc/os-release",
+                "absent",
+            ),
+            (
+                &["etc/os-release f\nusr/lib/os-release w", DEBIAN],
+                "etc/os-release",
+                "etc/os-release in 0",
             ),
             // Opaque: lower contents hidden, the layer's own kept.
             (&["usr/lib o", DEBIAN], "etc/os-release", "absent"),

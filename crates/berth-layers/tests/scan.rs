@@ -432,3 +432,35 @@ fn complete_summaries_are_cached_and_reused() {
     assert!(scanned.result.is_ok());
     assert_eq!(cache.puts, 0);
 }
+
+#[test]
+fn a_whiteout_hides_lower_layers_only() {
+    let base = gzip(&debian_like(0).bytes());
+    // `.wh.os-release` and a new `os-release` in one layer, in either order: the new one.
+    for upper in [
+        Tar::new()
+            .whiteout("etc/os-release")
+            .file("etc/os-release", DEBIAN_13.as_bytes()),
+        Tar::new()
+            .file("etc/os-release", DEBIAN_13.as_bytes())
+            .whiteout("etc/os-release"),
+    ] {
+        assert_lines(
+            &scan(&[base.clone(), gzip(&upper.bytes())]),
+            "identity: debian-13-amd64
+             os-release: etc/os-release -> etc/os-release in layer 1
+             libc: glibc [lib64/ld-linux-x86-64.so.2 -> usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2]
+             layers: stopped read",
+        );
+    }
+    // `/usr/lib` deleted and made again with other contents: the lower os-release is gone,
+    // and the loader `lib64` leads to through `lib -> usr/lib` with it.
+    let remade = Tar::new().whiteout("usr/lib").file("usr/lib/other", b"");
+    assert_lines(
+        &scan(&[base, gzip(&remade.bytes())]),
+        "identity: -
+         os-release: -
+         libc: unknown []
+         layers: stopped read",
+    );
+}
