@@ -32,23 +32,37 @@ struct Cli {
 enum Command {
     /// Show what berth sees of an image in its registry.
     Inspect(cmd::inspect::Args),
+    /// The platform's image catalog: check, list, show, resolve, which, export, import.
+    Catalog(cmd::catalog::Args),
+    /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = environment::Environment::capture();
-    init_logging(cli.log_json, &env);
+    // The server reports what it does at info level; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_json, &env, default_level);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::exec(args, &env),
+        Command::Catalog(args) => cmd::catalog::exec(args, &env),
+        Command::Serve(args) => cmd::serve::exec(args, &env),
     };
     exit::report(result)
 }
 
-/// Logs go to stderr; `BERTH_LOG` takes a filter such as `info` or `berth_oci=debug`.
-fn init_logging(json: bool, env: &environment::Environment) {
+/// Logs go to stderr; `BERTH_LOG` takes a filter such as `info` or `berth_oci=debug`
+/// (default: `default_level`).
+fn init_logging(json: bool, env: &environment::Environment, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let directives = env.get("BERTH_LOG").unwrap_or_else(|| "warn".to_string());
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let directives = env
+        .get("BERTH_LOG")
+        .unwrap_or_else(|| default_level.to_string());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,7 +1,9 @@
 //! One module per subcommand: an `Args` struct (clap) and an `exec` function, plus the output
 //! helpers they share.
 
+pub mod catalog;
 pub mod inspect;
+pub mod serve;
 
 use std::io::Write as _;
 

@@ -1,0 +1,146 @@
+//! `berth serve`: resolves the config file, flags and environment into `ServeSettings`, binds
+//! the listener and runs the server until SIGTERM or SIGINT (then finishes requests in flight).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_core::catalog::Format;
+use berth_server::catalog_source::CatalogSource;
+use berth_server::config::{self, ServeFile, ServeSettings};
+
+use crate::cmd::catalog::{SourceFormat, catalog_path};
+use crate::environment::Environment;
+use crate::exit::usage;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config file (YAML): listen, catalog, catalog_format, catalog_poll_interval. See
+    /// docs/serve.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding the config file (default: 127.0.0.1:8080; port 0
+    /// picks a free port, logged at start).
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+    /// Catalog file or directory, overriding the config file (default: $BERTH_CATALOG, then
+    /// ./catalog.yaml).
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    /// The catalog's format, overriding the config file (default: berth).
+    #[arg(long, value_enum)]
+    pub catalog_format: Option<SourceFormat>,
+}
+
+pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
+    let settings = settings(args, env)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        berth_server::run(
+            listener,
+            settings,
+            berth_server::system_clock(),
+            shutdown_signal(),
+        )
+        .await
+        .context("serving")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config file (if any), then flags over it, then the environment and defaults.
+fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
+    let (file, base) = match &args.config {
+        Some(path) => (read_config(path)?, path.parent().map(Path::to_path_buf)),
+        None => (ServeFile::default(), None),
+    };
+    let listen = match &args.listen {
+        Some(text) => config::listen(text).map_err(|error| usage(format!("--listen: {error}")))?,
+        None => match file.listen {
+            Some(listen) => listen,
+            None => config::listen(config::DEFAULT_LISTEN).map_err(usage)?,
+        },
+    };
+    let catalog = match (args.catalog, file.catalog) {
+        (Some(flag), _) => flag,
+        // A path in the config file is relative to the file's directory.
+        (None, Some(path)) => match &base {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path,
+        },
+        (None, None) => catalog_path(None, env),
+    };
+    let format = match args.catalog_format {
+        Some(format) => format.into(),
+        None => file.catalog_format.unwrap_or(Format::Berth),
+    };
+    Ok(ServeSettings {
+        listen,
+        catalog: CatalogSource {
+            path: catalog,
+            format,
+        },
+        poll_interval: file
+            .catalog_poll_interval
+            .unwrap_or(config::DEFAULT_POLL_INTERVAL),
+    })
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ServeFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(usage(format!("no config file at {}", path.display())));
+        }
+        Err(error) => {
+            return Err(
+                anyhow::Error::new(error).context(format!("cannot read {}", path.display()))
+            );
+        }
+    };
+    ServeFile::parse(&path.display().to_string(), &text).map_err(|diagnostics| {
+        for diagnostic in &diagnostics {
+            eprintln!("{diagnostic}");
+        }
+        usage(format!(
+            "{}: {} error{} in the config file",
+            path.display(),
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        ))
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

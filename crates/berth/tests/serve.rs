@@ -1,0 +1,320 @@
+//! `berth serve` end to end: the real binary on a free port with a config file. The API answers
+//! exactly what `berth catalog ... --json` prints; a broken edit of the served catalog keeps the
+//! old catalog answering while the status reports the error; fixing it serves the new one; and
+//! SIGTERM stops the server cleanly.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The moment every question is asked at, so the CLI and the server agree whatever the clock.
+const AT: &str = "2026-11-22T12:00:00Z";
+
+fn berth() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.env_remove("BERTH_CATALOG").env_remove("BERTH_LOG");
+    command
+}
+
+/// A running `berth serve`, killed if the test ends early.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the server and waits for its "listening" log line to learn the port.
+    fn start(config: &Path) -> Server {
+        let mut child = berth()
+            .args(["--log-json", "serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start berth serve: {error}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (lines, received) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            address: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.address.is_empty() {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let line = received
+                .recv_timeout(timeout)
+                .unwrap_or_else(|error| panic!("berth serve did not report its address: {error}"));
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if event["fields"]["message"] == "berth serve listening" {
+                server.address = event["fields"]["address"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || while received.recv().is_ok() {});
+        server
+    }
+
+    /// GETs `path` over HTTP/1.0 and returns the status code and the body as JSON (or as a
+    /// JSON string when it is not JSON).
+    fn get(&self, path: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.address)
+            .unwrap_or_else(|error| panic!("connect {}: {error}", self.address));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap_or_else(|error| panic!("{error}"));
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.address
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+        (status, body)
+    }
+
+    /// Polls `/api/v1/status` until `done` holds for it.
+    fn wait_for_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, status) = self.get("/api/v1/status");
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `berth catalog --catalog CATALOG --now AT ARGS --json`: exit code and JSON output.
+fn cli(catalog: &Path, args: &[&str]) -> (i32, Value) {
+    let output = berth()
+        .arg("catalog")
+        .arg("--catalog")
+        .arg(catalog)
+        .args(["--now", AT, "--json"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "berth catalog {args:?}: {error}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), json)
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("berth-serve-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    dir
+}
+
+fn example() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/catalog.yaml");
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn serves_what_the_cli_answers_and_survives_a_broken_edit() {
+    let dir = scratch("reload");
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(&catalog, example()).unwrap_or_else(|error| panic!("{error}"));
+    let config = dir.join("berth.yaml");
+    let config_text = "listen: 127.0.0.1:0\ncatalog: catalog.yaml\ncatalog_poll_interval: 100ms\n";
+    std::fs::write(&config, config_text).unwrap_or_else(|error| panic!("{error}"));
+    let mut server = Server::start(&config);
+    server.wait_for_status("the first load", |status| {
+        status["catalog"]["serving"]["generation"] == 1
+    });
+    assert_eq!(server.get("/readyz").0, 200);
+
+    // The API and the CLI answer the same questions with the same JSON.
+    let questions: &[(&str, &[&str], u16, i32)] = &[
+        ("/api/v1/catalog", &["list"], 200, 0),
+        ("/api/v1/catalog?all=true", &["list", "--all"], 200, 0),
+        (
+            "/api/v1/catalog/tf-python311",
+            &["show", "tf-python311"],
+            200,
+            0,
+        ),
+        (
+            "/api/v1/resolve/python3.11?variant=jobs",
+            &["resolve", "python3.11", "--variant", "jobs"],
+            200,
+            0,
+        ),
+        (
+            "/api/v1/resolve/node24?variant=jobs&channel=staging",
+            &["resolve", "node24", "--variant=jobs", "--channel=staging"],
+            200,
+            0,
+        ),
+        (
+            "/api/v1/which?ref=docker.io/library/python:3.12",
+            &["which", "python:3.12"],
+            404,
+            1,
+        ),
+        (
+            "/api/v1/which?ref=127.0.0.1:5050/berth/base:1",
+            &["which", "127.0.0.1:5050/berth/base:1"],
+            200,
+            0,
+        ),
+        (
+            "/api/v1/resolve/pyhton3.11",
+            &["resolve", "pyhton3.11"],
+            404,
+            1,
+        ),
+        (
+            "/api/v1/resolve/python3.12",
+            &["resolve", "python3.12"],
+            400,
+            1,
+        ),
+    ];
+    for (path, args, http_status, exit_code) in questions {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let (status, api) = server.get(&format!("{path}{separator}now={AT}"));
+        let (code, printed) = cli(&catalog, args);
+        assert_eq!(
+            (status, code),
+            (*http_status, *exit_code),
+            "{path} / {args:?}"
+        );
+        assert_eq!(api, printed, "{path} / {args:?}");
+    }
+
+    // A broken edit: the old catalog keeps answering, the status says why.
+    let broken = example().replace(
+        "    image: 127.0.0.1:5050/berth/base\n",
+        "    imgae: 127.0.0.1:5050/berth/base\n",
+    );
+    assert_ne!(broken, example());
+    std::fs::write(&catalog, &broken).unwrap_or_else(|error| panic!("{error}"));
+    let status = server.wait_for_status("the broken edit", |status| {
+        status["catalog"]["last_attempt"]["ok"] == false
+    });
+    assert_eq!(status["catalog"]["serving"]["generation"], 1);
+    let first = &status["catalog"]["last_attempt"]["diagnostics"][0];
+    assert_eq!(first["message"], "an entry needs an `image` or `variants`");
+    let (code, bookworm) = server.get("/api/v1/resolve/bookworm");
+    assert_eq!(
+        (code, &bookworm["image"]),
+        (200, &Value::from("127.0.0.1:5050/berth/base:latest"))
+    );
+    assert_eq!(server.get("/readyz").0, 200);
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("berth_catalog_reload_total{result=\"failure\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_catalog_last_reload_success 0\n"),
+        "{metrics}"
+    );
+
+    // The fix: a new image, served as the next generation.
+    let fixed = format!(
+        "{}\n  debian13:\n    aliases: [trixie]\n    image: 127.0.0.1:5050/berth/trixie\n",
+        example()
+    );
+    std::fs::write(&catalog, fixed).unwrap_or_else(|error| panic!("{error}"));
+    server.wait_for_status("the fix", |status| {
+        status["catalog"]["serving"]["generation"] == 2
+    });
+    let (code, trixie) = server.get("/api/v1/resolve/trixie");
+    assert_eq!((code, &trixie["name"]), (200, &Value::from("debian13")));
+
+    // SIGTERM: a clean stop.
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server
+            .child
+            .try_wait()
+            .unwrap_or_else(|error| panic!("{error}"))
+        {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "berth serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "berth serve exited with {exit}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_config_file_with_mistakes_is_refused_with_every_one() {
+    let dir = scratch("config");
+    let config = dir.join("berth.yaml");
+    std::fs::write(&config, "listen: everywhere\ncatalogue: c.yaml\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let output = berth()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let path = config.display();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{path}:1:9: error: listen: \"everywhere\" is not an address and port (127.0.0.1:8080, [::]:8080)\n\
+             {path}:2:1: error: catalogue: unknown field `catalogue`; did you mean `catalog`?\n\
+             berth: {path}: 2 errors in the config file\n"
+        )
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
