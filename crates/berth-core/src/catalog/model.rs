@@ -29,8 +29,9 @@ pub struct CatalogEntry {
     /// The catalog entry this image is built on, as declared (lineage checks come later).
     pub base: Option<String>,
     pub owners: Vec<Owner>,
-    /// The moving tags this image is published under, most important first; `[latest]` unless
-    /// the file says otherwise.
+    /// The moving tags this image is published under, as listed (`[staging, latest]`);
+    /// `[latest]` unless the file says otherwise. Resolution uses `latest` when it is listed,
+    /// else the first.
     pub channels: Vec<Tag>,
 }
 
