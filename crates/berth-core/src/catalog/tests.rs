@@ -389,3 +389,34 @@ images-v1.yaml:11:3: error: node16.replacement: unknown field `replacement`; exp
 ",
     );
 }
+
+#[test]
+fn smaller_rules() {
+    check_one(
+        "
+images:
+  a:
+    replacement: a
+    state: deprecated
+    channels: [latest, latest, -bad]
+    owners:
+      - {contact: someone@example.org}
+      - [nested]
+    variants:
+      jobs: {image: x/a, extra: [1, 2]}
+      jobs: {image: x/a2}
+      web: {image: x/a-web, extra: {ratio: .inf, size: 1, size: 2}}
+",
+        "
+c.yaml:4:18: error: images.a.replacement: an entry cannot replace itself
+c.yaml:6:24: error: images.a.channels[1]: channel \"latest\" listed twice
+c.yaml:6:32: error: images.a.channels[2]: invalid tag \"-bad\": must start with a letter, digit or '_'
+c.yaml:8:9: error: images.a.owners[0].name: missing field: an owner needs a name
+c.yaml:9:9: error: images.a.owners[1]: expected a name or a mapping with `name` and `contact`
+c.yaml:11:33: error: images.a.variants.jobs.extra: expected a mapping
+c.yaml:12:7: error: images.a.variants.jobs: variant given twice (first at line 11, column 7)
+c.yaml:13:44: error: images.a.variants.web.extra.ratio: \".inf\" is not a finite number
+c.yaml:13:59: error: images.a.variants.web.extra.size: key given twice
+",
+    );
+}
