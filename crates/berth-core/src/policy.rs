@@ -1,1 +1,212 @@
-//! policy (in progress).
+//! Policy: which images a platform runs, decided the same way for the admission webhook and
+//! for `berth check` in CI. A policy file (YAML, read with positions like the catalog) holds up
+//! to one rule of each [`RuleKind`] and namespace [`Exception`]s; [`evaluate`] turns a request
+//! (a workload, its namespace, the operation) into a [`Verdict`].
+//!
+//! Pure: the caller reads the files, builds the [`Knowledge`], and passes `now`.
+//!
+//! - [`load`] reads a policy file, every problem reported at once with file:line:column.
+//! - [`pattern`]: repository patterns matched by exact host and whole path segments.
+//! - [`knowledge`]: tag → digest, index → images, and lineage, as a value.
+//! - [`evaluate`]: the decision.
+
+pub mod evaluate;
+pub mod knowledge;
+pub mod pattern;
+pub mod read;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+pub use evaluate::{
+    Exempted, Finding, Operation, Patch, Request, Verdict, evaluate, evaluate_image,
+};
+pub use knowledge::Knowledge;
+pub use pattern::RepositoryPattern;
+pub use read::{Loaded, load};
+
+use crate::catalog::Location;
+use crate::reference::ImageRef;
+
+/// The kinds of rule a policy may hold, one of each at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Not a rule in the file: an image reference that cannot be parsed is always denied.
+    Reference,
+    Registries,
+    Catalog,
+    Lifecycle,
+    Base,
+    Digest,
+}
+
+impl RuleKind {
+    /// The rules a policy file can name, in file order.
+    pub const CONFIGURABLE: [RuleKind; 5] = [
+        RuleKind::Registries,
+        RuleKind::Catalog,
+        RuleKind::Lifecycle,
+        RuleKind::Base,
+        RuleKind::Digest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Reference => "reference",
+            RuleKind::Registries => "registries",
+            RuleKind::Catalog => "catalog",
+            RuleKind::Lifecycle => "lifecycle",
+            RuleKind::Base => "base",
+            RuleKind::Digest => "digest",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RuleKind> {
+        RuleKind::CONFIGURABLE
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule does when it finds a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the request.
+    #[default]
+    Enforce,
+    /// Allow it with a warning (audit), so a rule can be rolled out safely.
+    Warn,
+}
+
+/// What to do when berth does not know enough to decide (an image it has never read, a tag it
+/// cannot resolve): never a silent pass unless the file says `allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unknown {
+    #[default]
+    Deny,
+    Warn,
+    Allow,
+}
+
+/// `registries:` images must come from one of these repositories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistriesRule {
+    pub mode: Mode,
+    pub allow: Vec<RepositoryPattern>,
+}
+
+/// `catalog:` images must be in the catalog (any spelling, tag or digest of its repositories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogRule {
+    pub mode: Mode,
+}
+
+/// `lifecycle:` deprecated images warn; eol images are refused for new workloads and new images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleRule {
+    pub mode: Mode,
+}
+
+/// A base named in the policy: a catalog entry (all its images at all its channels) or an
+/// image reference (a tag berth resolves, or a digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseName {
+    Catalog(String),
+    Image(ImageRef),
+}
+
+impl fmt::Display for BaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseName::Catalog(name) => f.write_str(name),
+            BaseName::Image(image) => f.write_str(&image.familiar()),
+        }
+    }
+}
+
+/// `base:` images must be one of the approved bases or built on one (by layer lineage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRule {
+    pub mode: Mode,
+    pub approved: Vec<BaseName>,
+    /// Where each approved base is written, for the catalog cross-check.
+    pub approved_at: Vec<Location>,
+    /// For images berth has not read (or bases it cannot resolve).
+    pub unknown: Unknown,
+}
+
+/// What the digest rule asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestAction {
+    /// The reference must carry a digest.
+    Require,
+    /// The mutating webhook adds the digest the tag points to (`name:tag@sha256:…`).
+    Pin,
+}
+
+/// `digest:` references must be pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestRule {
+    pub mode: Mode,
+    pub action: DigestAction,
+    /// For `pin`, when berth does not know the tag's digest.
+    pub unknown: Unknown,
+}
+
+/// A namespace that some rules do not apply to, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// Namespace names or globs (`tool-*`); empty: any namespace (then `labels` decide).
+    pub namespaces: Vec<String>,
+    /// Namespace labels that must all be present with these values.
+    pub labels: BTreeMap<String, String>,
+    /// The rules waived; empty: all of them.
+    pub rules: Vec<RuleKind>,
+    /// Shown with every waived finding, so an audit reads why.
+    pub reason: String,
+    /// From this day on (00:00 UTC) the exception no longer applies.
+    pub expires: Option<NaiveDate>,
+    /// Where the exception is written.
+    pub at: Location,
+}
+
+/// A valid policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policy {
+    pub registries: Option<RegistriesRule>,
+    pub catalog: Option<CatalogRule>,
+    pub lifecycle: Option<LifecycleRule>,
+    pub base: Option<BaseRule>,
+    pub digest: Option<DigestRule>,
+    pub exceptions: Vec<Exception>,
+}
+
+impl Policy {
+    /// The mode of the rule of `kind`, when the policy has it.
+    pub fn mode(&self, kind: RuleKind) -> Option<Mode> {
+        match kind {
+            RuleKind::Reference => Some(Mode::Enforce),
+            RuleKind::Registries => self.registries.as_ref().map(|rule| rule.mode),
+            RuleKind::Catalog => self.catalog.map(|rule| rule.mode),
+            RuleKind::Lifecycle => self.lifecycle.map(|rule| rule.mode),
+            RuleKind::Base => self.base.as_ref().map(|rule| rule.mode),
+            RuleKind::Digest => self.digest.map(|rule| rule.mode),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,518 @@
+//! The decision: a request (workload, namespace, operation, the old object for an UPDATE)
+//! against a policy, the catalog and registry knowledge at `now`, giving a [`Verdict`] whose
+//! denials and warnings name the container, the image, the rule and what to do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    BaseName, BaseRule, DigestAction, DigestRule, Exception, Mode, Policy, RuleKind, Unknown,
+    pattern::glob_match,
+};
+use crate::catalog::{Catalog, State};
+use crate::lineage::{BaseCheck, UnknownBase};
+use crate::reference::{Digest, ImageRef};
+use crate::workload::{ContainerImage, ContainerList, Workload, WorkloadKind};
+
+use super::Knowledge;
+
+/// The admission operation; `berth check` asks as a CREATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    /// Kubernetes' spelling (`CREATE`).
+    pub fn parse(text: &str) -> Option<Operation> {
+        match text {
+            "CREATE" => Some(Operation::Create),
+            "UPDATE" => Some(Operation::Update),
+            "DELETE" => Some(Operation::Delete),
+            "CONNECT" => Some(Operation::Connect),
+            _ => None,
+        }
+    }
+}
+
+/// What is asked: a workload entering (or changing in) a namespace.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub operation: Operation,
+    /// The namespace the object goes to (an admission request says; a manifest may).
+    pub namespace: Option<String>,
+    /// The namespace's labels, when the caller knows them (exceptions may select by label).
+    pub namespace_labels: BTreeMap<String, String>,
+    pub object: Workload,
+    /// The object before an UPDATE: a container that keeps its image is not "new".
+    pub old_object: Option<Workload>,
+}
+
+impl Request {
+    /// A CREATE of `object` in its own namespace, as `berth check` asks.
+    pub fn create(object: Workload) -> Request {
+        Request {
+            operation: Operation::Create,
+            namespace: object.namespace.clone(),
+            namespace_labels: BTreeMap::new(),
+            object,
+            old_object: None,
+        }
+    }
+}
+
+/// One problem with one container's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub container: String,
+    pub list: ContainerList,
+    pub image: String,
+    pub rule: RuleKind,
+    /// What is wrong and what to do, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "container {:?} ({}): {}: {}",
+            self.container, self.image, self.rule, self.message
+        )
+    }
+}
+
+/// A finding an exception waived, kept so an audit shows what was let through and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exempted {
+    pub finding: Finding,
+    pub reason: String,
+    /// Where the exception is written (`policy.yaml:30:5`).
+    pub exception: String,
+}
+
+/// A JSONPatch operation (RFC 6902): only `replace` of an image is ever produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Patch {
+    pub op: &'static str,
+    pub path: String,
+    pub value: String,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub denials: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exempted: Vec<Exempted>,
+    /// Rewrites a mutating webhook applies (pins); `berth check` reports them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<Patch>,
+}
+
+/// Decides `request` under `policy`. Pure: the same inputs give the same verdict.
+pub fn evaluate(
+    request: &Request,
+    policy: &Policy,
+    catalog: &Catalog,
+    knowledge: &Knowledge,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let mut run = Run {
+        policy,
+        catalog,
+        knowledge,
+        now,
+        exceptions: active_exceptions(request, policy, now),
+        verdict: Verdict::default(),
+    };
+    if matches!(request.operation, Operation::Create | Operation::Update) {
+        let old_images = request
+            .old_object
+            .as_ref()
+            .map(Workload::images_by_container)
+            .unwrap_or_default();
+        for container in &request.object.containers {
+            let old = old_images
+                .get(&(container.list, container.container.as_str()))
+                .copied();
+            run.container(request, container, old);
+        }
+    }
+    run.verdict.allowed = run.verdict.denials.is_empty();
+    run.verdict
+}
+
+/// Decides one image reference as if a new Pod ran it (`berth check --image`).
+pub fn evaluate_image(
+    image: &str,
+    policy: &Policy,
+    catalog: &Catalog,
+    knowledge: &Knowledge,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let object = Workload {
+        kind: WorkloadKind::Pod,
+        name: None,
+        namespace: None,
+        containers: vec![ContainerImage {
+            container: String::new(),
+            list: ContainerList::Regular,
+            image: image.to_string(),
+            pointer: String::new(),
+        }],
+        controlled: false,
+    };
+    evaluate(&Request::create(object), policy, catalog, knowledge, now)
+}
+
+/// For each rule, the first exception that waives it for this request, if any.
+fn active_exceptions<'p>(
+    request: &Request,
+    policy: &'p Policy,
+    now: DateTime<Utc>,
+) -> BTreeMap<RuleKind, &'p Exception> {
+    let today = now.date_naive();
+    let mut active = BTreeMap::new();
+    for exception in &policy.exceptions {
+        let expired = exception.expires.is_some_and(|day| day <= today);
+        let namespace = request.namespace.as_deref();
+        let namespace_ok = exception.namespaces.is_empty()
+            || namespace.is_some_and(|namespace| {
+                exception
+                    .namespaces
+                    .iter()
+                    .any(|glob| glob_match(glob, namespace))
+            });
+        let labels_ok = exception
+            .labels
+            .iter()
+            .all(|(key, value)| request.namespace_labels.get(key) == Some(value));
+        if expired || !namespace_ok || !labels_ok {
+            continue;
+        }
+        let rules: &[RuleKind] = if exception.rules.is_empty() {
+            &RuleKind::CONFIGURABLE
+        } else {
+            &exception.rules
+        };
+        for rule in rules {
+            active.entry(*rule).or_insert(exception);
+        }
+    }
+    active
+}
+
+struct Run<'a> {
+    policy: &'a Policy,
+    catalog: &'a Catalog,
+    knowledge: &'a Knowledge,
+    now: DateTime<Utc>,
+    exceptions: BTreeMap<RuleKind, &'a Exception>,
+    verdict: Verdict,
+}
+
+/// Whether a finding denies or warns, before exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Severity {
+    Deny,
+    Warn,
+}
+
+impl From<Mode> for Severity {
+    fn from(mode: Mode) -> Severity {
+        match mode {
+            Mode::Enforce => Severity::Deny,
+            Mode::Warn => Severity::Warn,
+        }
+    }
+}
+
+impl Run<'_> {
+    fn report(
+        &mut self,
+        container: &ContainerImage,
+        rule: RuleKind,
+        severity: Severity,
+        message: String,
+    ) {
+        let finding = Finding {
+            container: container.container.clone(),
+            list: container.list,
+            image: container.image.clone(),
+            rule,
+            message,
+        };
+        if let Some(exception) = self.exceptions.get(&rule) {
+            self.verdict.exempted.push(Exempted {
+                finding,
+                reason: exception.reason.clone(),
+                exception: exception.at.to_string(),
+            });
+            return;
+        }
+        match severity {
+            Severity::Deny => self.verdict.denials.push(finding),
+            Severity::Warn => self.verdict.warnings.push(finding),
+        }
+    }
+
+    /// A rule's finding at the rule's mode.
+    fn finding(&mut self, container: &ContainerImage, rule: RuleKind, message: String) {
+        let severity = self.policy.mode(rule).unwrap_or_default().into();
+        self.report(container, rule, severity, message);
+    }
+
+    /// A finding under an `unknown:` setting: deny (at the rule's mode), warn, or nothing.
+    fn unknown(
+        &mut self,
+        container: &ContainerImage,
+        rule: RuleKind,
+        handling: Unknown,
+        message: String,
+    ) {
+        match handling {
+            Unknown::Deny => self.finding(container, rule, message),
+            Unknown::Warn => self.report(container, rule, Severity::Warn, message),
+            Unknown::Allow => {}
+        }
+    }
+
+    fn container(&mut self, request: &Request, container: &ContainerImage, old: Option<&str>) {
+        let image = match ImageRef::parse(&container.image) {
+            Ok(image) => image,
+            Err(error) => {
+                let message = format!("not a valid image reference: {error}");
+                self.report(container, RuleKind::Reference, Severity::Deny, message);
+                return;
+            }
+        };
+        // New when created, or when an UPDATE gives the container another image. A Pod made by
+        // a controller (a ReplicaSet scaling up, a Job retrying) runs what its admitted owner
+        // says, so the eol rule does not break scaling or rescheduling.
+        let unchanged = old.and_then(|old| ImageRef::parse(old).ok()).as_ref() == Some(&image);
+        let controlled_pod = request.object.kind == WorkloadKind::Pod && request.object.controlled;
+        let is_new = match request.operation {
+            Operation::Create => !controlled_pod,
+            Operation::Update => !unchanged,
+            Operation::Delete | Operation::Connect => false,
+        };
+        if let Some(rule) = &self.policy.registries
+            && !rule.allow.iter().any(|pattern| pattern.matches(&image))
+        {
+            let allowed: Vec<&str> = rule.allow.iter().map(|p| p.as_str()).collect();
+            let message = format!(
+                "{} is not in an allowed repository; use an image from {}",
+                image.name(),
+                allowed.join(", ")
+            );
+            self.finding(container, RuleKind::Registries, message);
+        }
+        let owner = self.catalog.owner_of(&image);
+        if self.policy.catalog.is_some() && owner.is_none() {
+            let message = format!(
+                "{} is not in the platform's catalog; use a catalog image (`berth catalog list`)",
+                image.name()
+            );
+            self.finding(container, RuleKind::Catalog, message);
+        }
+        if self.policy.lifecycle.is_some()
+            && let Some((entry, _)) = owner
+        {
+            self.lifecycle(container, entry, is_new);
+        }
+        if let Some(rule) = &self.policy.base {
+            self.base(container, &image, rule);
+        }
+        if let Some(rule) = self.policy.digest {
+            self.digest(container, &image, rule);
+        }
+    }
+
+    fn lifecycle(
+        &mut self,
+        container: &ContainerImage,
+        entry: &crate::catalog::CatalogEntry,
+        is_new: bool,
+    ) {
+        let effective = entry.lifecycle.at(self.now);
+        let name = &entry.name;
+        let replacement = entry.lifecycle.replacement.as_deref();
+        match effective.state {
+            State::Stable => {}
+            State::Deprecated => {
+                let mut message = format!("{name} is deprecated");
+                if let Some(since) = effective.since {
+                    message.push_str(&format!(" since {since}"));
+                }
+                if let Some(next) = effective.next {
+                    message.push_str(&format!(" and reaches end of life on {}", next.on));
+                }
+                match replacement {
+                    Some(replacement) => message.push_str(&format!("; use {replacement}")),
+                    None => message.push_str("; plan a move to a supported image"),
+                }
+                self.report(container, RuleKind::Lifecycle, Severity::Warn, message);
+            }
+            State::Eol => {
+                let mut status = format!("{name} is end of life");
+                if let Some(since) = effective.since {
+                    status.push_str(&format!(" since {since}"));
+                }
+                let message = match replacement {
+                    Some(replacement) => format!("use {replacement} ({status})"),
+                    None => format!("{status}; choose a supported image (`berth catalog list`)"),
+                };
+                if is_new {
+                    self.finding(container, RuleKind::Lifecycle, message);
+                } else {
+                    // Running things are never broken by a date passing: warn only.
+                    let message = format!("{message}; allowed because the image is unchanged");
+                    self.report(container, RuleKind::Lifecycle, Severity::Warn, message);
+                }
+            }
+        }
+    }
+
+    /// The digests of the approved bases' image manifests that berth knows.
+    fn approved_digests(&self, rule: &BaseRule) -> Vec<Digest> {
+        let mut references = Vec::new();
+        for name in &rule.approved {
+            match name {
+                BaseName::Image(image) => references.push(image.clone()),
+                BaseName::Catalog(name) => {
+                    if let Some(entry) = self.catalog.get(name) {
+                        for (_, repository) in entry.images() {
+                            for channel in &entry.channels {
+                                references.push(repository.at(channel));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut digests: Vec<Digest> = references
+            .iter()
+            .filter_map(|reference| self.knowledge.digest_of(reference))
+            .flat_map(|digest| self.knowledge.platform_images(&digest))
+            .collect();
+        digests.sort_unstable();
+        digests.dedup();
+        digests
+    }
+
+    fn base(&mut self, container: &ContainerImage, image: &ImageRef, rule: &BaseRule) {
+        let approved_names: Vec<String> = rule.approved.iter().map(ToString::to_string).collect();
+        let approved_text = approved_names.join(", ");
+        let Some(digest) = self.knowledge.digest_of(image) else {
+            let message = format!(
+                "berth does not know {} yet, so cannot tell whether it is built on an approved \
+                 base ({approved_text})",
+                image.familiar()
+            );
+            self.unknown(container, RuleKind::Base, rule.unknown, message);
+            return;
+        };
+        let approved = self.approved_digests(rule);
+        if approved.is_empty() {
+            let message = format!(
+                "berth knows none of the approved bases ({approved_text}), so cannot check {}",
+                image.familiar()
+            );
+            self.unknown(container, RuleKind::Base, rule.unknown, message);
+            return;
+        }
+        let lineage = self.knowledge.lineage();
+        for platform_image in self.knowledge.platform_images(&digest) {
+            if approved.contains(&platform_image) {
+                continue;
+            }
+            match lineage.check_declared(&platform_image, &approved) {
+                BaseCheck::Match { .. } => {}
+                BaseCheck::Mismatch { actual, .. } => {
+                    let base = self
+                        .knowledge
+                        .name_of(&actual)
+                        .unwrap_or_else(|| actual.to_string());
+                    let message = format!(
+                        "{} is built on {base}, which is not an approved base; rebuild it FROM \
+                         one of: {approved_text}",
+                        image.familiar()
+                    );
+                    self.finding(container, RuleKind::Base, message);
+                    return;
+                }
+                BaseCheck::Unknown {
+                    reason: UnknownBase::NoBaseFound,
+                } => {
+                    let message = format!(
+                        "{} is not built on any image berth knows; rebuild it FROM one of: \
+                         {approved_text}",
+                        image.familiar()
+                    );
+                    self.finding(container, RuleKind::Base, message);
+                    return;
+                }
+                BaseCheck::Unknown { .. } => {
+                    let message = format!(
+                        "berth has not read the layers of {} ({platform_image}), so cannot tell \
+                         whether it is built on an approved base ({approved_text})",
+                        image.familiar()
+                    );
+                    self.unknown(container, RuleKind::Base, rule.unknown, message);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn digest(&mut self, container: &ContainerImage, image: &ImageRef, rule: DigestRule) {
+        if image.digest().is_some() {
+            return;
+        }
+        let known = self.knowledge.tag_digest(image);
+        match (rule.action, known) {
+            (DigestAction::Pin, Some(digest)) => {
+                if container.pointer.is_empty() || rule.mode == Mode::Warn {
+                    // Nothing to patch (a bare image reference): say what the pin would be.
+                    let message = format!("would be pinned to {}@{digest}", container.image);
+                    self.report(container, RuleKind::Digest, Severity::Warn, message);
+                } else {
+                    self.verdict.patches.push(Patch {
+                        op: "replace",
+                        path: container.pointer.clone(),
+                        value: format!("{}@{digest}", container.image),
+                    });
+                }
+            }
+            (DigestAction::Pin, None) => {
+                let message = format!(
+                    "berth does not know the digest of {}, so cannot pin it; give the \
+                     reference with @sha256:…",
+                    image.familiar()
+                );
+                self.unknown(container, RuleKind::Digest, rule.unknown, message);
+            }
+            (DigestAction::Require, Some(digest)) => {
+                let message = format!("the image has no digest; use {}@{digest}", container.image);
+                self.finding(container, RuleKind::Digest, message);
+            }
+            (DigestAction::Require, None) => {
+                let message = format!(
+                    "the image has no digest; pin it as {}@sha256:…",
+                    container.image
+                );
+                self.finding(container, RuleKind::Digest, message);
+            }
+        }
+    }
+}

@@ -1,0 +1,706 @@
+//! Policy tests: the file's diagnostics, and a table of (policy, request) → verdict over the
+//! demo catalog and a small, hand-made registry knowledge with real lineage.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::catalog::{self, Catalog, Source};
+use crate::lineage::LineageIndex;
+use crate::reference::Digest;
+use crate::workload::workload;
+
+const DEMO_CATALOG: &str = include_str!("../../../../examples/catalog.yaml");
+const EXAMPLE_POLICY: &str = include_str!("../../../../examples/policy.yaml");
+
+fn at(text: &str) -> DateTime<Utc> {
+    catalog::parse_moment(text).unwrap()
+}
+
+fn demo_catalog() -> Catalog {
+    let sources = [Source {
+        name: "catalog.yaml",
+        text: DEMO_CATALOG,
+    }];
+    catalog::load(&sources, catalog::Format::Berth, at("2026-01-01"))
+        .catalog
+        .unwrap()
+}
+
+fn digest(n: u32) -> Digest {
+    Digest::parse(&format!("sha256:{n:064x}")).unwrap()
+}
+
+/// Registry knowledge with lineage:
+/// - berth/base:latest (bookworm) = image 1, layers [L1]
+/// - berth/child:latest (python3.11 jobs) = index 20 → image 2, layers [L1, L2]
+/// - berth/python312:latest = image 6, layers [L1, L2, L5] (built on child, so on bookworm)
+/// - registry.example.com/alpine:3 = image 4, layers [L3]
+/// - registry.example.com/app:1 = image 3, layers [L3, L4] (built on alpine)
+/// - registry.example.com/scratch:1 = image 7, layers [L9] (built on nothing known)
+/// - registry.example.com/ghost:1 = image 5, never read (not in the lineage)
+fn knowledge() -> Knowledge {
+    let layer = |n: u32| digest(1000 + n);
+    let lineage = LineageIndex::build([
+        (digest(1), vec![layer(1)]),
+        (digest(2), vec![layer(1), layer(2)]),
+        (digest(6), vec![layer(1), layer(2), layer(5)]),
+        (digest(4), vec![layer(3)]),
+        (digest(3), vec![layer(3), layer(4)]),
+        (digest(7), vec![layer(9)]),
+    ]);
+    let mut knowledge = Knowledge::new(lineage);
+    let tag = |text: &str| ImageRef::parse(text).unwrap();
+    knowledge.add_tag(&tag("127.0.0.1:5050/berth/base:latest"), digest(1));
+    knowledge.add_tag(&tag("127.0.0.1:5050/berth/child:latest"), digest(20));
+    knowledge.add_index(digest(20), vec![digest(2)]);
+    knowledge.add_tag(&tag("127.0.0.1:5050/berth/python312:latest"), digest(6));
+    knowledge.add_tag(&tag("registry.example.com/alpine:3"), digest(4));
+    knowledge.add_tag(&tag("registry.example.com/app:1"), digest(3));
+    knowledge.add_tag(&tag("registry.example.com/scratch:1"), digest(7));
+    knowledge.add_tag(&tag("registry.example.com/ghost:1"), digest(5));
+    knowledge
+}
+
+fn policy(text: &str) -> Policy {
+    let loaded = load("policy.yaml", text);
+    let errors: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    loaded
+        .policy
+        .unwrap_or_else(|| panic!("invalid policy: {errors:#?}"))
+}
+
+fn deployment(images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(index, image)| json!({"name": format!("c{index}"), "image": image}))
+        .collect();
+    json!({
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "tool-a"},
+        "spec": {"template": {"spec": {"containers": containers}}}
+    })
+}
+
+/// A verdict as lines: `deny|warn|exempt RULE CONTAINER: message`, `patch PATH VALUE`, and
+/// `allowed` or `denied` last.
+fn render(verdict: &Verdict) -> Vec<String> {
+    let mut lines = Vec::new();
+    for finding in &verdict.denials {
+        lines.push(format!(
+            "deny {} {}: {}",
+            finding.rule, finding.container, finding.message
+        ));
+    }
+    for finding in &verdict.warnings {
+        lines.push(format!(
+            "warn {} {}: {}",
+            finding.rule, finding.container, finding.message
+        ));
+    }
+    for exempted in &verdict.exempted {
+        let finding = &exempted.finding;
+        lines.push(format!(
+            "exempt {} {} ({})",
+            finding.rule, finding.container, exempted.reason
+        ));
+    }
+    for patch in &verdict.patches {
+        lines.push(format!("patch {} {}", patch.path, patch.value));
+    }
+    lines.push(if verdict.allowed { "allowed" } else { "denied" }.to_string());
+    lines
+}
+
+struct Case<'a> {
+    name: &'a str,
+    policy: &'a str,
+    object: Value,
+    operation: Operation,
+    old_object: Option<Value>,
+    labels: &'a [(&'a str, &'a str)],
+    now: &'a str,
+    expect: &'a [&'a str],
+}
+
+impl Default for Case<'_> {
+    fn default() -> Self {
+        Case {
+            name: "",
+            policy: "",
+            object: Value::Null,
+            operation: Operation::Create,
+            old_object: None,
+            labels: &[],
+            now: "2026-01-01",
+            expect: &[],
+        }
+    }
+}
+
+fn check(cases: Vec<Case<'_>>) {
+    let catalog = demo_catalog();
+    let knowledge = knowledge();
+    for case in cases {
+        let object = workload(&case.object).unwrap();
+        let mut request = Request::create(object);
+        request.operation = case.operation;
+        request.old_object = case.old_object.as_ref().map(|old| workload(old).unwrap());
+        request.namespace_labels = case
+            .labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect::<BTreeMap<_, _>>();
+        let verdict = evaluate(
+            &request,
+            &policy(case.policy),
+            &catalog,
+            &knowledge,
+            at(case.now),
+        );
+        assert_eq!(render(&verdict), case.expect, "case {:?}", case.name);
+    }
+}
+
+const REGISTRIES: &str =
+    "registries:\n  allow: [127.0.0.1:5050/berth/**, registry.example.com/team/*]\n";
+
+#[test]
+fn registries_match_hosts_exactly_and_check_every_container_list() {
+    let denied = |image: &str| {
+        format!(
+            "deny registries c0: {} is not in an allowed repository; use an image from \
+             127.0.0.1:5050/berth/**, registry.example.com/team/*",
+            ImageRef::parse(image).unwrap().name()
+        )
+    };
+    let mut cases = vec![Case {
+        name: "allowed",
+        policy: REGISTRIES,
+        object: deployment(&[
+            "127.0.0.1:5050/berth/base:1",
+            "registry.example.com/team/app:2",
+        ]),
+        expect: &["allowed"],
+        ..Case::default()
+    }];
+    let look_alikes = [
+        "registry.example.com.evil.io/team/app:1",
+        "registry.example.com-x/team/app:1",
+        "registry.example.com:443/team/app:1",
+        "evil.io/registry.example.com/team/app:1",
+        "registry.example.com/team/sub/app:1",
+        "registry.example.com/teamx/app:1",
+        "127.0.0.1:5051/berth/base:1",
+        "python:3.12",
+    ];
+    let expectations: Vec<[String; 2]> = look_alikes
+        .iter()
+        .map(|image| [denied(image), "denied".to_string()])
+        .collect();
+    for (image, expect) in look_alikes.iter().zip(&expectations) {
+        let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+        cases.push(Case {
+            name: image,
+            policy: REGISTRIES,
+            object: deployment(&[image]),
+            expect: Box::leak(expect.into_boxed_slice()),
+            ..Case::default()
+        });
+    }
+    // Init and ephemeral containers are checked too (Toolforge's webhook skipped them).
+    let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {
+        "initContainers": [{"name": "init", "image": "evil.io/x"}],
+        "containers": [{"name": "app", "image": "127.0.0.1:5050/berth/base"}],
+        "ephemeralContainers": [{"name": "debug", "image": "busybox"}]}});
+    cases.push(Case {
+        name: "every list",
+        policy: REGISTRIES,
+        object: pod,
+        expect: &[
+            "deny registries init: evil.io/x is not in an allowed repository; use an image from 127.0.0.1:5050/berth/**, registry.example.com/team/*",
+            "deny registries debug: docker.io/library/busybox is not in an allowed repository; use an image from 127.0.0.1:5050/berth/**, registry.example.com/team/*",
+            "denied",
+        ],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "warn mode",
+        policy: "registries:\n  mode: warn\n  allow: [127.0.0.1:5050/berth/**]\n",
+        object: deployment(&["evil.io/x:1"]),
+        expect: &[
+            "warn registries c0: evil.io/x is not in an allowed repository; use an image from 127.0.0.1:5050/berth/**",
+            "allowed",
+        ],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "unparsable image",
+        policy: REGISTRIES,
+        object: deployment(&["Registry.Example.com/UPPER:1"]),
+        expect: &[
+            "deny reference c0: not a valid image reference: invalid image reference \"Registry.Example.com/UPPER:1\": repository name must be lowercase",
+            "denied",
+        ],
+        ..Case::default()
+    });
+    check(cases);
+}
+
+#[test]
+fn catalog_only_accepts_any_spelling_of_a_catalog_repository() {
+    let policy = "catalog: {}\n";
+    check(vec![
+        Case {
+            name: "tag, digest, other tag",
+            policy,
+            object: deployment(&[
+                "127.0.0.1:5050/berth/base:latest",
+                "127.0.0.1:5050/berth/python312@sha256:0000000000000000000000000000000000000000000000000000000000000006",
+                "127.0.0.1:5050/berth/node24:staging",
+            ]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "not in the catalog",
+            policy,
+            object: deployment(&["127.0.0.1:5050/berth/base-evil:1"]),
+            expect: &[
+                "deny catalog c0: 127.0.0.1:5050/berth/base-evil is not in the platform's catalog; use a catalog image (`berth catalog list`)",
+                "denied",
+            ],
+            ..Case::default()
+        },
+    ]);
+}
+
+#[test]
+fn lifecycle_warns_when_deprecated_and_denies_only_new_eol_images() {
+    let policy = "lifecycle:\n";
+    let python311 = "127.0.0.1:5050/berth/child:latest";
+    let eol = "use python3.12 (python3.11 is end of life since 2027-01-01)";
+    let deny_eol = format!("deny lifecycle c0: {eol}");
+    let warn_kept = format!("warn lifecycle c0: {eol}; allowed because the image is unchanged");
+    check(vec![
+        Case {
+            name: "stable before its dates",
+            policy,
+            object: deployment(&[python311]),
+            now: "2026-06-30",
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "deprecated",
+            policy,
+            object: deployment(&[python311]),
+            now: "2026-07-01",
+            expect: &[
+                "warn lifecycle c0: python3.11 is deprecated since 2026-07-01 and reaches end of life on 2027-01-01; use python3.12",
+                "allowed",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "eol create",
+            policy,
+            object: deployment(&[python311]),
+            now: "2027-01-01",
+            expect: &[&deny_eol, "denied"],
+            ..Case::default()
+        },
+        Case {
+            name: "eol update keeping the image (a scale), spelled differently",
+            policy,
+            object: deployment(&[python311]),
+            operation: Operation::Update,
+            old_object: Some(deployment(&["127.0.0.1:5050/berth/child"])),
+            now: "2027-01-01",
+            expect: &[&warn_kept, "allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "eol update changing the image to it",
+            policy,
+            object: deployment(&[python311]),
+            operation: Operation::Update,
+            old_object: Some(deployment(&["127.0.0.1:5050/berth/python312"])),
+            now: "2027-01-01",
+            expect: &[&deny_eol, "denied"],
+            ..Case::default()
+        },
+        Case {
+            name: "eol update adding a container with it",
+            policy,
+            object: deployment(&["127.0.0.1:5050/berth/python312", python311]),
+            operation: Operation::Update,
+            old_object: Some(deployment(&["127.0.0.1:5050/berth/python312"])),
+            now: "2027-01-01",
+            expect: &[
+                "deny lifecycle c1: use python3.12 (python3.11 is end of life since 2027-01-01)",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a pod made by a ReplicaSet of an admitted deployment",
+            policy,
+            object: json!({"kind": "Pod", "metadata": {"name": "web-1-x", "ownerReferences": [
+                {"kind": "ReplicaSet", "name": "web-1", "controller": true}]},
+                "spec": {"containers": [{"name": "c0", "image": python311}]}}),
+            now: "2027-01-01",
+            expect: &[&warn_kept, "allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "a delete is never checked",
+            policy,
+            object: deployment(&[python311]),
+            operation: Operation::Delete,
+            now: "2027-01-01",
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "eol without replacement, warn mode",
+            policy: "lifecycle: {mode: warn}\n",
+            object: deployment(&["127.0.0.1:5050/berth/bullseye:latest"]),
+            now: "2026-09-01",
+            expect: &[
+                "warn lifecycle c0: use bookworm (bullseye is end of life since 2026-08-31)",
+                "allowed",
+            ],
+            ..Case::default()
+        },
+    ]);
+}
+
+#[test]
+fn approved_base_follows_lineage_and_never_passes_the_unknown_silently() {
+    let policy = "base:\n  approved: [bookworm]\n  unknown: deny\n";
+    check(vec![
+        Case {
+            name: "the base itself, a child through an index, a grandchild",
+            policy,
+            object: deployment(&[
+                "127.0.0.1:5050/berth/base",
+                "127.0.0.1:5050/berth/child",
+                "127.0.0.1:5050/berth/python312",
+            ]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "built on another base",
+            policy,
+            object: deployment(&["registry.example.com/app:1"]),
+            expect: &[
+                "deny base c0: registry.example.com/app:1 is built on registry.example.com/alpine:3, which is not an approved base; rebuild it FROM one of: bookworm",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "built on nothing known",
+            policy,
+            object: deployment(&["registry.example.com/scratch:1"]),
+            expect: &[
+                "deny base c0: registry.example.com/scratch:1 is not built on any image berth knows; rebuild it FROM one of: bookworm",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a tag berth never saw",
+            policy,
+            object: deployment(&["registry.example.com/new:1"]),
+            expect: &[
+                "deny base c0: berth does not know registry.example.com/new:1 yet, so cannot tell whether it is built on an approved base (bookworm)",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "an image whose layers were never read, warn on unknown",
+            policy: "base:\n  approved: [bookworm]\n  unknown: warn\n",
+            object: deployment(&["registry.example.com/ghost:1"]),
+            expect: &[
+                "warn base c0: berth has not read the layers of registry.example.com/ghost:1 (sha256:0000000000000000000000000000000000000000000000000000000000000005), so cannot tell whether it is built on an approved base (bookworm)",
+                "allowed",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "unknown allowed",
+            policy: "base:\n  approved: [bookworm]\n  unknown: allow\n",
+            object: deployment(&["registry.example.com/new:1"]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "approved by image reference",
+            policy: "base:\n  approved: [registry.example.com/alpine:3]\n",
+            object: deployment(&["registry.example.com/app:1"]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "a label cannot vouch: the digest given decides",
+            policy,
+            object: deployment(&[
+                "127.0.0.1:5050/berth/child@sha256:0000000000000000000000000000000000000000000000000000000000000003",
+            ]),
+            expect: &[
+                "deny base c0: 127.0.0.1:5050/berth/child@sha256:0000000000000000000000000000000000000000000000000000000000000003 is built on registry.example.com/alpine:3, which is not an approved base; rebuild it FROM one of: bookworm",
+                "denied",
+            ],
+            ..Case::default()
+        },
+    ]);
+}
+
+#[test]
+fn digests_are_required_or_pinned_idempotently() {
+    let pointer = "/spec/template/spec/containers/0/image";
+    let pinned = "127.0.0.1:5050/berth/base:latest@sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    let patch = format!("patch {pointer} {pinned}");
+    let pin = "digest:\n  action: pin\n";
+    check(vec![
+        Case {
+            name: "require",
+            policy: "digest: {}\n",
+            object: deployment(&[
+                "127.0.0.1:5050/berth/base:latest",
+                "registry.example.com/new:1",
+            ]),
+            expect: &[
+                &format!("deny digest c0: the image has no digest; use {pinned}"),
+                "deny digest c1: the image has no digest; pin it as registry.example.com/new:1@sha256:…",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "pin",
+            policy: pin,
+            object: deployment(&["127.0.0.1:5050/berth/base:latest"]),
+            expect: &[&patch, "allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "pinning a pinned image changes nothing",
+            policy: pin,
+            object: deployment(&[pinned]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "pin an unknown tag: deny by default",
+            policy: pin,
+            object: deployment(&["registry.example.com/new:1"]),
+            expect: &[
+                "deny digest c0: berth does not know the digest of registry.example.com/new:1, so cannot pin it; give the reference with @sha256:…",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "pin in warn mode only says so",
+            policy: "digest: {action: pin, mode: warn}\n",
+            object: deployment(&["127.0.0.1:5050/berth/base:latest"]),
+            expect: &[
+                &format!("warn digest c0: would be pinned to {pinned}"),
+                "allowed",
+            ],
+            ..Case::default()
+        },
+    ]);
+    // Applying the patch and asking again yields no patch.
+    let catalog = demo_catalog();
+    let knowledge = knowledge();
+    let policy = policy(pin);
+    let mut object = deployment(&["127.0.0.1:5050/berth/base:latest"]);
+    let first = evaluate(
+        &Request::create(workload(&object).unwrap()),
+        &policy,
+        &catalog,
+        &knowledge,
+        at("2026-01-01"),
+    );
+    for patch in &first.patches {
+        *object.pointer_mut(&patch.path).unwrap() = json!(patch.value);
+    }
+    let second = evaluate(
+        &Request::create(workload(&object).unwrap()),
+        &policy,
+        &catalog,
+        &knowledge,
+        at("2026-01-01"),
+    );
+    assert_eq!(first.patches.len(), 1);
+    assert_eq!(
+        second,
+        Verdict {
+            allowed: true,
+            ..Verdict::default()
+        }
+    );
+}
+
+#[test]
+fn exceptions_waive_named_rules_in_matching_namespaces_until_they_expire() {
+    let policy = "\
+registries:
+  allow: [127.0.0.1:5050/berth/**]
+catalog: {}
+exceptions:
+  - namespaces: [tool-*]
+    rules: [registries]
+    reason: BYOC trial (T302863)
+    expires: 2026-07-01
+  - labels: {toolforge.org/byoc: \"true\"}
+    reason: approved BYOC tool
+";
+    let evil = deployment(&["evil.io/x:1"]);
+    let registries_denial = "deny registries c0: evil.io/x is not in an allowed repository; use an image from 127.0.0.1:5050/berth/**";
+    let catalog_denial = "deny catalog c0: evil.io/x is not in the platform's catalog; use a catalog image (`berth catalog list`)";
+    let mut other_namespace = evil.clone();
+    other_namespace["metadata"]["namespace"] = json!("kube-system-x");
+    check(vec![
+        Case {
+            name: "namespace glob, one rule waived, the other still applies",
+            policy,
+            object: evil.clone(),
+            expect: &[
+                catalog_denial,
+                "exempt registries c0 (BYOC trial (T302863))",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "expired",
+            policy,
+            object: evil.clone(),
+            now: "2026-07-01",
+            expect: &[registries_denial, catalog_denial, "denied"],
+            ..Case::default()
+        },
+        Case {
+            name: "another namespace",
+            policy,
+            object: other_namespace.clone(),
+            expect: &[registries_denial, catalog_denial, "denied"],
+            ..Case::default()
+        },
+        Case {
+            name: "by namespace label, all rules",
+            policy,
+            object: other_namespace.clone(),
+            labels: &[("toolforge.org/byoc", "true")],
+            expect: &[
+                "exempt registries c0 (approved BYOC tool)",
+                "exempt catalog c0 (approved BYOC tool)",
+                "allowed",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "label with another value",
+            policy,
+            object: other_namespace,
+            labels: &[("toolforge.org/byoc", "false")],
+            expect: &[registries_denial, catalog_denial, "denied"],
+            ..Case::default()
+        },
+    ]);
+}
+
+/// Loads `text` and renders its diagnostics as `line:column: field: message`.
+fn diagnostics(text: &str) -> Vec<String> {
+    load("p.yaml", text)
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.field, d.message))
+        .collect()
+}
+
+#[test]
+fn policy_files_report_every_problem_with_its_place() {
+    let text = "\
+registries:
+  mode: audit
+  allow: [registry.example.com, '*.example.com/**', ok.example.com/**]
+lifecycel: {}
+base:
+  approved: []
+  unknown: maybe
+digest:
+  action: pin-all
+exceptions:
+  - namespaces: [a]
+    rules: [registry]
+    expires: 2027-13-01
+  - reason: everywhere
+";
+    assert_eq!(
+        diagnostics(text),
+        [
+            "2:9: registries.mode: unknown mode \"audit\"; expected enforce or warn",
+            "3:11: registries.allow[0]: \"registry.example.com\" names no repository; write `registry.example.com/**` to allow every repository of that registry",
+            "3:33: registries.allow[1]: \"*.example.com/**\": the registry host must be written out in full (no `*`): hosts are compared exactly",
+            "4:1: lifecycel: unknown field `lifecycel`; did you mean `lifecycle`?",
+            "6:13: base.approved: an empty list would deny every image; name the approved bases",
+            "7:12: base.unknown: unknown handling \"maybe\"; expected deny, warn or allow",
+            "9:11: digest.action: unknown action \"pin-all\"; expected require or pin",
+            "11:5: exceptions[0].reason: missing field: say why the exception exists (it is shown with every waived finding)",
+            "12:13: exceptions[0].rules[0]: unknown rule \"registry\"; expected registries, catalog, lifecycle, base or digest",
+            "13:14: exceptions[0].expires: \"2027-13-01\" is not a date (YYYY-MM-DD)",
+            "14:5: exceptions[1]: an exception needs `namespaces` or `labels`: it would otherwise waive the rules everywhere",
+        ]
+    );
+    assert_eq!(
+        diagnostics("exceptions: []\n"),
+        [
+            "1:1: : the policy has no rule; expected at least one of registries, catalog, lifecycle, base, digest"
+        ]
+    );
+    assert_eq!(
+        diagnostics("registries: [\n"),
+        ["2:1: : invalid YAML: while parsing a node, did not find expected node content"]
+    );
+}
+
+#[test]
+fn approved_bases_are_checked_against_the_catalog() {
+    let policy = policy("base:\n  approved: [bookworm, bookwrm, 127.0.0.1:5050/berth/base:1]\n");
+    let found: Vec<String> = read::check_catalog(&policy, &demo_catalog())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "policy.yaml:2:24: error: base.approved[1]: \"bookwrm\" names no catalog entry; did you mean bookworm?"
+        ]
+    );
+}
+
+#[test]
+fn the_example_policy_is_valid_and_decides() {
+    let policy = policy(EXAMPLE_POLICY);
+    assert!(read::check_catalog(&policy, &demo_catalog()).is_empty());
+    let verdict = evaluate_image(
+        "127.0.0.1:5050/berth/child:latest",
+        &policy,
+        &demo_catalog(),
+        &knowledge(),
+        at("2026-08-01"),
+    );
+    assert!(verdict.allowed, "{verdict:#?}");
+    assert_eq!(verdict.warnings.len(), 2, "{verdict:#?}");
+}
