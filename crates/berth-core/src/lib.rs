@@ -11,8 +11,8 @@ pub mod reference;
 
 pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
 pub mod catalog;
+pub mod channels;
 pub mod lineage;
 pub mod osrelease;
-pub mod channels;
 pub mod policy;
 pub mod workload;
