@@ -1,3 +1,28 @@
 //! Registry knowledge: walks registries into the store, reading facts, OS identity and lineage.
+//!
+//! # Code map
+//! - [`targets`]: which repositories a sync walks (catalog, configured repositories, whole
+//!   registries with include/exclude path patterns).
+//! - [`sync`]: [`Syncer`], one sync: tags by HEAD, unknown digests fetched once, one store
+//!   transaction per repository, then the lineage pass ([`update_lineage`]).
+//! - `layers`: an image's layers streamed from the registry into berth-layers' scanner on a
+//!   blocking thread, summaries shared by digest.
+//! - [`blob_read`]: the bridge from an async blob stream to `std::io::Read`.
+//!
+//! # Invariants
+//! - A known digest is never fetched again: manifests, configs and layers are content-addressed.
+//! - An unchanged tag costs one HEAD request.
+//! - A repository is recorded whole or not at all; a failing registry or repository only
+//!   gets its error and attempt time recorded, so nothing berth knew is lost and no tag is
+//!   marked gone on partial knowledge.
 
 pub mod blob_read;
+mod layers;
+pub mod sync;
+pub mod targets;
+
+pub use sync::{
+    Progress, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError, SyncOptions,
+    SyncReport, Syncer, update_lineage,
+};
+pub use targets::{PathPattern, RegistryScan, Targets};

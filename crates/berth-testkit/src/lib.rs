@@ -98,3 +98,93 @@ pub fn skopeo(args: &[&str]) -> String {
     );
     String::from_utf8(output.stdout).expect("skopeo prints UTF-8")
 }
+
+/// A registry of a test's own (same binary as the test bed's), on a free loopback port, with
+/// its own storage: for tests that delete, break or stop a registry. Stopped when dropped.
+pub struct OwnRegistry {
+    child: Option<std::process::Child>,
+    pub address: String,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl OwnRegistry {
+    /// Starts a plain-HTTP registry with deletes enabled and waits until it answers.
+    pub fn start() -> OwnRegistry {
+        let testbed = Testbed::get();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let dir = testbed.dir.join(format!("own-registry-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("own registry directory");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{address}\", secret: own}}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .expect("own registry config");
+        let mut registry = OwnRegistry {
+            child: None,
+            address,
+            dir,
+            config,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// Starts the registry again after [`OwnRegistry::stop`], with the same storage.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new(Testbed::get().var("BERTH_TEST_REGISTRY_BIN"))
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&self.address).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the registry on {} did not start", self.address);
+    }
+
+    /// Kills the registry (SIGKILL): it is down, as a crashed registry is.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Copies an image from the test bed's plain registry into this one, digests preserved.
+    pub fn copy_from_testbed(&self, source: &str, destination: &str) {
+        let plain = Testbed::get().plain();
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{plain}/{source}"),
+            &format!("docker://{}/{destination}", self.address),
+        ]);
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -34,6 +34,11 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// The platform's image catalog: check, list, show, resolve, which, export, import.
     Catalog(cmd::catalog::Args),
+    /// Read the registries the catalog names into the store: tags, digests, manifests,
+    /// configs, OS identity from layers, lineage.
+    Sync(cmd::sync::Args),
+    /// What the store knows about images: by repository, OS, or the base they are built on.
+    Images(cmd::images::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
     Serve(cmd::serve::Args),
 }
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::exec(args, &env),
         Command::Catalog(args) => cmd::catalog::exec(args, &env),
         Command::Serve(args) => cmd::serve::exec(args, &env),
+        Command::Sync(args) => cmd::sync::exec(args, &env),
+        Command::Images(args) => cmd::images::exec(args, &env),
     };
     exit::report(result)
 }

@@ -208,6 +208,22 @@ pub fn catalog_path(flag: Option<PathBuf>, env: &Environment) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CATALOG))
 }
 
+/// Reads a catalog that must be valid (for commands that use one rather than check it): its
+/// errors are printed and make a usage error.
+pub fn read_valid(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result<Catalog> {
+    let loaded = read(source, now)?;
+    match loaded.catalog {
+        Some(catalog) => Ok(catalog),
+        None => {
+            print_diagnostics_to_stderr(&loaded.diagnostics);
+            Err(usage(format!(
+                "the catalog {} has errors (see `berth catalog check`)",
+                source.path.display()
+            )))
+        }
+    }
+}
+
 /// Reads the catalog's files: a missing or unusable path is the user's mistake, an I/O error
 /// on a file that exists is a fault.
 fn read(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result<catalog::Loaded> {

@@ -2,8 +2,10 @@
 //! helpers they share.
 
 pub mod catalog;
+pub mod images;
 pub mod inspect;
 pub mod serve;
+pub mod sync;
 
 use std::io::Write as _;
 
@@ -13,6 +15,17 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+/// `--store`, else `BERTH_STORE`, else a SQLite file in the current directory.
+pub fn store_url(flag: Option<String>, env: &crate::environment::Environment) -> String {
+    flag.or_else(|| env.get("BERTH_STORE"))
+        .unwrap_or_else(|| "sqlite://berth.db".to_string())
+}
+
+/// Opens (and migrates) the store; its errors name the URL without a password.
+pub async fn open_store(url: &str) -> anyhow::Result<berth_store::Store> {
+    Ok(berth_store::Store::open(url).await?)
 }
 
 /// Writes text to stdout. A closed pipe (`berth ... | head`) is not an error.

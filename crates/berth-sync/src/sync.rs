@@ -1,0 +1,558 @@
+//! One sync: list tags, resolve each with a HEAD, fetch only digests the store does not hold
+//! (manifests, index children, configs, layers), record each repository in one transaction,
+//! then recompute lineage. A failure records itself beside what was known and erases nothing.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_core::lineage::LineageIndex;
+use berth_core::osrelease::Architecture;
+use berth_core::reference::Reference;
+use berth_core::{Digest, ImageRef, Tag};
+use berth_layers::LayerSummary;
+use berth_oci::{Client, Descriptor, ManifestKind, OciError, RequestStats};
+use berth_store::{
+    ImageRecord, IndexEntry, LayerFact, LayerRecord, ManifestKind as StoredKind, ManifestRecord,
+    Platform, RepoSnapshot, RepositoryName, Store, StoreError, SyncSummary,
+};
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt as _, stream};
+
+use crate::layers::{SharedSummaries, scan_layers};
+use crate::targets::Targets;
+
+/// How a sync behaves; `Default` is what `berth sync` uses.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// At most this many tags per repository (the listing reports truncation).
+    pub tag_cap: usize,
+    /// At most this many repositories from one registry's `_catalog`.
+    pub repository_cap: usize,
+    /// Repositories synced at once (requests per registry are also bounded by the client).
+    pub repository_concurrency: usize,
+    /// Tags resolved at once within a repository.
+    pub tag_concurrency: usize,
+    /// Read layers for OS identity and libc. Off, a sync records manifests and configs only.
+    pub scan_layers: bool,
+    pub layer_limits: berth_layers::Limits,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            tag_cap: 10_000,
+            repository_cap: 10_000,
+            repository_concurrency: 4,
+            tag_concurrency: 16,
+            scan_layers: true,
+            layer_limits: berth_layers::Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Registry(#[from] OciError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{repository}: {message}")]
+    Invalid { repository: String, message: String },
+}
+
+/// What happened to one repository.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RepositoryReport {
+    pub repository: String,
+    #[serde(flatten)]
+    pub outcome: RepositoryOutcome,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum RepositoryOutcome {
+    Synced(RepositoryCounts),
+    /// Nothing was changed; the store keeps what it knew, marked with this error.
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepositoryCounts {
+    pub tags: u64,
+    /// The tag listing hit the cap: tags beyond it were not seen (and not marked gone).
+    pub truncated: bool,
+    pub manifests_fetched: u64,
+    pub images_added: u64,
+    pub layers_read: u64,
+    pub layers_cached: u64,
+    pub tags_added: u64,
+    pub tags_moved: u64,
+    pub tags_gone: u64,
+    pub tags_returned: u64,
+    /// Images whose layers could not be read within limits (recorded without OS identity).
+    pub warnings: Vec<String>,
+}
+
+/// The outcome of a whole sync.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    pub repositories: Vec<RepositoryReport>,
+    /// Registries whose repository listing failed.
+    pub registry_failures: Vec<(String, String)>,
+    pub requests: RequestStats,
+    #[serde(serialize_with = "seconds")]
+    pub elapsed: Duration,
+    /// Images whose base changed in this sync's lineage pass.
+    pub lineage_updates: u64,
+}
+
+fn seconds<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(duration.as_secs_f64())
+}
+
+impl SyncReport {
+    pub fn failed(&self) -> usize {
+        self.repositories
+            .iter()
+            .filter(|r| matches!(r.outcome, RepositoryOutcome::Failed { .. }))
+            .count()
+            + self.registry_failures.len()
+    }
+}
+
+/// Counters a progress display reads while a sync runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub repositories_total: AtomicU64,
+    pub repositories_done: AtomicU64,
+    pub tags_resolved: AtomicU64,
+}
+
+/// Walks registries into the store.
+pub struct Syncer {
+    client: Client,
+    store: Store,
+    options: SyncOptions,
+    summaries: SharedSummaries,
+    progress: Arc<Progress>,
+}
+
+impl Syncer {
+    pub fn new(client: Client, store: Store, options: SyncOptions) -> Syncer {
+        Syncer {
+            client,
+            store,
+            options,
+            summaries: SharedSummaries::default(),
+            progress: Arc::new(Progress::default()),
+        }
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Syncs every target. Individual failures are reported and recorded, not returned: only
+    /// a store that cannot be read or written fails the whole sync.
+    pub async fn run(&self, targets: &Targets) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let before = self.client.stats();
+        let mut repositories: BTreeSet<RepositoryName> = targets.repositories.clone();
+        let mut registry_failures = Vec::new();
+        for scan in &targets.registries {
+            match self.list_registry(&scan.registry).await {
+                Ok(names) => {
+                    for name in names.into_iter().filter(|name| scan.selects(name)) {
+                        match RepositoryName::new(&scan.registry, &name) {
+                            Ok(repository) => {
+                                repositories.insert(repository);
+                            }
+                            Err(error) => tracing::warn!(
+                                registry = %scan.registry, %name, %error,
+                                "skipping a repository name the registry listed"
+                            ),
+                        }
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    self.store
+                        .record_registry_failure(&scan.registry, &message, Utc::now())
+                        .await?;
+                    registry_failures.push((scan.registry.clone(), message));
+                }
+            }
+        }
+        self.progress
+            .repositories_total
+            .store(repositories.len() as u64, Ordering::Relaxed);
+
+        let reports: Vec<Result<RepositoryReport, SyncError>> = stream::iter(repositories)
+            .map(|repository| async move {
+                let outcome = match self.sync_repository(&repository).await {
+                    Ok(counts) => RepositoryOutcome::Synced(counts),
+                    Err(SyncError::Store(error)) => return Err(SyncError::Store(error)),
+                    Err(error) => {
+                        let message = error.to_string();
+                        tracing::warn!(%repository, error = %message, "repository sync failed");
+                        self.store
+                            .record_repository_failure(&repository, &message, Utc::now())
+                            .await?;
+                        RepositoryOutcome::Failed { error: message }
+                    }
+                };
+                self.progress
+                    .repositories_done
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(RepositoryReport {
+                    repository: repository.to_string(),
+                    outcome,
+                })
+            })
+            .buffer_unordered(self.options.repository_concurrency.max(1))
+            .collect()
+            .await;
+        let mut repositories: Vec<RepositoryReport> =
+            reports.into_iter().collect::<Result<_, _>>()?;
+        repositories.sort_by(|a, b| a.repository.cmp(&b.repository));
+
+        let lineage_updates = update_lineage(&self.store).await?;
+        Ok(SyncReport {
+            repositories,
+            registry_failures,
+            requests: self.client.stats().since(&before),
+            elapsed: started.elapsed(),
+            lineage_updates,
+        })
+    }
+
+    async fn list_registry(&self, registry: &str) -> Result<Vec<String>, OciError> {
+        let listing = self
+            .client
+            .list_repositories(registry, self.options.repository_cap)
+            .await?;
+        if listing.truncated {
+            tracing::warn!(
+                registry,
+                cap = self.options.repository_cap,
+                "the registry lists more repositories than the cap; the rest are not synced"
+            );
+        }
+        Ok(listing.items)
+    }
+
+    async fn sync_repository(
+        &self,
+        repository: &RepositoryName,
+    ) -> Result<RepositoryCounts, SyncError> {
+        let invalid = |message: String| SyncError::Invalid {
+            repository: repository.to_string(),
+            message,
+        };
+        let latest = Tag::parse("latest").expect("a valid tag");
+        let image = ImageRef::from_parts(
+            repository.registry(),
+            repository.repository(),
+            Reference::Tag(latest),
+        )
+        .map_err(|error| invalid(error.to_string()))?;
+        let listing = self.client.list_tags(&image, self.options.tag_cap).await?;
+        let mut counts = RepositoryCounts {
+            truncated: listing.truncated,
+            ..RepositoryCounts::default()
+        };
+        let mut tags = Vec::new();
+        for name in &listing.items {
+            match Tag::parse(name) {
+                Ok(tag) => tags.push(tag),
+                Err(error) => counts
+                    .warnings
+                    .push(format!("tag {name:?} skipped: {error}")),
+            }
+        }
+
+        // One HEAD per tag. A tag deleted between the listing and its HEAD is simply not there;
+        // any other failure fails the repository, so no tag is marked gone on partial knowledge.
+        let resolved: Vec<(Tag, Result<Digest, OciError>)> = stream::iter(tags)
+            .map(|tag| {
+                let reference = image.with_tag(tag.clone());
+                async move {
+                    let result = self.client.resolve(&reference).await.map(|r| r.digest);
+                    self.progress.tags_resolved.fetch_add(1, Ordering::Relaxed);
+                    (tag, result)
+                }
+            })
+            .buffer_unordered(self.options.tag_concurrency.max(1))
+            .collect()
+            .await;
+        let mut snapshot = RepoSnapshot::default();
+        for (tag, result) in resolved {
+            match result {
+                Ok(digest) => snapshot.tags.push((tag, digest)),
+                Err(OciError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        snapshot.tags.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        counts.tags = snapshot.tags.len() as u64;
+
+        let digests: Vec<Digest> = snapshot
+            .tags
+            .iter()
+            .map(|(_, digest)| digest.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let known = self.store.known_manifests(&digests).await?;
+        let mut fetched = HashSet::new();
+        for digest in digests.iter().filter(|d| !known.contains(*d)) {
+            self.fetch_tree(
+                &image,
+                digest,
+                None,
+                &mut snapshot,
+                &mut fetched,
+                &mut counts,
+            )
+            .await?;
+        }
+        let summary = self
+            .store
+            .record_repository_sync(repository, &snapshot, Utc::now())
+            .await?;
+        apply_summary(&mut counts, &summary);
+        Ok(counts)
+    }
+
+    /// Fetches a manifest the store does not hold and, for an index, its runnable children;
+    /// for an image, its config and (optionally) its layers' facts. `entry` is the index entry
+    /// that names the manifest (its size is checked too); `None` for what a tag points at.
+    async fn fetch_tree(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        entry: Option<&Descriptor>,
+        snapshot: &mut RepoSnapshot,
+        fetched: &mut HashSet<Digest>,
+        counts: &mut RepositoryCounts,
+    ) -> Result<(), SyncError> {
+        if !fetched.insert(digest.clone()) {
+            return Ok(());
+        }
+        let manifest = match entry {
+            None => {
+                self.client
+                    .manifest(&image.with_digest_only(digest.clone()))
+                    .await?
+            }
+            Some(entry) => self.client.manifest_of(image, entry).await?,
+        };
+        counts.manifests_fetched += 1;
+        match &manifest.kind {
+            ManifestKind::Index(index) => {
+                if entry.is_some() {
+                    return Err(SyncError::Invalid {
+                        repository: format!("{}/{}", image.registry(), image.repository()),
+                        message: format!(
+                            "index entry {} is itself an index; berth reads one level",
+                            manifest.digest
+                        ),
+                    });
+                }
+                let entries: Vec<IndexEntry> = index
+                    .manifests
+                    .iter()
+                    .map(|entry| IndexEntry {
+                        child: entry.digest.clone(),
+                        media_type: entry.media_type.clone(),
+                        platform: entry.platform.as_ref().map(|p| Platform {
+                            os: p.os.clone(),
+                            architecture: p.architecture.clone(),
+                            variant: p.variant.clone(),
+                        }),
+                        is_attestation: entry.is_attestation(),
+                    })
+                    .collect();
+                snapshot.manifests.push(ManifestRecord {
+                    digest: manifest.digest.clone(),
+                    media_type: manifest.media_type.clone(),
+                    raw: manifest.bytes.to_vec(),
+                    kind: StoredKind::Index(entries),
+                });
+                let children: Vec<Digest> =
+                    index.runnable().map(|entry| entry.digest.clone()).collect();
+                let known = self.store.known_manifests(&children).await?;
+                for entry in index.runnable() {
+                    if !known.contains(&entry.digest) {
+                        Box::pin(self.fetch_tree(
+                            image,
+                            &entry.digest,
+                            Some(entry),
+                            snapshot,
+                            fetched,
+                            counts,
+                        ))
+                        .await?;
+                    }
+                }
+            }
+            ManifestKind::Image(image_manifest) => {
+                let (_, config) = self.client.config(image, &image_manifest.config).await?;
+                if config.rootfs.diff_ids.len() != image_manifest.layers.len() {
+                    return Err(SyncError::Invalid {
+                        repository: format!("{}/{}", image.registry(), image.repository()),
+                        message: format!(
+                            "image {}: {} layers but {} diff_ids in its config",
+                            manifest.digest,
+                            image_manifest.layers.len(),
+                            config.rootfs.diff_ids.len()
+                        ),
+                    });
+                }
+                let layers: Vec<LayerRecord> = image_manifest
+                    .layers
+                    .iter()
+                    .zip(&config.rootfs.diff_ids)
+                    .map(|(layer, diff_id)| LayerRecord {
+                        digest: layer.digest.clone(),
+                        diff_id: diff_id.clone(),
+                        size: layer.size,
+                        media_type: layer.media_type.clone(),
+                    })
+                    .collect();
+                let mut record = ImageRecord {
+                    digest: manifest.digest.clone(),
+                    config_digest: image_manifest.config.digest.clone(),
+                    created: config.created.as_deref().and_then(parse_created),
+                    platform: Platform {
+                        os: config.os.clone(),
+                        architecture: config.architecture.clone(),
+                        variant: config.variant.clone(),
+                    },
+                    labels: config.config.labels.clone(),
+                    annotations: image_manifest.annotations.clone(),
+                    total_size: image_manifest.config.size
+                        + image_manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+                    os_id: None,
+                    os_pretty: None,
+                    libc: None,
+                    layers,
+                };
+                if self.options.scan_layers && !image_manifest.layers.is_empty() {
+                    self.read_layers(image, &image_manifest.layers, &mut record, snapshot, counts)
+                        .await?;
+                }
+                snapshot.manifests.push(ManifestRecord {
+                    digest: manifest.digest.clone(),
+                    media_type: manifest.media_type.clone(),
+                    raw: manifest.bytes.to_vec(),
+                    kind: StoredKind::Image,
+                });
+                snapshot.images.push(record);
+                counts.images_added += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_layers(
+        &self,
+        image: &ImageRef,
+        layers: &[Descriptor],
+        record: &mut ImageRecord,
+        snapshot: &mut RepoSnapshot,
+        counts: &mut RepositoryCounts,
+    ) -> Result<(), SyncError> {
+        // Summaries the store has from earlier syncs join the shared cache first.
+        for layer in layers {
+            if !self.summaries.contains(&layer.digest)
+                && let Some(fact) = self.store.layer_fact(&layer.digest).await?
+                && let Ok(summary) = serde_json::from_value::<LayerSummary>(fact)
+            {
+                self.summaries.insert(summary);
+            }
+        }
+        let architecture = Architecture::from_platform(
+            &record.platform.architecture,
+            record.platform.variant.as_deref(),
+        );
+        let scan = scan_layers(
+            &self.client,
+            image,
+            layers,
+            architecture,
+            &self.summaries,
+            &self.options.layer_limits,
+        )
+        .await;
+        counts.layers_read += scan.layers_read;
+        counts.layers_cached += scan.layers_cached;
+        for summary in scan.added {
+            let summary_json = serde_json::to_value(&summary).expect("summaries serialize");
+            snapshot.layer_facts.push(LayerFact {
+                layer: summary.digest.clone(),
+                summary: summary_json,
+            });
+        }
+        match scan.result {
+            Ok(found) => {
+                record.os_id = found.identity.clone();
+                record.os_pretty = found
+                    .os_release
+                    .as_ref()
+                    .and_then(|f| f.os_release.pretty_name.clone());
+                record.libc = Some(found.libc);
+            }
+            // A registry failure mid-layer fails the repository (nothing recorded); a layer
+            // that breaks a limit is the image's problem: it is recorded without OS identity.
+            Err(berth_layers::LayerError::Read { layer, source }) => {
+                return Err(SyncError::Invalid {
+                    repository: format!("{}/{}", image.registry(), image.repository()),
+                    message: format!("layer {layer}: {source}"),
+                });
+            }
+            Err(error) => counts
+                .warnings
+                .push(format!("image {}: {error}", record.digest)),
+        }
+        Ok(())
+    }
+}
+
+fn parse_created(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+fn apply_summary(counts: &mut RepositoryCounts, summary: &SyncSummary) {
+    counts.tags_added = summary.tags_added;
+    counts.tags_moved = summary.tags_moved;
+    counts.tags_gone = summary.tags_gone;
+    counts.tags_returned = summary.tags_returned;
+}
+
+/// Recomputes every image's base from the layer chains (diff_ids) the store holds and records
+/// the edges that changed. Returns how many changed.
+pub async fn update_lineage(store: &Store) -> Result<u64, StoreError> {
+    let chains = store.all_layer_chains().await?;
+    let index = LineageIndex::build(
+        chains
+            .into_iter()
+            .map(|chain| (chain.image, chain.diff_ids)),
+    );
+    let current = store.images(&Default::default()).await?;
+    let mut changed = 0;
+    for image in current {
+        let found = index.base_of(&image.digest);
+        if found != image.base {
+            store.set_base(&image.digest, found.as_ref()).await?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,353 @@
+//! Sync against the real registries of the test bed: facts, OS identity through the Debian
+//! symlink, an upper layer's os-release winning, one fact set per platform, lineage by layers,
+//! request counts of a re-sync, and knowledge kept when a registry goes down.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use berth_core::{Digest, ImageRef};
+use berth_oci::{Client, ClientConfig, RegistryConfig, RetryPolicy};
+use berth_store::{ImageFilter, ImageSummary, RepositoryName, Store};
+use berth_sync::{
+    PathPattern, RegistryScan, RepositoryOutcome, SyncOptions, SyncReport, Syncer, Targets,
+};
+use berth_testkit::{OwnRegistry, Testbed};
+
+fn client_for(hosts: &[&str]) -> Client {
+    let registries = hosts
+        .iter()
+        .map(|host| {
+            let config = RegistryConfig {
+                plain_http: true,
+                ..RegistryConfig::default()
+            };
+            (host.to_string(), config)
+        })
+        .collect();
+    Client::new(ClientConfig {
+        registries,
+        // A registry that is down should fail the test's sync quickly.
+        retry: RetryPolicy {
+            max_retries: 1,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    })
+}
+
+fn repo(registry: &str, path: &str) -> RepositoryName {
+    RepositoryName::new(registry, path).unwrap()
+}
+
+fn targets(registry: &str, paths: &[&str]) -> Targets {
+    let mut targets = Targets::default();
+    for path in paths {
+        targets.repositories.insert(repo(registry, path));
+    }
+    targets
+}
+
+async fn sync(client: &Client, store: &Store, targets: &Targets) -> SyncReport {
+    Syncer::new(client.clone(), store.clone(), SyncOptions::default())
+        .run(targets)
+        .await
+        .unwrap()
+}
+
+fn digest(text: &str) -> Digest {
+    Digest::parse(text).unwrap()
+}
+
+async fn images_in(store: &Store, repository: RepositoryName) -> Vec<ImageSummary> {
+    store
+        .images(&ImageFilter {
+            repository: Some(repository),
+            ..ImageFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// `ID`, `VERSION_ID` and `PRETTY_NAME` of the host, whose os-release the test bed copied into
+/// its Debian-like base image.
+fn host_os_release() -> HashMap<String, String> {
+    std::fs::read_to_string("/usr/lib/os-release")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_string(), value.trim_matches('"').to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn reads_os_identity_platforms_and_lineage_from_the_registry() {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let client = client_for(&[plain]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let all = [
+        "berth/base",
+        "berth/child",
+        "berth/upper",
+        "berth/multi",
+        "berth/multi-list",
+    ];
+    let report = sync(&client, &store, &targets(plain, &all)).await;
+    assert_eq!(report.failed(), 0, "{report:#?}");
+
+    let base = digest(&testbed.digest("berth/base:1"));
+    let child = digest(&testbed.digest("berth/child:1"));
+    let upper = digest(&testbed.digest("berth/upper:1"));
+
+    // Debian's /etc/os-release is a relative symlink into usr/lib: followed inside the image.
+    let host = host_os_release();
+    let expected_os = format!("{}-{}-amd64", host["ID"], host["VERSION_ID"]);
+    let base_images = images_in(&store, repo(plain, "berth/base")).await;
+    assert_eq!(base_images.len(), 1);
+    let base_image = &base_images[0];
+    assert_eq!(base_image.digest, base);
+    assert_eq!(base_image.os_id.as_ref().unwrap().as_str(), expected_os);
+    assert_eq!(
+        base_image.os_pretty.as_deref(),
+        Some(host["PRETTY_NAME"].as_str())
+    );
+    assert_eq!(serde_json::to_value(base_image.libc).unwrap(), "glibc");
+    assert_eq!(base_image.platform.architecture, "amd64");
+    assert!(base_image.base.is_none(), "the base has no known base");
+
+    // The child's base is found by its layers, not by a label.
+    let child_images = images_in(&store, repo(plain, "berth/child")).await;
+    assert_eq!(child_images.len(), 1);
+    assert_eq!(child_images[0].digest, child);
+    let found = child_images[0].base.as_ref().expect("the child has a base");
+    assert_eq!(found.base, base);
+    assert_eq!(found.shared_layers, 1);
+
+    // An upper layer that replaces os-release and the loader wins over the base's.
+    let upper_images = images_in(&store, repo(plain, "berth/upper")).await;
+    assert_eq!(upper_images[0].digest, upper);
+    assert_eq!(
+        upper_images[0].os_id.as_ref().unwrap().as_str(),
+        "alpine-3.20-amd64"
+    );
+    assert_eq!(serde_json::to_value(upper_images[0].libc).unwrap(), "musl");
+    assert_eq!(upper_images[0].base.as_ref().unwrap().base, base);
+
+    // One fact set per platform of the index; the attestation is no image.
+    let multi = testbed.image("berth/multi:1");
+    let attestation = digest(multi["manifests"]["unknown/unknown"].as_str().unwrap());
+    let mut platforms: Vec<(String, String)> = images_in(&store, repo(plain, "berth/multi"))
+        .await
+        .iter()
+        .map(|image| {
+            assert_ne!(image.digest, attestation);
+            (
+                image.platform.architecture.clone(),
+                image.os_id.as_ref().unwrap().to_string(),
+            )
+        })
+        .collect();
+    platforms.sort();
+    let expected_arm = format!("{}-{}-arm64", host["ID"], host["VERSION_ID"]);
+    assert_eq!(
+        platforms,
+        [
+            ("amd64".to_string(), expected_os.clone()),
+            ("arm64".to_string(), expected_arm)
+        ]
+    );
+    let list = images_in(&store, repo(plain, "berth/multi-list")).await;
+    assert_eq!(
+        list.len(),
+        2,
+        "a Docker manifest list has two platforms too"
+    );
+
+    // "Which images are built on the base" — by digest, or through an index naming it.
+    let built_on: Vec<Digest> = store
+        .images(&ImageFilter {
+            built_on: Some(base.clone()),
+            ..ImageFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|image| image.digest)
+        .collect();
+    assert!(
+        built_on.contains(&child) && built_on.contains(&upper),
+        "{built_on:?}"
+    );
+    assert!(!built_on.contains(&base));
+}
+
+#[tokio::test]
+async fn a_resync_of_unchanged_tags_costs_one_head_each() {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let client = client_for(&[plain]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let wanted = targets(plain, &["berth/tags", "berth/multi"]);
+    let first = sync(&client, &store, &wanted).await;
+    assert_eq!(first.failed(), 0, "{first:#?}");
+    assert!(
+        first.requests.get > 2,
+        "the first sync fetches manifests: {first:?}"
+    );
+
+    let again = sync(&client, &store, &wanted).await;
+    assert_eq!(again.failed(), 0);
+    // 12 + 1 tags: one HEAD each; the only GETs are the two tag listings.
+    assert_eq!(again.requests.head, 13, "{:?}", again.requests);
+    assert_eq!(again.requests.get, 2, "{:?}", again.requests);
+    for repository in &again.repositories {
+        let RepositoryOutcome::Synced(counts) = &repository.outcome else {
+            panic!("{repository:?}");
+        };
+        assert_eq!(counts.manifests_fetched, 0);
+        assert_eq!(counts.layers_read, 0);
+        assert_eq!(counts.tags_added + counts.tags_moved + counts.tags_gone, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_goes_down_keeps_what_was_known_and_gone_tags_are_marked() {
+    let mut registry = OwnRegistry::start();
+    registry.copy_from_testbed("berth/base:1", "own/app:1");
+    registry.copy_from_testbed("berth/child:1", "own/app:2");
+    let address = registry.address.clone();
+    let client = client_for(&[&address]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let app = repo(&address, "own/app");
+    let wanted = targets(&address, &["own/app"]);
+
+    let first = sync(&client, &store, &wanted).await;
+    assert_eq!(first.failed(), 0, "{first:#?}");
+    let known = store.tag_digests(&app).await.unwrap();
+    assert_eq!(known.len(), 2);
+    let ok_at = store
+        .repository_status(&app)
+        .await
+        .unwrap()
+        .unwrap()
+        .sync
+        .last_sync_ok_at;
+    assert!(ok_at.is_some());
+
+    registry.stop();
+    let down = sync(&client, &store, &wanted).await;
+    assert_eq!(down.failed(), 1);
+    assert!(matches!(
+        down.repositories[0].outcome,
+        RepositoryOutcome::Failed { .. }
+    ));
+    assert_eq!(
+        store.tag_digests(&app).await.unwrap(),
+        known,
+        "nothing erased"
+    );
+    let status = store.repository_status(&app).await.unwrap().unwrap();
+    assert_eq!(
+        status.sync.last_sync_ok_at, ok_at,
+        "the last good sync is kept"
+    );
+    assert!(status.sync.last_error.is_some(), "{status:?}");
+    assert_eq!(images_in(&store, app.clone()).await.len(), 2);
+
+    // The registry is back; the child is deleted there: its tag is marked gone, not forgotten.
+    registry.restart();
+    let child = digest(&Testbed::get().digest("berth/child:1"));
+    let image = ImageRef::parse(&format!("{address}/own/app:2")).unwrap();
+    client.delete_manifest(&image, &child).await.unwrap();
+    let after = sync(&client, &store, &wanted).await;
+    assert_eq!(after.failed(), 0, "{after:#?}");
+    let RepositoryOutcome::Synced(counts) = &after.repositories[0].outcome else {
+        unreachable!()
+    };
+    assert_eq!(counts.tags_gone, 1);
+    let tags = store.tags(&app).await.unwrap();
+    let gone: Vec<&str> = tags
+        .iter()
+        .filter(|tag| tag.gone_at.is_some())
+        .map(|tag| tag.tag.as_str())
+        .collect();
+    assert_eq!(gone, ["2"]);
+    let status = store.repository_status(&app).await.unwrap().unwrap();
+    assert!(
+        status.sync.last_error.is_none(),
+        "a success clears the error"
+    );
+}
+
+#[tokio::test]
+async fn whole_registries_are_walked_with_include_and_exclude_patterns() {
+    let registry = OwnRegistry::start();
+    registry.copy_from_testbed("berth/base:1", "team/app:1");
+    registry.copy_from_testbed("berth/base:1", "team/cache/app:1");
+    registry.copy_from_testbed("berth/base:1", "other/app:1");
+    let address = registry.address.clone();
+    let client = client_for(&[&address]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let targets = Targets {
+        registries: vec![RegistryScan {
+            registry: address.clone(),
+            include: vec![PathPattern::parse("team/**").unwrap()],
+            exclude: vec![PathPattern::parse("team/cache/**").unwrap()],
+        }],
+        ..Targets::default()
+    };
+    let report = sync(&client, &store, &targets).await;
+    let synced: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.repository.as_str())
+        .collect();
+    assert_eq!(synced, [format!("{address}/team/app")]);
+}
+
+#[tokio::test]
+async fn a_registry_that_cannot_be_listed_is_reported_and_recorded() {
+    let mut registry = OwnRegistry::start();
+    let address = registry.address.clone();
+    registry.stop();
+    let client = client_for(&[&address]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let targets = Targets {
+        registries: vec![RegistryScan {
+            registry: address.clone(),
+            include: vec![],
+            exclude: vec![],
+        }],
+        ..Targets::default()
+    };
+    let report = sync(&client, &store, &targets).await;
+    assert_eq!(report.registry_failures.len(), 1);
+    assert_eq!(report.failed(), 1);
+    let status = store.registry_status(&address).await.unwrap().unwrap();
+    assert!(status.last_error.is_some());
+    assert!(status.last_sync_ok_at.is_none());
+}
+
+#[tokio::test]
+async fn a_layer_past_its_limits_is_recorded_without_os_identity() {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let client = client_for(&[plain]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let mut options = SyncOptions::default();
+    options.layer_limits.max_decompressed_bytes = 1024;
+    let report = Syncer::new(client, store.clone(), options)
+        .run(&targets(plain, &["berth/base"]))
+        .await
+        .unwrap();
+    let RepositoryOutcome::Synced(counts) = &report.repositories[0].outcome else {
+        panic!("{report:#?}");
+    };
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert!(counts.warnings[0].contains("1024"), "{:?}", counts.warnings);
+    let images = images_in(&store, repo(plain, "berth/base")).await;
+    assert_eq!(images.len(), 1, "the image is known, its OS is not");
+    assert!(images[0].os_id.is_none());
+}

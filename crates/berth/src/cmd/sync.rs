@@ -1,0 +1,217 @@
+//! `berth sync`: reads the registries the catalog (and the command line) name into the store:
+//! tags, digests, indexes, manifests, configs, OS identity from layers, lineage.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use berth_oci::Client;
+use berth_server::catalog_source::CatalogSource;
+use berth_store::RepositoryName;
+use berth_sync::{
+    PathPattern, Progress, RegistryScan, RepositoryOutcome, SyncOptions, SyncReport, Syncer,
+    Targets,
+};
+use chrono::Utc;
+
+use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
+use crate::cmd::{open_store, print_json, print_text, store_url};
+use crate::environment::Environment;
+use crate::exit::{NEGATIVE, usage};
+use crate::registry_args::RegistryArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Walk the repositories this catalog's entries and variants name (default:
+    /// $BERTH_CATALOG, then ./catalog.yaml, when no --repo or --registry is given).
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
+    pub catalog_format: SourceFormat,
+    /// Also walk this repository (`registry/path`). Repeatable.
+    #[arg(long = "repo", value_name = "REPOSITORY")]
+    pub repositories: Vec<String>,
+    /// Walk every repository this registry lists (`_catalog`), narrowed by --include and
+    /// --exclude. Repeatable.
+    #[arg(long = "registry", value_name = "HOST")]
+    pub registries: Vec<String>,
+    /// With --registry: only repositories matching this path pattern (`team/*`, `**/app`).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// With --registry: skip repositories matching this path pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// The store (default: $BERTH_STORE, then sqlite://berth.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Do not read layers (no OS identity or libc; manifests, configs and lineage only).
+    #[arg(long)]
+    pub no_layers: bool,
+    /// At most this many tags per repository.
+    #[arg(long, default_value_t = 10_000)]
+    pub tag_cap: usize,
+    /// Repositories synced at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
+    let mut targets = Targets::default();
+    for text in &args.repositories {
+        let name = RepositoryName::parse(text)
+            .map_err(|error| usage(format!("--repo {text:?}: {error}")))?;
+        targets.repositories.insert(name);
+    }
+    let patterns = |flag: &str, texts: &[String]| -> anyhow::Result<Vec<PathPattern>> {
+        texts
+            .iter()
+            .map(|text| PathPattern::parse(text).map_err(|error| usage(format!("{flag}: {error}"))))
+            .collect()
+    };
+    let include = patterns("--include", &args.include)?;
+    let exclude = patterns("--exclude", &args.exclude)?;
+    if args.registries.is_empty() && !(include.is_empty() && exclude.is_empty()) {
+        return Err(usage(
+            "--include and --exclude narrow a --registry; none was given",
+        ));
+    }
+    for registry in &args.registries {
+        targets.registries.push(RegistryScan {
+            registry: registry.to_ascii_lowercase(),
+            include: include.clone(),
+            exclude: exclude.clone(),
+        });
+    }
+    if args.catalog.is_some() || targets.is_empty() {
+        let source = CatalogSource {
+            path: catalog_path(args.catalog.clone(), env),
+            format: args.catalog_format.into(),
+        };
+        let catalog = read_valid(&source, Utc::now())?;
+        targets.add_catalog(&catalog);
+    }
+    let client = Client::new(args.registry.client_config(env)?);
+    let options = SyncOptions {
+        tag_cap: args.tag_cap,
+        repository_concurrency: args.concurrency,
+        scan_layers: !args.no_layers,
+        ..SyncOptions::default()
+    };
+    let url = store_url(args.store.clone(), env);
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let syncer = Syncer::new(client.clone(), store.clone(), options);
+        let ticker = show_progress.then(|| spawn_progress(syncer.progress(), client.clone()));
+        let report = syncer.run(&targets).await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+            eprint!("\r\x1b[2K");
+        }
+        store.close().await;
+        anyhow::Ok(report?)
+    })?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_text(&report_text(&report));
+    }
+    Ok(if report.failed() > 0 {
+        ExitCode::from(NEGATIVE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A one-line progress display on stderr, redrawn while the sync runs.
+fn spawn_progress(progress: Arc<Progress>, client: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            eprint!(
+                "\r\x1b[2Ksync: repositories {}/{} · tags {} · requests {}",
+                progress.repositories_done.load(Ordering::Relaxed),
+                progress.repositories_total.load(Ordering::Relaxed),
+                progress.tags_resolved.load(Ordering::Relaxed),
+                client.stats().total()
+            );
+        }
+    })
+}
+
+fn report_text(report: &SyncReport) -> String {
+    let mut out = String::new();
+    for (registry, error) in &report.registry_failures {
+        out.push_str(&format!(
+            "{registry}: FAILED to list repositories: {error}\n"
+        ));
+    }
+    for repository in &report.repositories {
+        match &repository.outcome {
+            RepositoryOutcome::Synced(counts) => {
+                let mut changes = Vec::new();
+                for (count, what) in [
+                    (counts.tags_added, "new"),
+                    (counts.tags_moved, "moved"),
+                    (counts.tags_gone, "gone"),
+                    (counts.tags_returned, "back"),
+                ] {
+                    if count > 0 {
+                        changes.push(format!("{count} {what}"));
+                    }
+                }
+                let changes = if changes.is_empty() {
+                    "unchanged".to_string()
+                } else {
+                    changes.join(", ")
+                };
+                out.push_str(&format!(
+                    "{}: {} tags ({changes}){}; {} manifests fetched, {} images added, layers {} read / {} cached\n",
+                    repository.repository,
+                    counts.tags,
+                    if counts.truncated { ", TRUNCATED at the cap" } else { "" },
+                    counts.manifests_fetched,
+                    counts.images_added,
+                    counts.layers_read,
+                    counts.layers_cached,
+                ));
+                for warning in &counts.warnings {
+                    out.push_str(&format!("  warning: {warning}\n"));
+                }
+            }
+            RepositoryOutcome::Failed { error } => {
+                out.push_str(&format!(
+                    "{}: FAILED, kept what was known: {error}\n",
+                    repository.repository
+                ));
+            }
+        }
+    }
+    let requests = &report.requests;
+    out.push_str(&format!(
+        "{} repositories, {} failed; {} requests ({} HEAD, {} GET, {} token), {} bytes received; lineage: {} bases changed; {:.2}s\n",
+        report.repositories.len(),
+        report.failed(),
+        requests.total(),
+        requests.head,
+        requests.get,
+        requests.token,
+        requests.bytes_received,
+        report.lineage_updates,
+        report.elapsed.as_secs_f64(),
+    ));
+    out
+}
