@@ -39,6 +39,8 @@ enum Command {
     Sync(cmd::sync::Args),
     /// What the store knows about images: by repository, OS, or the base they are built on.
     Images(cmd::images::Args),
+    /// Decide images and Kubernetes manifests with the admission policy, as the webhook would.
+    Check(cmd::check::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
     Serve(cmd::serve::Args),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::exec(args, &env),
         Command::Sync(args) => cmd::sync::exec(args, &env),
         Command::Images(args) => cmd::images::exec(args, &env),
+        Command::Check(args) => cmd::check::exec(args, &env),
     };
     exit::report(result)
 }

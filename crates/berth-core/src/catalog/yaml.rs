@@ -189,12 +189,7 @@ impl From<ScanError> for SyntaxError {
 
 /// Parses one YAML document. `Ok(None)` for a file with no document (empty, or comments only).
 pub fn parse(text: &str) -> Result<Option<Node<'_>>, SyntaxError> {
-    let mut builder = Builder::default();
-    Parser::new_from_str(text).load(&mut builder, true)?;
-    if let Some(error) = builder.error {
-        return Err(error);
-    }
-    let mut documents = builder.documents.into_iter();
+    let mut documents = parse_documents(text)?.into_iter();
     let first = documents.next();
     if let Some(second) = documents.next() {
         return Err(SyntaxError {
@@ -203,6 +198,49 @@ pub fn parse(text: &str) -> Result<Option<Node<'_>>, SyntaxError> {
         });
     }
     Ok(first)
+}
+
+/// Parses every document of a stream (`---`-separated), as Kubernetes manifests come.
+pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, SyntaxError> {
+    let mut builder = Builder::default();
+    Parser::new_from_str(text).load(&mut builder, true)?;
+    if let Some(error) = builder.error {
+        return Err(error);
+    }
+    Ok(builder.documents)
+}
+
+impl Node<'_> {
+    /// The node as JSON: scalars under the core schema, mappings with text keys. A repeated
+    /// key is an error (which one would win differs between readers, so a checker must not
+    /// guess).
+    pub fn to_json(&self) -> Result<serde_json::Value, SyntaxError> {
+        let error = |position: Position, message: String| SyntaxError { position, message };
+        match &self.value {
+            Value::Scalar(scalar) => scalar
+                .to_json()
+                .map_err(|message| error(self.position, message)),
+            Value::Sequence(items) => items
+                .iter()
+                .map(Node::to_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map(serde_json::Value::Array),
+            Value::Mapping(pairs) => {
+                let mut object = serde_json::Map::new();
+                for (key, value) in pairs {
+                    let Value::Scalar(scalar) = &key.value else {
+                        return Err(error(key.position, "expected a text key".to_string()));
+                    };
+                    let name = scalar.text.to_string();
+                    if object.contains_key(&name) {
+                        return Err(error(key.position, format!("key {name:?} given twice")));
+                    }
+                    object.insert(name, value.to_json()?);
+                }
+                Ok(serde_json::Value::Object(object))
+            }
+        }
+    }
 }
 
 /// A collection being built, with the anchor it will be registered under.
@@ -481,6 +519,31 @@ mod tests {
         }
         let error = parse(&bomb).unwrap_err();
         assert!(error.message.contains("aliases expand"), "{error:?}");
+    }
+
+    #[test]
+    fn streams_of_documents_become_json() {
+        let text = "a: 1\nb: [x, '2']\n---\n# nothing\n---\nkind: Pod\nspec: {containers: null}\n";
+        let documents: Vec<String> = parse_documents(text)
+            .unwrap()
+            .iter()
+            .map(|node| node.to_json().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            documents,
+            [
+                r#"{"a":1,"b":["x","2"]}"#,
+                "null",
+                r#"{"kind":"Pod","spec":{"containers":null}}"#
+            ]
+        );
+        let error = parse_documents("image: a\nimage: b\n").unwrap()[0]
+            .to_json()
+            .unwrap_err();
+        assert_eq!(
+            (error.position.line, error.message.as_str()),
+            (2, "key \"image\" given twice")
+        );
     }
 
     #[test]

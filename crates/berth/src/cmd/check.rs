@@ -1,0 +1,446 @@
+//! `berth check`: the admission policy without a cluster. Image references and Kubernetes
+//! manifests (JSON or YAML, multi-document, `List`s; files or stdin) are decided by the very
+//! engine the webhook runs (`berth_core::policy::evaluate`), against a policy, the catalog and,
+//! with `--store`, what `berth sync` learned about the registries. Exit 0 when everything is
+//! allowed, 1 when something is denied, 2 for the user's mistakes, 3 for faults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_core::catalog::{self, Catalog};
+use berth_core::lineage::LineageIndex;
+use berth_core::policy::{self, BaseName, Knowledge, Policy, Request, Verdict};
+use berth_core::workload::{self, WorkloadError};
+use berth_core::{Digest, ImageRef};
+use berth_server::catalog_source::CatalogSource;
+use berth_store::{ManifestKind, RepositoryName, Store, StoreError};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
+use crate::cmd::{open_store, print_json, print_text, runtime};
+use crate::environment::Environment;
+use crate::exit::{NEGATIVE, usage};
+
+/// The largest manifest or policy file read (a `helm template` of a big chart is a few MiB).
+const INPUT_SIZE_MAX: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy file (default: $BERTH_POLICY).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The catalog: a file, or a directory whose *.yaml files are merged
+    /// (default: $BERTH_CATALOG, then ./catalog.yaml).
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
+    pub catalog_format: SourceFormat,
+    /// An image reference to check as a new Pod would run it; repeatable.
+    #[arg(long = "image", value_name = "REF")]
+    pub images: Vec<String>,
+    /// Kubernetes manifests: JSON or YAML files, several documents each, `List`s included;
+    /// `-` reads stdin. Objects without a pod template (Services, ConfigMaps) are skipped.
+    #[arg(value_name = "FILE")]
+    pub manifests: Vec<PathBuf>,
+    /// The namespace of objects that name none (exceptions match on it).
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// A label of the objects' namespace, for exceptions that select by label; repeatable.
+    #[arg(long = "namespace-label", value_name = "KEY=VALUE")]
+    pub namespace_labels: Vec<String>,
+    /// Registry knowledge (tag digests for pins, lineage for the base rule) from this store
+    /// (default: $BERTH_STORE; without either, berth knows no digests and the rules' `unknown`
+    /// setting applies).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Decide at this moment instead of now: RFC 3339 or a day (2027-01-01).
+    #[arg(long, value_name = "MOMENT")]
+    pub now: Option<String>,
+    /// Print JSON: one result per object, each with the engine's verdict.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One object (or `--image`) and its verdict.
+#[derive(Debug, Serialize)]
+struct Checked {
+    /// `file:line` of the object (`-` is stdin), or `--image`.
+    source: String,
+    /// `Deployment/web`, or the image reference.
+    object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    verdict: Verdict,
+}
+
+/// An object with no pod template, left out.
+#[derive(Debug, Serialize)]
+struct Skipped {
+    source: String,
+    kind: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    allowed: bool,
+    results: Vec<Checked>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<Skipped>,
+}
+
+/// A Kubernetes object read from a manifest, with where it starts.
+struct Object {
+    source: String,
+    value: serde_json::Value,
+}
+
+pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
+    let now = match &args.now {
+        Some(text) => {
+            catalog::parse_moment(text).map_err(|error| usage(format!("--now: {error}")))?
+        }
+        None => Utc::now(),
+    };
+    if args.images.is_empty() && args.manifests.is_empty() {
+        return Err(usage(
+            "nothing to check: give manifest files (`-` for stdin) or --image REF",
+        ));
+    }
+    let namespace_labels = labels(&args.namespace_labels)?;
+    let policy_path = args
+        .policy
+        .clone()
+        .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from))
+        .ok_or_else(|| usage("no policy: give --policy FILE (or set BERTH_POLICY)"))?;
+    let source = CatalogSource {
+        path: catalog_path(args.catalog.clone(), env),
+        format: args.catalog_format.into(),
+    };
+    let catalog = read_valid(&source, now)?;
+    let policy = read_policy(&policy_path, &catalog)?;
+    let mut objects = Vec::new();
+    for path in &args.manifests {
+        objects.extend(read_manifests(path)?);
+    }
+    let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
+    let knowledge = match store_url {
+        None => Knowledge::default(),
+        Some(url) => {
+            let repositories = repositories(&policy, &catalog, &args.images, &objects);
+            runtime()?.block_on(async {
+                let store = open_store(&url).await?;
+                let knowledge = knowledge_from_store(&store, &repositories).await;
+                store.close().await;
+                knowledge.context("read registry knowledge from the store")
+            })?
+        }
+    };
+    let mut report = Report {
+        allowed: true,
+        results: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for image in &args.images {
+        let verdict = policy::evaluate_image(image, &policy, &catalog, &knowledge, now);
+        report.results.push(Checked {
+            source: "--image".to_string(),
+            object: image.clone(),
+            namespace: args.namespace.clone(),
+            verdict,
+        });
+    }
+    for object in objects {
+        let found = match workload::workload(&object.value) {
+            Ok(found) => found,
+            Err(WorkloadError::UnknownKind { kind }) => {
+                report.skipped.push(Skipped {
+                    source: object.source,
+                    kind,
+                });
+                continue;
+            }
+            Err(error) => return Err(usage(format!("{}: {error}", object.source))),
+        };
+        let object_name = found.display_name();
+        let mut request = Request::create(found);
+        if request.namespace.is_none() {
+            request.namespace = args.namespace.clone();
+        }
+        request.namespace_labels = namespace_labels.clone();
+        let verdict = policy::evaluate(&request, &policy, &catalog, &knowledge, now);
+        report.results.push(Checked {
+            source: object.source,
+            object: object_name,
+            namespace: request.namespace,
+            verdict,
+        });
+    }
+    report.allowed = report.results.iter().all(|checked| checked.verdict.allowed);
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_text(&report_text(&report));
+    }
+    Ok(if report.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NEGATIVE)
+    })
+}
+
+fn labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => Err(usage(format!(
+                "--namespace-label {pair:?}: expected KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+/// Reads a file (or stdin for `-`) within [`INPUT_SIZE_MAX`]; a missing file is the user's
+/// mistake, any other read error a fault.
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    let limit = INPUT_SIZE_MAX + 1;
+    let read = if path == Path::new("-") {
+        std::io::stdin().take(limit).read_to_string(&mut text)
+    } else {
+        match std::fs::File::open(path) {
+            Ok(file) => file.take(limit).read_to_string(&mut text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(usage(format!("{}: no such file", path.display())));
+            }
+            Err(error) => Err(error),
+        }
+    };
+    read.with_context(|| format!("cannot read {}", path.display()))?;
+    if text.len() as u64 > INPUT_SIZE_MAX {
+        return Err(usage(format!(
+            "{} is larger than {INPUT_SIZE_MAX} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// Loads the policy; its errors (and approved bases the catalog does not name) are printed
+/// as `file:line:column` and make a usage error.
+fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
+    let text = read_input(path)?;
+    let name = path.display().to_string();
+    let loaded = policy::load(&name, &text);
+    let mut diagnostics = loaded.diagnostics;
+    if let Some(policy) = &loaded.policy {
+        diagnostics.extend(policy::read::check_catalog(policy, catalog));
+    }
+    for diagnostic in &diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    match loaded.policy {
+        Some(policy) if errors == 0 => Ok(policy),
+        _ => Err(usage(format!(
+            "the policy {name} has {errors} error{}",
+            if errors == 1 { "" } else { "s" }
+        ))),
+    }
+}
+
+/// Every object in a manifest file: JSON (one value, or several in a row) or YAML (documents
+/// separated by `---`); `List` objects and top-level arrays are opened up.
+fn read_manifests(path: &Path) -> anyhow::Result<Vec<Object>> {
+    let text = read_input(path)?;
+    let name = if path == Path::new("-") {
+        "-".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let mut objects = Vec::new();
+    if text.trim_start().starts_with(['{', '[']) {
+        let stream = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+        for (index, value) in stream.enumerate() {
+            let value = value.map_err(|error| {
+                usage(format!(
+                    "{name}:{}:{}: invalid JSON: {error}",
+                    error.line(),
+                    error.column()
+                ))
+            })?;
+            let source = if index == 0 {
+                name.clone()
+            } else {
+                format!("{name}[{index}]")
+            };
+            flatten(source, value, &mut objects);
+        }
+    } else {
+        let documents = catalog::yaml::parse_documents(&text).map_err(|error| {
+            usage(format!(
+                "{name}:{}:{}: invalid YAML: {}",
+                error.position.line, error.position.column, error.message
+            ))
+        })?;
+        for document in documents {
+            let source = format!("{name}:{}", document.position.line);
+            let value = document.to_json().map_err(|error| {
+                usage(format!(
+                    "{name}:{}:{}: {}",
+                    error.position.line, error.position.column, error.message
+                ))
+            })?;
+            flatten(source, value, &mut objects);
+        }
+    }
+    Ok(objects)
+}
+
+/// Adds `value` as objects: a `List`'s items and an array's elements one by one, an empty
+/// document not at all.
+fn flatten(source: String, value: serde_json::Value, objects: &mut Vec<Object>) {
+    match value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.into_iter().enumerate() {
+                flatten(format!("{source}[{index}]"), item, objects);
+            }
+        }
+        serde_json::Value::Object(mut fields)
+            if fields.get("kind").and_then(|kind| kind.as_str()) == Some("List") =>
+        {
+            let items = fields.remove("items").unwrap_or_default();
+            flatten(format!("{source} items"), items, objects);
+        }
+        value => objects.push(Object { source, value }),
+    }
+}
+
+/// The repositories whose tags matter: every image checked, every catalog repository (an
+/// approved base may be a catalog name), every approved base given as a reference.
+fn repositories(
+    policy: &Policy,
+    catalog: &Catalog,
+    images: &[String],
+    objects: &[Object],
+) -> BTreeSet<RepositoryName> {
+    let mut references: Vec<ImageRef> = Vec::new();
+    let mut texts: Vec<String> = images.to_vec();
+    for object in objects {
+        if let Ok(found) = workload::workload(&object.value) {
+            texts.extend(found.containers.into_iter().map(|c| c.image));
+        }
+    }
+    references.extend(texts.iter().filter_map(|text| ImageRef::parse(text).ok()));
+    if let Some(rule) = &policy.base {
+        for name in &rule.approved {
+            if let BaseName::Image(image) = name {
+                references.push(image.clone());
+            }
+        }
+    }
+    let mut repositories: BTreeSet<RepositoryName> =
+        references.iter().map(RepositoryName::of).collect();
+    for entry in catalog.entries() {
+        for (_, image) in entry.images() {
+            if let Ok(repository) = RepositoryName::new(image.registry(), image.repository()) {
+                repositories.insert(repository);
+            }
+        }
+    }
+    repositories
+}
+
+/// What the store knows that the policy asks: the live tags of `repositories`, the platform
+/// images of the indexes they point to, and the lineage of every image with layers.
+pub async fn knowledge_from_store(
+    store: &Store,
+    repositories: &BTreeSet<RepositoryName>,
+) -> Result<Knowledge, StoreError> {
+    let chains = store.all_layer_chains().await?;
+    let lineage = LineageIndex::build(
+        chains
+            .into_iter()
+            .map(|chain| (chain.image, chain.diff_ids)),
+    );
+    let mut knowledge = Knowledge::new(lineage);
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
+    for repository in repositories {
+        let name = format!("{}/{}", repository.registry(), repository.repository());
+        for (tag, digest) in store.tag_digests(repository).await? {
+            if let Ok(reference) = ImageRef::parse(&format!("{name}:{tag}")) {
+                knowledge.add_tag(&reference, digest.clone());
+            }
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            if let Some(record) = store.manifest(&digest).await?
+                && let ManifestKind::Index(entries) = record.kind
+            {
+                let images = entries
+                    .into_iter()
+                    .filter(|entry| !entry.is_attestation)
+                    .map(|entry| entry.child)
+                    .collect();
+                knowledge.add_index(digest, images);
+            }
+        }
+    }
+    Ok(knowledge)
+}
+
+fn report_text(report: &Report) -> String {
+    let mut text = String::new();
+    let mut denied = 0;
+    for checked in &report.results {
+        let verdict = &checked.verdict;
+        if !verdict.allowed {
+            denied += 1;
+        }
+        let answer = if verdict.allowed { "allowed" } else { "denied" };
+        text.push_str(&format!("{}: {}: {answer}\n", checked.source, checked.object));
+        for finding in &verdict.denials {
+            text.push_str(&format!("  deny    {}\n", finding_text(finding)));
+        }
+        for finding in &verdict.warnings {
+            text.push_str(&format!("  warn    {}\n", finding_text(finding)));
+        }
+        for exempted in &verdict.exempted {
+            text.push_str(&format!(
+                "  exempt  {} (exception at {}: {})\n",
+                finding_text(&exempted.finding),
+                exempted.exception,
+                exempted.reason
+            ));
+        }
+        for patch in &verdict.patches {
+            text.push_str(&format!("  pin     {} -> {}\n", patch.path, patch.value));
+        }
+    }
+    for skipped in &report.skipped {
+        text.push_str(&format!(
+            "{}: {} has no pod template: skipped\n",
+            skipped.source, skipped.kind
+        ));
+    }
+    let checked = report.results.len();
+    text.push_str(&format!(
+        "{checked} checked, {denied} denied, {} skipped\n",
+        report.skipped.len()
+    ));
+    text
+}
+
+/// `container "app" (image): rule: message`, or `rule: message` for a bare `--image`.
+fn finding_text(finding: &policy::Finding) -> String {
+    if finding.container.is_empty() {
+        format!("{}: {}", finding.rule, finding.message)
+    } else {
+        finding.to_string()
+    }
+}
