@@ -436,6 +436,12 @@ impl Run<'_> {
             if approved.contains(&platform_image) {
                 continue;
             }
+            // For an index, name the platform image at fault.
+            let subject = if platform_image == digest {
+                image.familiar()
+            } else {
+                format!("{} (platform image {platform_image})", image.familiar())
+            };
             match lineage.check_declared(&platform_image, &approved) {
                 BaseCheck::Match { .. } => {}
                 BaseCheck::Mismatch { actual, .. } => {
@@ -444,9 +450,8 @@ impl Run<'_> {
                         .name_of(&actual)
                         .unwrap_or_else(|| actual.to_string());
                     let message = format!(
-                        "{} is built on {base}, which is not an approved base; rebuild it FROM \
-                         one of: {approved_text}",
-                        image.familiar()
+                        "{subject} is built on {base}, which is not an approved base; rebuild it \
+                         FROM one of: {approved_text}"
                     );
                     self.finding(container, RuleKind::Base, message);
                     return;
@@ -455,9 +460,8 @@ impl Run<'_> {
                     reason: UnknownBase::NoBaseFound,
                 } => {
                     let message = format!(
-                        "{} is not built on any image berth knows; rebuild it FROM one of: \
-                         {approved_text}",
-                        image.familiar()
+                        "{subject} is not built on any image berth knows; rebuild it FROM one \
+                         of: {approved_text}"
                     );
                     self.finding(container, RuleKind::Base, message);
                     return;

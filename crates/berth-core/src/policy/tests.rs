@@ -41,6 +41,7 @@ fn digest(n: u32) -> Digest {
 /// - registry.example.com/app:1 = image 3, layers [L3, L4] (built on alpine)
 /// - registry.example.com/scratch:1 = image 7, layers [L9] (built on nothing known)
 /// - registry.example.com/ghost:1 = image 5, never read (not in the lineage)
+/// - registry.example.com/multi:1 = index 21 → images 2 (on bookworm) and 7 (on nothing known)
 fn knowledge() -> Knowledge {
     let layer = |n: u32| digest(1000 + n);
     let lineage = LineageIndex::build([
@@ -61,6 +62,8 @@ fn knowledge() -> Knowledge {
     knowledge.add_tag(&tag("registry.example.com/app:1"), digest(3));
     knowledge.add_tag(&tag("registry.example.com/scratch:1"), digest(7));
     knowledge.add_tag(&tag("registry.example.com/ghost:1"), digest(5));
+    knowledge.add_tag(&tag("registry.example.com/multi:1"), digest(21));
+    knowledge.add_index(digest(21), vec![digest(2), digest(7)]);
     knowledge
 }
 
@@ -410,6 +413,16 @@ fn approved_base_follows_lineage_and_never_passes_the_unknown_silently() {
             object: deployment(&["registry.example.com/scratch:1"]),
             expect: &[
                 "deny base c0: registry.example.com/scratch:1 is not built on any image berth knows; rebuild it FROM one of: bookworm",
+                "denied",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "every platform of an index must pass",
+            policy,
+            object: deployment(&["registry.example.com/multi:1"]),
+            expect: &[
+                "deny base c0: registry.example.com/multi:1 (platform image sha256:0000000000000000000000000000000000000000000000000000000000000007) is not built on any image berth knows; rebuild it FROM one of: bookworm",
                 "denied",
             ],
             ..Case::default()

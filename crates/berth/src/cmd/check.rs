@@ -403,7 +403,10 @@ fn report_text(report: &Report) -> String {
             denied += 1;
         }
         let answer = if verdict.allowed { "allowed" } else { "denied" };
-        text.push_str(&format!("{}: {}: {answer}\n", checked.source, checked.object));
+        text.push_str(&format!(
+            "{}: {}: {answer}\n",
+            checked.source, checked.object
+        ));
         for finding in &verdict.denials {
             text.push_str(&format!("  deny    {}\n", finding_text(finding)));
         }
