@@ -53,8 +53,10 @@ pub struct ServeFile {
 pub struct ServeSettings {
     pub listen: SocketAddr,
     pub catalog: CatalogSource,
-    /// How often the catalog's files are checked for an edit.
+    /// How often the catalog's files are checked for an edit (and the TLS pair, if any).
     pub poll_interval: Duration,
+    /// Serve HTTPS with this certificate and key (the admission webhook needs it).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl ServeFile {

@@ -7,14 +7,18 @@
 //! - [`config`]: the config file (`listen`, `catalog`, ...), every error reported at once.
 //! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
+//! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
+//! - [`tls`]: HTTPS with certificate files reloaded when they change.
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
+pub mod admission;
 mod api;
 pub mod catalog_source;
 pub mod config;
 mod metrics;
 pub mod reload;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,10 +67,12 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `listener` until `shutdown` resolves, then finishes the requests in flight and stops
-/// the catalog poller. The catalog is loaded at once and reloaded when its files change.
+/// the catalog poller. The catalog is loaded at once and reloaded when its files change. With
+/// `admission`, the webhook endpoints are served too; with `settings.tls`, everything is HTTPS.
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
+    admission: Option<admission::AdmissionSnapshot>,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -74,6 +80,21 @@ pub async fn run(
     let state = AppState {
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
+    };
+    let mut router = app(state);
+    if let Some(snapshot) = admission {
+        router = router.merge(admission::router(admission::AdmissionState {
+            catalog: Arc::clone(&catalog),
+            snapshot: Arc::new(snapshot),
+            clock: Arc::clone(&clock),
+        }));
+    }
+    // Certificates are read before anything is served: a bad pair stops the start.
+    let certificates = match &settings.tls {
+        Some(tls) => Some(Arc::new(
+            tls::CertificateReloader::new(tls.clone()).map_err(std::io::Error::other)?,
+        )),
+        None => None,
     };
     let (stop, stopped) = watch::channel(false);
     let poller = tokio::spawn(reload::watch(
@@ -92,14 +113,28 @@ pub async fn run(
         catalog = %settings.catalog.path.display(),
         format = reload::format_name(settings.catalog.format),
         poll_interval_ms = settings.poll_interval.as_millis() as u64,
+        tls = settings.tls.is_some(),
         "berth serve listening"
     );
-    let mut server_stopped = stopped;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = server_stopped.wait_for(|stop| *stop).await;
-        })
-        .await?;
+    match certificates {
+        Some(certificates) => {
+            let watcher = tokio::spawn(tls::watch_certificates(
+                Arc::clone(&certificates),
+                settings.poll_interval,
+                stopped.clone(),
+            ));
+            tls::serve(listener, certificates.server_config(), router, stopped).await?;
+            let _ = watcher.await;
+        }
+        None => {
+            let mut server_stopped = stopped;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stopped.wait_for(|stop| *stop).await;
+                })
+                .await?;
+        }
+    }
     if let Err(error) = poller.await {
         tracing::error!(error = %error, "catalog poller failed");
     }

@@ -232,7 +232,7 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 
 /// Loads the policy; its errors (and approved bases the catalog does not name) are printed
 /// as `file:line:column` and make a usage error.
-fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
+pub fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
     let text = read_input(path)?;
     let name = path.display().to_string();
     let loaded = policy::load(&name, &text);
@@ -356,12 +356,17 @@ fn repositories(
     repositories
 }
 
-/// What the store knows that the policy asks: the live tags of `repositories`, the platform
-/// images of the indexes they point to, and the lineage of every image with layers.
+/// What the store knows that the policy asks: the live tags of `repositories` and of every
+/// repository the store has synced, the platform images of the indexes they point to, and the
+/// lineage of every image with layers.
 pub async fn knowledge_from_store(
     store: &Store,
     repositories: &BTreeSet<RepositoryName>,
 ) -> Result<Knowledge, StoreError> {
+    let mut repositories = repositories.clone();
+    for status in store.repository_statuses().await? {
+        repositories.insert(status.repository);
+    }
     let chains = store.all_layer_chains().await?;
     let lineage = LineageIndex::build(
         chains
@@ -370,7 +375,7 @@ pub async fn knowledge_from_store(
     );
     let mut knowledge = Knowledge::new(lineage);
     let mut seen: BTreeSet<Digest> = BTreeSet::new();
-    for repository in repositories {
+    for repository in &repositories {
         let name = format!("{}/{}", repository.registry(), repository.repository());
         for (tag, digest) in store.tag_digests(repository).await? {
             if let Ok(reference) = ImageRef::parse(&format!("{name}:{tag}")) {

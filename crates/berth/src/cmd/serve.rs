@@ -1,15 +1,21 @@
 //! `berth serve`: resolves the config file, flags and environment into `ServeSettings`, binds
 //! the listener and runs the server until SIGTERM or SIGINT (then finishes requests in flight).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berth_core::catalog::Format;
+use berth_core::policy::Knowledge;
+use berth_server::admission::AdmissionSnapshot;
 use berth_server::catalog_source::CatalogSource;
 use berth_server::config::{self, ServeFile, ServeSettings};
+use berth_server::tls::TlsSettings;
 
-use crate::cmd::catalog::{SourceFormat, catalog_path};
+use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
+use crate::cmd::check::{knowledge_from_store, read_policy};
+use crate::cmd::open_store;
 use crate::environment::Environment;
 use crate::exit::usage;
 
@@ -30,20 +36,44 @@ pub struct Args {
     /// The catalog's format, overriding the config file (default: berth).
     #[arg(long, value_enum)]
     pub catalog_format: Option<SourceFormat>,
+    /// Serve the admission webhook (/admission/validate, /admission/mutate) with this policy
+    /// (default: $BERTH_POLICY; without either, no webhook). See docs/policy.md.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Registry knowledge for the webhook (digests for pins, lineage for the base rule), read
+    /// once at start from this store (default: $BERTH_STORE; without either, none).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Serve HTTPS with this certificate (PEM, chain after it); re-read when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
+    let policy_path = args
+        .policy
+        .clone()
+        .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from));
+    let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let settings = settings(args, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let admission = match &policy_path {
+            Some(path) => Some(admission(path, store_url.as_deref(), &settings).await?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         berth_server::run(
             listener,
             settings,
+            admission,
             berth_server::system_clock(),
             shutdown_signal(),
         )
@@ -51,6 +81,27 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         .context("serving")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The webhook's snapshot: the policy (checked against the catalog as it is at start) and
+/// what the store knows, read once.
+async fn admission(
+    policy: &Path,
+    store_url: Option<&str>,
+    settings: &ServeSettings,
+) -> anyhow::Result<AdmissionSnapshot> {
+    let catalog = read_valid(&settings.catalog, chrono::Utc::now())?;
+    let policy = read_policy(policy, &catalog)?;
+    let knowledge = match store_url {
+        Some(url) => {
+            let store = open_store(url).await?;
+            let knowledge = knowledge_from_store(&store, &BTreeSet::new()).await;
+            store.close().await;
+            knowledge.context("read registry knowledge from the store")?
+        }
+        None => Knowledge::default(),
+    };
+    Ok(AdmissionSnapshot { policy, knowledge })
 }
 
 /// The config file (if any), then flags over it, then the environment and defaults.
@@ -88,6 +139,10 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         poll_interval: file
             .catalog_poll_interval
             .unwrap_or(config::DEFAULT_POLL_INTERVAL),
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
+            _ => None,
+        },
     })
 }
 

@@ -1,0 +1,296 @@
+//! The Kubernetes admission webhook: `POST /admission/validate` and `POST /admission/mutate`
+//! take an AdmissionReview `v1` and answer with the verdict of the same pure engine `berth check`
+//! runs (`berth_core::policy::evaluate`): denials as a 403 status naming container, image, rule
+//! and what to do; warn-mode findings and deprecations as `response.warnings`; pins as a
+//! JSONPatch (mutate only). The request's uid is echoed.
+//!
+//! Decisions read an in-memory snapshot (policy + registry knowledge, and the served catalog);
+//! the hot path never touches the store or the network. Nothing is written per request, so a
+//! `dryRun` request has no side effect to suppress (usage recording will have to skip it).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use berth_core::catalog::Catalog;
+use berth_core::policy::{self, Knowledge, Operation, Policy, Request, Verdict};
+use berth_core::workload::{self, WorkloadError};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Clock;
+use crate::reload::CatalogState;
+
+/// The policy and the registry knowledge decisions are made with.
+#[derive(Debug, Clone)]
+pub struct AdmissionSnapshot {
+    pub policy: Policy,
+    pub knowledge: Knowledge,
+}
+
+/// What the webhook's handlers share.
+#[derive(Clone)]
+pub struct AdmissionState {
+    pub catalog: Arc<CatalogState>,
+    pub snapshot: Arc<AdmissionSnapshot>,
+    pub clock: Clock,
+}
+
+/// The two webhook endpoints.
+pub fn router(state: AdmissionState) -> Router {
+    Router::new()
+        .route("/admission/validate", post(validate))
+        .route("/admission/mutate", post(mutate))
+        .with_state(state)
+}
+
+/// Which webhook is asking: the validating one denies and warns, the mutating one only pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+/// An AdmissionReview as Kubernetes sends it; unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionReview {
+    pub api_version: String,
+    pub kind: String,
+    pub request: Option<AdmissionRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub operation: String,
+    #[serde(default)]
+    pub object: Option<Value>,
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GroupVersionKind {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    pub kind: String,
+}
+
+/// Why a review got no AdmissionReview answer: a 400, the API server's failurePolicy decides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadReview(pub String);
+
+async fn validate(
+    State(state): State<AdmissionState>,
+    body: Result<Json<AdmissionReview>, JsonRejection>,
+) -> Response {
+    handle(&state, body, Endpoint::Validate)
+}
+
+async fn mutate(
+    State(state): State<AdmissionState>,
+    body: Result<Json<AdmissionReview>, JsonRejection>,
+) -> Response {
+    handle(&state, body, Endpoint::Mutate)
+}
+
+fn handle(
+    state: &AdmissionState,
+    body: Result<Json<AdmissionReview>, JsonRejection>,
+    endpoint: Endpoint,
+) -> Response {
+    let bad_request = |message: String| {
+        let body = json!({"error": "bad_request", "message": message});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    };
+    let review = match body {
+        Ok(Json(review)) => review,
+        Err(rejection) => return bad_request(format!("not an AdmissionReview: {rejection}")),
+    };
+    let Some(snapshot) = state.catalog.snapshot() else {
+        let body = json!({"error": "no_catalog", "message": "no catalog has loaded yet"});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    };
+    let now = (state.clock)();
+    match answer(
+        &review,
+        endpoint,
+        &state.snapshot.policy,
+        &snapshot.catalog,
+        &state.snapshot.knowledge,
+        now,
+    ) {
+        Ok(answer) => {
+            tracing::info!(
+                uid = %answer.uid,
+                endpoint = ?endpoint,
+                object = %answer.object,
+                namespace = answer.namespace.as_deref().unwrap_or(""),
+                allowed = answer.verdict.allowed,
+                denials = answer.verdict.denials.len(),
+                warnings = answer.verdict.warnings.len(),
+                patches = answer.verdict.patches.len(),
+                dry_run = answer.dry_run,
+                "admission"
+            );
+            Json(answer.response(endpoint)).into_response()
+        }
+        Err(error) => bad_request(error.to_string()),
+    }
+}
+
+/// A decided review.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub uid: String,
+    /// `Deployment/web`, for logs and the denial message.
+    pub object: String,
+    pub namespace: Option<String>,
+    pub dry_run: bool,
+    pub verdict: Verdict,
+}
+
+/// Decides a review: pure, so tests and `berth check` get the same verdict for the same input.
+pub fn answer(
+    review: &AdmissionReview,
+    endpoint: Endpoint,
+    policy: &Policy,
+    catalog: &Catalog,
+    knowledge: &Knowledge,
+    now: DateTime<Utc>,
+) -> Result<Answer, BadReview> {
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
+        return Err(BadReview(format!(
+            "expected an admission.k8s.io/v1 AdmissionReview, got {} {}",
+            review.api_version, review.kind
+        )));
+    }
+    let Some(request) = &review.request else {
+        return Err(BadReview("the AdmissionReview has no request".to_string()));
+    };
+    let operation = Operation::parse(&request.operation)
+        .ok_or_else(|| BadReview(format!("unknown operation {:?}", request.operation)))?;
+    let dry_run = request.dry_run.unwrap_or(false);
+    let fallback_name = || {
+        let mut name = request.kind.kind.clone();
+        if let Some(object_name) = &request.name {
+            name.push('/');
+            name.push_str(object_name);
+        }
+        name
+    };
+    let allowed_without_check = |object: String| Answer {
+        uid: request.uid.clone(),
+        object,
+        namespace: request.namespace.clone(),
+        dry_run,
+        verdict: Verdict {
+            allowed: true,
+            ..Verdict::default()
+        },
+    };
+    // A DELETE carries no new object; a CONNECT runs nothing new.
+    let Some(object) = request.object.as_ref().filter(|object| !object.is_null()) else {
+        return Ok(allowed_without_check(fallback_name()));
+    };
+    let parse = |object: &Value| -> Result<Option<workload::Workload>, BadReview> {
+        // Objects in a review carry their kind, but a missing one is the request's.
+        let mut object = object.clone();
+        if let Some(fields) = object.as_object_mut() {
+            fields
+                .entry("kind")
+                .or_insert_with(|| Value::String(request.kind.kind.clone()));
+        }
+        match workload::workload(&object) {
+            Ok(found) => Ok(Some(found)),
+            Err(WorkloadError::UnknownKind { .. }) => Ok(None),
+            Err(error) => Err(BadReview(format!("request.object: {error}"))),
+        }
+    };
+    // A kind without a pod template (the webhook's rules matched too much) is not ours.
+    let Some(found) = parse(object)? else {
+        return Ok(allowed_without_check(fallback_name()));
+    };
+    let old_object = match request.old_object.as_ref().filter(|old| !old.is_null()) {
+        Some(old) => parse(old)?,
+        None => None,
+    };
+    let object_name = found.display_name();
+    let mut policy_request = Request::create(found);
+    policy_request.operation = operation;
+    policy_request.namespace = request.namespace.clone().or(policy_request.namespace);
+    policy_request.old_object = old_object;
+    let mut verdict = policy::evaluate(&policy_request, policy, catalog, knowledge, now);
+    if endpoint == Endpoint::Mutate {
+        // The mutating webhook only pins; the validating one (which runs after it, on the
+        // pinned object) denies and warns, so nothing is said twice.
+        verdict = Verdict {
+            allowed: true,
+            patches: verdict.patches,
+            ..Verdict::default()
+        };
+    } else {
+        verdict.patches.clear();
+    }
+    Ok(Answer {
+        uid: request.uid.clone(),
+        object: object_name,
+        namespace: policy_request.namespace,
+        dry_run,
+        verdict,
+    })
+}
+
+impl Answer {
+    /// The AdmissionReview response body.
+    pub fn response(&self, endpoint: Endpoint) -> Value {
+        let verdict = &self.verdict;
+        let mut response = json!({
+            "uid": self.uid,
+            "allowed": verdict.allowed,
+        });
+        if !verdict.allowed {
+            let reasons: Vec<String> = verdict.denials.iter().map(ToString::to_string).collect();
+            response["status"] = json!({
+                "code": 403,
+                "reason": "Forbidden",
+                "message": format!("berth denied {}: {}", self.object, reasons.join("; ")),
+            });
+        }
+        let warnings: Vec<String> = verdict.warnings.iter().map(ToString::to_string).collect();
+        if !warnings.is_empty() {
+            response["warnings"] = json!(warnings);
+        }
+        if endpoint == Endpoint::Mutate && !verdict.patches.is_empty() {
+            let patch = serde_json::to_vec(&verdict.patches).unwrap_or_default();
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
+        }
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": response,
+        })
+    }
+}

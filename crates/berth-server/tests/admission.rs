@@ -1,0 +1,300 @@
+//! The admission webhook through `router().oneshot(..)`: AdmissionReviews wrapping objects made
+//! by kubectl (crates/berth/tests/fixtures/k8s), for CREATE, UPDATE, DELETE, the ephemeral
+//! containers subresource and dry runs; JSONPatches applied and checked to be idempotent.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use berth_core::catalog::{self, Catalog, Format, Source};
+use berth_core::lineage::LineageIndex;
+use berth_core::policy::{self, Knowledge};
+use berth_core::{Digest, ImageRef};
+use berth_server::admission::{AdmissionSnapshot, AdmissionState, router};
+use berth_server::catalog_source::CatalogSource;
+use berth_server::reload::CatalogState;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+/// node20 (berth/multi) is eol since 2026-04-30; python3.11 (berth/child) is deprecated.
+fn now() -> DateTime<Utc> {
+    catalog::parse_moment("2026-08-01T12:00:00Z").unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn repository_file(path: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn fixture(name: &str) -> Value {
+    let text = repository_file(&format!("crates/berth/tests/fixtures/k8s/{name}"));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+const POLICY: &str = "\
+registries:
+  allow: [127.0.0.1:5050/berth/**]
+lifecycle: {}
+digest:
+  action: pin
+  unknown: warn
+";
+
+const BASE_DIGEST: &str = "sha256:696fe8dd90bb932151fbed1256e10b03d623b28e33d3535d16965eb611729df4";
+
+fn state() -> AdmissionState {
+    let text = repository_file("examples/catalog.yaml");
+    let sources = [Source {
+        name: "examples/catalog.yaml",
+        text: &text,
+    }];
+    let catalog: Catalog = catalog::load(&sources, Format::Berth, now())
+        .catalog
+        .unwrap_or_else(|| panic!("the demo catalog is invalid"));
+    let source = CatalogSource {
+        path: PathBuf::from("examples/catalog.yaml"),
+        format: Format::Berth,
+    };
+    let policy = policy::load("policy.yaml", POLICY)
+        .policy
+        .unwrap_or_else(|| panic!("invalid policy"));
+    let mut knowledge = Knowledge::new(LineageIndex::default());
+    let base = ImageRef::parse("127.0.0.1:5050/berth/base:1").unwrap_or_else(|e| panic!("{e}"));
+    knowledge.add_tag(
+        &base,
+        Digest::parse(BASE_DIGEST).unwrap_or_else(|e| panic!("{e}")),
+    );
+    AdmissionState {
+        catalog: Arc::new(CatalogState::with_catalog(source, catalog, now())),
+        snapshot: Arc::new(AdmissionSnapshot { policy, knowledge }),
+        clock: Arc::new(now),
+    }
+}
+
+/// An AdmissionReview v1 as the API server sends it.
+fn review(operation: &str, object: &Value, old_object: Option<&Value>) -> Value {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let mut request = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "apps", "version": "v1", "kind": kind},
+        "resource": {"group": "apps", "version": "v1", "resource": "things"},
+        "name": object["metadata"]["name"],
+        "namespace": "tool-a",
+        "operation": operation,
+        "userInfo": {"username": "tool-a-user", "groups": ["system:authenticated"]},
+        "object": object,
+        "dryRun": false,
+    });
+    if let Some(old) = old_object {
+        request["oldObject"] = old.clone();
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+async fn post(path: &str, body: String) -> (StatusCode, Value) {
+    let request = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let response = router(state())
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|error| match error {});
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).to_string()));
+    (status, body)
+}
+
+async fn validate(review: &Value) -> Value {
+    let (status, body) = post("/admission/validate", review.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["response"].clone()
+}
+
+async fn mutate(review: &Value) -> Value {
+    let (status, body) = post("/admission/mutate", review.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["response"].clone()
+}
+
+const MULTI_EOL: &str = "container \"multi\" (127.0.0.1:5050/berth/multi:1): lifecycle: use node22 (node20 is end of life since 2026-04-30)";
+const CHILD_DEPRECATED: &str = "container \"child\" (127.0.0.1:5050/berth/child:1): lifecycle: python3.11 is deprecated since 2026-07-01 and reaches end of life on 2027-01-01; use python3.12";
+
+#[tokio::test]
+async fn a_create_is_denied_with_actionable_reasons_and_warnings() {
+    let deployment = fixture("deployment.json");
+    let response = validate(&review("CREATE", &deployment, None)).await;
+    assert_eq!(
+        response,
+        json!({
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "allowed": false,
+            "status": {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": format!("berth denied Deployment/web: {MULTI_EOL}"),
+            },
+            "warnings": [
+                CHILD_DEPRECATED,
+                "container \"child\" (127.0.0.1:5050/berth/child:1): digest: berth does not know the digest of 127.0.0.1:5050/berth/child:1, so cannot pin it; give the reference with @sha256:…",
+                "container \"multi\" (127.0.0.1:5050/berth/multi:1): digest: berth does not know the digest of 127.0.0.1:5050/berth/multi:1, so cannot pin it; give the reference with @sha256:…",
+            ],
+        })
+    );
+    // A dry run gets the same answer (nothing is recorded either way).
+    let mut dry = review("CREATE", &deployment, None);
+    dry["request"]["dryRun"] = json!(true);
+    assert_eq!(validate(&dry).await, response);
+}
+
+#[tokio::test]
+async fn an_update_keeping_an_eol_image_is_allowed_and_one_bringing_it_is_not() {
+    let deployment = fixture("deployment.json");
+    let mut scaled = deployment.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    let response = validate(&review("UPDATE", &scaled, Some(&deployment))).await;
+    assert_eq!(response["allowed"], json!(true), "{response}");
+    let warnings = response["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        warnings.contains(&json!(format!(
+            "{MULTI_EOL}; allowed because the image is unchanged"
+        ))),
+        "{response}"
+    );
+    let mut before = deployment.clone();
+    before["spec"]["template"]["spec"]["containers"][1]["image"] =
+        json!("127.0.0.1:5050/berth/node24:1");
+    let response = validate(&review("UPDATE", &deployment, Some(&before))).await;
+    assert_eq!(response["allowed"], json!(false), "{response}");
+    assert_eq!(
+        response["status"]["message"],
+        json!(format!("berth denied Deployment/web: {MULTI_EOL}"))
+    );
+}
+
+#[tokio::test]
+async fn ephemeral_containers_are_checked_on_their_subresource() {
+    let pod = fixture("pod.json");
+    let mut before = pod.clone();
+    before["spec"]
+        .as_object_mut()
+        .map(|spec| spec.remove("ephemeralContainers"));
+    let mut request = review("UPDATE", &pod, Some(&before));
+    request["request"]["subResource"] = json!("ephemeralcontainers");
+    request["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
+    let response = validate(&request).await;
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert_eq!(response["allowed"], json!(false), "{response}");
+    assert!(
+        message.contains("container \"debug\" (busybox:1.36): registries: docker.io/library/busybox is not in an allowed repository"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "container \"setup\" (registry.example.com.evil.io/berth/base:1): registries:"
+        ),
+        "{message}"
+    );
+}
+
+/// Applies a JSONPatch of `replace` operations (all berth produces) to `object`.
+fn apply(object: &mut Value, patch: &Value) {
+    for operation in patch.as_array().cloned().unwrap_or_default() {
+        assert_eq!(operation["op"], json!("replace"));
+        let path = operation["path"].as_str().unwrap_or_default();
+        let target = object
+            .pointer_mut(path)
+            .unwrap_or_else(|| panic!("the patch points nowhere: {path}"));
+        *target = operation["value"].clone();
+    }
+}
+
+#[tokio::test]
+async fn mutate_pins_tags_once() {
+    let mut job = fixture("job.json");
+    let response = mutate(&review("CREATE", &job, None)).await;
+    assert_eq!(response["allowed"], json!(true));
+    assert_eq!(response["patchType"], json!("JSONPatch"));
+    assert_eq!(
+        response.get("warnings"),
+        None,
+        "warnings are the validating webhook's"
+    );
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let patch: Value = serde_json::from_slice(&patch).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        patch,
+        json!([{
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/image",
+            "value": format!("127.0.0.1:5050/berth/base:1@{BASE_DIGEST}"),
+        }])
+    );
+    apply(&mut job, &patch);
+    let again = mutate(&review("CREATE", &job, None)).await;
+    assert_eq!(
+        again,
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
+    // The validating webhook then sees the pinned object and has nothing to say.
+    let validated = validate(&review("CREATE", &job, None)).await;
+    assert_eq!(validated, again);
+}
+
+#[tokio::test]
+async fn deletes_other_kinds_and_bad_reviews() {
+    let job = fixture("job.json");
+    let mut delete = review("DELETE", &Value::Null, Some(&job));
+    delete["request"]["kind"] = json!({"group": "batch", "version": "v1", "kind": "Job"});
+    assert_eq!(
+        validate(&delete).await,
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    assert_eq!(
+        validate(&review("CREATE", &config_map, None)).await["allowed"],
+        json!(true)
+    );
+    let mut old_version = review("CREATE", &job, None);
+    old_version["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let cases = [
+        (
+            old_version.to_string(),
+            "expected an admission.k8s.io/v1 AdmissionReview, got admission.k8s.io/v1beta1 AdmissionReview",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).to_string(),
+            "the AdmissionReview has no request",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, answer) = post("/admission/validate", body).await;
+        assert_eq!(
+            (status, answer),
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": message})
+            )
+        );
+    }
+    let (status, answer) = post("/admission/mutate", "{not json".to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not an AdmissionReview"),
+        "{answer}"
+    );
+}
