@@ -51,7 +51,14 @@ type Contents = (Vec<u8>, Vec<u8>);
 #[derive(Debug)]
 pub struct CertificateReloader {
     settings: TlsSettings,
-    current: RwLock<(Arc<CertifiedKey>, Contents)>,
+    current: RwLock<Current>,
+}
+
+#[derive(Debug)]
+struct Current {
+    key: Arc<CertifiedKey>,
+    /// The files as last read, loaded or not: a broken pair is reported once, not every poll.
+    seen: Contents,
 }
 
 impl CertificateReloader {
@@ -61,22 +68,25 @@ impl CertificateReloader {
         let key = certified_key(&settings, &contents)?;
         Ok(CertificateReloader {
             settings,
-            current: RwLock::new((Arc::new(key), contents)),
+            current: RwLock::new(Current {
+                key: Arc::new(key),
+                seen: contents,
+            }),
         })
     }
 
     /// Re-reads the files; a changed pair that loads replaces the served one. Returns whether
-    /// it was replaced; an error leaves the last good pair in place.
+    /// it was replaced; an error (reported once per change of the files) leaves the last good
+    /// pair in place.
     pub fn reload(&self) -> Result<bool, TlsError> {
         let contents = read_pair(&self.settings)?;
-        {
-            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-            if current.1 == contents {
-                return Ok(false);
-            }
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.seen == contents {
+            return Ok(false);
         }
-        let key = certified_key(&self.settings, &contents)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = (Arc::new(key), contents);
+        let loaded = certified_key(&self.settings, &contents);
+        current.seen = contents;
+        current.key = Arc::new(loaded?);
         Ok(true)
     }
 
@@ -96,7 +106,7 @@ impl CertificateReloader {
 impl ResolvesServerCert for CertificateReloader {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-        Some(Arc::clone(&current.0))
+        Some(Arc::clone(&current.key))
     }
 }
 

@@ -366,7 +366,6 @@ fn knowledge_from_the_store_pins_and_checks_bases() {
     let sync = berth(
         &[
             "sync",
-            CATALOG,
             &format!("--store={store}"),
             &format!("--insecure-registry={plain}"),
             "--repo=127.0.0.1:5050/berth/base",
@@ -376,9 +375,10 @@ fn knowledge_from_the_store_pins_and_checks_bases() {
         "",
     );
     assert!(
-        !String::from_utf8_lossy(&sync.stdout).contains("berth/base: FAILED"),
-        "{}",
-        String::from_utf8_lossy(&sync.stdout)
+        sync.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&sync.stdout),
+        String::from_utf8_lossy(&sync.stderr)
     );
     let policy = write_policy(
         &dir,

@@ -1,0 +1,411 @@
+//! The admission webhook end to end: the real `berth serve` over TLS on loopback (a CA and
+//! serving certificates made by openssl), fed AdmissionReviews wrapping kubectl-made objects by
+//! curl. Its verdicts equal `berth check`'s on the same objects, knowledge from the same store;
+//! a renewed certificate is picked up without a restart, and a broken one is not.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn berth() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .current_dir(repository_root())
+        .env_remove("BERTH_CATALOG")
+        .env_remove("BERTH_POLICY")
+        .env_remove("BERTH_STORE")
+        .env_remove("BERTH_LOG");
+    command
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("berth-webhook-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    dir
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// A CA (`{name}-ca.crt`) and a serving certificate for 127.0.0.1 signed by it
+/// (`{name}.crt`, `{name}.key`), made with openssl in `dir`.
+fn make_certificates(dir: &Path, name: &str) {
+    let path = |file: String| dir.join(file).display().to_string();
+    let (ca_key, ca_crt) = (
+        path(format!("{name}-ca.key")),
+        path(format!("{name}-ca.crt")),
+    );
+    let (key, csr, crt) = (
+        path(format!("{name}.key")),
+        path(format!("{name}.csr")),
+        path(format!("{name}.crt")),
+    );
+    let ext = path(format!("{name}.ext"));
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap_or_else(|e| panic!("{e}"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args([
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}-ca"),
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca_crt,
+            ]),
+    );
+    run_ok(Command::new("openssl").arg("req").args(ec).args([
+        "-subj",
+        "/CN=berth-webhook",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]));
+    run_ok(Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]));
+}
+
+/// A running `berth serve`, killed if the test ends early; its JSON log lines arrive on `log`.
+struct Server {
+    child: Child,
+    address: String,
+    log: mpsc::Receiver<Value>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(args: &[String]) -> Server {
+        let mut child = berth()
+            .arg("--log-json")
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start berth serve: {error}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (lines, log) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let event = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if lines.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            address: String::new(),
+            log,
+        };
+        let event = server.wait_for_log("berth serve listening");
+        server.address = event["fields"]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        server
+    }
+
+    /// The next log event with `message`, within 30 s.
+    fn wait_for_log(&self, message: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let event = self
+                .log
+                .recv_timeout(timeout)
+                .unwrap_or_else(|error| panic!("no log {message:?}: {error}"));
+            if event["fields"]["message"] == message {
+                return event;
+            }
+        }
+    }
+
+    /// POSTs `body` over HTTPS trusting `ca`; `None` when TLS or the connection fails.
+    fn post(&self, ca: &Path, path: &str, body: &Value) -> Option<Value> {
+        let output = Command::new("curl")
+            .args([
+                "--silent",
+                "--show-error",
+                "--fail",
+                "--max-time",
+                "10",
+                "--cacert",
+            ])
+            .arg(ca)
+            .args([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                "@-",
+            ])
+            .arg(format!("https://{}{path}", self.address))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(body.to_string().as_bytes())?;
+                }
+                child.wait_with_output()
+            })
+            .unwrap_or_else(|error| panic!("cannot run curl: {error}"));
+        if !output.status.success() {
+            return None;
+        }
+        Some(serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("{error}")))
+    }
+}
+
+fn fixture(name: &str) -> String {
+    format!("crates/berth/tests/fixtures/k8s/{name}")
+}
+
+fn review(object: &Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{}", object["metadata"]["name"].as_str().unwrap_or_default()),
+            "kind": {"group": "", "version": "v1", "kind": object["kind"]},
+            "resource": {"group": "", "version": "v1", "resource": "x"},
+            "namespace": "tool-a",
+            "operation": "CREATE",
+            "userInfo": {"username": "someone"},
+            "object": object,
+            "dryRun": false
+        }
+    })
+}
+
+/// What the webhook says, in `berth check`'s terms: allowed, denial texts, warning texts,
+/// patches.
+fn expected_from_check(verdict: &Value) -> (Value, Vec<String>, Vec<String>, Value) {
+    let text = |finding: &Value| {
+        format!(
+            "container {:?} ({}): {}: {}",
+            finding["container"].as_str().unwrap_or_default(),
+            finding["image"].as_str().unwrap_or_default(),
+            finding["rule"].as_str().unwrap_or_default(),
+            finding["message"].as_str().unwrap_or_default()
+        )
+    };
+    let texts = |key: &str| -> Vec<String> {
+        verdict[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect()
+    };
+    let patches = verdict.get("patches").cloned().unwrap_or(json!([]));
+    (
+        verdict["allowed"].clone(),
+        texts("denials"),
+        texts("warnings"),
+        patches,
+    )
+}
+
+#[test]
+fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
+    let testbed = berth_testkit::Testbed::get();
+    let dir = scratch("tls");
+    make_certificates(&dir, "first");
+    make_certificates(&dir, "second");
+    let (cert, key) = (dir.join("serving.crt"), dir.join("serving.key"));
+    std::fs::copy(dir.join("first.crt"), &cert).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(dir.join("first.key"), &key).unwrap_or_else(|e| panic!("{e}"));
+    // Knowledge: a store synced from the test bed's registry.
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    run_ok(berth().args([
+        "sync",
+        &format!("--store={store}"),
+        &format!("--insecure-registry={}", testbed.plain()),
+        "--repo=127.0.0.1:5050/berth/base",
+        "--repo=127.0.0.1:5050/berth/child",
+        "--repo=127.0.0.1:5050/berth/multi",
+    ]));
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "registries:\n  allow: [127.0.0.1:5050/berth/**]\ncatalog: {}\nlifecycle: {}\n\
+         base:\n  approved: [bookworm]\n  unknown: warn\ndigest:\n  action: pin\n  unknown: warn\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("serve.yaml");
+    let catalog = repository_root().join("examples/catalog.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: {}\ncatalog_poll_interval: 100ms\n",
+            catalog.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = |p: &Path| p.display().to_string();
+    let server = Server::start(&[
+        format!("--config={}", path(&config)),
+        format!("--policy={}", path(&policy)),
+        format!("--store={store}"),
+        format!("--tls-cert={}", path(&cert)),
+        format!("--tls-key={}", path(&key)),
+    ]);
+    let first_ca = dir.join("first-ca.crt");
+
+    for name in ["deployment.json", "pod.json", "job.json", "cronjob.json"] {
+        let check = berth()
+            .args(["check", &format!("--policy={}", path(&policy))])
+            .args([
+                "--catalog=examples/catalog.yaml",
+                &format!("--store={store}"),
+            ])
+            .args(["--json", &fixture(name)])
+            .output()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let report: Value =
+            serde_json::from_slice(&check.stdout).unwrap_or_else(|error| panic!("{name}: {error}"));
+        let verdict = &report["results"][0]["verdict"];
+        let (allowed, denials, warnings, patches) = expected_from_check(verdict);
+
+        let text = std::fs::read_to_string(repository_root().join(fixture(name)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let object: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let body = review(&object);
+        let validated = server
+            .post(&first_ca, "/admission/validate", &body)
+            .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
+        let response = &validated["response"];
+        assert_eq!(validated["apiVersion"], json!("admission.k8s.io/v1"));
+        assert_eq!(response["uid"], body["request"]["uid"], "{name}");
+        assert_eq!(response["allowed"], allowed, "{name}: {response}");
+        let message = response["status"]["message"].as_str().map(str::to_string);
+        let object_name = report["results"][0]["object"].as_str().unwrap_or_default();
+        let expected_message = (!denials.is_empty())
+            .then(|| format!("berth denied {object_name}: {}", denials.join("; ")));
+        assert_eq!(message, expected_message, "{name}");
+        let got_warnings: Vec<String> = response["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| w.as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(got_warnings, warnings, "{name}");
+
+        let mutated = server
+            .post(&first_ca, "/admission/mutate", &body)
+            .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
+        let got_patches = match mutated["response"]["patch"].as_str() {
+            Some(encoded) => serde_json::from_slice(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+            None => json!([]),
+        };
+        assert_eq!(got_patches, patches, "{name}");
+        assert_eq!(mutated["response"]["allowed"], json!(true), "{name}");
+    }
+    // The job's base:1 was pinned to the digest the registry serves (checked by skopeo).
+    let job_check = berth()
+        .args(["check", &format!("--policy={}", path(&policy))])
+        .args([
+            "--catalog=examples/catalog.yaml",
+            &format!("--store={store}"),
+        ])
+        .args(["--json", &fixture("job.json")])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let report: Value = serde_json::from_slice(&job_check.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report["results"][0]["verdict"]["patches"][0]["value"],
+        json!(format!(
+            "127.0.0.1:5050/berth/base:1@{}",
+            testbed.digest("berth/base:1")
+        ))
+    );
+
+    // Renewal: the files are replaced in place; the new certificate is served without restart.
+    let second_ca = dir.join("second-ca.crt");
+    let probe = review(&json!({"kind": "Pod", "metadata": {"name": "probe"}, "spec": {}}));
+    assert!(
+        server
+            .post(&second_ca, "/admission/validate", &probe)
+            .is_none()
+    );
+    std::fs::copy(dir.join("second.key"), &key).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(dir.join("second.crt"), &cert).unwrap_or_else(|e| panic!("{e}"));
+    server.wait_for_log("serving certificate reloaded");
+    let answer = server
+        .post(&second_ca, "/admission/validate", &probe)
+        .unwrap_or_else(|| panic!("the renewed certificate is not served"));
+    assert_eq!(answer["response"]["allowed"], json!(true));
+    assert!(
+        server
+            .post(&first_ca, "/admission/validate", &probe)
+            .is_none()
+    );
+
+    // A broken renewal is reported and the last good certificate keeps being served.
+    std::fs::write(&cert, "not a certificate\n").unwrap_or_else(|e| panic!("{e}"));
+    server.wait_for_log("serving certificate not reloaded; the last good one is kept");
+    assert!(
+        server
+            .post(&second_ca, "/admission/validate", &probe)
+            .is_some()
+    );
+}
