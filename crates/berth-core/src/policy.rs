@@ -29,6 +29,9 @@ pub use pattern::RepositoryPattern;
 pub use read::{Loaded, load};
 
 use crate::catalog::Location;
+
+/// The JSON Schema of the policy file (published at `docs/policy.schema.json`).
+pub const SCHEMA_JSON: &str = include_str!("../../../docs/policy.schema.json");
 use crate::reference::ImageRef;
 
 /// The kinds of rule a policy may hold, one of each at most.

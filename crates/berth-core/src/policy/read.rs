@@ -22,11 +22,11 @@ pub const FILE_FIELDS: &[&str] = &[
     "digest",
     "exceptions",
 ];
-const REGISTRIES_FIELDS: &[&str] = &["mode", "allow"];
-const MODE_ONLY_FIELDS: &[&str] = &["mode"];
-const BASE_FIELDS: &[&str] = &["mode", "approved", "unknown"];
-const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown"];
-const EXCEPTION_FIELDS: &[&str] = &["namespaces", "labels", "rules", "reason", "expires"];
+pub const REGISTRIES_FIELDS: &[&str] = &["mode", "allow"];
+pub const MODE_ONLY_FIELDS: &[&str] = &["mode"];
+pub const BASE_FIELDS: &[&str] = &["mode", "approved", "unknown"];
+pub const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown"];
+pub const EXCEPTION_FIELDS: &[&str] = &["namespaces", "labels", "rules", "reason", "expires"];
 
 /// The outcome of [`load`]: a policy when there was no error, and every diagnostic.
 #[derive(Debug)]

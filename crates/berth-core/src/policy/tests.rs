@@ -717,3 +717,43 @@ fn the_example_policy_is_valid_and_decides() {
     assert!(verdict.allowed, "{verdict:#?}");
     assert_eq!(verdict.warnings.len(), 2, "{verdict:#?}");
 }
+
+#[test]
+fn the_schema_knows_exactly_the_fields_the_reader_accepts() {
+    let schema: Value = serde_json::from_str(SCHEMA_JSON).unwrap();
+    let keys = |value: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let sorted = |fields: &[&str]| -> Vec<String> {
+        let mut fields: Vec<String> = fields.iter().map(ToString::to_string).collect();
+        fields.sort();
+        fields
+    };
+    let properties = &schema["properties"];
+    assert_eq!(keys(properties), sorted(read::FILE_FIELDS));
+    assert_eq!(
+        keys(&properties["registries"]["properties"]),
+        sorted(read::REGISTRIES_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["modeOnly"]["properties"]),
+        sorted(read::MODE_ONLY_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["base"]["properties"]),
+        sorted(read::BASE_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["digest"]["properties"]),
+        sorted(read::DIGEST_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["exceptions"]["items"]["properties"]),
+        sorted(read::EXCEPTION_FIELDS)
+    );
+}
