@@ -5,8 +5,9 @@
 //! JSONPatch (mutate only). The request's uid is echoed.
 //!
 //! Decisions read an in-memory snapshot (policy + registry knowledge, and the served catalog);
-//! the hot path never touches the store or the network. Nothing is written per request, so a
-//! `dryRun` request has no side effect to suppress (usage recording will have to skip it).
+//! the hot path never touches the store or the network. What an allowed admission will run is
+//! handed to a bounded channel as [`Usage`] (a writer elsewhere records it; a full channel drops
+//! the record, never delays the answer); a `dryRun` request records nothing.
 
 use std::sync::Arc;
 
@@ -21,9 +22,11 @@ use base64::Engine as _;
 use berth_core::catalog::Catalog;
 use berth_core::policy::{self, Knowledge, Operation, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
+use berth_core::{Digest, ImageRef};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::Clock;
 use crate::reload::CatalogState;
@@ -41,6 +44,27 @@ pub struct AdmissionState {
     pub catalog: Arc<CatalogState>,
     pub snapshot: Arc<AdmissionSnapshot>,
     pub clock: Clock,
+    /// Where usage records go, if anywhere (the binary drains it into the store).
+    pub usage: Option<UsageSender>,
+}
+
+/// The sending end of the usage channel.
+pub type UsageSender = mpsc::Sender<Vec<Usage>>;
+
+/// One container an allowed admission will run: the inventory's raw material.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub at: DateTime<Utc>,
+    pub namespace: String,
+    /// The workload's kind (`Deployment`, `Pod`, ...).
+    pub kind: String,
+    /// Empty for a Pod named by `generateName` only.
+    pub name: String,
+    pub container: String,
+    /// As the workload wrote it (before any pin).
+    pub image: String,
+    /// What it runs, when berth knows (the reference's digest, or its tag's).
+    pub digest: Option<Digest>,
 }
 
 /// The two webhook endpoints.
@@ -154,6 +178,15 @@ fn handle(
                 dry_run = answer.dry_run,
                 "admission"
             );
+            if endpoint == Endpoint::Validate
+                && answer.verdict.allowed
+                && !answer.dry_run
+                && !answer.usage.is_empty()
+                && let Some(usage) = &state.usage
+                && usage.try_send(answer.usage.clone()).is_err()
+            {
+                tracing::warn!(uid = %answer.uid, "usage not recorded: the writer is behind");
+            }
             Json(answer.response(endpoint)).into_response()
         }
         Err(error) => bad_request(error.to_string()),
@@ -169,6 +202,8 @@ pub struct Answer {
     pub namespace: Option<String>,
     pub dry_run: bool,
     pub verdict: Verdict,
+    /// The containers the object runs (CREATE and UPDATE of a workload), to record if allowed.
+    pub usage: Vec<Usage>,
 }
 
 /// Decides a review: pure, so tests and `berth check` get the same verdict for the same input.
@@ -209,6 +244,7 @@ pub fn answer(
             allowed: true,
             ..Verdict::default()
         },
+        usage: Vec::new(),
     };
     // A DELETE carries no new object; a CONNECT runs nothing new.
     let Some(object) = request.object.as_ref().filter(|object| !object.is_null()) else {
@@ -237,6 +273,35 @@ pub fn answer(
         None => None,
     };
     let object_name = found.display_name();
+    let usage = if matches!(operation, Operation::Create | Operation::Update) {
+        let namespace = request
+            .namespace
+            .clone()
+            .or_else(|| found.namespace.clone())
+            .unwrap_or_default();
+        let name = found
+            .name
+            .clone()
+            .or_else(|| request.name.clone())
+            .unwrap_or_default();
+        found
+            .containers
+            .iter()
+            .map(|container| Usage {
+                at: now,
+                namespace: namespace.clone(),
+                kind: found.kind.to_string(),
+                name: name.clone(),
+                container: container.container.clone(),
+                image: container.image.clone(),
+                digest: ImageRef::parse(&container.image)
+                    .ok()
+                    .and_then(|image| knowledge.digest_of(&image)),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut policy_request = Request::create(found);
     policy_request.operation = operation;
     policy_request.namespace = request.namespace.clone().or(policy_request.namespace);
@@ -259,6 +324,7 @@ pub fn answer(
         namespace: policy_request.namespace,
         dry_run,
         verdict,
+        usage,
     })
 }
 

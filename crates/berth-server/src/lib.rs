@@ -72,7 +72,7 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
-    admission: Option<admission::AdmissionSnapshot>,
+    admission: Option<(admission::AdmissionSnapshot, Option<admission::UsageSender>)>,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -82,11 +82,12 @@ pub async fn run(
         clock: Arc::clone(&clock),
     };
     let mut router = app(state);
-    if let Some(snapshot) = admission {
+    if let Some((snapshot, usage)) = admission {
         router = router.merge(admission::router(admission::AdmissionState {
             catalog: Arc::clone(&catalog),
             snapshot: Arc::new(snapshot),
             clock: Arc::clone(&clock),
+            usage,
         }));
     }
     // Certificates are read before anything is served: a bad pair stops the start.

@@ -12,7 +12,7 @@ use berth_core::catalog::{self, Catalog, Format, Source};
 use berth_core::lineage::LineageIndex;
 use berth_core::policy::{self, Knowledge};
 use berth_core::{Digest, ImageRef};
-use berth_server::admission::{AdmissionSnapshot, AdmissionState, router};
+use berth_server::admission::{AdmissionSnapshot, AdmissionState, Usage, router};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::reload::CatalogState;
 use chrono::{DateTime, Utc};
@@ -73,6 +73,7 @@ fn state() -> AdmissionState {
         catalog: Arc::new(CatalogState::with_catalog(source, catalog, now())),
         snapshot: Arc::new(AdmissionSnapshot { policy, knowledge }),
         clock: Arc::new(now),
+        usage: None,
     }
 }
 
@@ -97,11 +98,15 @@ fn review(operation: &str, object: &Value, old_object: Option<&Value>) -> Value 
 }
 
 async fn post(path: &str, body: String) -> (StatusCode, Value) {
+    post_to(state(), path, body).await
+}
+
+async fn post_to(state: AdmissionState, path: &str, body: String) -> (StatusCode, Value) {
     let request = Request::post(path)
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap_or_else(|error| panic!("{error}"));
-    let response = router(state())
+    let response = router(state)
         .oneshot(request)
         .await
         .unwrap_or_else(|error| match error {});
@@ -297,4 +302,50 @@ async fn deletes_other_kinds_and_bad_reviews() {
             .starts_with("not an AdmissionReview"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn allowed_admissions_are_recorded_as_usage_except_dry_runs() {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(8);
+    let mut state = state();
+    state.usage = Some(sender);
+    let job = fixture("job.json");
+    let (status, _) = post_to(
+        state.clone(),
+        "/admission/validate",
+        review("CREATE", &job, None).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let records = receiver
+        .try_recv()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        records,
+        [Usage {
+            at: now(),
+            namespace: "tool-a".to_string(),
+            kind: "Job".to_string(),
+            name: "migrate".to_string(),
+            container: "migrate".to_string(),
+            image: "127.0.0.1:5050/berth/base:1".to_string(),
+            digest: Some(Digest::parse(BASE_DIGEST).unwrap_or_else(|e| panic!("{e}"))),
+        }]
+    );
+    // Not recorded: a dry run, a denied admission, the mutating call, a delete.
+    let mut dry = review("CREATE", &job, None);
+    dry["request"]["dryRun"] = json!(true);
+    let denied = review("CREATE", &fixture("deployment.json"), None);
+    let mut delete = review("DELETE", &Value::Null, Some(&job));
+    delete["request"]["kind"] = json!({"group": "batch", "version": "v1", "kind": "Job"});
+    for (path, body) in [
+        ("/admission/validate", dry),
+        ("/admission/validate", denied),
+        ("/admission/mutate", review("CREATE", &job, None)),
+        ("/admission/validate", delete),
+    ] {
+        let (status, _) = post_to(state.clone(), path, body.to_string()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert!(receiver.try_recv().is_err(), "nothing else was recorded");
 }

@@ -1,7 +1,8 @@
 //! The admission webhook end to end: the real `berth serve` over TLS on loopback (a CA and
 //! serving certificates made by openssl), fed AdmissionReviews wrapping kubectl-made objects by
 //! curl. Its verdicts equal `berth check`'s on the same objects, knowledge from the same store;
-//! a renewed certificate is picked up without a restart, and a broken one is not.
+//! a renewed certificate is picked up without a restart, and a broken one is not; allowed
+//! admissions are recorded as usage in the store.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -407,5 +408,59 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
         server
             .post(&second_ca, "/admission/validate", &probe)
             .is_some()
+    );
+
+    // SIGTERM: the server stops cleanly and the usage writer drains. Only the Job was allowed
+    // (the probe Pod runs no container), so one container was recorded, with its digest.
+    let mut server = server;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(killed.success());
+    let status = server
+        .child
+        .wait()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(status.success(), "berth serve exited with {status}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let usage = runtime.block_on(async {
+        let store = berth_store::Store::open(&store)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let usage = store
+            .admission_usage(None, None, 100)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        store.close().await;
+        usage
+    });
+    let recorded: Vec<_> = usage
+        .into_iter()
+        .map(|logged| {
+            let entry = logged.entry;
+            (
+                entry.namespace,
+                entry.kind,
+                entry.name,
+                entry.container,
+                entry.image,
+                entry.digest.map(|digest| digest.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [(
+            "tool-a".to_string(),
+            "Job".to_string(),
+            "migrate".to_string(),
+            "migrate".to_string(),
+            "127.0.0.1:5050/berth/base:1".to_string(),
+            Some(testbed.digest("berth/base:1"))
+        )]
     );
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use berth_core::catalog::Format;
 use berth_core::policy::Knowledge;
-use berth_server::admission::AdmissionSnapshot;
+use berth_server::admission::{AdmissionSnapshot, Usage};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::config::{self, ServeFile, ServeSettings};
 use berth_server::tls::TlsSettings;
@@ -63,9 +63,19 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let admission = match &policy_path {
+        let snapshot = match &policy_path {
             Some(path) => Some(admission(path, store_url.as_deref(), &settings).await?),
             None => None,
+        };
+        // Usage goes to the store through a bounded channel, written off the request path.
+        let (admission, usage_writer) = match (snapshot, &store_url) {
+            (Some(snapshot), Some(url)) => {
+                let (sender, receiver) = tokio::sync::mpsc::channel(USAGE_QUEUE);
+                let store = open_store(url).await?;
+                let writer = tokio::spawn(write_usage(store, receiver));
+                (Some((snapshot, Some(sender))), Some(writer))
+            }
+            (snapshot, _) => (snapshot.map(|snapshot| (snapshot, None)), None),
         };
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -78,9 +88,42 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             shutdown_signal(),
         )
         .await
-        .context("serving")
+        .context("serving")?;
+        // The server is down and its senders are gone: the writer drains what is left.
+        if let Some(writer) = usage_writer {
+            let _ = writer.await;
+        }
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Admissions waiting to be written; past this, records are dropped (and logged), never waited
+/// for.
+const USAGE_QUEUE: usize = 1024;
+
+/// Writes usage records to the store until every sender is gone.
+async fn write_usage(
+    store: berth_store::Store,
+    mut receiver: tokio::sync::mpsc::Receiver<Vec<Usage>>,
+) {
+    while let Some(records) = receiver.recv().await {
+        for record in records {
+            let entry = berth_store::AdmissionUse {
+                at: record.at,
+                namespace: record.namespace,
+                kind: record.kind,
+                name: record.name,
+                container: record.container,
+                image: record.image,
+                digest: record.digest,
+            };
+            if let Err(error) = store.append_admission_use(&entry).await {
+                tracing::warn!(error = %error, image = %entry.image, "usage not recorded");
+            }
+        }
+    }
+    store.close().await;
 }
 
 /// The webhook's snapshot: the policy (checked against the catalog as it is at start) and
