@@ -445,3 +445,75 @@ fn knowledge_from_the_store_pins_and_checks_bases() {
         ]
     );
 }
+
+#[test]
+fn sarif_points_at_the_line_of_each_image() {
+    let dir = scratch("sarif");
+    let policy = write_policy(&dir, OFFLINE_POLICY);
+    let policy = format!("--policy={policy}");
+    let manifest = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: a, namespace: tool-a}
+  spec:
+    template:
+      spec:
+        initContainers:
+        - name: init
+          image: evil.io/x
+        containers:
+        - name: app
+          image: 127.0.0.1:5050/berth/multi:1
+        - {name: old, image: '127.0.0.1:5050/berth/child:1'}
+- apiVersion: batch/v1
+  kind: Job
+  metadata: {name: ops, namespace: ops-1}
+  spec:
+    template:
+      spec:
+        containers:
+        - {name: shell, image: busybox}
+";
+    let (code, stdout, stderr) = run(&["check", &policy, CATALOG, NOW, "--sarif", "-"], manifest);
+    assert_eq!(code, 1, "{stderr}");
+    let sarif: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "berth");
+    let results: Vec<String> = run["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| {
+            let location = &result["locations"][0]["physicalLocation"];
+            format!(
+                "{} {} {}:{}{}",
+                result["level"].as_str().unwrap_or_default(),
+                result["ruleId"].as_str().unwrap_or_default(),
+                location["artifactLocation"]["uri"]
+                    .as_str()
+                    .unwrap_or_default(),
+                location["region"]["startLine"],
+                if result.get("suppressions").is_some() {
+                    " suppressed"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "error registries -:12",
+            "error catalog -:12",
+            "error lifecycle -:15",
+            "warning lifecycle -:16",
+            "note registries -:24 suppressed",
+            "note catalog -:24 suppressed",
+        ]
+    );
+}

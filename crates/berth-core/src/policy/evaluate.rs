@@ -77,6 +77,9 @@ pub struct Finding {
     pub rule: RuleKind,
     /// What is wrong and what to do, for a person.
     pub message: String,
+    /// JSON pointer of the container's `image` field in the object (empty for a bare image).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pointer: String,
 }
 
 impl fmt::Display for Finding {
@@ -251,6 +254,7 @@ impl Run<'_> {
             image: container.image.clone(),
             rule,
             message,
+            pointer: container.pointer.clone(),
         };
         if let Some(exception) = self.exceptions.get(&rule) {
             self.verdict.exempted.push(Exempted {

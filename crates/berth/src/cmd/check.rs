@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use berth_core::catalog::{self, Catalog};
@@ -61,8 +62,12 @@ pub struct Args {
     #[arg(long, value_name = "MOMENT")]
     pub now: Option<String>,
     /// Print JSON: one result per object, each with the engine's verdict.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sarif")]
     pub json: bool,
+    /// Print SARIF 2.1.0 (for code-scanning UIs): one result per denial, warning or waived
+    /// finding, at the line of the container's image when the manifest is YAML.
+    #[arg(long)]
+    pub sarif: bool,
 }
 
 /// One object (or `--image`) and its verdict.
@@ -75,6 +80,12 @@ struct Checked {
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
     verdict: Verdict,
+    /// The file the object came from (none for `--image`), for SARIF.
+    #[serde(skip)]
+    file: Option<String>,
+    /// Lines of the object's start and of its containers' images (YAML input), for SARIF.
+    #[serde(skip)]
+    lines: BTreeMap<String, usize>,
 }
 
 /// An object with no pod template, left out.
@@ -95,7 +106,27 @@ struct Report {
 /// A Kubernetes object read from a manifest, with where it starts.
 struct Object {
     source: String,
+    /// The file it came from (`-` for stdin).
+    file: String,
     value: serde_json::Value,
+    /// Where the object sits in its document, as a JSON pointer (`/items/1` in a List).
+    base: String,
+    /// The line of every node of a YAML document, by JSON pointer (none for JSON input).
+    lines: Option<Arc<BTreeMap<String, usize>>>,
+}
+
+impl Object {
+    /// The line of a field of this object, when the input was YAML.
+    fn line(&self, pointer: &str) -> Option<usize> {
+        let lines = self.lines.as_ref()?;
+        lines.get(&format!("{}{pointer}", self.base)).copied()
+    }
+}
+
+/// Where the objects of one document come from.
+struct Origin {
+    file: String,
+    lines: Option<Arc<BTreeMap<String, usize>>>,
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -151,6 +182,8 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             object: image.clone(),
             namespace: args.namespace.clone(),
             verdict,
+            file: None,
+            lines: BTreeMap::new(),
         });
     }
     for object in objects {
@@ -166,6 +199,14 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             Err(error) => return Err(usage(format!("{}: {error}", object.source))),
         };
         let object_name = found.display_name();
+        let mut lines = BTreeMap::new();
+        for pointer in
+            std::iter::once("").chain(found.containers.iter().map(|c| c.pointer.as_str()))
+        {
+            if let Some(line) = object.line(pointer) {
+                lines.insert(pointer.to_string(), line);
+            }
+        }
         let mut request = Request::create(found);
         if request.namespace.is_none() {
             request.namespace = args.namespace.clone();
@@ -177,11 +218,15 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             object: object_name,
             namespace: request.namespace,
             verdict,
+            file: Some(object.file),
+            lines,
         });
     }
     report.allowed = report.results.iter().all(|checked| checked.verdict.allowed);
     if args.json {
         print_json(&report)?;
+    } else if args.sarif {
+        print_json(&sarif(&report))?;
     } else {
         print_text(&report_text(&report));
     }
@@ -278,7 +323,11 @@ fn read_manifests(path: &Path) -> anyhow::Result<Vec<Object>> {
             } else {
                 format!("{name}[{index}]")
             };
-            flatten(source, value, &mut objects);
+            let origin = Origin {
+                file: name.clone(),
+                lines: None,
+            };
+            flatten(&origin, source, String::new(), value, &mut objects);
         }
     } else {
         let documents = catalog::yaml::parse_documents(&text).map_err(|error| {
@@ -295,29 +344,88 @@ fn read_manifests(path: &Path) -> anyhow::Result<Vec<Object>> {
                     error.position.line, error.position.column, error.message
                 ))
             })?;
-            flatten(source, value, &mut objects);
+            let mut lines = BTreeMap::new();
+            node_lines(&document, String::new(), &mut lines);
+            let origin = Origin {
+                file: name.clone(),
+                lines: Some(Arc::new(lines)),
+            };
+            flatten(&origin, source, String::new(), value, &mut objects);
         }
     }
     Ok(objects)
 }
 
+/// Records the line of every node of a YAML tree under its JSON pointer (mapping keys are
+/// escaped as RFC 6901 says).
+fn node_lines(
+    node: &catalog::yaml::Node<'_>,
+    pointer: String,
+    lines: &mut BTreeMap<String, usize>,
+) {
+    use catalog::yaml::Value as Yaml;
+    lines.insert(pointer.clone(), node.position.line);
+    match &node.value {
+        Yaml::Scalar(_) => {}
+        Yaml::Sequence(items) => {
+            for (index, item) in items.iter().enumerate() {
+                node_lines(item, format!("{pointer}/{index}"), lines);
+            }
+        }
+        Yaml::Mapping(pairs) => {
+            for (key, value) in pairs {
+                if let Yaml::Scalar(key) = &key.value {
+                    let escaped = key.text.replace('~', "~0").replace('/', "~1");
+                    node_lines(value, format!("{pointer}/{escaped}"), lines);
+                }
+            }
+        }
+    }
+}
+
 /// Adds `value` as objects: a `List`'s items and an array's elements one by one, an empty
-/// document not at all.
-fn flatten(source: String, value: serde_json::Value, objects: &mut Vec<Object>) {
+/// document not at all. `base` is the value's JSON pointer in its document.
+fn flatten(
+    origin: &Origin,
+    source: String,
+    base: String,
+    value: serde_json::Value,
+    objects: &mut Vec<Object>,
+) {
     match value {
         serde_json::Value::Null => {}
         serde_json::Value::Array(items) => {
             for (index, item) in items.into_iter().enumerate() {
-                flatten(format!("{source}[{index}]"), item, objects);
+                let item_base = format!("{base}/{index}");
+                flatten(
+                    origin,
+                    format!("{source}[{index}]"),
+                    item_base,
+                    item,
+                    objects,
+                );
             }
         }
         serde_json::Value::Object(mut fields)
             if fields.get("kind").and_then(|kind| kind.as_str()) == Some("List") =>
         {
             let items = fields.remove("items").unwrap_or_default();
-            flatten(format!("{source} items"), items, objects);
+            let items_base = format!("{base}/items");
+            flatten(
+                origin,
+                format!("{source} items"),
+                items_base,
+                items,
+                objects,
+            );
         }
-        value => objects.push(Object { source, value }),
+        value => objects.push(Object {
+            source,
+            file: origin.file.clone(),
+            value,
+            base,
+            lines: origin.lines.clone(),
+        }),
     }
 }
 
@@ -451,4 +559,77 @@ fn finding_text(finding: &policy::Finding) -> String {
     } else {
         finding.to_string()
     }
+}
+
+/// The report as SARIF 2.1.0: denials are errors, warnings warnings, waived findings notes with
+/// an external suppression carrying the exception's reason.
+fn sarif(report: &Report) -> serde_json::Value {
+    use serde_json::json;
+    let rules: Vec<serde_json::Value> = [
+        ("reference", "The image reference must be valid."),
+        (
+            "registries",
+            "Images come from allowed repositories (exact host, whole segments).",
+        ),
+        ("catalog", "Images are in the platform's catalog."),
+        (
+            "lifecycle",
+            "Deprecated images warn; end-of-life images are refused for new workloads.",
+        ),
+        (
+            "base",
+            "Images are built on an approved base (layer lineage).",
+        ),
+        ("digest", "Image references are pinned by digest."),
+    ]
+    .iter()
+    .map(|(id, text)| json!({"id": id, "shortDescription": {"text": text}}))
+    .collect();
+    let mut results = Vec::new();
+    for checked in &report.results {
+        let location = |finding: &policy::Finding| -> Vec<serde_json::Value> {
+            let Some(file) = &checked.file else {
+                return Vec::new();
+            };
+            let mut physical = json!({"artifactLocation": {"uri": file}});
+            let line = checked
+                .lines
+                .get(&finding.pointer)
+                .or_else(|| checked.lines.get(""));
+            if let Some(line) = line {
+                physical["region"] = json!({"startLine": line});
+            }
+            vec![json!({"physicalLocation": physical})]
+        };
+        let result = |finding: &policy::Finding, level: &str| {
+            json!({
+                "ruleId": finding.rule.as_str(),
+                "level": level,
+                "message": {"text": format!("{}: {}", checked.object, finding_text(finding))},
+                "locations": location(finding),
+            })
+        };
+        for finding in &checked.verdict.denials {
+            results.push(result(finding, "error"));
+        }
+        for finding in &checked.verdict.warnings {
+            results.push(result(finding, "warning"));
+        }
+        for exempted in &checked.verdict.exempted {
+            let mut waived = result(&exempted.finding, "note");
+            waived["suppressions"] = json!([{
+                "kind": "external",
+                "justification": format!("{} (exception at {})", exempted.reason, exempted.exception),
+            }]);
+            results.push(waived);
+        }
+    }
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {"name": "berth", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "results": results,
+        }],
+    })
 }
