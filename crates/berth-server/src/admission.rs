@@ -4,12 +4,13 @@
 //! and what to do; warn-mode findings and deprecations as `response.warnings`; pins as a
 //! JSONPatch (mutate only). The request's uid is echoed.
 //!
-//! Decisions read an in-memory snapshot (policy + registry knowledge, and the served catalog);
-//! the hot path never touches the store or the network. What an allowed admission will run is
+//! Decisions read an in-memory snapshot (policy + registry knowledge in a [`SnapshotCell`] the
+//! binary refreshes, and the served catalog); the hot path never touches the store or the
+//! network. What an allowed admission will run is
 //! handed to a bounded channel as [`Usage`] (a writer elsewhere records it; a full channel drops
 //! the record, never delays the answer); a `dryRun` request records nothing.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Json;
 use axum::Router;
@@ -34,15 +35,50 @@ use crate::reload::CatalogState;
 /// The policy and the registry knowledge decisions are made with.
 #[derive(Debug, Clone)]
 pub struct AdmissionSnapshot {
-    pub policy: Policy,
-    pub knowledge: Knowledge,
+    pub policy: Arc<Policy>,
+    pub knowledge: Arc<Knowledge>,
+}
+
+/// The snapshot being served. A request takes the current one (an `Arc` clone) and decides on
+/// it to the end; a new policy or new knowledge replaces it whole for the next requests.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: RwLock<Arc<AdmissionSnapshot>>,
+}
+
+impl SnapshotCell {
+    pub fn new(snapshot: AdmissionSnapshot) -> SnapshotCell {
+        SnapshotCell {
+            current: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    pub fn get(&self) -> Arc<AdmissionSnapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn set_policy(&self, policy: Policy) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        *current = Arc::new(AdmissionSnapshot {
+            policy: Arc::new(policy),
+            knowledge: Arc::clone(&current.knowledge),
+        });
+    }
+
+    pub fn set_knowledge(&self, knowledge: Knowledge) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        *current = Arc::new(AdmissionSnapshot {
+            policy: Arc::clone(&current.policy),
+            knowledge: Arc::new(knowledge),
+        });
+    }
 }
 
 /// What the webhook's handlers share.
 #[derive(Clone)]
 pub struct AdmissionState {
     pub catalog: Arc<CatalogState>,
-    pub snapshot: Arc<AdmissionSnapshot>,
+    pub snapshot: Arc<SnapshotCell>,
     pub clock: Clock,
     /// Where usage records go, if anywhere (the binary drains it into the store).
     pub usage: Option<UsageSender>,
@@ -157,12 +193,13 @@ fn handle(
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     };
     let now = (state.clock)();
+    let decided_with = state.snapshot.get();
     match answer(
         &review,
         endpoint,
-        &state.snapshot.policy,
+        &decided_with.policy,
         &snapshot.catalog,
-        &state.snapshot.knowledge,
+        &decided_with.knowledge,
         now,
     ) {
         Ok(answer) => {

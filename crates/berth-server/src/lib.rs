@@ -72,7 +72,7 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
-    admission: Option<(admission::AdmissionSnapshot, Option<admission::UsageSender>)>,
+    admission: Option<(Arc<admission::SnapshotCell>, Option<admission::UsageSender>)>,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -85,7 +85,7 @@ pub async fn run(
     if let Some((snapshot, usage)) = admission {
         router = router.merge(admission::router(admission::AdmissionState {
             catalog: Arc::clone(&catalog),
-            snapshot: Arc::new(snapshot),
+            snapshot,
             clock: Arc::clone(&clock),
             usage,
         }));

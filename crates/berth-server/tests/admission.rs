@@ -12,7 +12,7 @@ use berth_core::catalog::{self, Catalog, Format, Source};
 use berth_core::lineage::LineageIndex;
 use berth_core::policy::{self, Knowledge};
 use berth_core::{Digest, ImageRef};
-use berth_server::admission::{AdmissionSnapshot, AdmissionState, Usage, router};
+use berth_server::admission::{AdmissionSnapshot, AdmissionState, SnapshotCell, Usage, router};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::reload::CatalogState;
 use chrono::{DateTime, Utc};
@@ -71,7 +71,10 @@ fn state() -> AdmissionState {
     );
     AdmissionState {
         catalog: Arc::new(CatalogState::with_catalog(source, catalog, now())),
-        snapshot: Arc::new(AdmissionSnapshot { policy, knowledge }),
+        snapshot: Arc::new(SnapshotCell::new(AdmissionSnapshot {
+            policy: Arc::new(policy),
+            knowledge: Arc::new(knowledge),
+        })),
         clock: Arc::new(now),
         usage: None,
     }

@@ -2,7 +2,8 @@
 //! serving certificates made by openssl), fed AdmissionReviews wrapping kubectl-made objects by
 //! curl. Its verdicts equal `berth check`'s on the same objects, knowledge from the same store;
 //! a renewed certificate is picked up without a restart, and a broken one is not; allowed
-//! admissions are recorded as usage in the store.
+//! admissions are recorded as usage in the store; policy edits and newly synced knowledge are
+//! served without a restart.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -304,6 +305,7 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
         format!("--store={store}"),
         format!("--tls-cert={}", path(&cert)),
         format!("--tls-key={}", path(&key)),
+        "--knowledge-refresh=100ms".to_string(),
     ]);
     let first_ca = dir.join("first-ca.crt");
 
@@ -379,6 +381,56 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
             testbed.digest("berth/base:1")
         ))
     );
+
+    // Knowledge refresh: a repository synced after the start gets pinned without a restart.
+    let upper = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "upper"},
+        "spec": {"containers": [{"name": "u", "image": "127.0.0.1:5050/berth/upper:1"}]}});
+    let mut upper_review = review(&upper);
+    upper_review["request"]["dryRun"] = json!(true);
+    let pinned = |server: &Server| {
+        let answer = server
+            .post(&first_ca, "/admission/mutate", &upper_review)
+            .unwrap_or_else(|| panic!("the webhook did not answer"));
+        answer["response"].get("patch").is_some()
+    };
+    assert!(!pinned(&server), "berth/upper is not synced yet");
+    run_ok(berth().args([
+        "sync",
+        &format!("--store={store}"),
+        &format!("--insecure-registry={}", testbed.plain()),
+        "--repo=127.0.0.1:5050/berth/upper",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pinned(&server) {
+        assert!(
+            Instant::now() < deadline,
+            "the new knowledge was never used"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Policy reload: an edit is served from the next request; a broken edit is not.
+    let evil = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evil"},
+        "spec": {"containers": [{"name": "e", "image": "evil.io/x:1"}]}});
+    let mut evil_review = review(&evil);
+    evil_review["request"]["dryRun"] = json!(true);
+    let evil_allowed = |server: &Server| {
+        server
+            .post(&first_ca, "/admission/validate", &evil_review)
+            .unwrap_or_else(|| panic!("the webhook did not answer"))["response"]["allowed"]
+            .clone()
+    };
+    assert_eq!(evil_allowed(&server), json!(false));
+    std::fs::write(
+        &policy,
+        "registries:\n  mode: warn\n  allow: [127.0.0.1:5050/berth/**]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.wait_for_log("policy reloaded");
+    assert_eq!(evil_allowed(&server), json!(true));
+    std::fs::write(&policy, "registries:\n  allow: []\n").unwrap_or_else(|e| panic!("{e}"));
+    server.wait_for_log("policy not reloaded; the last good one is kept");
+    assert_eq!(evil_allowed(&server), json!(true));
 
     // Renewal: the files are replaced in place; the new certificate is served without restart.
     let second_ca = dir.join("second-ca.crt");

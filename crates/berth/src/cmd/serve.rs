@@ -4,12 +4,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use berth_core::catalog::Format;
 use berth_core::policy::Knowledge;
-use berth_server::admission::{AdmissionSnapshot, Usage};
+use berth_server::admission::{AdmissionSnapshot, SnapshotCell, Usage};
 use berth_server::catalog_source::CatalogSource;
+use berth_server::catalog_source::fingerprint;
 use berth_server::config::{self, ServeFile, ServeSettings};
 use berth_server::tls::TlsSettings;
 
@@ -44,6 +47,9 @@ pub struct Args {
     /// once at start from this store (default: $BERTH_STORE; without either, none).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// How often the webhook re-reads the store's knowledge (default: 1m): 500ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub knowledge_refresh: Option<String>,
     /// Serve HTTPS with this certificate (PEM, chain after it); re-read when it changes.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -58,15 +64,39 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from));
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
+    let knowledge_refresh = match &args.knowledge_refresh {
+        Some(text) => config::poll_interval(text)
+            .map_err(|error| usage(format!("--knowledge-refresh: {error}")))?,
+        None => DEFAULT_KNOWLEDGE_REFRESH,
+    };
     let settings = settings(args, env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let snapshot = match &policy_path {
-            Some(path) => Some(admission(path, store_url.as_deref(), &settings).await?),
+            Some(path) => Some(Arc::new(SnapshotCell::new(
+                admission(path, store_url.as_deref(), &settings).await?,
+            ))),
             None => None,
         };
+        // The policy file is re-read when it changes, the knowledge every --knowledge-refresh.
+        let mut refreshers = Vec::new();
+        if let (Some(cell), Some(path)) = (&snapshot, &policy_path) {
+            refreshers.push(tokio::spawn(watch_policy(
+                Arc::clone(cell),
+                path.clone(),
+                settings.poll_interval,
+            )));
+            if let Some(url) = &store_url {
+                let store = open_store(url).await?;
+                refreshers.push(tokio::spawn(refresh_knowledge(
+                    Arc::clone(cell),
+                    store,
+                    knowledge_refresh,
+                )));
+            }
+        }
         // Usage goes to the store through a bounded channel, written off the request path.
         let (admission, usage_writer) = match (snapshot, &store_url) {
             (Some(snapshot), Some(url)) => {
@@ -89,6 +119,9 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         )
         .await
         .context("serving")?;
+        for refresher in refreshers {
+            refresher.abort();
+        }
         // The server is down and its senders are gone: the writer drains what is left.
         if let Some(writer) = usage_writer {
             let _ = writer.await;
@@ -96,6 +129,68 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often the store's knowledge is re-read unless --knowledge-refresh says.
+const DEFAULT_KNOWLEDGE_REFRESH: Duration = Duration::from_secs(60);
+
+/// Re-reads the policy file when its size or modification time changes; a policy with errors is
+/// logged and the last good one stays.
+async fn watch_policy(cell: Arc<SnapshotCell>, path: PathBuf, interval: Duration) {
+    let mut last = fingerprint(&path);
+    loop {
+        tokio::time::sleep(interval).await;
+        let current = fingerprint(&path);
+        if current == last {
+            continue;
+        }
+        last = current;
+        let name = path.display().to_string();
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::warn!(file = %name, error = %error, "policy not reloaded; the last good one is kept");
+                continue;
+            }
+        };
+        let loaded = berth_core::policy::load(&name, &text);
+        match loaded.policy {
+            Some(policy) => {
+                cell.set_policy(policy);
+                tracing::info!(file = %name, "policy reloaded");
+            }
+            None => {
+                for diagnostic in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+                    tracing::warn!(
+                        file = %diagnostic.file,
+                        line = diagnostic.line,
+                        column = diagnostic.column,
+                        field = %diagnostic.field,
+                        message = %diagnostic.message,
+                        "policy error"
+                    );
+                }
+                tracing::warn!(file = %name, "policy not reloaded; the last good one is kept");
+            }
+        }
+    }
+}
+
+/// Re-reads the store's knowledge every `interval`; a failure keeps the last.
+async fn refresh_knowledge(cell: Arc<SnapshotCell>, store: berth_store::Store, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match knowledge_from_store(&store, &BTreeSet::new()).await {
+            Ok(knowledge) => {
+                cell.set_knowledge(knowledge);
+                tracing::debug!("registry knowledge refreshed");
+            }
+            Err(error) => tracing::warn!(
+                error = %error,
+                "registry knowledge not refreshed; the last is kept"
+            ),
+        }
+    }
 }
 
 /// Admissions waiting to be written; past this, records are dropped (and logged), never waited
@@ -144,7 +239,10 @@ async fn admission(
         }
         None => Knowledge::default(),
     };
-    Ok(AdmissionSnapshot { policy, knowledge })
+    Ok(AdmissionSnapshot {
+        policy: Arc::new(policy),
+        knowledge: Arc::new(knowledge),
+    })
 }
 
 /// The config file (if any), then flags over it, then the environment and defaults.
