@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use berth_core::catalog::{self, Catalog};
 use berth_core::lineage::LineageIndex;
-use berth_core::policy::{self, BaseName, Knowledge, Policy, Request, Verdict};
+use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
 use berth_core::{Digest, ImageRef};
 use berth_server::catalog_source::CatalogSource;
@@ -160,15 +160,12 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let knowledge = match store_url {
         None => Knowledge::default(),
-        Some(url) => {
-            let repositories = repositories(&policy, &catalog, &args.images, &objects);
-            runtime()?.block_on(async {
-                let store = open_store(&url).await?;
-                let knowledge = knowledge_from_store(&store, &repositories).await;
-                store.close().await;
-                knowledge.context("read registry knowledge from the store")
-            })?
-        }
+        Some(url) => runtime()?.block_on(async {
+            let store = open_store(&url).await?;
+            let knowledge = knowledge_from_store(&store).await;
+            store.close().await;
+            knowledge.context("read registry knowledge from the store")
+        })?,
     };
     let mut report = Report {
         allowed: true,
@@ -429,52 +426,16 @@ fn flatten(
     }
 }
 
-/// The repositories whose tags matter: every image checked, every catalog repository (an
-/// approved base may be a catalog name), every approved base given as a reference.
-fn repositories(
-    policy: &Policy,
-    catalog: &Catalog,
-    images: &[String],
-    objects: &[Object],
-) -> BTreeSet<RepositoryName> {
-    let mut references: Vec<ImageRef> = Vec::new();
-    let mut texts: Vec<String> = images.to_vec();
-    for object in objects {
-        if let Ok(found) = workload::workload(&object.value) {
-            texts.extend(found.containers.into_iter().map(|c| c.image));
-        }
-    }
-    references.extend(texts.iter().filter_map(|text| ImageRef::parse(text).ok()));
-    if let Some(rule) = &policy.base {
-        for name in &rule.approved {
-            if let BaseName::Image(image) = name {
-                references.push(image.clone());
-            }
-        }
-    }
-    let mut repositories: BTreeSet<RepositoryName> =
-        references.iter().map(RepositoryName::of).collect();
-    for entry in catalog.entries() {
-        for (_, image) in entry.images() {
-            if let Ok(repository) = RepositoryName::new(image.registry(), image.repository()) {
-                repositories.insert(repository);
-            }
-        }
-    }
-    repositories
-}
-
-/// What the store knows that the policy asks: the live tags of `repositories` and of every
-/// repository the store has synced, the platform images of the indexes they point to, and the
-/// lineage of every image with layers.
-pub async fn knowledge_from_store(
-    store: &Store,
-    repositories: &BTreeSet<RepositoryName>,
-) -> Result<Knowledge, StoreError> {
-    let mut repositories = repositories.clone();
-    for status in store.repository_statuses().await? {
-        repositories.insert(status.repository);
-    }
+/// What the store knows that the policy asks: the live tags of every repository it has synced,
+/// the platform images of the indexes they point to, and the lineage of every image with
+/// layers. An image in a repository never synced is simply unknown.
+pub async fn knowledge_from_store(store: &Store) -> Result<Knowledge, StoreError> {
+    let repositories: BTreeSet<RepositoryName> = store
+        .repository_statuses()
+        .await?
+        .into_iter()
+        .map(|status| status.repository)
+        .collect();
     let chains = store.all_layer_chains().await?;
     let lineage = LineageIndex::build(
         chains

@@ -1,7 +1,6 @@
 //! `berth serve`: resolves the config file, flags and environment into `ServeSettings`, binds
 //! the listener and runs the server until SIGTERM or SIGINT (then finishes requests in flight).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -180,7 +179,7 @@ async fn watch_policy(cell: Arc<SnapshotCell>, path: PathBuf, interval: Duration
 async fn refresh_knowledge(cell: Arc<SnapshotCell>, store: berth_store::Store, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        match knowledge_from_store(&store, &BTreeSet::new()).await {
+        match knowledge_from_store(&store).await {
             Ok(knowledge) => {
                 cell.set_knowledge(knowledge);
                 tracing::debug!("registry knowledge refreshed");
@@ -233,7 +232,7 @@ async fn admission(
     let knowledge = match store_url {
         Some(url) => {
             let store = open_store(url).await?;
-            let knowledge = knowledge_from_store(&store, &BTreeSet::new()).await;
+            let knowledge = knowledge_from_store(&store).await;
             store.close().await;
             knowledge.context("read registry knowledge from the store")?
         }
