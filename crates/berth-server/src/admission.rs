@@ -14,8 +14,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -103,11 +103,16 @@ pub struct Usage {
     pub digest: Option<Digest>,
 }
 
+/// The largest AdmissionReview accepted: an object and its old version can each approach
+/// etcd's 1.5 MiB limit, and axum's default (2 MiB) would refuse such an UPDATE.
+pub const REVIEW_SIZE_MAX: usize = 8 * 1024 * 1024;
+
 /// The two webhook endpoints.
 pub fn router(state: AdmissionState) -> Router {
     Router::new()
         .route("/admission/validate", post(validate))
         .route("/admission/mutate", post(mutate))
+        .layer(DefaultBodyLimit::max(REVIEW_SIZE_MAX))
         .with_state(state)
 }
 
