@@ -9,15 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    BaseName, BaseRule, DigestAction, DigestRule, Exception, Mode, Policy, RuleKind, Unknown,
-    pattern::glob_match,
+    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, Policy, RuleKind,
+    Unknown, pattern::glob_match,
 };
 use crate::catalog::{Catalog, State};
 use crate::lineage::{BaseCheck, UnknownBase};
 use crate::reference::{Digest, ImageRef};
 use crate::workload::{ContainerImage, ContainerList, Workload, WorkloadKind};
-
-use super::Knowledge;
 
 /// The admission operation; `berth check` asks as a CREATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
