@@ -517,3 +517,22 @@ items:
         ]
     );
 }
+
+#[test]
+fn an_unreachable_store_is_a_fault() {
+    let (code, stdout, stderr) = run(
+        &[
+            "check",
+            "--policy=examples/policy.yaml",
+            CATALOG,
+            "--store=postgres://berth@127.0.0.1:1/none",
+            "--image=127.0.0.1:5050/berth/base:1",
+        ],
+        "",
+    );
+    assert_eq!((code, stdout.as_str()), (3, ""), "{stderr}");
+    assert!(
+        stderr.starts_with("berth: cannot open the store at postgres://berth@127.0.0.1:1/none"),
+        "{stderr}"
+    );
+}
