@@ -194,6 +194,11 @@ pub async fn serve(
                 }
             },
         };
+        // Answers are small and written at once: Nagle's algorithm would only hold back the
+        // last segment of one until the client's delayed ACK (tens of ms at p99).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(peer = %peer, error = %error, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
