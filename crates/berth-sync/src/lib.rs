@@ -24,6 +24,7 @@ pub mod sync;
 pub mod targets;
 
 pub use declared::{DeclaredBase, check_declared_bases};
+pub use layers::identify;
 pub use sync::{
     Progress, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError, SyncOptions,
     SyncReport, Syncer, update_lineage,
