@@ -7,12 +7,14 @@
 //! - [`config`]: the config file (`listen`, `catalog`, ...), every error reported at once.
 //! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
+//! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
 mod api;
 pub mod catalog_source;
 pub mod config;
+pub mod knowledge;
 mod metrics;
 pub mod reload;
 
@@ -42,6 +44,8 @@ pub fn system_clock() -> Clock {
 pub struct AppState {
     pub catalog: Arc<CatalogState>,
     pub clock: Clock,
+    /// The store and the sync's record; `None` when no store is configured.
+    pub knowledge: Option<Arc<knowledge::Knowledge>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -57,6 +61,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/catalog/{name}", get(api::show))
         .route("/api/v1/resolve/{name}", get(api::resolve))
         .route("/api/v1/which", get(api::which))
+        .route("/api/v1/images", get(knowledge::images))
+        .route("/api/v1/images/{digest}", get(knowledge::image))
+        .route("/api/v1/repositories", get(knowledge::repositories))
+        .route("/api/v1/sync", get(knowledge::sync_status))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
         .with_state(state)
@@ -71,11 +79,30 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
+    let knowledge = match &settings.store {
+        Some(url) => {
+            let store = berth_store::Store::open(url)
+                .await
+                .map_err(std::io::Error::other)?;
+            Some(Arc::new(knowledge::Knowledge::new(store)))
+        }
+        None => None,
+    };
     let state = AppState {
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
+        knowledge: knowledge.clone(),
     };
     let (stop, stopped) = watch::channel(false);
+    let scheduler = match (&knowledge, &settings.sync) {
+        (Some(knowledge), Some(sync)) => Some(tokio::spawn(knowledge::schedule(
+            Arc::clone(knowledge),
+            Arc::clone(&catalog),
+            sync.clone(),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let poller = tokio::spawn(reload::watch(
         catalog,
         settings.poll_interval,
@@ -102,6 +129,14 @@ pub async fn run(
         .await?;
     if let Err(error) = poller.await {
         tracing::error!(error = %error, "catalog poller failed");
+    }
+    if let Some(scheduler) = scheduler
+        && let Err(error) = scheduler.await
+    {
+        tracing::error!(error = %error, "sync scheduler failed");
+    }
+    if let Some(knowledge) = knowledge {
+        knowledge.store.close().await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -9,9 +9,13 @@ use berth_core::catalog::Format;
 use berth_server::catalog_source::CatalogSource;
 use berth_server::config::{self, ServeFile, ServeSettings};
 
+use berth_store::RepositoryName;
+use berth_sync::{PathPattern, RegistryScan, SyncOptions, Targets};
+
 use crate::cmd::catalog::{SourceFormat, catalog_path};
 use crate::environment::Environment;
 use crate::exit::usage;
+use crate::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,6 +34,10 @@ pub struct Args {
     /// The catalog's format, overriding the config file (default: berth).
     #[arg(long, value_enum)]
     pub catalog_format: Option<SourceFormat>,
+    /// The store (knowledge endpoints, the scheduled sync), overriding the config file
+    /// (default: $BERTH_STORE; none: those endpoints answer 503).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -66,7 +74,7 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             None => config::listen(config::DEFAULT_LISTEN).map_err(usage)?,
         },
     };
-    let catalog = match (args.catalog, file.catalog) {
+    let catalog = match (args.catalog, file.catalog.clone()) {
         (Some(flag), _) => flag,
         // A path in the config file is relative to the file's directory.
         (None, Some(path)) => match &base {
@@ -79,6 +87,25 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         Some(format) => format.into(),
         None => file.catalog_format.unwrap_or(Format::Berth),
     };
+    let relative = |path: &Path| match &base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    };
+    let store = args
+        .store
+        .or(file.store.clone())
+        .or_else(|| env.get("BERTH_STORE"));
+    let sync = match &file.sync {
+        None => None,
+        Some(section) => {
+            if store.is_none() {
+                return Err(usage(
+                    "the config has a `sync` section but no `store` to sync into",
+                ));
+            }
+            Some(sync_settings(&file, section, &relative, env)?)
+        }
+    };
     Ok(ServeSettings {
         listen,
         catalog: CatalogSource {
@@ -88,6 +115,71 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         poll_interval: file
             .catalog_poll_interval
             .unwrap_or(config::DEFAULT_POLL_INTERVAL),
+        store,
+        sync,
+    })
+}
+
+/// Requests in flight per registry, as the CLI's `--max-concurrency` default.
+const DEFAULT_MAX_CONCURRENCY: usize = 8;
+
+/// The `sync` section made ready: targets checked, the registry client configured as the CLI's
+/// flags would (`authfile`, `registries.*.insecure`, `registries.*.ca_file`).
+fn sync_settings(
+    file: &ServeFile,
+    section: &config::SyncFile,
+    relative: &dyn Fn(&Path) -> PathBuf,
+    env: &Environment,
+) -> anyhow::Result<config::SyncSettings> {
+    let mut targets = Targets::default();
+    for text in &section.repositories {
+        let name = RepositoryName::parse(text)
+            .map_err(|error| usage(format!("sync.repositories: {text:?}: {error}")))?;
+        targets.repositories.insert(name);
+    }
+    for scan in &section.registries {
+        let patterns = |texts: &[String]| -> anyhow::Result<Vec<PathPattern>> {
+            texts
+                .iter()
+                .map(|text| {
+                    PathPattern::parse(text).map_err(|error| {
+                        usage(format!("sync.registries {}: {error}", scan.registry))
+                    })
+                })
+                .collect()
+        };
+        targets.registries.push(RegistryScan {
+            registry: scan.registry.clone(),
+            include: patterns(&scan.include)?,
+            exclude: patterns(&scan.exclude)?,
+        });
+    }
+    let registry_args = RegistryArgs {
+        authfile: file.authfile.as_deref().map(relative),
+        insecure_registries: file
+            .registries
+            .iter()
+            .filter(|registry| registry.insecure)
+            .map(|registry| registry.host.clone())
+            .collect(),
+        registry_cas: file
+            .registries
+            .iter()
+            .filter_map(|registry| {
+                let ca = registry.ca_file.as_deref()?;
+                Some(format!("{}={}", registry.host, relative(ca).display()))
+            })
+            .collect(),
+        max_concurrency: DEFAULT_MAX_CONCURRENCY,
+    };
+    Ok(config::SyncSettings {
+        interval: section.interval.unwrap_or(config::DEFAULT_SYNC_INTERVAL),
+        targets,
+        client: registry_args.client_config(env)?,
+        options: SyncOptions {
+            scan_layers: section.layers.unwrap_or(true),
+            ..SyncOptions::default()
+        },
     })
 }
 
