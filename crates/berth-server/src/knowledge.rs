@@ -307,14 +307,9 @@ fn store_error(error: berth_store::StoreError) -> ApiError {
 
 /// The sync's metrics lines (Prometheus text).
 pub fn metrics(runs: &SyncRuns) -> String {
-    use std::fmt::Write as _;
     let mut text = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
-        let _ = writeln!(text, "# HELP {name} {help}");
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(text, "{name}{labels} {value}");
-        }
+        crate::metrics::write_metric(&mut text, name, kind, help, samples);
     };
     metric(
         "berth_sync_runs_total",
