@@ -383,8 +383,12 @@ async fn openapi_describes_the_routes() {
     let mut served = vec![
         "/api/v1/catalog",
         "/api/v1/catalog/{name}",
+        "/api/v1/images",
+        "/api/v1/images/{digest}",
+        "/api/v1/repositories",
         "/api/v1/resolve/{name}",
         "/api/v1/status",
+        "/api/v1/sync",
         "/api/v1/which",
         "/healthz",
         "/metrics",
