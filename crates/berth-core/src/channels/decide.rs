@@ -166,8 +166,7 @@ pub fn evaluate_promotion(
             why: Idle::AlreadyThere { digest: candidate },
         };
     }
-    let first_publish =
-        target.current().is_none() && rule.first_publish == FirstPublish::Immediate;
+    let first_publish = target.current().is_none() && rule.first_publish == FirstPublish::Immediate;
     let mut reasons = Vec::new();
     for gate in &rule.gates {
         match gate {

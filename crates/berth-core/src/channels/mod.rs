@@ -86,7 +86,10 @@ impl ChannelState {
     /// When the channel's latest stint on `digest` began and ended (`None`: still on it):
     /// consecutive entries for the same digest (a repaired or re-observed move) are one stint.
     pub fn stint(&self, digest: &Digest) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
-        let last = self.history.iter().rposition(|entry| entry.digest == *digest)?;
+        let last = self
+            .history
+            .iter()
+            .rposition(|entry| entry.digest == *digest)?;
         let end = self.history.get(last + 1).map(|entry| entry.at);
         let mut start = last;
         while start > 0 && self.history[start - 1].digest == *digest {

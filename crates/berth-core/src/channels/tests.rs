@@ -66,7 +66,10 @@ fn entry(lifecycle: Lifecycle) -> CatalogEntry {
         variants: Default::default(),
         base: None,
         owners: Vec::new(),
-        channels: vec![channel_tag("staging").unwrap(), channel_tag("latest").unwrap()],
+        channels: vec![
+            channel_tag("staging").unwrap(),
+            channel_tag("latest").unwrap(),
+        ],
     }
 }
 
@@ -100,7 +103,11 @@ fn render(decision: &Decision) -> String {
             digest,
             first_publish,
         } => {
-            let first = if *first_publish { " (first publish)" } else { "" };
+            let first = if *first_publish {
+                " (first publish)"
+            } else {
+                ""
+            };
             format!("promote {}{first}", letter(digest))
         }
         Decision::Blocked { digest, reasons } => {
@@ -361,9 +368,16 @@ fn due_runs_each_slot_once_and_catches_up_once() {
             "last run {last_run}, now {now}"
         );
     }
-    let manual = PromotionRule::manual(channel_tag("staging").unwrap(), channel_tag("latest").unwrap());
+    let manual = PromotionRule::manual(
+        channel_tag("staging").unwrap(),
+        channel_tag("latest").unwrap(),
+    );
     assert_eq!(
-        render_due(&due(&manual, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))),
+        render_due(&due(
+            &manual,
+            at("2026-01-01T00:00:00Z"),
+            at("2027-01-01T00:00:00Z")
+        )),
         "manual"
     );
 }
@@ -371,7 +385,11 @@ fn due_runs_each_slot_once_and_catches_up_once() {
 #[test]
 fn rollback_goes_one_step_back_and_never_to_a_rolled_back_digest() {
     let cases = [
-        ("a@2026-11-01T09:00:00Z promotion, b@2026-11-08T09:00:00Z promotion", None, "b -> a"),
+        (
+            "a@2026-11-01T09:00:00Z promotion, b@2026-11-08T09:00:00Z promotion",
+            None,
+            "b -> a",
+        ),
         (
             "a@2026-11-01T09:00:00Z promotion, b@2026-11-08T09:00:00Z promotion, c@2026-11-15T09:00:00Z promotion, b@2026-11-16T09:00:00Z rollback<c",
             None,
@@ -382,8 +400,16 @@ fn rollback_goes_one_step_back_and_never_to_a_rolled_back_digest() {
             None,
             "refused: the channel has no earlier digest to roll back to",
         ),
-        ("a@2026-11-01T09:00:00Z promotion", None, "refused: the channel has no earlier digest to roll back to"),
-        ("", None, "refused: the channel has no earlier digest to roll back to"),
+        (
+            "a@2026-11-01T09:00:00Z promotion",
+            None,
+            "refused: the channel has no earlier digest to roll back to",
+        ),
+        (
+            "",
+            None,
+            "refused: the channel has no earlier digest to roll back to",
+        ),
         (
             "a@2026-11-01T09:00:00Z promotion, b@2026-11-08T09:00:00Z promotion, c@2026-11-15T09:00:00Z promotion",
             Some('a'),
@@ -404,7 +430,11 @@ fn rollback_goes_one_step_back_and_never_to_a_rolled_back_digest() {
         let state = channel(history);
         let to = to.map(digest);
         let got = match rollback_target(&state, to.as_ref()) {
-            Ok(target) => format!("{} -> {}", letter(state.current().unwrap()), letter(&target)),
+            Ok(target) => format!(
+                "{} -> {}",
+                letter(state.current().unwrap()),
+                letter(&target)
+            ),
             Err(refused) => format!("refused: {refused}"),
         };
         assert_eq!(got, expect, "{history} to {to:?}");
@@ -436,7 +466,10 @@ fn the_registry_is_compared_with_the_history() {
                 found.map_or("gone".to_string(), |found| letter(&found).to_string())
             ),
         };
-        assert_eq!(got, expect, "[{history}] found {found:?} intended {intended:?}");
+        assert_eq!(
+            got, expect,
+            "[{history}] found {found:?} intended {intended:?}"
+        );
     }
 }
 
@@ -456,7 +489,10 @@ fn rules_files_are_read_whole_and_every_problem_is_reported() {
         .remove(0);
     assert_eq!(
         minimal,
-        PromotionRule::manual(channel_tag("staging").unwrap(), channel_tag("latest").unwrap())
+        PromotionRule::manual(
+            channel_tag("staging").unwrap(),
+            channel_tag("latest").unwrap()
+        )
     );
 
     let broken = r#"
@@ -510,8 +546,16 @@ fn spans_and_stamps() {
     }
     let latest = channel_tag("latest").unwrap();
     assert_eq!(
-        stamp_tag(&latest, at("2026-11-22T10:00:59Z")).unwrap().as_str(),
+        stamp_tag(&latest, at("2026-11-22T10:00:59Z"))
+            .unwrap()
+            .as_str(),
         "latest-20261122T1000Z"
     );
-    assert!(stamp_tag(&channel_tag(&"x".repeat(120)).unwrap(), at("2026-11-22T10:00:00Z")).is_none());
+    assert!(
+        stamp_tag(
+            &channel_tag(&"x".repeat(120)).unwrap(),
+            at("2026-11-22T10:00:00Z")
+        )
+        .is_none()
+    );
 }
