@@ -7,7 +7,7 @@
 //! - [`history`]: channel history and audit entries, to and from the store.
 //! - [`tag`]: the registry half: moving a tag to a digest and confirming it.
 //! - [`ops`]: [`promote`], [`rollback`], [`check`]: decision, registry, history, in that order.
-//! - [`error`]: [`ChannelError`].
+//! - [`error`]: the one error type ([`ChannelError`]).
 //!
 //! Invariants:
 //! - The registry is written before the history, so a crash leaves the tag ahead of the history,

@@ -108,9 +108,7 @@ pub struct Noticed {
 /// sight or drift). An unrecorded move of our own (`intended`) is left to the caller, which
 /// knows what kind of move it was.
 async fn reconcile(
-    client: &Client,
-    store: &Store,
-    subject: &Subject,
+    (client, store, subject): (&Client, &Store, &Subject),
     channel: &Tag,
     state: &mut ChannelState,
     intended: Option<&Digest>,
@@ -127,7 +125,7 @@ async fn reconcile(
         Observation::Agrees | Observation::Unrecorded { .. } => return Ok(observation),
     };
     if let Some(found) = found {
-        tracing::warn!(image = %subject.label(), channel = %channel, digest = %found, "{reason}");
+        tracing::info!(image = %subject.label(), channel = %channel, digest = %found, "{reason}");
         let entry = HistoryEntry {
             previous: state.current().cloned(),
             digest: found,
@@ -173,9 +171,7 @@ pub async fn promote(
     let mut noticed = Vec::new();
     let mut source = history::load(store, subject, &rule.from).await?;
     reconcile(
-        client,
-        store,
-        subject,
+        (client, store, subject),
         &rule.from,
         &mut source,
         None,
@@ -223,9 +219,7 @@ pub async fn promote(
         ChangeKind::Promotion
     };
     let observation = reconcile(
-        client,
-        store,
-        subject,
+        (client, store, subject),
         &rule.to,
         &mut target,
         intended.as_ref(),
@@ -349,9 +343,7 @@ pub async fn rollback(
         noticed,
     };
     let observation = reconcile(
-        client,
-        store,
-        subject,
+        (client, store, subject),
         channel,
         &mut state,
         Some(&target),
@@ -427,9 +419,7 @@ pub async fn check(
     let mut noticed = Vec::new();
     let mut state = history::load(store, subject, channel).await?;
     reconcile(
-        client,
-        store,
-        subject,
+        (client, store, subject),
         channel,
         &mut state,
         None,

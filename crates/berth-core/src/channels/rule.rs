@@ -33,8 +33,8 @@ use crate::reference::Tag;
 pub enum Trigger {
     /// Only when someone runs `berth promote`.
     Manual,
-    /// At each slot of the schedule (and by hand too).
-    Scheduled(Schedule),
+    /// At each slot of the schedule (and by hand too). Boxed: a parsed cron is large.
+    Scheduled(Box<Schedule>),
 }
 
 /// A check the candidate digest must pass. The list is open: provenance and test results come
@@ -262,7 +262,8 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
                 let zone = rule.zone.name();
                 let trigger = parse_field(walker, value, &at, |text| match text {
                     "manual" => Ok(Trigger::Manual),
-                    expression => Schedule::parse(expression, zone).map(Trigger::Scheduled),
+                    expression => Schedule::parse(expression, zone)
+                        .map(|schedule| Trigger::Scheduled(Box::new(schedule))),
                 });
                 trigger.map(|trigger| rule.trigger = trigger).is_some()
             }
