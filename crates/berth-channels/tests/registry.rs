@@ -8,7 +8,7 @@ use berth_channels::ops::OUTSIDE_ACTOR;
 use berth_channels::{Action, PromoteRequest, RollbackRequest, Subject, history, tag};
 use berth_core::catalog::{self, Catalog, CatalogEntry, Format, Source};
 use berth_core::channels::{
-    BlockReason, ChangeKind, Observation, PromotionRule, Request, channel_tag,
+    BlockReason, ChangeKind, Observation, PromotionRule, Request, RulesFile, channel_tag,
 };
 use berth_core::{Digest, Tag};
 use berth_oci::{Client, ClientConfig, RegistryConfig};
@@ -436,4 +436,125 @@ async fn a_stamped_promotion_keeps_an_immutable_tag() {
     );
     let base = Testbed::get().digest("berth/base:1");
     assert_eq!(world.digest_seen("latest-20261122T1000Z"), Some(base));
+}
+
+/// What one scheduler tick did, as `subject from->to slot|first: action` lines.
+async fn tick(world: &World, rules: &RulesFile, now: &str) -> Vec<String> {
+    let ran = berth_channels::scheduler::tick(
+        &world.client,
+        &world.store,
+        &world.catalog,
+        rules,
+        at(now),
+    )
+    .await
+    .unwrap();
+    let names: HashMap<String, &str> = ["berth/base:1", "berth/child:1"]
+        .into_iter()
+        .map(|image| (Testbed::get().digest(image), image))
+        .collect();
+    ran.iter()
+        .map(|ran| {
+            let when = ran.slot.map_or("first publish".to_string(), |slot| {
+                format!("slot {} missed {}", slot.to_rfc3339(), ran.missed)
+            });
+            let action = match &ran.outcome {
+                Ok(outcome) => match &outcome.action {
+                    Action::Moved { to, .. } => format!("moved to {}", names[to.as_str()]),
+                    Action::Blocked { reasons, .. } => format!(
+                        "blocked: {}",
+                        reasons
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    other => format!("{other:?}"),
+                },
+                Err(error) => format!("error: {error}"),
+            };
+            format!("{} {}->{} {when}: {action}", ran.subject, ran.from, ran.to)
+        })
+        .collect()
+}
+
+/// The weekly rollout of examples/channels.yaml, run by the scheduler at chosen moments: first
+/// publish at once; the Wednesday slot runs once, respects the soak, and after three weeks down
+/// runs once for the latest slot.
+#[tokio::test]
+async fn the_scheduler_promotes_when_due_and_catches_up_once() {
+    let rules = RulesFile::parse(
+        "examples/channels.yaml",
+        include_str!("../../../examples/channels.yaml"),
+    )
+    .unwrap();
+    let world = world("scheduler", "berth/base:1").await;
+
+    // Monday 10:00 Copenhagen: a brand-new image reaches latest at once.
+    assert_eq!(
+        tick(&world, &rules, "2026-11-16T09:00:00Z").await,
+        ["app staging->latest first publish: moved to berth/base:1"]
+    );
+    assert_eq!(
+        world.digest_seen("latest").as_deref(),
+        Some(digest("berth/base:1").as_str())
+    );
+    // The next tick sees the rule for the first time on schedule: slots count from here.
+    assert!(
+        tick(&world, &rules, "2026-11-16T09:01:00Z")
+            .await
+            .is_empty()
+    );
+
+    // Monday noon CI pushes to staging; the scheduler sees it on its next tick.
+    world.push("berth/child:1", "staging");
+    assert!(
+        tick(&world, &rules, "2026-11-16T12:00:00Z")
+            .await
+            .is_empty()
+    );
+    // Wednesday 09:59 Copenhagen: not yet. 10:00: due, but only 45 hours of soak.
+    assert!(
+        tick(&world, &rules, "2026-11-18T08:59:00Z")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        tick(&world, &rules, "2026-11-18T09:00:00Z").await,
+        [
+            "app staging->latest slot 2026-11-18T09:00:00+00:00 missed 0: blocked: soaking on the source until 2026-11-18 12:00:00 UTC"
+        ]
+    );
+    // That slot ran; the soak ending the same afternoon does not make it run again.
+    assert!(
+        tick(&world, &rules, "2026-11-18T13:00:00Z")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        world.digest_seen("latest").as_deref(),
+        Some(digest("berth/base:1").as_str())
+    );
+
+    // Down from before the next slot until three Wednesdays later: one run, for the latest.
+    assert_eq!(
+        tick(&world, &rules, "2026-12-09T10:00:00Z").await,
+        ["app staging->latest slot 2026-12-09T09:00:00+00:00 missed 2: moved to berth/child:1"]
+    );
+    assert_eq!(
+        world.digest_seen("latest").as_deref(),
+        Some(digest("berth/child:1").as_str())
+    );
+    assert!(
+        tick(&world, &rules, "2026-12-09T10:30:00Z")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        world.latest_history().await,
+        [
+            "promotion berth/base:1 by berth-scheduler",
+            "promotion berth/child:1 by berth-scheduler"
+        ]
+    );
 }
