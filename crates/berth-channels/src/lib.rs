@@ -7,7 +7,7 @@
 //! - [`history`]: channel history and audit entries, to and from the store.
 //! - [`tag`]: the registry half: moving a tag to a digest and confirming it.
 //! - [`ops`]: [`promote`], [`rollback`], [`check`]: decision, registry, history, in that order.
-//! - [`scheduler`]: [`scheduler::tick`] (first publishes, due slots claimed once, catch-up once)
+//! - [`scheduler`]: the scheduler, [`scheduler::tick`] (first publishes, due slots claimed once, catch-up once)
 //!   and [`scheduler::run`], the loop around it with an injected clock.
 //! - [`error`]: the one error type ([`ChannelError`]).
 //!
