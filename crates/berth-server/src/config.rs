@@ -19,6 +19,7 @@
 //!   registries:                      # whole registries, narrowed by path patterns
 //!     - {registry: registry.example.com, include: ["team/**"], exclude: ["team/cache/**"]}
 //!   layers: true                     # read layers for OS identity
+//! promotions: channels.yaml          # promotion rules the scheduler runs (docs/channels.md)
 //! ```
 //!
 //! New sections (`registries`, `store`, `webhook`) are added as one more entry in [`FIELDS`],
@@ -45,10 +46,13 @@ pub const FIELDS: &[&str] = &[
     "authfile",
     "registries",
     "sync",
+    "promotions",
 ];
 const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file"];
 const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
 const SCAN_FIELDS: &[&str] = &["registry", "include", "exclude"];
+/// How often the promotion scheduler looks for due slots, first publishes and source moves.
+pub const PROMOTION_TICK: Duration = Duration::from_secs(60);
 /// How often the registries are synced unless told otherwise.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// The shortest sync interval accepted: each run costs a HEAD per tag.
@@ -74,6 +78,8 @@ pub struct ServeFile {
     /// How to reach registries, by host, in file order.
     pub registries: Vec<RegistryFile>,
     pub sync: Option<SyncFile>,
+    /// The promotion rules file (docs/channels.md); relative to the config file's directory.
+    pub promotions: Option<PathBuf>,
 }
 
 /// How to reach one registry.
@@ -113,7 +119,26 @@ pub struct ServeSettings {
     /// The store's URL; without one, knowledge endpoints answer 503 and nothing syncs.
     pub store: Option<String>,
     pub sync: Option<SyncSettings>,
+    pub promotions: Option<PromotionSettings>,
 }
+
+/// The promotion scheduler, ready to run.
+#[derive(Debug, Clone)]
+pub struct PromotionSettings {
+    pub rules: berth_core::channels::RulesFile,
+    /// How often to tick ([`PROMOTION_TICK`]; tests shorten it).
+    pub interval: Duration,
+    pub client: berth_oci::ClientConfig,
+}
+
+impl PartialEq for PromotionSettings {
+    fn eq(&self, other: &Self) -> bool {
+        // As for the sync: the client's configuration holds secrets and is not comparable.
+        self.interval == other.interval && self.rules == other.rules
+    }
+}
+
+impl Eq for PromotionSettings {}
 
 /// The scheduled sync, ready to run.
 #[derive(Debug, Clone)]
@@ -171,6 +196,9 @@ impl ServeFile {
                     }
                     "registries" => config.registries = registries(&mut walker, value, &path),
                     "sync" => config.sync = sync_section(&mut walker, value, &path),
+                    "promotions" => {
+                        config.promotions = walker.required_text(value, &path).map(PathBuf::from)
+                    }
                     other => unreachable!("field {other} is in FIELDS but not read"),
                 }
             }
@@ -379,11 +407,11 @@ mod tests {
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None }"#,
         );
     }
 
@@ -402,8 +430,9 @@ sync:
   registries:
     - {registry: r.example, include: ['team/**'], exclude: ['team/cache/**']}
   layers: false
+promotions: channels.yaml
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }) }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml") }"#,
         );
         check(
             "

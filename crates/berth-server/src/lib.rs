@@ -8,6 +8,7 @@
 //! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
+//! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
@@ -16,6 +17,7 @@ pub mod catalog_source;
 pub mod config;
 pub mod knowledge;
 mod metrics;
+pub mod promotion;
 pub mod reload;
 
 use std::future::Future;
@@ -103,6 +105,16 @@ pub async fn run(
         ))),
         _ => None,
     };
+    let promoter = match (&knowledge, &settings.promotions) {
+        (Some(knowledge), Some(promotions)) => Some(tokio::spawn(promotion::schedule(
+            knowledge.store.clone(),
+            Arc::clone(&catalog),
+            promotions.clone(),
+            Arc::clone(&clock),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let poller = tokio::spawn(reload::watch(
         catalog,
         settings.poll_interval,
@@ -134,6 +146,11 @@ pub async fn run(
         && let Err(error) = scheduler.await
     {
         tracing::error!(error = %error, "sync scheduler failed");
+    }
+    if let Some(promoter) = promoter
+        && let Err(error) = promoter.await
+    {
+        tracing::error!(error = %error, "promotion scheduler failed");
     }
     if let Some(knowledge) = knowledge {
         knowledge.store.close().await;

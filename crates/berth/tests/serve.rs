@@ -410,3 +410,77 @@ fn knowledge_endpoints_answer_503_without_a_store() {
     assert_eq!((status, &body["error"]), (503, &Value::from("no_store")));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The promotion scheduler inside `berth serve`: with the example rules (first publish at once),
+/// a new image on `staging` reaches `latest` without anyone running a command, and the history
+/// in the store says the scheduler did it.
+#[test]
+fn the_promotion_scheduler_publishes_a_new_image_at_once() {
+    let testbed = berth_testkit::Testbed::get();
+    let plain = testbed.plain();
+    let dir = scratch("promotions");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    // Unique per run: the registry outlives the test, and `latest` must not exist yet.
+    let repository = format!("berth-serve/promotions-{}-{nanos}", std::process::id());
+    berth_testkit::skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{plain}/berth/base:1"),
+        &format!("docker://{plain}/{repository}:staging"),
+    ]);
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n  app:\n    image: {plain}/{repository}\n    channels: [staging, latest]\n"
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/channels.yaml");
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\nregistries:\n  {plain}: {{insecure: true}}\npromotions: {}\n",
+            dir.join("berth.db").display(),
+            rules.display()
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let _server = Server::start(&config);
+
+    let latest = format!("docker://{plain}/{repository}:latest");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &latest])
+        .output()
+        .is_ok_and(|output| output.status.success())
+    {
+        assert!(Instant::now() < deadline, "latest was never published");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = berth()
+        .args([
+            "history",
+            "app",
+            "--channel",
+            "latest",
+            "--json",
+            "--catalog",
+        ])
+        .arg(dir.join("catalog.yaml"))
+        .arg("--store")
+        .arg(format!("sqlite://{}", dir.join("berth.db").display()))
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let history: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(history[0]["actor"], "berth-scheduler", "{history}");
+    assert_eq!(history[0]["kind"], "promotion", "{history}");
+    assert_eq!(history[0]["digest"], testbed.digest("berth/base:1"));
+    let _ = std::fs::remove_dir_all(dir);
+}

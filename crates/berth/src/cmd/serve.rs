@@ -38,6 +38,10 @@ pub struct Args {
     /// (default: $BERTH_STORE; none: those endpoints answer 503).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Promotion rules the scheduler runs (docs/channels.md), overriding the config file's
+    /// `promotions` (default: $BERTH_RULES; none: no scheduled promotions).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -106,6 +110,23 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             Some(sync_settings(&file, section, &relative, env)?)
         }
     };
+    let rules = args
+        .rules
+        .or_else(|| file.promotions.as_deref().map(&relative))
+        .or_else(|| env.get("BERTH_RULES").map(PathBuf::from));
+    let promotions = match rules {
+        None => None,
+        Some(_) if store.is_none() => {
+            return Err(usage(
+                "promotion rules are configured but no `store` to record the history in",
+            ));
+        }
+        Some(path) => Some(config::PromotionSettings {
+            rules: read_rules(&path)?,
+            interval: config::PROMOTION_TICK,
+            client: file_registry_args(&file, &relative).client_config(env)?,
+        }),
+    };
     Ok(ServeSettings {
         listen,
         catalog: CatalogSource {
@@ -117,7 +138,26 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             .unwrap_or(config::DEFAULT_POLL_INTERVAL),
         store,
         sync,
+        promotions,
     })
+}
+
+/// The promotion rules file, every problem reported.
+fn read_rules(path: &Path) -> anyhow::Result<berth_core::channels::RulesFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| usage(format!("promotion rules {}: {error}", path.display())))?;
+    berth_core::channels::RulesFile::parse(&path.display().to_string(), &text).map_err(
+        |diagnostics| {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            usage(format!(
+                "{}: {} error(s) in the promotion rules",
+                path.display(),
+                diagnostics.len()
+            ))
+        },
+    )
 }
 
 /// Requests in flight per registry, as the CLI's `--max-concurrency` default.
@@ -154,7 +194,21 @@ fn sync_settings(
             exclude: patterns(&scan.exclude)?,
         });
     }
-    let registry_args = RegistryArgs {
+    Ok(config::SyncSettings {
+        interval: section.interval.unwrap_or(config::DEFAULT_SYNC_INTERVAL),
+        targets,
+        client: file_registry_args(file, relative).client_config(env)?,
+        options: SyncOptions {
+            scan_layers: section.layers.unwrap_or(true),
+            ..SyncOptions::default()
+        },
+    })
+}
+
+/// How to reach registries, from the config file, as the CLI's flags would say it (`authfile`,
+/// `registries.*.insecure`, `registries.*.ca_file`).
+fn file_registry_args(file: &ServeFile, relative: &dyn Fn(&Path) -> PathBuf) -> RegistryArgs {
+    RegistryArgs {
         authfile: file.authfile.as_deref().map(relative),
         insecure_registries: file
             .registries
@@ -171,16 +225,7 @@ fn sync_settings(
             })
             .collect(),
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
-    };
-    Ok(config::SyncSettings {
-        interval: section.interval.unwrap_or(config::DEFAULT_SYNC_INTERVAL),
-        targets,
-        client: registry_args.client_config(env)?,
-        options: SyncOptions {
-            scan_layers: section.layers.unwrap_or(true),
-            ..SyncOptions::default()
-        },
-    })
+    }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ServeFile> {
