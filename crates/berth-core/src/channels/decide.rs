@@ -122,6 +122,9 @@ pub enum BlockReason {
     },
     /// `--digest` names a digest the source channel never held.
     NotOnSource,
+    /// The target was rolled back from this digest: the scheduler does not bring it back (a
+    /// person may, by hand).
+    RolledBack { at: DateTime<Utc> },
 }
 
 impl std::fmt::Display for BlockReason {
@@ -133,6 +136,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::OutsideWindow => f.write_str("outside every promotion window"),
             BlockReason::Frozen { until, reason } => write!(f, "frozen until {until} ({reason})"),
             BlockReason::NotOnSource => f.write_str("the source channel never held this digest"),
+            BlockReason::RolledBack { at } => write!(
+                f,
+                "the target was rolled back from it at {at}; promote it by hand to bring it back"
+            ),
         }
     }
 }
@@ -182,6 +189,13 @@ pub fn evaluate_promotion(
                 }
             }
         }
+    }
+    if *request == Request::Scheduled
+        && let Some(rollback) = target.history.iter().rev().find(|entry| {
+            entry.kind == ChangeKind::Rollback && entry.previous.as_ref() == Some(&candidate)
+        })
+    {
+        reasons.push(BlockReason::RolledBack { at: rollback.at });
     }
     match source.stint(&candidate) {
         None => reasons.push(BlockReason::NotOnSource),

@@ -233,6 +233,37 @@ fn promotions_wait_for_soak_gates_windows_and_freezes() {
 }
 
 #[test]
+fn the_scheduler_does_not_bring_back_what_was_rolled_back() {
+    let source = "c@2026-11-10T12:00:00Z outside";
+    let target = "a@2026-11-01T09:00:00Z promotion, c@2026-11-18T09:00:00Z promotion, a@2026-11-18T10:00:00Z rollback<c";
+    check_evaluate(
+        &weekly(),
+        vec![
+            Case {
+                source,
+                target,
+                expect: "blocked c: the target was rolled back from it at 2026-11-18 10:00:00 UTC; promote it by hand to bring it back",
+                ..Case::default()
+            },
+            Case {
+                source,
+                target,
+                request: Request::ByHand { digest: None },
+                expect: "promote c",
+                ..Case::default()
+            },
+            Case {
+                // A new build on staging goes out as usual.
+                source: "c@2026-11-10T12:00:00Z outside, d@2026-11-19T12:00:00Z outside",
+                target,
+                expect: "promote d",
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+#[test]
 fn a_new_variant_reaches_latest_at_once_but_still_passes_its_gates() {
     check_evaluate(
         &weekly(),
