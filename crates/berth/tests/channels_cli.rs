@@ -163,6 +163,9 @@ fn the_weekly_rollout_with_soak_first_publish_and_rollback() {
         0,
     );
     assert_eq!(demo.seen("latest"), base);
+    // The next Wednesday the scheduler's view does not bring the bad image back.
+    let status = demo.expect(&["channels"], "2026-12-02T09:00:00Z", 0);
+    assert!(status.contains("rolled back from it"), "{status}");
     let refused = demo.berth(
         &[
             "rollback",
