@@ -170,7 +170,7 @@ pub async fn promote(
     let rule = request.rule;
     let mut noticed = Vec::new();
     let mut source = history::load(store, subject, &rule.from).await?;
-    reconcile(
+    let source_seen = reconcile(
         (client, store, subject),
         &rule.from,
         &mut source,
@@ -179,6 +179,15 @@ pub async fn promote(
         &mut noticed,
     )
     .await?;
+    if let Observation::Drift { found: None, .. } = source_seen {
+        // The source tag was deleted: what berth recorded there is not on offer any more.
+        return Ok(Outcome {
+            subject: subject.label(),
+            channel: rule.to.to_string(),
+            action: Action::Unchanged { digest: None },
+            noticed,
+        });
+    }
     let mut target = history::load(store, subject, &rule.to).await?;
     let decide = async |target: &ChannelState| -> Result<Decision, ChannelError> {
         let candidate = match &request.request {

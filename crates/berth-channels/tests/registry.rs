@@ -558,3 +558,33 @@ async fn the_scheduler_promotes_when_due_and_catches_up_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn nothing_is_promoted_from_a_source_tag_that_was_deleted() {
+    let world = world("source-gone", "berth/base:1").await;
+    let (subject, _) = world.subject();
+    // berth sees staging once, then the tag goes (deleting its manifest removes the tag).
+    berth_channels::check(
+        &world.client,
+        &world.store,
+        &subject,
+        &tag("staging"),
+        at("2026-11-20T09:00:00Z"),
+    )
+    .await
+    .unwrap();
+    world
+        .client
+        .delete_manifest(&subject.image.at(&tag("staging")), &digest("berth/base:1"))
+        .await
+        .unwrap();
+    let outcome = world
+        .promote(&manual(), false, "2026-11-20T10:00:00Z")
+        .await;
+    assert_eq!(outcome.action, Action::Unchanged { digest: None });
+    assert!(matches!(
+        outcome.noticed.as_slice(),
+        [n] if n.channel == "staging" && matches!(n.observation, Observation::Drift { found: None, .. })
+    ));
+    assert_eq!(world.digest_seen("latest"), None);
+}
