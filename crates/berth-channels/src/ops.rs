@@ -152,6 +152,14 @@ async fn record(
     action: &str,
     entry: HistoryEntry,
 ) -> Result<(), ChannelError> {
+    // A concurrent run (a person and the scheduler at once) may have recorded this very move
+    // while the registry was being written: record it once.
+    let recorded = history::load(store, subject, channel).await?;
+    if recorded.current() == Some(&entry.digest) && state.current() != Some(&entry.digest) {
+        tracing::debug!(image = %subject.label(), channel = %channel, "move already recorded by a concurrent run");
+        *state = recorded;
+        return Ok(());
+    }
     history::append(store, subject, channel, state, entry.clone()).await?;
     history::audit(store, subject, channel, action, &entry).await?;
     Ok(())

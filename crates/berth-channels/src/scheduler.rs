@@ -98,7 +98,7 @@ async fn first_publish(
             actor: SCHEDULER_ACTOR.to_string(),
             reason: "first publish".to_string(),
             force: false,
-            stamp: false,
+            stamp: rule.stamp,
         };
         let outcome = ops::promote(client, store, subject, entry, &request, now).await?;
         Ok::<_, ChannelError>(Some(outcome))
@@ -160,7 +160,7 @@ async fn scheduled(
         actor: SCHEDULER_ACTOR.to_string(),
         reason: format!("scheduled ({})", slot.to_rfc3339()),
         force: false,
-        stamp: false,
+        stamp: rule.stamp,
     };
     let outcome = ops::promote(client, store, subject, entry, &request, now)
         .await

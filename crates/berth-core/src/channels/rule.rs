@@ -16,6 +16,7 @@
 //!     freezes:
 //!       - {from: 2026-12-18T00:00:00Z, until: 2027-01-04T00:00:00Z, reason: year-end freeze}
 //!     first_publish: immediate      # or scheduled (default)
+//!     stamp: true                   # also tag latest-20261122T0900Z (default false)
 //! ```
 
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc, Weekday};
@@ -118,6 +119,9 @@ pub struct PromotionRule {
     pub windows: Vec<Window>,
     pub freezes: Vec<Freeze>,
     pub first_publish: FirstPublish,
+    /// Also publish an immutable tag per promotion (`latest-20261122T0900Z`), so every past
+    /// state of the channel stays pullable.
+    pub stamp: bool,
 }
 
 impl PromotionRule {
@@ -135,6 +139,7 @@ impl PromotionRule {
             windows: Vec::new(),
             freezes: Vec::new(),
             first_publish: FirstPublish::Scheduled,
+            stamp: false,
         }
     }
 
@@ -167,6 +172,7 @@ const RULE_FIELDS: &[&str] = &[
     "windows",
     "freezes",
     "first_publish",
+    "stamp",
 ];
 const WINDOW_FIELDS: &[&str] = &["days", "from", "until"];
 const FREEZE_FIELDS: &[&str] = &["from", "until", "reason"];
@@ -313,6 +319,13 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
                 )),
             })
             .map(|first| rule.first_publish = first)
+            .is_some(),
+            "stamp" => parse_field(walker, value, &at, |text| match text {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(format!("{text:?} is not true or false")),
+            })
+            .map(|stamp| rule.stamp = stamp)
             .is_some(),
             other => unreachable!("field {other} is in RULE_FIELDS but not read"),
         };

@@ -88,6 +88,7 @@ promotions:
     freezes:
       - {from: 2026-12-18, until: 2027-01-04, reason: year-end freeze}
     first_publish: immediate
+    stamp: true
 "#;
 
 fn weekly() -> PromotionRule {
@@ -510,6 +511,7 @@ fn rules_files_are_read_whole_and_every_problem_is_reported() {
     assert_eq!(rule.soak, TimeDelta::days(2));
     assert_eq!(rule.gates, vec![Gate::NotRetired, Gate::FactsKnown]);
     assert_eq!(rule.first_publish, FirstPublish::Immediate);
+    assert!(rule.stamp);
     assert_eq!(rule.zone.name(), "Europe/Copenhagen");
     assert!(matches!(&rule.trigger, Trigger::Scheduled(s) if s.expression() == "0 10 * * WED"));
     assert!(rule.applies_to(&entry(Lifecycle::default())));
@@ -539,6 +541,7 @@ promotions:
     freezes:
       - {from: 2027-01-04, until: 2026-12-18}
     first_publish: now
+    stamp: yes
     shedule: x
   - to: latest
 "#;
@@ -554,8 +557,9 @@ promotions:
         "r.yaml:10:17: error: promotions[0].windows[0].days[0]: \"someday\" is not a day of the week (mon, tue, ...)",
         "r.yaml:12:9: error: promotions[0].freezes[0]: the freeze ends before it starts",
         "r.yaml:13:20: error: promotions[0].first_publish: unknown first_publish \"now\"; expected immediate or scheduled",
-        "r.yaml:14:5: error: promotions[0].shedule: unknown field `shedule`; did you mean `schedule`?",
-        "r.yaml:15:5: error: promotions[1]: a promotion needs `from`",
+        "r.yaml:14:12: error: promotions[0].stamp: \"yes\" is not true or false",
+        "r.yaml:15:5: error: promotions[0].shedule: unknown field `shedule`; did you mean `schedule`?",
+        "r.yaml:16:5: error: promotions[1]: a promotion needs `from`",
     ];
     assert_eq!(got, expect);
 }

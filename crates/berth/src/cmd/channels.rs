@@ -67,7 +67,7 @@ pub struct PromoteArgs {
     /// Promote past blocking reasons and over a tag moved outside berth (recorded as manual).
     #[arg(long)]
     pub force: bool,
-    /// Also publish the immutable tag TO-YYYYMMDDTHHMMZ.
+    /// Also publish the immutable tag TO-YYYYMMDDTHHMMZ (default: the rule's `stamp`).
     #[arg(long)]
     pub stamp: bool,
     #[command(flatten)]
@@ -219,7 +219,7 @@ pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode>
             actor: actor(args.actor, env),
             reason: args.reason,
             force: args.force,
-            stamp: args.stamp,
+            stamp: args.stamp || rule.stamp,
         };
         let outcome = berth_channels::promote(
             &context.client,
@@ -549,6 +549,19 @@ async fn view(
             Some(digest) => context.store.known_manifest(digest).await?,
             None => false,
         };
+        // The scheduler's last slot, if `berth serve` runs this rule: then "due now" means a
+        // slot it has not run yet.
+        let key = berth_store::PromotionKey {
+            catalog_name: subject.name.clone(),
+            variant: subject.variant.clone(),
+            from: rule.from.to_string(),
+            to: rule.to.to_string(),
+        };
+        let last_run = context
+            .store
+            .promotion_slot(&key)
+            .await?
+            .unwrap_or(context.now);
         rules.push(RuleView {
             from: rule.from.to_string(),
             to: rule.to.to_string(),
@@ -556,7 +569,7 @@ async fn view(
                 channels::Trigger::Manual => None,
                 channels::Trigger::Scheduled(schedule) => Some(schedule.to_string()),
             },
-            next: channels::due(rule, context.now, context.now),
+            next: channels::due(rule, last_run, context.now),
             now: channels::evaluate_promotion(
                 &source,
                 &target,
