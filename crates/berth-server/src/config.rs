@@ -20,6 +20,8 @@
 //!     - {registry: registry.example.com, include: ["team/**"], exclude: ["team/cache/**"]}
 //!   layers: true                     # read layers for OS identity
 //! promotions: channels.yaml          # promotion rules the scheduler runs (docs/channels.md)
+//! api_tokens:                        # who may call the channel API; SHA-256 of each token
+//!   - {name: release-bot, sha256: 9f86d081884c7d65..., scope: promote}  # read|promote|admin
 //! ```
 //!
 //! New sections (`registries`, `store`, `webhook`) are added as one more entry in [`FIELDS`],
@@ -47,7 +49,9 @@ pub const FIELDS: &[&str] = &[
     "registries",
     "sync",
     "promotions",
+    "api_tokens",
 ];
+const TOKEN_FIELDS: &[&str] = &["name", "sha256", "scope"];
 const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file"];
 const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
 const SCAN_FIELDS: &[&str] = &["registry", "include", "exclude"];
@@ -80,6 +84,41 @@ pub struct ServeFile {
     pub sync: Option<SyncFile>,
     /// The promotion rules file (docs/channels.md); relative to the config file's directory.
     pub promotions: Option<PathBuf>,
+    /// API tokens, by the SHA-256 of their secret (never the secret itself).
+    pub api_tokens: Vec<ApiToken>,
+}
+
+/// What an API token may do; each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read channel history and the audit log.
+    Read,
+    /// Also promote and roll back.
+    Promote,
+    /// Everything (later: deletions, configuration).
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        match text {
+            "read" => Ok(Scope::Read),
+            "promote" => Ok(Scope::Promote),
+            "admin" => Ok(Scope::Admin),
+            _ => Err(format!(
+                "unknown scope {text:?}; expected read, promote or admin"
+            )),
+        }
+    }
+}
+
+/// An API token as configured: a name (the actor in history and audit), the SHA-256 of the
+/// secret in lowercase hex, and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub sha256: String,
+    pub scope: Scope,
 }
 
 /// How to reach one registry.
@@ -120,7 +159,24 @@ pub struct ServeSettings {
     pub store: Option<String>,
     pub sync: Option<SyncSettings>,
     pub promotions: Option<PromotionSettings>,
+    /// The channel API (needs a store and at least one token); `None`: its routes answer 404.
+    pub channels_api: Option<ChannelsApiSettings>,
 }
+
+/// The channel API, ready to serve.
+#[derive(Debug, Clone)]
+pub struct ChannelsApiSettings {
+    pub tokens: Vec<ApiToken>,
+    pub client: berth_oci::ClientConfig,
+}
+
+impl PartialEq for ChannelsApiSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.tokens == other.tokens
+    }
+}
+
+impl Eq for ChannelsApiSettings {}
 
 /// The promotion scheduler, ready to run.
 #[derive(Debug, Clone)]
@@ -199,6 +255,7 @@ impl ServeFile {
                     "promotions" => {
                         config.promotions = walker.required_text(value, &path).map(PathBuf::from)
                     }
+                    "api_tokens" => config.api_tokens = api_tokens(&mut walker, value, &path),
                     other => unreachable!("field {other} is in FIELDS but not read"),
                 }
             }
@@ -208,6 +265,46 @@ impl ServeFile {
         }
         Ok(config)
     }
+}
+
+fn api_tokens(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<ApiToken> {
+    let mut tokens = Vec::new();
+    let Some(items) = walker.sequence(node, path) else {
+        return tokens;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        let Some(fields) = walker.fields(item, &item_path, TOKEN_FIELDS) else {
+            continue;
+        };
+        let mut field = |name: &'static str, parse: fn(&str) -> Result<String, String>| {
+            let Some(found) = fields.get(name) else {
+                walker.error(item.position, &item_path, format!("a token needs `{name}`"));
+                return None;
+            };
+            parse_with(walker, found.value, &item_path.field(name), parse)
+        };
+        let name = field("name", |text| Ok(text.to_string()));
+        let sha256 = field("sha256", |text| {
+            if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                Ok(text.to_string())
+            } else {
+                Err("expected the token's SHA-256 as 64 lowercase hex digits \
+                     (`printf %s TOKEN | sha256sum`), never the token itself"
+                    .to_string())
+            }
+        });
+        let scope = field("scope", |text| Scope::parse(text).map(|_| text.to_string()))
+            .and_then(|text| Scope::parse(&text).ok());
+        if let (Some(name), Some(sha256), Some(scope)) = (name, sha256, scope) {
+            tokens.push(ApiToken {
+                name,
+                sha256,
+                scope,
+            });
+        }
+    }
+    tokens
 }
 
 fn registries(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<RegistryFile> {
@@ -407,11 +504,11 @@ mod tests {
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
         );
     }
 
@@ -431,8 +528,10 @@ sync:
     - {registry: r.example, include: ['team/**'], exclude: ['team/cache/**']}
   layers: false
 promotions: channels.yaml
+api_tokens:
+  - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml") }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }] }"#,
         );
         check(
             "
@@ -442,12 +541,16 @@ sync:
   interval: 1s
   registries:
     - include: [x]
+api_tokens:
+  - {name: bot, sha256: hunter2, scope: root}
 ",
             "
 berth.yaml:3:25: error: registries.r.example.insecure: \"yes\" is not true or false
 berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected one of: insecure, ca_file
 berth.yaml:5:13: error: sync.interval: \"1s\" is shorter than the minimum, 10s
 berth.yaml:7:7: error: sync.registries[0]: a registry to walk needs `registry`
+berth.yaml:9:25: error: api_tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex digits (`printf %s TOKEN | sha256sum`), never the token itself
+berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote or admin
 ",
         );
     }

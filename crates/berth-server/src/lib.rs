@@ -9,11 +9,13 @@
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
+//! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens.
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
 mod api;
 pub mod catalog_source;
+pub mod channels_api;
 pub mod config;
 pub mod knowledge;
 mod metrics;
@@ -81,6 +83,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
+    let (catalog_for_api, clock_for_api) = (Arc::clone(&catalog), Arc::clone(&clock));
     let knowledge = match &settings.store {
         Some(url) => {
             let store = berth_store::Store::open(url)
@@ -133,8 +136,23 @@ pub async fn run(
         poll_interval_ms = settings.poll_interval.as_millis() as u64,
         "berth serve listening"
     );
+    let mut router = app(state);
+    if let (Some(knowledge), Some(api)) = (&knowledge, &settings.channels_api) {
+        router = router.merge(channels_api::router(Arc::new(channels_api::ChannelsApi {
+            catalog: Arc::clone(&catalog_for_api),
+            store: knowledge.store.clone(),
+            client: berth_oci::Client::new(api.client.clone()),
+            rules: settings
+                .promotions
+                .as_ref()
+                .map(|promotions| promotions.rules.clone())
+                .unwrap_or_default(),
+            tokens: api.tokens.clone(),
+            clock: Arc::clone(&clock_for_api),
+        })));
+    }
     let mut server_stopped = stopped;
-    axum::serve(listener, app(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = server_stopped.wait_for(|stop| *stop).await;
         })

@@ -127,6 +127,18 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             client: file_registry_args(&file, &relative).client_config(env)?,
         }),
     };
+    let channels_api = match (&store, file.api_tokens.is_empty()) {
+        (_, true) => None,
+        (None, false) => {
+            return Err(usage(
+                "api_tokens are configured but no `store` to keep the history in",
+            ));
+        }
+        (Some(_), false) => Some(config::ChannelsApiSettings {
+            tokens: file.api_tokens.clone(),
+            client: file_registry_args(&file, &relative).client_config(env)?,
+        }),
+    };
     Ok(ServeSettings {
         listen,
         catalog: CatalogSource {
@@ -139,6 +151,7 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         store,
         sync,
         promotions,
+        channels_api,
     })
 }
 
