@@ -17,6 +17,12 @@ struct Demo {
     repository: String,
 }
 
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Demo {
     fn new(name: &str) -> Demo {
         let nanos = SystemTime::now()
