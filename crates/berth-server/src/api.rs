@@ -30,6 +30,10 @@ pub enum ApiError {
     /// The catalog answered no.
     Resolve(ResolveError),
     NotFound,
+    /// No store is configured: knowledge endpoints have nothing to read.
+    NoStore,
+    /// The store could not be read.
+    Store(String),
 }
 
 /// `{"error": code, "message": text}`, the body of every error but the catalog's own.
@@ -56,6 +60,12 @@ impl IntoResponse for ApiError {
                 "not_found",
                 "no such endpoint; see /openapi.yaml".to_string(),
             ),
+            ApiError::NoStore => body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_store",
+                "berth serve runs without a store; set `store` in its config".to_string(),
+            ),
+            ApiError::Store(message) => body(StatusCode::SERVICE_UNAVAILABLE, "store", message),
             ApiError::Resolve(error) => {
                 let status = match error {
                     ResolveError::VariantRequired { .. } => StatusCode::BAD_REQUEST,
@@ -220,7 +230,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = crate::metrics::render(&state.catalog.status());
+    let mut text = crate::metrics::render(&state.catalog.status());
+    if let Some(knowledge) = &state.knowledge {
+        text.push_str(&crate::knowledge::metrics(&knowledge.runs()));
+    }
     (
         [(
             header::CONTENT_TYPE,

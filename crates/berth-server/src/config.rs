@@ -8,6 +8,20 @@
 //! catalog: /etc/berth/catalog.yaml   # a file or a directory of *.yaml files
 //! catalog_format: berth              # or toolforge (serve an images-v1.yaml as is)
 //! catalog_poll_interval: 2s          # how often to look for an edit (ms, s or m)
+//! store: sqlite:///var/lib/berth/berth.db   # or postgres://...; needed by sync and /images
+//! authfile: /etc/berth/auth.json     # docker config.json credentials
+//! registries:                        # how to reach registries, by host
+//!   registry.internal:5000: {ca_file: /etc/berth/internal-ca.pem}
+//!   127.0.0.1:5050: {insecure: true}
+//! sync:                              # the registry sync, on a schedule
+//!   interval: 15m
+//!   repositories: [registry.example.com/team/app]   # besides the catalog's
+//!   registries:                      # whole registries, narrowed by path patterns
+//!     - {registry: registry.example.com, include: ["team/**"], exclude: ["team/cache/**"]}
+//!   layers: true                     # read layers for OS identity
+//! promotions: channels.yaml          # promotion rules the scheduler runs (docs/channels.md)
+//! api_tokens:                        # who may call the channel API; SHA-256 of each token
+//!   - {name: release-bot, sha256: 9f86d081884c7d65..., scope: promote}  # read|promote|admin
 //! ```
 //!
 //! New sections (`registries`, `store`, `webhook`) are added as one more entry in [`FIELDS`],
@@ -30,7 +44,23 @@ pub const FIELDS: &[&str] = &[
     "catalog",
     "catalog_format",
     "catalog_poll_interval",
+    "store",
+    "authfile",
+    "registries",
+    "sync",
+    "promotions",
+    "api_tokens",
 ];
+const TOKEN_FIELDS: &[&str] = &["name", "sha256", "scope"];
+const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file"];
+const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
+const SCAN_FIELDS: &[&str] = &["registry", "include", "exclude"];
+/// How often the promotion scheduler looks for due slots, first publishes and source moves.
+pub const PROMOTION_TICK: Duration = Duration::from_secs(60);
+/// How often the registries are synced unless told otherwise.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// The shortest sync interval accepted: each run costs a HEAD per tag.
+const SYNC_INTERVAL_MIN: Duration = Duration::from_secs(10);
 /// Where `berth serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How often the catalog's files are checked for an edit unless told otherwise.
@@ -46,6 +76,76 @@ pub struct ServeFile {
     pub catalog: Option<PathBuf>,
     pub catalog_format: Option<Format>,
     pub catalog_poll_interval: Option<Duration>,
+    /// The store's URL (`sqlite://...`, `postgres://...`).
+    pub store: Option<String>,
+    pub authfile: Option<PathBuf>,
+    /// How to reach registries, by host, in file order.
+    pub registries: Vec<RegistryFile>,
+    pub sync: Option<SyncFile>,
+    /// The promotion rules file (docs/channels.md); relative to the config file's directory.
+    pub promotions: Option<PathBuf>,
+    /// API tokens, by the SHA-256 of their secret (never the secret itself).
+    pub api_tokens: Vec<ApiToken>,
+}
+
+/// What an API token may do; each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read channel history and the audit log.
+    Read,
+    /// Also promote and roll back.
+    Promote,
+    /// Everything (later: deletions, configuration).
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        match text {
+            "read" => Ok(Scope::Read),
+            "promote" => Ok(Scope::Promote),
+            "admin" => Ok(Scope::Admin),
+            _ => Err(format!(
+                "unknown scope {text:?}; expected read, promote or admin"
+            )),
+        }
+    }
+}
+
+/// An API token as configured: a name (the actor in history and audit), the SHA-256 of the
+/// secret in lowercase hex, and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub sha256: String,
+    pub scope: Scope,
+}
+
+/// How to reach one registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryFile {
+    pub host: String,
+    /// Plain HTTP: only for registries configured so.
+    pub insecure: bool,
+    /// A CA bundle (PEM) trusted for this registry.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The `sync` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncFile {
+    pub interval: Option<Duration>,
+    pub repositories: Vec<String>,
+    pub registries: Vec<ScanFile>,
+    pub layers: Option<bool>,
+}
+
+/// A whole registry to walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanFile {
+    pub registry: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 /// What `berth serve` runs with.
@@ -57,7 +157,68 @@ pub struct ServeSettings {
     pub poll_interval: Duration,
     /// Serve HTTPS with this certificate and key (the admission webhook needs it).
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The store's URL; without one, knowledge endpoints answer 503 and nothing syncs.
+    pub store: Option<String>,
+    pub sync: Option<SyncSettings>,
+    pub promotions: Option<PromotionSettings>,
+    /// The channel API (needs a store and at least one token); `None`: its routes answer 404.
+    pub channels_api: Option<ChannelsApiSettings>,
 }
+
+/// The channel API, ready to serve.
+#[derive(Debug, Clone)]
+pub struct ChannelsApiSettings {
+    pub tokens: Vec<ApiToken>,
+    pub client: berth_oci::ClientConfig,
+}
+
+impl PartialEq for ChannelsApiSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.tokens == other.tokens
+    }
+}
+
+impl Eq for ChannelsApiSettings {}
+
+/// The promotion scheduler, ready to run.
+#[derive(Debug, Clone)]
+pub struct PromotionSettings {
+    pub rules: berth_core::channels::RulesFile,
+    /// How often to tick ([`PROMOTION_TICK`]; tests shorten it).
+    pub interval: Duration,
+    pub client: berth_oci::ClientConfig,
+}
+
+impl PartialEq for PromotionSettings {
+    fn eq(&self, other: &Self) -> bool {
+        // As for the sync: the client's configuration holds secrets and is not comparable.
+        self.interval == other.interval && self.rules == other.rules
+    }
+}
+
+impl Eq for PromotionSettings {}
+
+/// The scheduled sync, ready to run.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub interval: Duration,
+    /// Repositories and registries besides the catalog's (re-read at every run).
+    pub targets: berth_sync::Targets,
+    pub client: berth_oci::ClientConfig,
+    pub options: berth_sync::SyncOptions,
+}
+
+impl PartialEq for SyncSettings {
+    fn eq(&self, other: &Self) -> bool {
+        // The client's configuration holds secrets and is not comparable; settings are compared
+        // only in tests, by what they schedule.
+        self.interval == other.interval
+            && self.targets.repositories == other.targets.repositories
+            && self.targets.registries == other.targets.registries
+    }
+}
+
+impl Eq for SyncSettings {}
 
 impl ServeFile {
     /// Parses a config file's text; `file` names it in diagnostics.
@@ -87,6 +248,16 @@ impl ServeFile {
                         config.catalog_poll_interval =
                             parse_with(&mut walker, value, &path, poll_interval);
                     }
+                    "store" => config.store = walker.required_text(value, &path),
+                    "authfile" => {
+                        config.authfile = walker.required_text(value, &path).map(PathBuf::from)
+                    }
+                    "registries" => config.registries = registries(&mut walker, value, &path),
+                    "sync" => config.sync = sync_section(&mut walker, value, &path),
+                    "promotions" => {
+                        config.promotions = walker.required_text(value, &path).map(PathBuf::from)
+                    }
+                    "api_tokens" => config.api_tokens = api_tokens(&mut walker, value, &path),
                     other => unreachable!("field {other} is in FIELDS but not read"),
                 }
             }
@@ -96,6 +267,171 @@ impl ServeFile {
         }
         Ok(config)
     }
+}
+
+fn api_tokens(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<ApiToken> {
+    let mut tokens = Vec::new();
+    let Some(items) = walker.sequence(node, path) else {
+        return tokens;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        let Some(fields) = walker.fields(item, &item_path, TOKEN_FIELDS) else {
+            continue;
+        };
+        let mut field = |name: &'static str, parse: fn(&str) -> Result<String, String>| {
+            let Some(found) = fields.get(name) else {
+                walker.error(item.position, &item_path, format!("a token needs `{name}`"));
+                return None;
+            };
+            parse_with(walker, found.value, &item_path.field(name), parse)
+        };
+        let name = field("name", |text| Ok(text.to_string()));
+        let sha256 = field("sha256", |text| {
+            if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                Ok(text.to_string())
+            } else {
+                Err("expected the token's SHA-256 as 64 lowercase hex digits \
+                     (`printf %s TOKEN | sha256sum`), never the token itself"
+                    .to_string())
+            }
+        });
+        let scope = field("scope", |text| Scope::parse(text).map(|_| text.to_string()))
+            .and_then(|text| Scope::parse(&text).ok());
+        if let (Some(name), Some(sha256), Some(scope)) = (name, sha256, scope) {
+            tokens.push(ApiToken {
+                name,
+                sha256,
+                scope,
+            });
+        }
+    }
+    tokens
+}
+
+fn registries(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<RegistryFile> {
+    let mut found = Vec::new();
+    let Some(pairs) = walker.mapping(node, path) else {
+        return found;
+    };
+    for (key, value) in pairs {
+        let Some(host) = walker.key_text(key, path) else {
+            continue;
+        };
+        let path = path.field(host);
+        let mut registry = RegistryFile {
+            host: host.to_ascii_lowercase(),
+            ..RegistryFile::default()
+        };
+        if let Some(fields) = walker.fields(value, &path, REGISTRY_FIELDS) {
+            for (name, field) in fields.iter() {
+                let field_path = path.field(name);
+                match name {
+                    "insecure" => {
+                        registry.insecure =
+                            parse_with(walker, field.value, &field_path, boolean).unwrap_or(false)
+                    }
+                    "ca_file" => {
+                        registry.ca_file = walker
+                            .required_text(field.value, &field_path)
+                            .map(PathBuf::from)
+                    }
+                    other => unreachable!("field {other} is in REGISTRY_FIELDS but not read"),
+                }
+            }
+        }
+        found.push(registry);
+    }
+    found
+}
+
+fn sync_section(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<SyncFile> {
+    let fields = walker.fields(node, path, SYNC_FIELDS)?;
+    let mut sync = SyncFile::default();
+    for (name, field) in fields.iter() {
+        let field_path = path.field(name);
+        match name {
+            "interval" => {
+                sync.interval = parse_with(walker, field.value, &field_path, sync_interval)
+            }
+            "repositories" => sync.repositories = texts(walker, field.value, &field_path),
+            "registries" => {
+                let Some(items) = walker.sequence(field.value, &field_path) else {
+                    continue;
+                };
+                for (index, item) in items.iter().enumerate() {
+                    let item_path = field_path.index(index);
+                    let Some(scan_fields) = walker.fields(item, &item_path, SCAN_FIELDS) else {
+                        continue;
+                    };
+                    let mut scan = ScanFile::default();
+                    for (name, field) in scan_fields.iter() {
+                        let scan_path = item_path.field(name);
+                        match name {
+                            "registry" => {
+                                scan.registry = walker
+                                    .required_text(field.value, &scan_path)
+                                    .unwrap_or_default()
+                                    .to_ascii_lowercase()
+                            }
+                            "include" => scan.include = texts(walker, field.value, &scan_path),
+                            "exclude" => scan.exclude = texts(walker, field.value, &scan_path),
+                            other => unreachable!("field {other} is in SCAN_FIELDS but not read"),
+                        }
+                    }
+                    if !scan_fields.contains("registry") {
+                        walker.error(
+                            item.position,
+                            &item_path,
+                            "a registry to walk needs `registry`",
+                        );
+                    }
+                    sync.registries.push(scan);
+                }
+            }
+            "layers" => sync.layers = parse_with(walker, field.value, &field_path, boolean),
+            other => unreachable!("field {other} is in SYNC_FIELDS but not read"),
+        }
+    }
+    Some(sync)
+}
+
+/// A list of text values.
+fn texts(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<String> {
+    let Some(items) = walker.sequence(node, path) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| walker.required_text(item, &path.index(index)))
+        .collect()
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{text:?} is not true or false")),
+    }
+}
+
+/// `30s`, `15m`, `1h`; at least 10 seconds.
+pub fn sync_interval(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(0));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (30s, 15m, 1h)"))?;
+    let duration = match unit {
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(format!("{text:?} is not a duration (30s, 15m, 1h)")),
+    };
+    if duration < SYNC_INTERVAL_MIN {
+        return Err(format!("{text:?} is shorter than the minimum, 10s"));
+    }
+    Ok(duration)
 }
 
 /// Reads a required text field with `parse`, reporting its error at the value.
@@ -170,11 +506,54 @@ mod tests {
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms) }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
+        );
+    }
+
+    #[test]
+    fn store_registries_and_sync() {
+        check(
+            "
+store: sqlite:///var/lib/berth/berth.db
+authfile: auth.json
+registries:
+  Registry.Internal:5000: {ca_file: ca.pem}
+  127.0.0.1:5050: {insecure: true}
+sync:
+  interval: 15m
+  repositories: [r.example/team/app]
+  registries:
+    - {registry: r.example, include: ['team/**'], exclude: ['team/cache/**']}
+  layers: false
+promotions: channels.yaml
+api_tokens:
+  - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
+",
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }] }"#,
+        );
+        check(
+            "
+registries:
+  r.example: {insecure: yes, tls: true}
+sync:
+  interval: 1s
+  registries:
+    - include: [x]
+api_tokens:
+  - {name: bot, sha256: hunter2, scope: root}
+",
+            "
+berth.yaml:3:25: error: registries.r.example.insecure: \"yes\" is not true or false
+berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected one of: insecure, ca_file
+berth.yaml:5:13: error: sync.interval: \"1s\" is shorter than the minimum, 10s
+berth.yaml:7:7: error: sync.registries[0]: a registry to walk needs `registry`
+berth.yaml:9:25: error: api_tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex digits (`printf %s TOKEN | sha256sum`), never the token itself
+berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote or admin
+",
         );
     }
 
@@ -194,7 +573,6 @@ berth.yaml:2:9: error: listen: \"localhost\" is not an address and port (127.0.0
 berth.yaml:3:8: error: catalog: expected text, found nothing
 berth.yaml:4:17: error: catalog_format: unknown catalog format \"json\"; expected berth or toolforge
 berth.yaml:5:24: error: catalog_poll_interval: \"2 hours\" is not a duration (500ms, 2s, 1m)
-berth.yaml:6:1: error: registries: unknown field `registries`; expected one of: listen, catalog, catalog_format, catalog_poll_interval
 berth.yaml:7:1: error: listen: field given twice (first at line 2, column 1)
 ",
         );

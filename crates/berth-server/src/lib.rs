@@ -9,14 +9,20 @@
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
 //! - [`tls`]: HTTPS with certificate files reloaded when they change.
+//! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
+//! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
+//! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens.
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
 pub mod admission;
 mod api;
 pub mod catalog_source;
+pub mod channels_api;
 pub mod config;
+pub mod knowledge;
 mod metrics;
+pub mod promotion;
 pub mod reload;
 pub mod tls;
 
@@ -46,6 +52,8 @@ pub fn system_clock() -> Clock {
 pub struct AppState {
     pub catalog: Arc<CatalogState>,
     pub clock: Clock,
+    /// The store and the sync's record; `None` when no store is configured.
+    pub knowledge: Option<Arc<knowledge::Knowledge>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -61,6 +69,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/catalog/{name}", get(api::show))
         .route("/api/v1/resolve/{name}", get(api::resolve))
         .route("/api/v1/which", get(api::which))
+        .route("/api/v1/images", get(knowledge::images))
+        .route("/api/v1/images/{digest}", get(knowledge::image))
+        .route("/api/v1/repositories", get(knowledge::repositories))
+        .route("/api/v1/sync", get(knowledge::sync_status))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
         .with_state(state)
@@ -77,9 +89,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
+    let (catalog_for_api, clock_for_api) = (Arc::clone(&catalog), Arc::clone(&clock));
+    let knowledge = match &settings.store {
+        Some(url) => {
+            let store = berth_store::Store::open(url)
+                .await
+                .map_err(std::io::Error::other)?;
+            Some(Arc::new(knowledge::Knowledge::new(store)))
+        }
+        None => None,
+    };
     let state = AppState {
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
+        knowledge: knowledge.clone(),
     };
     let mut router = app(state);
     if let Some((snapshot, usage)) = admission {
@@ -98,6 +121,25 @@ pub async fn run(
         None => None,
     };
     let (stop, stopped) = watch::channel(false);
+    let scheduler = match (&knowledge, &settings.sync) {
+        (Some(knowledge), Some(sync)) => Some(tokio::spawn(knowledge::schedule(
+            Arc::clone(knowledge),
+            Arc::clone(&catalog),
+            sync.clone(),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
+    let promoter = match (&knowledge, &settings.promotions) {
+        (Some(knowledge), Some(promotions)) => Some(tokio::spawn(promotion::schedule(
+            knowledge.store.clone(),
+            Arc::clone(&catalog),
+            promotions.clone(),
+            Arc::clone(&clock),
+            stopped.clone(),
+        ))),
+        _ => None,
+    };
     let poller = tokio::spawn(reload::watch(
         catalog,
         settings.poll_interval,
@@ -117,6 +159,20 @@ pub async fn run(
         tls = settings.tls.is_some(),
         "berth serve listening"
     );
+    if let (Some(knowledge), Some(api)) = (&knowledge, &settings.channels_api) {
+        router = router.merge(channels_api::router(Arc::new(channels_api::ChannelsApi {
+            catalog: Arc::clone(&catalog_for_api),
+            store: knowledge.store.clone(),
+            client: berth_oci::Client::new(api.client.clone()),
+            rules: settings
+                .promotions
+                .as_ref()
+                .map(|promotions| promotions.rules.clone())
+                .unwrap_or_default(),
+            tokens: api.tokens.clone(),
+            clock: Arc::clone(&clock_for_api),
+        })));
+    }
     match certificates {
         Some(certificates) => {
             let watcher = tokio::spawn(tls::watch_certificates(
@@ -138,6 +194,19 @@ pub async fn run(
     }
     if let Err(error) = poller.await {
         tracing::error!(error = %error, "catalog poller failed");
+    }
+    if let Some(scheduler) = scheduler
+        && let Err(error) = scheduler.await
+    {
+        tracing::error!(error = %error, "sync scheduler failed");
+    }
+    if let Some(promoter) = promoter
+        && let Err(error) = promoter.await
+    {
+        tracing::error!(error = %error, "promotion scheduler failed");
+    }
+    if let Some(knowledge) = knowledge {
+        knowledge.store.close().await;
     }
     tracing::info!("stopped");
     Ok(())

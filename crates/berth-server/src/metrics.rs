@@ -5,6 +5,22 @@ use std::fmt::Write as _;
 
 use crate::reload::CatalogStatus;
 
+/// Appends one metric family: its help, its type and its samples (`labels` as written,
+/// `{result="success"}` or empty).
+pub fn write_metric(
+    text: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(&str, f64)],
+) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(text, "{name}{labels} {value}");
+    }
+}
+
 /// The metrics text for the catalog's status.
 pub fn render(status: &CatalogStatus) -> String {
     let mut text = String::new();
@@ -14,11 +30,7 @@ pub fn render(status: &CatalogStatus) -> String {
         .as_ref()
         .is_some_and(|attempt| attempt.ok);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
-        let _ = writeln!(text, "# HELP {name} {help}");
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(text, "{name}{labels} {value}");
-        }
+        write_metric(&mut text, name, kind, help, samples);
     };
     metric(
         "berth_catalog_reload_total",

@@ -51,6 +51,7 @@ fn state_with(catalog: Catalog) -> AppState {
     AppState {
         catalog: Arc::new(CatalogState::with_catalog(source(), catalog, today())),
         clock: fixed_clock(),
+        knowledge: None,
     }
 }
 
@@ -211,6 +212,7 @@ async fn the_clock_decides_effective_states() {
     let state = AppState {
         catalog: Arc::new(CatalogState::with_catalog(source(), catalog, today())),
         clock: early,
+        knowledge: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -227,6 +229,7 @@ async fn probes_before_and_after_a_catalog_loads() {
     let state = AppState {
         catalog: Arc::new(CatalogState::new(source())),
         clock: fixed_clock(),
+        knowledge: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -265,6 +268,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
             format: Format::Berth,
         })),
         clock: fixed_clock(),
+        knowledge: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -379,8 +383,12 @@ async fn openapi_describes_the_routes() {
     let mut served = vec![
         "/api/v1/catalog",
         "/api/v1/catalog/{name}",
+        "/api/v1/images",
+        "/api/v1/images/{digest}",
+        "/api/v1/repositories",
         "/api/v1/resolve/{name}",
         "/api/v1/status",
+        "/api/v1/sync",
         "/api/v1/which",
         "/healthz",
         "/metrics",

@@ -10,6 +10,7 @@
 //! - [`knowledge`]: registry knowledge. One repository's sync is one transaction; failures are
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
+//! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
 //! - [`records`]: the types the API takes and returns.
 //! - [`error`]: the one error type, [`StoreError`].
 //!
@@ -44,6 +45,7 @@ pub mod history;
 pub mod knowledge;
 pub mod migrate;
 pub mod records;
+pub mod schedule;
 pub mod store;
 
 pub use error::StoreError;
@@ -54,4 +56,5 @@ pub use records::{
     LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
     RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
 };
+pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};

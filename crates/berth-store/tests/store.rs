@@ -8,7 +8,7 @@ use berth_core::lineage::{BaseMatch, LineageMethod};
 use berth_core::osrelease::{LibcFamily, OsIdentity};
 use berth_store::{
     AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, ImageFilter, LayerFact,
-    ManifestKind, RepoSnapshot, SCHEMA_VERSION, Store, StoreError, SyncSummary,
+    ManifestKind, PromotionKey, RepoSnapshot, SCHEMA_VERSION, Store, StoreError, SyncSummary,
 };
 use common::{amd64, arm64, at, digest, image, index, repo, tag};
 use std::collections::HashSet;
@@ -22,6 +22,7 @@ on_both_backends! {
         lineage_is_a_lookup,
         images_filter_by_repository_and_os,
         channel_history_audit_and_usage_are_append_only,
+        a_promotion_slot_is_claimed_once,
     ],
     file: [
         a_newer_schema_is_refused,
@@ -925,4 +926,46 @@ async fn unknown_urls_are_refused_without_leaking_passwords() {
         .unwrap_err();
     assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+async fn a_promotion_slot_is_claimed_once(url: String) {
+    let store = open(&url).await;
+    let key = |variant: Option<&str>| PromotionKey {
+        catalog_name: "python3.11".into(),
+        variant: variant.map(str::to_string),
+        from: "staging".into(),
+        to: "latest".into(),
+    };
+    let jobs = key(Some("jobs"));
+    assert_eq!(store.promotion_slot(&jobs).await.unwrap(), None);
+    // The first sight of a rule sets its baseline; a second replica loses that race.
+    assert!(
+        store
+            .claim_promotion_slot(&jobs, None, at(10), at(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_promotion_slot(&jobs, None, at(11), at(11))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.promotion_slot(&jobs).await.unwrap(), Some(at(10)));
+    // Two replicas saw slot 100 due after reading 10: one wins, the other sees it taken.
+    assert!(
+        store
+            .claim_promotion_slot(&jobs, Some(at(10)), at(100), at(101))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_promotion_slot(&jobs, Some(at(10)), at(100), at(102))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.promotion_slot(&jobs).await.unwrap(), Some(at(100)));
+    // The default image's slot is its own.
+    assert_eq!(store.promotion_slot(&key(None)).await.unwrap(), None);
 }

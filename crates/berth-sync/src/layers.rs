@@ -143,3 +143,24 @@ pub async fn scan_layers(
     }
     scan
 }
+
+/// Reads one image's OS identity and libc from its layers, outside a sync (no store, no
+/// shared cache): what `berth inspect` does for an image the store does not know.
+pub async fn identify(
+    client: &Client,
+    image: &ImageRef,
+    layers: &[Descriptor],
+    architecture: Architecture,
+) -> Result<ImageScan, LayerError> {
+    let summaries = SharedSummaries::default();
+    scan_layers(
+        client,
+        image,
+        layers,
+        architecture,
+        &summaries,
+        &Limits::default(),
+    )
+    .await
+    .result
+}

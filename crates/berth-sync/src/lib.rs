@@ -5,6 +5,7 @@
 //!   registries with include/exclude path patterns).
 //! - [`sync`]: [`Syncer`], one sync: tags by HEAD, unknown digests fetched once, one store
 //!   transaction per repository, then the lineage pass ([`update_lineage`]).
+//! - [`declared`]: the catalog's declared bases checked against the lineage found.
 //! - `layers`: an image's layers streamed from the registry into berth-layers' scanner on a
 //!   blocking thread, summaries shared by digest.
 //! - [`blob_read`]: the bridge from an async blob stream to `std::io::Read`.
@@ -17,10 +18,13 @@
 //!   marked gone on partial knowledge.
 
 pub mod blob_read;
+pub mod declared;
 mod layers;
 pub mod sync;
 pub mod targets;
 
+pub use declared::{DeclaredBase, check_declared_bases};
+pub use layers::identify;
 pub use sync::{
     Progress, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError, SyncOptions,
     SyncReport, Syncer, update_lineage,

@@ -60,7 +60,17 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("{repository}: {message}")]
     Invalid { repository: String, message: String },
+    /// A manifest berth does not read as an image: its tags are skipped, the repository is not
+    /// failed for it.
+    #[error("{digest}: {reason}")]
+    Unreadable { digest: Digest, reason: String },
 }
+
+/// Config media types of runnable images; anything else (a Helm chart, an SBOM) is an artifact.
+const IMAGE_CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
 
 /// What happened to one repository.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -297,8 +307,16 @@ impl Syncer {
                 Err(error) => return Err(error.into()),
             }
         }
+        if listing.truncated {
+            // Tags past the cap were not seen, so they are not gone: they keep what was known.
+            let listed: HashSet<&str> = listing.items.iter().map(String::as_str).collect();
+            for (tag, digest) in self.store.tag_digests(repository).await? {
+                if !listed.contains(tag.as_str()) {
+                    snapshot.tags.push((tag, digest));
+                }
+            }
+        }
         snapshot.tags.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        counts.tags = snapshot.tags.len() as u64;
 
         let digests: Vec<Digest> = snapshot
             .tags
@@ -310,16 +328,35 @@ impl Syncer {
         let known = self.store.known_manifests(&digests).await?;
         let mut fetched = HashSet::new();
         for digest in digests.iter().filter(|d| !known.contains(*d)) {
-            self.fetch_tree(
+            let fetch = self.fetch_tree(
                 &image,
                 digest,
                 None,
                 &mut snapshot,
                 &mut fetched,
                 &mut counts,
-            )
-            .await?;
+            );
+            match fetch.await {
+                Ok(()) => {}
+                // A manifest berth cannot read (Docker schema 1, an artifact that is no image)
+                // is the tag's problem, not the repository's: its tags are left out, warned of.
+                Err(SyncError::Unreadable { reason, .. }) => {
+                    let skipped: Vec<String> = snapshot
+                        .tags
+                        .iter()
+                        .filter(|(_, target)| target == digest)
+                        .map(|(tag, _)| tag.as_str().to_string())
+                        .collect();
+                    snapshot.tags.retain(|(_, target)| target != digest);
+                    counts.warnings.push(format!(
+                        "tags {} skipped: {digest}: {reason}",
+                        skipped.join(", ")
+                    ));
+                }
+                Err(error) => return Err(error),
+            }
         }
+        counts.tags = snapshot.tags.len() as u64;
         let summary = self
             .store
             .record_repository_sync(repository, &snapshot, Utc::now())
@@ -343,25 +380,34 @@ impl Syncer {
         if !fetched.insert(digest.clone()) {
             return Ok(());
         }
-        let manifest = match entry {
+        let fetched_manifest = match entry {
             None => {
                 self.client
                     .manifest(&image.with_digest_only(digest.clone()))
-                    .await?
+                    .await
             }
-            Some(entry) => self.client.manifest_of(image, entry).await?,
+            Some(entry) => self.client.manifest_of(image, entry).await,
+        };
+        let unreadable = |reason: String| SyncError::Unreadable {
+            digest: digest.clone(),
+            reason,
+        };
+        let manifest = match fetched_manifest {
+            Ok(manifest) => manifest,
+            Err(OciError::UnsupportedMediaType { media_type, .. }) => {
+                return Err(unreadable(format!(
+                    "a {media_type} manifest, which berth does not read"
+                )));
+            }
+            Err(error) => return Err(error.into()),
         };
         counts.manifests_fetched += 1;
         match &manifest.kind {
             ManifestKind::Index(index) => {
                 if entry.is_some() {
-                    return Err(SyncError::Invalid {
-                        repository: format!("{}/{}", image.registry(), image.repository()),
-                        message: format!(
-                            "index entry {} is itself an index; berth reads one level",
-                            manifest.digest
-                        ),
-                    });
+                    return Err(unreadable(
+                        "an index inside an index; berth reads one level".to_string(),
+                    ));
                 }
                 let entries: Vec<IndexEntry> = index
                     .manifests
@@ -401,17 +447,19 @@ impl Syncer {
                 }
             }
             ManifestKind::Image(image_manifest) => {
+                let config_type = image_manifest.config.media_type.as_str();
+                if !config_type.is_empty() && !IMAGE_CONFIG_TYPES.contains(&config_type) {
+                    return Err(unreadable(format!(
+                        "an artifact (config {config_type}), not a runnable image"
+                    )));
+                }
                 let (_, config) = self.client.config(image, &image_manifest.config).await?;
                 if config.rootfs.diff_ids.len() != image_manifest.layers.len() {
-                    return Err(SyncError::Invalid {
-                        repository: format!("{}/{}", image.registry(), image.repository()),
-                        message: format!(
-                            "image {}: {} layers but {} diff_ids in its config",
-                            manifest.digest,
-                            image_manifest.layers.len(),
-                            config.rootfs.diff_ids.len()
-                        ),
-                    });
+                    return Err(unreadable(format!(
+                        "{} layers but {} diff_ids in its config",
+                        image_manifest.layers.len(),
+                        config.rootfs.diff_ids.len()
+                    )));
                 }
                 let layers: Vec<LayerRecord> = image_manifest
                     .layers

@@ -197,10 +197,23 @@ async fn a_resync_of_unchanged_tags_costs_one_head_each() {
         "the first sync fetches manifests: {first:?}"
     );
 
+    let tags: u64 = first
+        .repositories
+        .iter()
+        .map(|r| match &r.outcome {
+            RepositoryOutcome::Synced(counts) => counts.tags,
+            RepositoryOutcome::Failed { .. } => 0,
+        })
+        .sum();
+    assert!(
+        tags >= 13,
+        "berth/tags has 12 tags, berth/multi at least one"
+    );
+
     let again = sync(&client, &store, &wanted).await;
     assert_eq!(again.failed(), 0);
-    // 12 + 1 tags: one HEAD each; the only GETs are the two tag listings.
-    assert_eq!(again.requests.head, 13, "{:?}", again.requests);
+    // One HEAD per tag; the only GETs are the two tag listings.
+    assert_eq!(again.requests.head, tags, "{:?}", again.requests);
     assert_eq!(again.requests.get, 2, "{:?}", again.requests);
     for repository in &again.repositories {
         let RepositoryOutcome::Synced(counts) = &repository.outcome else {
@@ -350,4 +363,148 @@ async fn a_layer_past_its_limits_is_recorded_without_os_identity() {
     let images = images_in(&store, repo(plain, "berth/base")).await;
     assert_eq!(images.len(), 1, "the image is known, its OS is not");
     assert!(images[0].os_id.is_none());
+}
+
+#[tokio::test]
+async fn a_truncated_listing_marks_no_tag_gone() {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let client = client_for(&[plain]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let wanted = targets(plain, &["berth/tags"]);
+    let full = sync(&client, &store, &wanted).await;
+    assert_eq!(full.failed(), 0);
+    let capped = Syncer::new(
+        client,
+        store.clone(),
+        SyncOptions {
+            tag_cap: 5,
+            ..SyncOptions::default()
+        },
+    )
+    .run(&wanted)
+    .await
+    .unwrap();
+    let RepositoryOutcome::Synced(counts) = &capped.repositories[0].outcome else {
+        panic!("{capped:#?}");
+    };
+    assert!(counts.truncated);
+    assert_eq!(counts.tags_gone, 0);
+    assert_eq!(
+        store
+            .tag_digests(&repo(plain, "berth/tags"))
+            .await
+            .unwrap()
+            .len(),
+        12
+    );
+}
+
+/// Uploads `bytes` as a blob (monolithic POST + PUT, with curl) and returns its descriptor.
+fn upload_blob(
+    registry: &str,
+    repository: &str,
+    bytes: &[u8],
+    media_type: &str,
+) -> serde_json::Value {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut hash = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hash.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = hash.wait_with_output().unwrap();
+    let digest = format!("sha256:{}", &String::from_utf8_lossy(&output.stdout)[..64]);
+    let start = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("http://{registry}/v2/{repository}/blobs/uploads/"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&start.stdout).to_string();
+    let location = headers
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("Location: ")
+                .or(line.strip_prefix("location: "))
+        })
+        .expect("an upload location")
+        .trim()
+        .to_string();
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let url = if location.starts_with("http") {
+        format!("{location}{separator}digest={digest}")
+    } else {
+        format!("http://{registry}{location}{separator}digest={digest}")
+    };
+    let mut put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(&url)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(put.wait().unwrap().success(), "blob upload to {url}");
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+#[tokio::test]
+async fn an_artifact_that_is_no_image_is_skipped_with_a_warning() {
+    let registry = OwnRegistry::start();
+    let address = registry.address.clone();
+    registry.copy_from_testbed("berth/base:1", "art/chart:app");
+    let config = upload_blob(
+        &address,
+        "art/chart",
+        b"{}",
+        "application/vnd.cncf.helm.config.v1+json",
+    );
+    let layer = upload_blob(
+        &address,
+        "art/chart",
+        b"not really a chart",
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": [layer],
+    });
+    let client = client_for(&[&address]);
+    let chart = ImageRef::parse(&format!("{address}/art/chart:1.0")).unwrap();
+    client
+        .put_manifest(
+            &chart,
+            chart.tag().unwrap(),
+            "application/vnd.oci.image.manifest.v1+json",
+            serde_json::to_vec(&manifest).unwrap().into(),
+        )
+        .await
+        .unwrap();
+
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let report = sync(&client, &store, &targets(&address, &["art/chart"])).await;
+    assert_eq!(report.failed(), 0, "{report:#?}");
+    let RepositoryOutcome::Synced(counts) = &report.repositories[0].outcome else {
+        unreachable!()
+    };
+    assert_eq!(counts.tags, 1, "{counts:?}");
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert!(counts.warnings[0].contains("helm"), "{:?}", counts.warnings);
+    let tags = store
+        .tag_digests(&repo(&address, "art/chart"))
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0].0.as_str(), "app");
 }

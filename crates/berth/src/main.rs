@@ -43,6 +43,16 @@ enum Command {
     Check(cmd::check::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
     Serve(cmd::serve::Args),
+    /// Move a channel (tag) of a catalog image to what another channel holds.
+    Promote(cmd::channels::PromoteArgs),
+    /// Move a channel back one step, or to a digest it held.
+    Rollback(cmd::channels::RollbackArgs),
+    /// Every move of an image's channels: when, who, why, how.
+    History(cmd::channels::HistoryArgs),
+    /// The state of every channel, what is due next and what blocks it.
+    Channels(cmd::channels::ChannelsArgs),
+    /// The audit log: every change berth made.
+    Audit(cmd::channels::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +71,11 @@ fn main() -> ExitCode {
         Command::Sync(args) => cmd::sync::exec(args, &env),
         Command::Images(args) => cmd::images::exec(args, &env),
         Command::Check(args) => cmd::check::exec(args, &env),
+        Command::Promote(args) => cmd::channels::promote(args, &env),
+        Command::Rollback(args) => cmd::channels::rollback(args, &env),
+        Command::History(args) => cmd::channels::history(args, &env),
+        Command::Channels(args) => cmd::channels::channels(args, &env),
+        Command::Audit(args) => cmd::channels::audit(args, &env),
     };
     exit::report(result)
 }

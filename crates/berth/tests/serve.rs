@@ -318,3 +318,169 @@ fn a_config_file_with_mistakes_is_refused_with_every_one() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Polls `path` until `done` holds for its body.
+fn wait_for(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get(path);
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting on {path}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn syncs_on_a_schedule_and_answers_from_the_store() {
+    let testbed = berth_testkit::Testbed::get();
+    let plain = testbed.plain();
+    let dir = scratch("sync");
+    let catalog = dir.join("catalog.yaml");
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/testbed-catalog.yaml"),
+    )
+    .unwrap_or_else(|error| panic!("{error}"))
+    .replace("127.0.0.1:5050", plain);
+    std::fs::write(&catalog, example).unwrap_or_else(|error| panic!("{error}"));
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\nregistries:\n  {plain}: {{insecure: true}}\nsync:\n  interval: 1h\n",
+            dir.join("berth.db").display()
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let server = Server::start(&config);
+
+    let runs = wait_for(&server, "/api/v1/sync", |runs| runs["runs_ok"] == 1);
+    assert_eq!(runs["scheduled"], true);
+    assert_eq!(
+        runs["last_report"]["repositories"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    let (status, images) = server.get("/api/v1/images?os=alpine");
+    assert_eq!(status, 200, "{images}");
+    let images = images.as_array().unwrap_or_else(|| panic!("{images}"));
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["os"], "alpine-3.20-amd64");
+
+    let base = testbed.digest("berth/base:1");
+    let (status, built_on) = server.get(&format!("/api/v1/images?built_on={base}"));
+    assert_eq!(status, 200);
+    assert_eq!(built_on.as_array().map(Vec::len), Some(2), "{built_on}");
+    let (status, one) = server.get(&format!("/api/v1/images/{base}"));
+    assert_eq!((status, &one["digest"]), (200, &Value::from(base.clone())));
+    assert_eq!(one["libc"], "glibc", "{one}");
+    let (status, _) = server.get("/api/v1/images/sha256:nothex");
+    assert_eq!(status, 400);
+
+    let (status, repositories) = server.get("/api/v1/repositories");
+    assert_eq!(status, 200);
+    assert_eq!(
+        repositories.as_array().map(Vec::len),
+        Some(4),
+        "{repositories}"
+    );
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("berth_sync_runs_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn knowledge_endpoints_answer_503_without_a_store() {
+    let dir = scratch("nostore");
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(&catalog, example()).unwrap_or_else(|error| panic!("{error}"));
+    let config = dir.join("berth.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\ncatalog: catalog.yaml\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let server = Server::start(&config);
+    let (status, body) = server.get("/api/v1/images");
+    assert_eq!((status, &body["error"]), (503, &Value::from("no_store")));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The promotion scheduler inside `berth serve`: with the example rules (first publish at once),
+/// a new image on `staging` reaches `latest` without anyone running a command, and the history
+/// in the store says the scheduler did it.
+#[test]
+fn the_promotion_scheduler_publishes_a_new_image_at_once() {
+    let testbed = berth_testkit::Testbed::get();
+    let plain = testbed.plain();
+    let dir = scratch("promotions");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    // Unique per run: the registry outlives the test, and `latest` must not exist yet.
+    let repository = format!("berth-serve/promotions-{}-{nanos}", std::process::id());
+    berth_testkit::skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{plain}/berth/base:1"),
+        &format!("docker://{plain}/{repository}:staging"),
+    ]);
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n  app:\n    image: {plain}/{repository}\n    channels: [staging, latest]\n"
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/channels.yaml");
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\nregistries:\n  {plain}: {{insecure: true}}\npromotions: {}\n",
+            dir.join("berth.db").display(),
+            rules.display()
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let _server = Server::start(&config);
+
+    let latest = format!("docker://{plain}/{repository}:latest");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &latest])
+        .output()
+        .is_ok_and(|output| output.status.success())
+    {
+        assert!(Instant::now() < deadline, "latest was never published");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = berth()
+        .args([
+            "history",
+            "app",
+            "--channel",
+            "latest",
+            "--json",
+            "--catalog",
+        ])
+        .arg(dir.join("catalog.yaml"))
+        .arg("--store")
+        .arg(format!("sqlite://{}", dir.join("berth.db").display()))
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let history: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(history[0]["actor"], "berth-scheduler", "{history}");
+    assert_eq!(history[0]["kind"], "promotion", "{history}");
+    assert_eq!(history[0]["digest"], testbed.digest("berth/base:1"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -226,7 +226,7 @@ pub fn read_valid(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result<
 
 /// Reads the catalog's files: a missing or unusable path is the user's mistake, an I/O error
 /// on a file that exists is a fault.
-fn read(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result<catalog::Loaded> {
+pub(crate) fn read(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result<catalog::Loaded> {
     match catalog_source::load(source, now) {
         Ok(loaded) => Ok(loaded),
         Err(error) if error.is_not_found() => Err(usage(format!(

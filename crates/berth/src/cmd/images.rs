@@ -1,14 +1,15 @@
 //! `berth images`: what the store knows about images (after `berth sync`), narrowed by
-//! repository, OS identity, or the base they are built on.
+//! repository, OS identity, or the base they are built on. `--json` prints what
+//! `GET /api/v1/images` answers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_core::{Digest, ImageRef};
 use berth_server::catalog_source::CatalogSource;
-use berth_store::{ImageFilter, ImageSummary, RepositoryName, Store};
+use berth_server::knowledge::ImageView;
+use berth_store::{ImageFilter, RepositoryName, Store};
 use chrono::Utc;
-use serde::Serialize;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
 use crate::cmd::{open_store, print_json, print_text, runtime, store_url};
@@ -39,20 +40,6 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ImageView {
-    digest: String,
-    platform: String,
-    os: Option<String>,
-    os_pretty: Option<String>,
-    libc: Option<String>,
-    created: Option<String>,
-    size: u64,
-    base: Option<String>,
-    base_shared_layers: Option<usize>,
-    tags: Vec<String>,
-}
-
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let url = store_url(args.store.clone(), env);
     runtime()?.block_on(async {
@@ -72,7 +59,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         }
         let images = store.images(&filter).await?;
         store.close().await;
-        let views: Vec<ImageView> = images.iter().map(view).collect();
+        let views: Vec<ImageView> = images.iter().map(ImageView::from).collect();
         if args.json {
             print_json(&views)?;
         } else {
@@ -146,34 +133,6 @@ async fn built_on_digest(
         })
 }
 
-fn view(image: &ImageSummary) -> ImageView {
-    let platform = &image.platform;
-    ImageView {
-        digest: image.digest.to_string(),
-        platform: match &platform.variant {
-            Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
-            None => format!("{}/{}", platform.os, platform.architecture),
-        },
-        os: image.os_id.as_ref().map(|id| id.to_string()),
-        os_pretty: image.os_pretty.clone(),
-        libc: image.libc.map(|libc| {
-            serde_json::to_value(libc)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_string))
-                .unwrap_or_default()
-        }),
-        created: image.created.map(|time| time.to_rfc3339()),
-        size: image.total_size,
-        base: image.base.as_ref().map(|base| base.base.to_string()),
-        base_shared_layers: image.base.as_ref().map(|base| base.shared_layers),
-        tags: image
-            .references
-            .iter()
-            .map(|location| format!("{}:{}", location.repository, location.tag.as_str()))
-            .collect(),
-    }
-}
-
 fn short(digest: &str) -> String {
     digest
         .split_once(':')
@@ -222,12 +181,15 @@ fn table(images: &[ImageView]) -> String {
                 short(&image.digest),
                 image.platform.clone(),
                 image.os.clone().unwrap_or_else(|| "-".into()),
-                image.libc.clone().unwrap_or_else(|| "-".into()),
+                image
+                    .libc
+                    .and_then(|libc| serde_json::to_value(libc).ok())
+                    .and_then(|value| value.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "-".into()),
                 image.base.as_deref().map_or_else(|| "-".into(), short),
                 image
                     .created
-                    .as_deref()
-                    .map_or_else(|| "-".into(), |c| c.chars().take(10).collect()),
+                    .map_or_else(|| "-".into(), |c| c.format("%Y-%m-%d").to_string()),
                 tags_text(&image.tags),
             ]
         })

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use berth_core::osrelease::{Architecture, LibcFamily};
 use berth_core::{Digest, ImageRef};
 use berth_oci::{Client, Descriptor, ManifestKind, Platform};
+use berth_store::{ImageFilter, Store};
 use serde::Serialize;
 
 use crate::environment::Environment;
@@ -21,6 +23,13 @@ pub struct Args {
     /// (default: this machine's, e.g. linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Take OS identity and lineage from this store when it knows the image (default:
+    /// $BERTH_STORE when set); otherwise they are read from the image's layers.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Do not read layers for the OS identity of an image the store does not know.
+    #[arg(long)]
+    pub no_layers: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +49,31 @@ pub struct Inspection {
     pub platforms: Vec<IndexEntry>,
     /// The platform manifest described below (the image itself when it is not an index).
     pub image: PlatformImage,
+    /// OS identity from os-release in the layers; `None` when not read (`--no-layers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The base found by layer lineage; only the store knows other images to compare with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Identity {
+    /// `debian-12-amd64`; `None` when the image has no os-release (scratch, static).
+    pub os: Option<String>,
+    pub pretty_name: Option<String>,
+    pub libc: Option<LibcFamily>,
+    /// Where this came from: `store` (an earlier sync) or `layers` (read now).
+    pub source: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Lineage {
+    /// The known image whose layers are the longest proper prefix of this one's.
+    pub base: Option<Digest>,
+    pub shared_layers: Option<usize>,
+    /// Where the base is tagged.
+    pub base_tags: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,7 +125,44 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     };
     let client = Client::new(args.registry.client_config(env)?);
     let runtime = crate::cmd::runtime()?;
-    let inspection = runtime.block_on(inspect(&client, &image, &wanted))?;
+    let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
+    let inspection = runtime.block_on(async {
+        let mut inspection = inspect(&client, &image, &wanted).await?;
+        if let Some(url) = &store_url {
+            let store = crate::cmd::open_store(url).await?;
+            add_knowledge(&store, &mut inspection).await?;
+            store.close().await;
+        }
+        if inspection.identity.is_none() && !args.no_layers {
+            let descriptors: Vec<Descriptor> = inspection
+                .image
+                .layers
+                .iter()
+                .map(|layer| Descriptor {
+                    media_type: layer.media_type.clone(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                })
+                .collect();
+            let config = &inspection.image.config;
+            let architecture =
+                Architecture::from_platform(&config.architecture, config.variant.as_deref());
+            let scan = berth_sync::identify(&client, &image, &descriptors, architecture)
+                .await
+                .with_context(|| format!("{image}: reading os-release from the layers"))?;
+            inspection.identity = Some(Identity {
+                os: scan.identity.map(|id| id.to_string()),
+                pretty_name: scan
+                    .os_release
+                    .and_then(|found| found.os_release.pretty_name),
+                libc: Some(scan.libc),
+                source: "layers",
+            });
+        }
+        anyhow::Ok(inspection)
+    })?;
     if args.json {
         crate::cmd::print_json(&inspection)?;
     } else {
@@ -171,7 +242,42 @@ pub async fn inspect(
             },
             layers,
         },
+        identity: None,
+        lineage: None,
     })
+}
+
+/// OS identity and lineage from the store, when it holds the platform image.
+async fn add_knowledge(store: &Store, inspection: &mut Inspection) -> anyhow::Result<()> {
+    let images = store.images(&ImageFilter::default()).await?;
+    let Some(known) = images.iter().find(|i| i.digest == inspection.image.digest) else {
+        return Ok(());
+    };
+    inspection.identity = Some(Identity {
+        os: known.os_id.as_ref().map(|id| id.to_string()),
+        pretty_name: known.os_pretty.clone(),
+        libc: known.libc,
+        source: "store",
+    });
+    let base_tags = match &known.base {
+        Some(found) => images
+            .iter()
+            .find(|i| i.digest == found.base)
+            .map(|base| {
+                base.references
+                    .iter()
+                    .map(|at| format!("{}:{}", at.repository, at.tag.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    inspection.lineage = Some(Lineage {
+        base: known.base.as_ref().map(|found| found.base.clone()),
+        shared_layers: known.base.as_ref().map(|found| found.shared_layers),
+        base_tags,
+    });
+    Ok(())
 }
 
 fn index_entry(entry: &Descriptor) -> IndexEntry {
@@ -227,6 +333,33 @@ fn print_text(inspection: &Inspection) {
         line("  labels".to_string());
         for (key, value) in &image.config.labels {
             line(format!("    {key}={value}"));
+        }
+    }
+    if let Some(identity) = &inspection.identity {
+        let libc = identity
+            .libc
+            .and_then(|libc| serde_json::to_value(libc).ok())
+            .and_then(|value| value.as_str().map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        line(format!(
+            "  os          {} ({}; libc {libc}; from {})",
+            identity.os.as_deref().unwrap_or("unknown"),
+            identity.pretty_name.as_deref().unwrap_or("no os-release"),
+            identity.source
+        ));
+    }
+    if let Some(lineage) = &inspection.lineage {
+        match &lineage.base {
+            Some(base) => line(format!(
+                "  base        {base} ({} shared layers){}",
+                lineage.shared_layers.unwrap_or(0),
+                if lineage.base_tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", tagged {}", lineage.base_tags.join(" "))
+                }
+            )),
+            None => line("  base        none known".to_string()),
         }
     }
     line(format!("  layers ({})", image.layers.len()));

@@ -15,11 +15,15 @@ use berth_server::catalog_source::fingerprint;
 use berth_server::config::{self, ServeFile, ServeSettings};
 use berth_server::tls::TlsSettings;
 
+use berth_store::RepositoryName;
+use berth_sync::{PathPattern, RegistryScan, SyncOptions, Targets};
+
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
 use crate::cmd::check::{knowledge_from_store, read_policy};
 use crate::cmd::open_store;
 use crate::environment::Environment;
 use crate::exit::usage;
+use crate::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,14 +42,19 @@ pub struct Args {
     /// The catalog's format, overriding the config file (default: berth).
     #[arg(long, value_enum)]
     pub catalog_format: Option<SourceFormat>,
+    /// The store (knowledge endpoints, the scheduled sync; the webhook's registry knowledge and
+    /// usage records), overriding the config file (default: $BERTH_STORE; none: those endpoints
+    /// answer 503).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Promotion rules the scheduler runs (docs/channels.md), overriding the config file's
+    /// `promotions` (default: $BERTH_RULES; none: no scheduled promotions).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// Serve the admission webhook (/admission/validate, /admission/mutate) with this policy
     /// (default: $BERTH_POLICY; without either, no webhook). See docs/policy.md.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Registry knowledge for the webhook (digests for pins, lineage for the base rule), read
-    /// once at start from this store (default: $BERTH_STORE; without either, none).
-    #[arg(long, value_name = "URL")]
-    pub store: Option<String>,
     /// How often the webhook re-reads the store's knowledge (default: 1m): 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION")]
     pub knowledge_refresh: Option<String>,
@@ -62,13 +71,15 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         .policy
         .clone()
         .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from));
-    let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let knowledge_refresh = match &args.knowledge_refresh {
         Some(text) => config::poll_interval(text)
             .map_err(|error| usage(format!("--knowledge-refresh: {error}")))?,
         None => DEFAULT_KNOWLEDGE_REFRESH,
     };
     let settings = settings(args, env)?;
+    // The webhook reads its knowledge from, and records usage in, the store `settings` resolved
+    // (flag, config file, then BERTH_STORE).
+    let store_url = settings.store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -257,7 +268,7 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             None => config::listen(config::DEFAULT_LISTEN).map_err(usage)?,
         },
     };
-    let catalog = match (args.catalog, file.catalog) {
+    let catalog = match (args.catalog, file.catalog.clone()) {
         (Some(flag), _) => flag,
         // A path in the config file is relative to the file's directory.
         (None, Some(path)) => match &base {
@@ -270,6 +281,54 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         Some(format) => format.into(),
         None => file.catalog_format.unwrap_or(Format::Berth),
     };
+    let relative = |path: &Path| match &base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    };
+    let store = args
+        .store
+        .or(file.store.clone())
+        .or_else(|| env.get("BERTH_STORE"));
+    let sync = match &file.sync {
+        None => None,
+        Some(section) => {
+            if store.is_none() {
+                return Err(usage(
+                    "the config has a `sync` section but no `store` to sync into",
+                ));
+            }
+            Some(sync_settings(&file, section, &relative, env)?)
+        }
+    };
+    let rules = args
+        .rules
+        .or_else(|| file.promotions.as_deref().map(&relative))
+        .or_else(|| env.get("BERTH_RULES").map(PathBuf::from));
+    let promotions = match rules {
+        None => None,
+        Some(_) if store.is_none() => {
+            return Err(usage(
+                "promotion rules are configured but no `store` to record the history in",
+            ));
+        }
+        Some(path) => Some(config::PromotionSettings {
+            rules: read_rules(&path)?,
+            interval: config::PROMOTION_TICK,
+            client: file_registry_args(&file, &relative).client_config(env)?,
+        }),
+    };
+    let channels_api = match (&store, file.api_tokens.is_empty()) {
+        (_, true) => None,
+        (None, false) => {
+            return Err(usage(
+                "api_tokens are configured but no `store` to keep the history in",
+            ));
+        }
+        (Some(_), false) => Some(config::ChannelsApiSettings {
+            tokens: file.api_tokens.clone(),
+            client: file_registry_args(&file, &relative).client_config(env)?,
+        }),
+    };
     Ok(ServeSettings {
         listen,
         catalog: CatalogSource {
@@ -279,11 +338,101 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         poll_interval: file
             .catalog_poll_interval
             .unwrap_or(config::DEFAULT_POLL_INTERVAL),
+        store,
+        sync,
+        promotions,
+        channels_api,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
             _ => None,
         },
     })
+}
+
+/// The promotion rules file, every problem reported.
+fn read_rules(path: &Path) -> anyhow::Result<berth_core::channels::RulesFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| usage(format!("promotion rules {}: {error}", path.display())))?;
+    berth_core::channels::RulesFile::parse(&path.display().to_string(), &text).map_err(
+        |diagnostics| {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            usage(format!(
+                "{}: {} error(s) in the promotion rules",
+                path.display(),
+                diagnostics.len()
+            ))
+        },
+    )
+}
+
+/// Requests in flight per registry, as the CLI's `--max-concurrency` default.
+const DEFAULT_MAX_CONCURRENCY: usize = 8;
+
+/// The `sync` section made ready: targets checked, the registry client configured as the CLI's
+/// flags would (`authfile`, `registries.*.insecure`, `registries.*.ca_file`).
+fn sync_settings(
+    file: &ServeFile,
+    section: &config::SyncFile,
+    relative: &dyn Fn(&Path) -> PathBuf,
+    env: &Environment,
+) -> anyhow::Result<config::SyncSettings> {
+    let mut targets = Targets::default();
+    for text in &section.repositories {
+        let name = RepositoryName::parse(text)
+            .map_err(|error| usage(format!("sync.repositories: {text:?}: {error}")))?;
+        targets.repositories.insert(name);
+    }
+    for scan in &section.registries {
+        let patterns = |texts: &[String]| -> anyhow::Result<Vec<PathPattern>> {
+            texts
+                .iter()
+                .map(|text| {
+                    PathPattern::parse(text).map_err(|error| {
+                        usage(format!("sync.registries {}: {error}", scan.registry))
+                    })
+                })
+                .collect()
+        };
+        targets.registries.push(RegistryScan {
+            registry: scan.registry.clone(),
+            include: patterns(&scan.include)?,
+            exclude: patterns(&scan.exclude)?,
+        });
+    }
+    Ok(config::SyncSettings {
+        interval: section.interval.unwrap_or(config::DEFAULT_SYNC_INTERVAL),
+        targets,
+        client: file_registry_args(file, relative).client_config(env)?,
+        options: SyncOptions {
+            scan_layers: section.layers.unwrap_or(true),
+            ..SyncOptions::default()
+        },
+    })
+}
+
+/// How to reach registries, from the config file, as the CLI's flags would say it (`authfile`,
+/// `registries.*.insecure`, `registries.*.ca_file`).
+fn file_registry_args(file: &ServeFile, relative: &dyn Fn(&Path) -> PathBuf) -> RegistryArgs {
+    RegistryArgs {
+        authfile: file.authfile.as_deref().map(relative),
+        insecure_registries: file
+            .registries
+            .iter()
+            .filter(|registry| registry.insecure)
+            .map(|registry| registry.host.clone())
+            .collect(),
+        registry_cas: file
+            .registries
+            .iter()
+            .filter_map(|registry| {
+                let ca = registry.ca_file.as_deref()?;
+                Some(format!("{}={}", registry.host, relative(ca).display()))
+            })
+            .collect(),
+        max_concurrency: DEFAULT_MAX_CONCURRENCY,
+    }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ServeFile> {

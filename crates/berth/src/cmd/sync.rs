@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use berth_core::lineage::BaseCheck;
 use berth_oci::Client;
 use berth_server::catalog_source::CatalogSource;
 use berth_store::RepositoryName;
 use berth_sync::{
-    PathPattern, Progress, RegistryScan, RepositoryOutcome, SyncOptions, SyncReport, Syncer,
-    Targets,
+    DeclaredBase, PathPattern, Progress, RegistryScan, RepositoryOutcome, SyncOptions, SyncReport,
+    Syncer, Targets, check_declared_bases,
 };
 use chrono::Utc;
 
@@ -90,13 +91,15 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             exclude: exclude.clone(),
         });
     }
+    let mut catalog = None;
     if args.catalog.is_some() || targets.is_empty() {
         let source = CatalogSource {
             path: catalog_path(args.catalog.clone(), env),
             format: args.catalog_format.into(),
         };
-        let catalog = read_valid(&source, Utc::now())?;
-        targets.add_catalog(&catalog);
+        let loaded = read_valid(&source, Utc::now())?;
+        targets.add_catalog(&loaded);
+        catalog = Some(loaded);
     }
     let client = Client::new(args.registry.client_config(env)?);
     let options = SyncOptions {
@@ -111,7 +114,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let report = runtime.block_on(async {
+    let output = runtime.block_on(async {
         let store = open_store(&url).await?;
         let syncer = Syncer::new(client.clone(), store.clone(), options);
         let ticker = show_progress.then(|| spawn_progress(syncer.progress(), client.clone()));
@@ -120,19 +123,86 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             ticker.abort();
             eprint!("\r\x1b[2K");
         }
+        let report = report?;
+        let declared_bases = match &catalog {
+            Some(catalog) => check_declared_bases(&store, catalog).await?,
+            None => Vec::new(),
+        };
         store.close().await;
-        anyhow::Ok(report?)
+        anyhow::Ok(Output {
+            report,
+            declared_bases,
+        })
     })?;
     if args.json {
-        print_json(&report)?;
+        print_json(&output)?;
     } else {
-        print_text(&report_text(&report));
+        print_text(&report_text(&output.report));
+        print_text(&declared_text(&output.declared_bases));
     }
+    let report = output.report;
     Ok(if report.failed() > 0 {
         ExitCode::from(NEGATIVE)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--json`'s shape: the sync report and the declared-base checks.
+#[derive(serde::Serialize)]
+struct Output {
+    #[serde(flatten)]
+    report: SyncReport,
+    declared_bases: Vec<DeclaredBase>,
+}
+
+fn declared_text(checks: &[DeclaredBase]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let subject = format!(
+            "{}{} ({} {})",
+            check.entry,
+            check
+                .variant
+                .as_deref()
+                .map(|v| format!("/{v}"))
+                .unwrap_or_default(),
+            check.image,
+            short(&check.digest),
+        );
+        let verdict = match &check.check {
+            BaseCheck::Match { generations: 1, .. } => {
+                format!("built on {} as declared", check.declared)
+            }
+            BaseCheck::Match { generations, .. } => format!(
+                "built on {} as declared, through {} intermediate image(s)",
+                check.declared,
+                generations - 1
+            ),
+            BaseCheck::Mismatch { actual, .. } => format!(
+                "MISMATCH: declared base {}, actually built on {}",
+                check.declared,
+                match &check.actual_entry {
+                    Some(name) => format!("{name} ({})", short(actual)),
+                    None => short(actual),
+                }
+            ),
+            BaseCheck::Unknown { reason } => format!(
+                "declared base {} not confirmed: {}",
+                check.declared,
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                    .unwrap_or_default()
+            ),
+        };
+        out.push_str(&format!("base of {subject}: {verdict}\n"));
+    }
+    out
+}
+
+fn short(digest: &berth_core::Digest) -> String {
+    format!("{}:{}", digest.algorithm().name(), &digest.hex()[..12])
 }
 
 /// A one-line progress display on stderr, redrawn while the sync runs.

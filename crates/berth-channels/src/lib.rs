@@ -1,0 +1,33 @@
+//! Carries out berth's channel decisions (`berth_core::channels`) against a registry and the
+//! store: a promotion or rollback puts the exact manifest bytes of a digest under the channel's
+//! tag, confirms with a HEAD that the tag resolves to that digest, then records the move in the
+//! channel history and the audit log.
+//!
+//! - [`subject`]: which image a command is about (catalog name, variant, repository).
+//! - [`history`]: channel history and audit entries, to and from the store.
+//! - [`tag`]: the registry half: moving a tag to a digest and confirming it.
+//! - [`ops`]: [`promote`], [`rollback`], [`check`]: decision, registry, history, in that order.
+//! - [`scheduler`]: the scheduler, [`scheduler::tick`] (first publishes, due slots claimed once, catch-up once)
+//!   and [`scheduler::run`], the loop around it with an injected clock.
+//! - [`error`]: the one error type ([`ChannelError`]).
+//!
+//! Invariants:
+//! - The registry is written before the history, so a crash leaves the tag ahead of the history,
+//!   never behind: the next run finds the tag already at its target and records the missing
+//!   entry ([`berth_core::channels::Observation::Unrecorded`]).
+//! - A tag someone else moved is recorded as an outside change and reported; it is overwritten
+//!   only when the caller says `force`.
+//! - Nothing here reads the clock: `now` is an argument, as in the core.
+
+pub mod error;
+pub mod history;
+pub mod ops;
+pub mod scheduler;
+pub mod subject;
+pub mod tag;
+
+pub use error::ChannelError;
+pub use ops::{
+    Action, Noticed, Outcome, PromoteRequest, RollbackRequest, check, promote, rollback,
+};
+pub use subject::Subject;

@@ -1,0 +1,359 @@
+//! The channel operations over HTTP — history, audit log, promote, roll back — behind API tokens
+//! with scopes (read < promote < admin). Tokens are configured as the SHA-256 of their secret; a
+//! request's bearer token is hashed and looked up, so no secret is ever stored or logged. The
+//! token's name is the actor in the history and the audit log.
+//!
+//! A router of its own, merged into `app` by `run` when configured, so the catalog API does not
+//! change shape with it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_channels::{Action, ChannelError, PromoteRequest, RollbackRequest, Subject};
+use berth_core::channels::{self, PromotionRule, Request, RulesFile};
+use berth_core::{Digest, Tag};
+use berth_oci::Client;
+use berth_store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::Clock;
+use crate::config::{ApiToken, Scope};
+use crate::reload::CatalogState;
+
+/// What the channel API needs.
+pub struct ChannelsApi {
+    pub catalog: Arc<CatalogState>,
+    pub store: Store,
+    pub client: Client,
+    /// The rules `promote` applies (a manual rule when none names the pair).
+    pub rules: RulesFile,
+    pub tokens: Vec<ApiToken>,
+    pub clock: Clock,
+}
+
+pub fn router(api: Arc<ChannelsApi>) -> Router {
+    Router::new()
+        .route("/api/v1/channels/{name}/history", get(history))
+        .route("/api/v1/channels/{name}/promote", post(promote))
+        .route("/api/v1/channels/{name}/rollback", post(rollback))
+        .route("/api/v1/audit", get(audit))
+        .with_state(api)
+}
+
+/// Why a channel request got no answer; 5xx say only "internal error" (the chain is logged).
+#[derive(Debug)]
+pub enum ChannelsApiError {
+    Unauthorized,
+    Forbidden { needed: Scope },
+    BadRequest(String),
+    NotFound(String),
+    NoCatalog,
+    Internal,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ChannelsApiError {
+    fn into_response(self) -> Response {
+        let (status, error, message) = match self {
+            ChannelsApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an API token is required: Authorization: Bearer TOKEN".to_string(),
+            ),
+            ChannelsApiError::Forbidden { needed } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token's scope does not allow this; it needs {needed:?}")
+                    .to_lowercase(),
+            ),
+            ChannelsApiError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, "bad_request", message)
+            }
+            ChannelsApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
+            ChannelsApiError::NoCatalog => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_catalog",
+                "no catalog has loaded yet; see /api/v1/status".to_string(),
+            ),
+            ChannelsApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".to_string(),
+            ),
+        };
+        let mut response = (status, Json(ErrorBody { error, message })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+fn internal(error: impl std::error::Error) -> ChannelsApiError {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "channel API");
+    ChannelsApiError::Internal
+}
+
+/// The token's name when it is known and its scope reaches `needed`.
+fn authorize(
+    api: &ChannelsApi,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<String, ChannelsApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ChannelsApiError::Unauthorized)?;
+    let hash: String = Sha256::digest(presented.trim().as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let token = api
+        .tokens
+        .iter()
+        .find(|token| token.sha256 == hash)
+        .ok_or(ChannelsApiError::Unauthorized)?;
+    if token.scope < needed {
+        return Err(ChannelsApiError::Forbidden { needed });
+    }
+    Ok(token.name.clone())
+}
+
+/// The catalog being served and the subject `name` (+ variant) names in it.
+fn subject(
+    api: &ChannelsApi,
+    name: &str,
+    variant: Option<&str>,
+) -> Result<(Subject, berth_core::catalog::CatalogEntry), ChannelsApiError> {
+    let snapshot = api.catalog.snapshot().ok_or(ChannelsApiError::NoCatalog)?;
+    let text = match variant {
+        Some(variant) => format!("{name}/{variant}"),
+        None => name.to_string(),
+    };
+    let (subject, entry) =
+        Subject::find(&snapshot.catalog, &text).map_err(ChannelsApiError::NotFound)?;
+    Ok((subject, entry.clone()))
+}
+
+fn tag(text: &str, field: &str) -> Result<Tag, ChannelsApiError> {
+    channels::channel_tag(text)
+        .map_err(|error| ChannelsApiError::BadRequest(format!("{field}: {error}")))
+}
+
+fn digest(text: &str, field: &str) -> Result<Digest, ChannelsApiError> {
+    Digest::parse(text).map_err(|error| ChannelsApiError::BadRequest(format!("{field}: {error}")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    pub variant: Option<String>,
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HistoryLine {
+    channel: String,
+    #[serde(flatten)]
+    entry: channels::HistoryEntry,
+}
+
+async fn history(
+    State(api): State<Arc<ChannelsApi>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<HistoryLine>>, ChannelsApiError> {
+    authorize(&api, &headers, Scope::Read)?;
+    let (subject, entry) = subject(&api, &name, query.variant.as_deref())?;
+    let names = match &query.channel {
+        Some(channel) => vec![tag(channel, "channel")?],
+        None => entry.channels.clone(),
+    };
+    let mut lines = Vec::new();
+    for channel in names {
+        let state = berth_channels::history::load(&api.store, &subject, &channel)
+            .await
+            .map_err(internal)?;
+        lines.extend(state.history.into_iter().map(|entry| HistoryLine {
+            channel: channel.to_string(),
+            entry,
+        }));
+    }
+    lines.sort_by_key(|line| line.entry.at);
+    Ok(Json(lines))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub subject: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditLine {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    actor: String,
+    action: String,
+    subject: String,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+async fn audit(
+    State(api): State<Arc<ChannelsApi>>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditLine>>, ChannelsApiError> {
+    authorize(&api, &headers, Scope::Read)?;
+    let limit = query.limit.unwrap_or(50).min(1000);
+    let entries = api
+        .store
+        .audit_log(query.subject.as_deref(), limit)
+        .await
+        .map_err(internal)?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|logged| AuditLine {
+                id: logged.id,
+                at: logged.entry.at,
+                actor: logged.entry.actor,
+                action: logged.entry.action,
+                subject: logged.entry.subject,
+                before: logged.entry.before,
+                after: logged.entry.after,
+            })
+            .collect(),
+    ))
+}
+
+/// The body of `POST /api/v1/channels/{name}/promote`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    pub variant: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub stamp: bool,
+}
+
+/// 200 with the outcome when done or nothing to do; 409 with the outcome when blocked or when
+/// the tag was moved outside berth.
+fn outcome_response(outcome: berth_channels::Outcome) -> Response {
+    let status = if outcome.is_negative() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(outcome)).into_response()
+}
+
+async fn promote(
+    State(api): State<Arc<ChannelsApi>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<PromoteBody>,
+) -> Result<Response, ChannelsApiError> {
+    let actor = authorize(&api, &headers, Scope::Promote)?;
+    let (subject, entry) = subject(&api, &name, body.variant.as_deref())?;
+    let from = tag(&body.from, "from")?;
+    let to = tag(&body.to, "to")?;
+    let wanted = body
+        .digest
+        .as_deref()
+        .map(|text| digest(text, "digest"))
+        .transpose()?;
+    let manual = PromotionRule::manual(from.clone(), to.clone());
+    let rule = api.rules.rule_for(&entry, &from, &to).unwrap_or(&manual);
+    let request = PromoteRequest {
+        rule,
+        request: Request::ByHand { digest: wanted },
+        actor,
+        reason: body.reason,
+        force: body.force,
+        stamp: body.stamp || rule.stamp,
+    };
+    let now = (api.clock)();
+    let outcome = berth_channels::promote(&api.client, &api.store, &subject, &entry, &request, now)
+        .await
+        .map_err(internal)?;
+    if let Action::Moved { to: digest, .. } = &outcome.action {
+        tracing::info!(image = %subject.label(), channel = %to, %digest, actor = %request.actor, "promoted over the API");
+    }
+    Ok(outcome_response(outcome))
+}
+
+/// The body of `POST /api/v1/channels/{name}/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    pub variant: Option<String>,
+    pub channel: String,
+    pub to: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub force: bool,
+}
+
+async fn rollback(
+    State(api): State<Arc<ChannelsApi>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<RollbackBody>,
+) -> Result<Response, ChannelsApiError> {
+    let actor = authorize(&api, &headers, Scope::Promote)?;
+    let (subject, _) = subject(&api, &name, body.variant.as_deref())?;
+    let request = RollbackRequest {
+        channel: tag(&body.channel, "channel")?,
+        to: body
+            .to
+            .as_deref()
+            .map(|text| digest(text, "to"))
+            .transpose()?,
+        actor,
+        reason: body.reason,
+        force: body.force,
+    };
+    let now = (api.clock)();
+    match berth_channels::rollback(&api.client, &api.store, &subject, &request, now).await {
+        Ok(outcome) => Ok(outcome_response(outcome)),
+        Err(refused @ ChannelError::Rollback { .. }) => Ok((
+            StatusCode::CONFLICT,
+            Json(ErrorBody {
+                error: "rollback_refused",
+                message: refused.to_string(),
+            }),
+        )
+            .into_response()),
+        Err(error) => Err(internal(error)),
+    }
+}

@@ -1,0 +1,340 @@
+//! Registry knowledge under `berth serve`: the scheduled sync (one run at a time, the catalog's
+//! repositories re-read at every run) and the read-only endpoints over the store (`/images`,
+//! `/repositories`, `/sync`).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use berth_core::Digest;
+use berth_oci::Client;
+use berth_store::{ImageFilter, ImageSummary, RepositoryName, RepositoryStatus, Store};
+use berth_sync::{RepositoryOutcome, SyncReport, Syncer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::api::ApiError;
+use crate::config::SyncSettings;
+use crate::reload::CatalogState;
+
+/// The store and what the scheduled sync last did.
+pub struct Knowledge {
+    pub store: Store,
+    runs: Mutex<SyncRuns>,
+}
+
+/// The scheduler's record, for `/api/v1/sync` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncRuns {
+    /// Whether a sync is scheduled at all (a `sync` section in the config).
+    pub scheduled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    pub runs_ok: u64,
+    /// Runs where a repository or registry failed (what was known stays).
+    pub runs_with_failures: u64,
+    /// Runs that could not use the store at all.
+    pub runs_failed: u64,
+    pub running: bool,
+    pub last_started_at: Option<DateTime<Utc>>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Requests sent by all runs since start.
+    pub requests_total: u64,
+    pub last_report: Option<SyncReport>,
+}
+
+impl Knowledge {
+    pub fn new(store: Store) -> Knowledge {
+        Knowledge {
+            store,
+            runs: Mutex::new(SyncRuns::default()),
+        }
+    }
+
+    pub fn runs(&self) -> SyncRuns {
+        self.runs.lock().expect("sync runs lock").clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut SyncRuns)) {
+        change(&mut self.runs.lock().expect("sync runs lock"));
+    }
+}
+
+/// Runs the sync now and then every `interval` until `stopped`; one run at a time (a run that
+/// outlasts the interval delays the next, it never overlaps it).
+pub async fn schedule(
+    knowledge: Arc<Knowledge>,
+    catalog: Arc<CatalogState>,
+    settings: SyncSettings,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let client = Client::new(settings.client.clone());
+    knowledge.update(|runs| {
+        runs.scheduled = true;
+        runs.interval_seconds = Some(settings.interval.as_secs());
+    });
+    // The first run waits for the catalog's first load (good or bad), whose repositories it
+    // walks.
+    while catalog.status().last_attempt.is_none() {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+    loop {
+        let started = Utc::now();
+        knowledge.update(|runs| {
+            runs.running = true;
+            runs.last_started_at = Some(started);
+        });
+        let mut targets = settings.targets.clone();
+        if let Some(snapshot) = catalog.snapshot() {
+            targets.add_catalog(&snapshot.catalog);
+        }
+        let syncer = Syncer::new(
+            client.clone(),
+            knowledge.store.clone(),
+            settings.options.clone(),
+        );
+        let result = syncer.run(&targets).await;
+        let finished = Utc::now();
+        let next = finished
+            + chrono::Duration::from_std(settings.interval).unwrap_or(chrono::Duration::MAX);
+        knowledge.update(|runs| {
+            runs.running = false;
+            runs.last_finished_at = Some(finished);
+            runs.next_run_at = Some(next);
+            match result {
+                Ok(report) => {
+                    runs.requests_total += report.requests.total();
+                    if report.failed() == 0 {
+                        runs.runs_ok += 1;
+                        runs.last_success_at = Some(finished);
+                        runs.last_error = None;
+                    } else {
+                        runs.runs_with_failures += 1;
+                        runs.last_error = Some(first_failure(&report));
+                    }
+                    tracing::info!(
+                        repositories = report.repositories.len(),
+                        failed = report.failed(),
+                        requests = report.requests.total(),
+                        elapsed_ms = report.elapsed.as_millis() as u64,
+                        "sync finished"
+                    );
+                    runs.last_report = Some(report);
+                }
+                Err(error) => {
+                    runs.runs_failed += 1;
+                    runs.last_error = Some(error.to_string());
+                    tracing::error!(error = %error, "sync failed");
+                }
+            }
+        });
+        tokio::select! {
+            () = tokio::time::sleep(settings.interval) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+fn first_failure(report: &SyncReport) -> String {
+    let repository = report.repositories.iter().find_map(|r| match &r.outcome {
+        RepositoryOutcome::Failed { error } => Some(error.clone()),
+        RepositoryOutcome::Synced(_) => None,
+    });
+    let registry = report
+        .registry_failures
+        .first()
+        .map(|(registry, error)| format!("{registry}: {error}"));
+    repository.or(registry).unwrap_or_default()
+}
+
+fn knowledge(state: &AppState) -> Result<&Arc<Knowledge>, ApiError> {
+    state.knowledge.as_ref().ok_or(ApiError::NoStore)
+}
+
+/// An image as the API and `berth images --json` show it.
+#[derive(Debug, Serialize)]
+pub struct ImageView {
+    pub digest: String,
+    pub platform: String,
+    pub os: Option<String>,
+    pub os_pretty: Option<String>,
+    pub libc: Option<berth_core::osrelease::LibcFamily>,
+    pub created: Option<DateTime<Utc>>,
+    pub size: u64,
+    pub base: Option<String>,
+    pub base_shared_layers: Option<usize>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Live tags that reach the image, directly or through an index (`registry/repo:tag`).
+    pub tags: Vec<String>,
+}
+
+impl From<&ImageSummary> for ImageView {
+    fn from(image: &ImageSummary) -> ImageView {
+        let platform = &image.platform;
+        ImageView {
+            digest: image.digest.to_string(),
+            platform: match &platform.variant {
+                Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
+                None => format!("{}/{}", platform.os, platform.architecture),
+            },
+            os: image.os_id.as_ref().map(ToString::to_string),
+            os_pretty: image.os_pretty.clone(),
+            libc: image.libc,
+            created: image.created,
+            size: image.total_size,
+            base: image.base.as_ref().map(|base| base.base.to_string()),
+            base_shared_layers: image.base.as_ref().map(|base| base.shared_layers),
+            labels: image.labels.clone(),
+            tags: image
+                .references
+                .iter()
+                .map(|at| format!("{}:{}", at.repository, at.tag.as_str()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImagesQuery {
+    repo: Option<String>,
+    os: Option<String>,
+    built_on: Option<String>,
+}
+
+/// `GET /api/v1/images?repo=&os=&built_on=DIGEST`
+pub async fn images(
+    State(state): State<AppState>,
+    query: Result<Query<ImagesQuery>, QueryRejection>,
+) -> Result<Json<Vec<ImageView>>, ApiError> {
+    let Query(query) = query?;
+    let knowledge = knowledge(&state)?;
+    let mut filter = ImageFilter {
+        os: query.os,
+        ..ImageFilter::default()
+    };
+    if let Some(text) = &query.repo {
+        filter.repository = Some(
+            RepositoryName::parse(text)
+                .map_err(|error| ApiError::BadRequest(format!("repo {text:?}: {error}")))?,
+        );
+    }
+    if let Some(text) = &query.built_on {
+        filter.built_on = Some(
+            Digest::parse(text)
+                .map_err(|error| ApiError::BadRequest(format!("built_on {text:?}: {error}")))?,
+        );
+    }
+    let images = knowledge.store.images(&filter).await.map_err(store_error)?;
+    Ok(Json(images.iter().map(ImageView::from).collect()))
+}
+
+/// `GET /api/v1/images/{digest}`
+pub async fn image(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Json<ImageView>, ApiError> {
+    let digest = Digest::parse(&digest)
+        .map_err(|error| ApiError::BadRequest(format!("{digest:?}: {error}")))?;
+    let knowledge = knowledge(&state)?;
+    let images = knowledge
+        .store
+        .images(&ImageFilter::default())
+        .await
+        .map_err(store_error)?;
+    images
+        .iter()
+        .find(|image| image.digest == digest)
+        .map(|image| Json(ImageView::from(image)))
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Serialize)]
+pub struct RepositoryView {
+    pub repository: String,
+    pub live_tags: u64,
+    pub gone_tags: u64,
+    pub last_sync_ok_at: Option<DateTime<Utc>>,
+    pub last_sync_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub registry_last_error: Option<String>,
+}
+
+impl From<&RepositoryStatus> for RepositoryView {
+    fn from(status: &RepositoryStatus) -> RepositoryView {
+        RepositoryView {
+            repository: status.repository.to_string(),
+            live_tags: status.live_tags,
+            gone_tags: status.gone_tags,
+            last_sync_ok_at: status.sync.last_sync_ok_at,
+            last_sync_attempt_at: status.sync.last_sync_attempt_at,
+            last_error: status.sync.last_error.clone(),
+            registry_last_error: status.registry.last_error.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/repositories`: every synced repository, with how fresh its knowledge is.
+pub async fn repositories(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<RepositoryView>>, ApiError> {
+    let knowledge = knowledge(&state)?;
+    let statuses = knowledge
+        .store
+        .repository_statuses()
+        .await
+        .map_err(store_error)?;
+    Ok(Json(statuses.iter().map(RepositoryView::from).collect()))
+}
+
+/// `GET /api/v1/sync`: the scheduler's record and the last run's report.
+pub async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncRuns>, ApiError> {
+    Ok(Json(knowledge(&state)?.runs()))
+}
+
+fn store_error(error: berth_store::StoreError) -> ApiError {
+    tracing::error!(error = %error, "store read failed");
+    ApiError::Store(error.to_string())
+}
+
+/// The sync's metrics lines (Prometheus text).
+pub fn metrics(runs: &SyncRuns) -> String {
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+        crate::metrics::write_metric(&mut text, name, kind, help, samples);
+    };
+    metric(
+        "berth_sync_runs_total",
+        "counter",
+        "Scheduled sync runs by result (partial: some repository or registry failed).",
+        &[
+            (r#"{result="success"}"#, runs.runs_ok as f64),
+            (r#"{result="partial"}"#, runs.runs_with_failures as f64),
+            (r#"{result="failure"}"#, runs.runs_failed as f64),
+        ],
+    );
+    metric(
+        "berth_sync_requests_total",
+        "counter",
+        "Registry requests sent by scheduled syncs.",
+        &[("", runs.requests_total as f64)],
+    );
+    metric(
+        "berth_sync_last_success_timestamp_seconds",
+        "gauge",
+        "When the last fully successful sync finished, in Unix seconds (0: never).",
+        &[(
+            "",
+            runs.last_success_at.map_or(0.0, |at| at.timestamp() as f64),
+        )],
+    );
+    text
+}

@@ -1,0 +1,707 @@
+//! `berth promote`, `berth rollback`, `berth history`, `berth channels` and `berth audit`: moving
+//! and reading a catalog image's channels (tags) through `berth-channels`, with the history and
+//! audit log in the store. Text for people, or `--json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_channels::{Action, ChannelError, Outcome, PromoteRequest, RollbackRequest, Subject};
+use berth_core::catalog::{self, Catalog, CatalogEntry};
+use berth_core::channels::{
+    self, ChannelState, Decision, Due, Evidence, Idle, PromotionRule, Request, RulesFile,
+};
+use berth_core::{Digest, Tag};
+use berth_oci::Client;
+use berth_server::catalog_source::CatalogSource;
+use berth_store::Store;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::cmd::catalog::{SourceFormat, catalog_path};
+use crate::environment::Environment;
+use crate::exit::{NEGATIVE, usage};
+use crate::registry_args::RegistryArgs;
+
+/// Options every channel command shares.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The catalog: a file, or a directory whose *.yaml files are merged
+    /// (default: $BERTH_CATALOG, then ./catalog.yaml).
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
+    pub catalog_format: SourceFormat,
+    /// The store: sqlite://FILE or postgres://... (default: $BERTH_STORE, then sqlite://berth.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Promotion rules (docs/channels.md; default: $BERTH_RULES; none: manual rules only).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Act as if it were this moment (RFC 3339 or a day): for demos and rehearsals.
+    #[arg(long, value_name = "MOMENT")]
+    pub now: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// NAME or NAME/variant from the catalog.
+    pub image: String,
+    #[arg(long, value_name = "CHANNEL")]
+    pub from: String,
+    #[arg(long, value_name = "CHANNEL")]
+    pub to: String,
+    /// Promote this digest (one the source channel held) instead of the source's current one.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Who is acting (default: $BERTH_ACTOR, then $USER).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Promote past blocking reasons and over a tag moved outside berth (recorded as manual).
+    #[arg(long)]
+    pub force: bool,
+    /// Also publish the immutable tag TO-YYYYMMDDTHHMMZ (default: the rule's `stamp`).
+    #[arg(long)]
+    pub stamp: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// NAME or NAME/variant from the catalog.
+    pub image: String,
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: String,
+    /// Go back to this digest (it must be in the channel's history); default: one step back.
+    #[arg(long, value_name = "DIGEST")]
+    pub to: Option<String>,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Roll back over a tag moved outside berth.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// NAME or NAME/variant from the catalog.
+    pub image: String,
+    /// Only this channel.
+    #[arg(long)]
+    pub channel: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelsArgs {
+    /// Only this NAME or NAME/variant.
+    pub image: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only entries about this subject (`python3.11/jobs:latest`).
+    pub subject: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// What every command needs, resolved once.
+struct Context {
+    catalog: Catalog,
+    rules: RulesFile,
+    store: Store,
+    client: Client,
+    now: DateTime<Utc>,
+}
+
+impl Common {
+    fn now(&self) -> anyhow::Result<DateTime<Utc>> {
+        match &self.now {
+            Some(text) => {
+                catalog::parse_moment(text).map_err(|error| usage(format!("--now: {error}")))
+            }
+            None => Ok(Utc::now()),
+        }
+    }
+
+    async fn context(&self, env: &Environment) -> anyhow::Result<Context> {
+        let now = self.now()?;
+        let source = CatalogSource {
+            path: catalog_path(self.catalog.clone(), env),
+            format: self.catalog_format.into(),
+        };
+        let loaded = crate::cmd::catalog::read(&source, now)?;
+        let catalog = loaded.catalog.ok_or_else(|| {
+            usage(format!(
+                "{}: the catalog has errors; `berth catalog check` lists them",
+                source.path.display()
+            ))
+        })?;
+        let rules = match self
+            .rules
+            .clone()
+            .or_else(|| env.get("BERTH_RULES").map(PathBuf::from))
+        {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|error| usage(format!("--rules {}: {error}", path.display())))?;
+                RulesFile::parse(&path.display().to_string(), &text).map_err(|diagnostics| {
+                    let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                    usage(format!("invalid rules file:\n{}", lines.join("\n")))
+                })?
+            }
+            None => RulesFile::default(),
+        };
+        let store = crate::cmd::open_store(&crate::cmd::store_url(self.store.clone(), env)).await?;
+        let client = Client::new(self.registry.client_config(env)?);
+        Ok(Context {
+            catalog,
+            rules,
+            store,
+            client,
+            now,
+        })
+    }
+}
+
+fn actor(flag: Option<String>, env: &Environment) -> String {
+    flag.or_else(|| env.get("BERTH_ACTOR"))
+        .or_else(|| env.get("USER"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn channel(text: &str, flag: &str) -> anyhow::Result<Tag> {
+    channels::channel_tag(text).map_err(|error| usage(format!("--{flag}: {error}")))
+}
+
+fn digest(text: &str, flag: &str) -> anyhow::Result<Digest> {
+    Digest::parse(text).map_err(|error| usage(format!("--{flag}: {error}")))
+}
+
+fn subject<'c>(catalog: &'c Catalog, text: &str) -> anyhow::Result<(Subject, &'c CatalogEntry)> {
+    Subject::find(catalog, text).map_err(usage)
+}
+
+pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let from = channel(&args.from, "from")?;
+    let to = channel(&args.to, "to")?;
+    let wanted = args
+        .digest
+        .as_deref()
+        .map(|text| digest(text, "digest"))
+        .transpose()?;
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env).await?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        let manual = PromotionRule::manual(from.clone(), to.clone());
+        let rule = context.rules.rule_for(entry, &from, &to).unwrap_or(&manual);
+        let request = PromoteRequest {
+            rule,
+            request: Request::ByHand { digest: wanted },
+            actor: actor(args.actor, env),
+            reason: args.reason,
+            force: args.force,
+            stamp: args.stamp || rule.stamp,
+        };
+        let outcome = berth_channels::promote(
+            &context.client,
+            &context.store,
+            &subject,
+            entry,
+            &request,
+            context.now,
+        )
+        .await
+        .with_context(|| format!("promoting {} from {from} to {to}", subject.label()))?;
+        report(&outcome, args.common.json)
+    })
+}
+
+pub fn rollback(args: RollbackArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let channel_tag = channel(&args.channel, "channel")?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|text| digest(text, "to"))
+        .transpose()?;
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env).await?;
+        let (subject, _) = subject(&context.catalog, &args.image)?;
+        let request = RollbackRequest {
+            channel: channel_tag.clone(),
+            to,
+            actor: actor(args.actor, env),
+            reason: args.reason,
+            force: args.force,
+        };
+        let result = berth_channels::rollback(
+            &context.client,
+            &context.store,
+            &subject,
+            &request,
+            context.now,
+        )
+        .await;
+        match result {
+            Ok(outcome) => report(&outcome, args.common.json),
+            // Refused: a "no", not a fault.
+            Err(error @ ChannelError::Rollback { .. }) => {
+                eprintln!("berth: {error}");
+                Ok(ExitCode::from(NEGATIVE))
+            }
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("rolling back {}:{channel_tag}", subject.label()))),
+        }
+    })
+}
+
+/// Prints what a promotion or rollback did; "no" (blocked, drift) exits 1.
+fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        crate::cmd::print_json(outcome)?;
+    } else {
+        let mut text = String::new();
+        for noticed in &outcome.noticed {
+            text.push_str(&format!(
+                "noticed: {} {}\n",
+                noticed.channel,
+                observation_text(&noticed.observation)
+            ));
+        }
+        let target = format!("{}:{}", outcome.subject, outcome.channel);
+        let line = match &outcome.action {
+            Action::Moved {
+                from,
+                to,
+                kind,
+                stamp,
+            } => {
+                let mut line = format!(
+                    "{target}: {} {} -> {to}",
+                    kind.as_str(),
+                    from.as_ref().map_or("(new)".to_string(), Digest::to_string)
+                );
+                if let Some(stamp) = stamp {
+                    line.push_str(&format!(" (also tagged {stamp})"));
+                }
+                line
+            }
+            Action::Repaired { digest, kind } => format!(
+                "{target}: already at {digest}; recorded the {} an earlier run did not",
+                kind.as_str()
+            ),
+            Action::Unchanged {
+                digest: Some(digest),
+            } => {
+                format!("{target}: already at {digest}; nothing to do")
+            }
+            Action::Unchanged { digest: None } => {
+                format!("{target}: the source channel has no image; nothing to do")
+            }
+            Action::Blocked { digest, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                format!("{target}: not promoting {digest}: {}", reasons.join("; "))
+            }
+            Action::DriftRefused { recorded, found } => format!(
+                "{target}: the tag was moved outside berth (recorded {recorded}, registry has {}); recorded in the history, left as it is (use --force to overwrite)",
+                found
+                    .as_ref()
+                    .map_or("no such tag".to_string(), Digest::to_string)
+            ),
+        };
+        text.push_str(&line);
+        text.push('\n');
+        crate::cmd::print_text(&text);
+    }
+    Ok(if outcome.is_negative() {
+        ExitCode::from(NEGATIVE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn observation_text(observation: &channels::Observation) -> String {
+    match observation {
+        channels::Observation::Agrees => "agrees with the history".into(),
+        channels::Observation::FirstSight { found } => format!("first seen at {found}"),
+        channels::Observation::Unrecorded { found } => format!("already at {found}"),
+        channels::Observation::Drift { recorded, found } => format!(
+            "moved outside berth: recorded {recorded}, registry has {}",
+            found
+                .as_ref()
+                .map_or("no such tag".to_string(), Digest::to_string)
+        ),
+    }
+}
+
+/// One history line, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct HistoryLine<'a> {
+    channel: String,
+    #[serde(flatten)]
+    entry: &'a channels::HistoryEntry,
+}
+
+pub fn history(args: HistoryArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let only = args
+        .channel
+        .as_deref()
+        .map(|text| channel(text, "channel"))
+        .transpose()?;
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env).await?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        let mut names: Vec<Tag> = match only {
+            Some(only) => vec![only],
+            None => {
+                let mut names = entry.channels.clone();
+                names.extend(berth_channels::history::channels_of(&context.store, &subject).await?);
+                names.sort();
+                names.dedup();
+                names
+            }
+        };
+        names.sort();
+        let mut states = Vec::new();
+        for name in names {
+            let state = berth_channels::history::load(&context.store, &subject, &name).await?;
+            states.push((name, state));
+        }
+        let mut lines: Vec<HistoryLine<'_>> = states
+            .iter()
+            .flat_map(|(name, state)| {
+                state.history.iter().map(|entry| HistoryLine {
+                    channel: name.to_string(),
+                    entry,
+                })
+            })
+            .collect();
+        lines.sort_by_key(|line| line.entry.at);
+        if args.common.json {
+            crate::cmd::print_json(&lines)?;
+        } else if lines.is_empty() {
+            crate::cmd::print_text(&format!("{}: no channel history\n", subject.label()));
+        } else {
+            let text: String = lines
+                .iter()
+                .map(|line| {
+                    format!(
+                        "{}  {:<10} {:<14} {}  {}  {}\n",
+                        moment(line.entry.at),
+                        line.channel,
+                        line.entry.kind.as_str(),
+                        line.entry.digest,
+                        line.entry.actor,
+                        line.entry.reason
+                    )
+                })
+                .collect();
+            crate::cmd::print_text(&text);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One channel in `berth channels`.
+#[derive(Debug, Serialize)]
+struct ChannelView {
+    channel: String,
+    /// What berth recorded last (after noticing outside changes just now).
+    digest: Option<Digest>,
+    since: Option<DateTime<Utc>>,
+    /// berth moves this channel (a rule promotes to it, or berth moved it before): a change
+    /// made outside berth is drift. Other channels (`staging`, pushed by CI) move outside berth
+    /// by design.
+    managed: bool,
+    noticed: Vec<berth_channels::Noticed>,
+}
+
+/// One rule in `berth channels`: when it runs next and what it would do now.
+#[derive(Debug, Serialize)]
+struct RuleView {
+    from: String,
+    to: String,
+    schedule: Option<String>,
+    next: Due,
+    now: Decision,
+}
+
+#[derive(Debug, Serialize)]
+struct SubjectView {
+    image: String,
+    repository: String,
+    channels: Vec<ChannelView>,
+    rules: Vec<RuleView>,
+}
+
+pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env).await?;
+        let mut subjects: Vec<(Subject, &CatalogEntry)> = Vec::new();
+        match &args.image {
+            Some(text) => subjects.push(subject(&context.catalog, text)?),
+            None => {
+                for entry in context.catalog.entries() {
+                    for (variant, image) in entry.images() {
+                        let subject = Subject {
+                            name: entry.name.clone(),
+                            variant: variant.map(str::to_string),
+                            image: image.clone(),
+                        };
+                        subjects.push((subject, entry));
+                    }
+                }
+            }
+        }
+        let mut views = Vec::new();
+        for (subject, entry) in &subjects {
+            views.push(view(&context, subject, entry).await?);
+        }
+        if args.common.json {
+            crate::cmd::print_json(&views)?;
+        } else {
+            crate::cmd::print_text(&channels_text(&views));
+        }
+        let drift = views
+            .iter()
+            .flat_map(|view| &view.channels)
+            .filter(|channel| channel.managed)
+            .flat_map(|channel| &channel.noticed)
+            .any(|noticed| matches!(noticed.observation, channels::Observation::Drift { .. }));
+        Ok(if drift {
+            ExitCode::from(NEGATIVE)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+async fn view(
+    context: &Context,
+    subject: &Subject,
+    entry: &CatalogEntry,
+) -> anyhow::Result<SubjectView> {
+    let mut states: Vec<(Tag, ChannelState)> = Vec::new();
+    let mut channel_views = Vec::new();
+    for name in &entry.channels {
+        let targeted = context
+            .rules
+            .promotions
+            .iter()
+            .any(|rule| rule.to == *name && rule.applies_to(entry));
+        let (state, noticed) =
+            berth_channels::check(&context.client, &context.store, subject, name, context.now)
+                .await
+                .with_context(|| format!("checking {}:{name}", subject.label()))?;
+        let digest = state.current().cloned();
+        let managed = targeted
+            || state
+                .history
+                .iter()
+                .any(|entry| entry.kind != channels::ChangeKind::OutsideChange);
+        channel_views.push(ChannelView {
+            managed,
+            channel: name.to_string(),
+            since: digest
+                .as_ref()
+                .and_then(|digest| state.stint(digest))
+                .map(|(start, _)| start),
+            digest,
+            noticed,
+        });
+        states.push((name.clone(), state));
+    }
+    let state_of = |name: &Tag| {
+        states
+            .iter()
+            .find(|(channel, _)| channel == name)
+            .map(|(_, state)| state.clone())
+            .unwrap_or_default()
+    };
+    let mut rules = Vec::new();
+    for rule in context
+        .rules
+        .promotions
+        .iter()
+        .filter(|rule| rule.applies_to(entry))
+    {
+        let source = state_of(&rule.from);
+        let target = state_of(&rule.to);
+        let facts_known = match source.current() {
+            Some(digest) => context.store.known_manifest(digest).await?,
+            None => false,
+        };
+        // The scheduler's last slot, if `berth serve` runs this rule: then "due now" means a
+        // slot it has not run yet.
+        let key = berth_store::PromotionKey {
+            catalog_name: subject.name.clone(),
+            variant: subject.variant.clone(),
+            from: rule.from.to_string(),
+            to: rule.to.to_string(),
+        };
+        let last_run = context
+            .store
+            .promotion_slot(&key)
+            .await?
+            .unwrap_or(context.now);
+        rules.push(RuleView {
+            from: rule.from.to_string(),
+            to: rule.to.to_string(),
+            schedule: match &rule.trigger {
+                channels::Trigger::Manual => None,
+                channels::Trigger::Scheduled(schedule) => Some(schedule.to_string()),
+            },
+            next: channels::due(rule, last_run, context.now),
+            now: channels::evaluate_promotion(
+                &source,
+                &target,
+                rule,
+                entry,
+                Evidence { facts_known },
+                &Request::Scheduled,
+                context.now,
+            ),
+        });
+    }
+    Ok(SubjectView {
+        image: subject.label(),
+        repository: subject.image.canonical(),
+        channels: channel_views,
+        rules,
+    })
+}
+
+fn channels_text(views: &[SubjectView]) -> String {
+    let mut text = String::new();
+    for view in views {
+        text.push_str(&format!("{}  ({})\n", view.image, view.repository));
+        for channel in &view.channels {
+            for noticed in &channel.noticed {
+                let (mark, note) = match (&noticed.observation, channel.managed) {
+                    (channels::Observation::Drift { .. }, true) => ("!", " (drift: recorded)"),
+                    _ => ("·", ""),
+                };
+                text.push_str(&format!(
+                    "  {mark} {}: {}{note}\n",
+                    channel.channel,
+                    observation_text(&noticed.observation)
+                ));
+            }
+            match (&channel.digest, channel.since) {
+                (Some(digest), Some(since)) => text.push_str(&format!(
+                    "  {:<10} {digest}  since {}\n",
+                    channel.channel,
+                    moment(since)
+                )),
+                _ => text.push_str(&format!("  {:<10} (nothing)\n", channel.channel)),
+            }
+        }
+        for rule in &view.rules {
+            let next = match &rule.next {
+                Due::Later { at } => format!("next run {}", moment(*at)),
+                Due::Now { slot, .. } => format!("due now (slot {})", moment(*slot)),
+                Due::Manual => "by hand only".to_string(),
+                Due::Never => "never runs again".to_string(),
+            };
+            let schedule = rule
+                .schedule
+                .as_ref()
+                .map_or(String::new(), |schedule| format!(" [{schedule}]"));
+            let now = match &rule.now {
+                Decision::Promote {
+                    digest,
+                    first_publish: true,
+                } => format!("would publish {digest} at once (first publish)"),
+                Decision::Promote { digest, .. } => format!("would promote {digest}"),
+                Decision::Blocked { digest, reasons } => {
+                    let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                    format!("{digest} blocked: {}", reasons.join("; "))
+                }
+                Decision::NothingToDo {
+                    why: Idle::SourceEmpty,
+                } => "nothing on the source".to_string(),
+                Decision::NothingToDo {
+                    why: Idle::AlreadyThere { .. },
+                } => "up to date".to_string(),
+            };
+            text.push_str(&format!(
+                "  {} -> {}: {next}{schedule}; now: {now}\n",
+                rule.from, rule.to
+            ));
+        }
+    }
+    text
+}
+
+pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    crate::cmd::runtime()?.block_on(async {
+        // The audit log needs neither the catalog nor a registry.
+        let url = crate::cmd::store_url(args.common.store.clone(), env);
+        let store = crate::cmd::open_store(&url).await?;
+        let entries = store.audit_log(args.subject.as_deref(), args.limit).await?;
+        if args.common.json {
+            let entries: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|logged| {
+                    serde_json::json!({
+                        "id": logged.id,
+                        "at": logged.entry.at,
+                        "actor": logged.entry.actor,
+                        "action": logged.entry.action,
+                        "subject": logged.entry.subject,
+                        "before": logged.entry.before,
+                        "after": logged.entry.after,
+                    })
+                })
+                .collect();
+            crate::cmd::print_json(&entries)?;
+        } else {
+            let text: String = entries
+                .iter()
+                .map(|logged| {
+                    let digest = |state: &Option<serde_json::Value>| {
+                        state
+                            .as_ref()
+                            .and_then(|state| state.get("digest"))
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("-")
+                            .to_string()
+                    };
+                    format!(
+                        "{}  {:<16} {:<28} {}  {} -> {}\n",
+                        moment(logged.entry.at),
+                        logged.entry.action,
+                        logged.entry.subject,
+                        logged.entry.actor,
+                        digest(&logged.entry.before),
+                        digest(&logged.entry.after)
+                    )
+                })
+                .collect();
+            crate::cmd::print_text(&text);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn moment(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

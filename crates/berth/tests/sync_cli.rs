@@ -1,0 +1,206 @@
+//! `berth sync`, `berth images` and `berth inspect` end to end: the real binary against the test
+//! bed's registry, with the demo catalog, a SQLite store in a scratch directory.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use berth_testkit::Testbed;
+use serde_json::Value;
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn berth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(repository_root())
+        .env_remove("BERTH_CATALOG")
+        .env_remove("BERTH_STORE")
+        .env_remove("BERTH_LOG")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run berth: {error}"))
+}
+
+fn json(args: &[&str], code: i32) -> Value {
+    let output = berth(args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "berth {args:?} printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// A scratch directory with the demo catalog pointed at the test bed's plain registry.
+fn scratch(name: &str) -> (PathBuf, String, String) {
+    let testbed = Testbed::get();
+    let dir = testbed
+        .dir
+        .join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(repository_root().join("examples/testbed-catalog.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5050", testbed.plain());
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(&catalog, text).unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    (dir, catalog.display().to_string(), store)
+}
+
+#[test]
+fn sync_then_images_and_inspect_answer_from_the_store() {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let (dir, catalog, store) = scratch("sync");
+    let common = ["--store", &store, "--insecure-registry", plain];
+
+    let report = json(
+        &[&["sync", "--catalog", &catalog, "--json"][..], &common].concat(),
+        0,
+    );
+    assert_eq!(
+        report["repositories"].as_array().unwrap().len(),
+        4,
+        "{report:#}"
+    );
+    let checks = report["declared_bases"].as_array().unwrap();
+    let python = checks.iter().find(|c| c["entry"] == "python3.11").unwrap();
+    assert_eq!(python["result"], "match", "{python:#}");
+    let toolbox = checks.iter().find(|c| c["entry"] == "toolbox").unwrap();
+    assert_eq!(toolbox["result"], "mismatch", "{toolbox:#}");
+    assert_eq!(toolbox["actual_entry"], "bookworm");
+
+    // A second sync of the same registry: one HEAD per tag, GETs only for the tag listings.
+    let again = json(
+        &[&["sync", "--catalog", &catalog, "--json"][..], &common].concat(),
+        0,
+    );
+    assert_eq!(again["requests"]["get"], 4, "{:#}", again["requests"]);
+    assert_eq!(again["requests"]["head"], 8, "{:#}", again["requests"]);
+
+    let alpine = json(
+        &["images", "--store", &store, "--os", "alpine", "--json"],
+        0,
+    );
+    let alpine = alpine.as_array().unwrap();
+    assert_eq!(alpine.len(), 1);
+    assert_eq!(alpine[0]["os"], "alpine-3.20-amd64");
+    assert_eq!(alpine[0]["libc"], "musl");
+    assert!(
+        alpine[0]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(format!("{plain}/berth/upper:1")))
+    );
+
+    let built_on = json(
+        &[
+            "images",
+            "--store",
+            &store,
+            "--catalog",
+            &catalog,
+            "--built-on",
+            "bookworm",
+            "--json",
+        ],
+        0,
+    );
+    let mut digests: Vec<&str> = built_on
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["digest"].as_str().unwrap())
+        .collect();
+    digests.sort();
+    let mut expected = vec![
+        testbed.image("berth/child:1")["digest"].as_str().unwrap(),
+        testbed.image("berth/upper:1")["digest"].as_str().unwrap(),
+    ];
+    expected.sort();
+    assert_eq!(digests, expected);
+
+    let inspected = json(
+        &[
+            &["inspect", &format!("{plain}/berth/child:1"), "--json"][..],
+            &common,
+        ]
+        .concat(),
+        0,
+    );
+    assert_eq!(inspected["identity"]["source"], "store");
+    assert_eq!(inspected["lineage"]["base"], testbed.digest("berth/base:1"));
+
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn inspect_reads_os_identity_from_layers_without_a_store() {
+    let plain = Testbed::get().plain();
+    let inspected = json(
+        &[
+            "inspect",
+            "--insecure-registry",
+            plain,
+            &format!("{plain}/berth/upper:1"),
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(inspected["identity"]["source"], "layers");
+    assert_eq!(inspected["identity"]["os"], "alpine-3.20-amd64");
+    assert!(
+        inspected.get("lineage").is_none(),
+        "lineage needs the store: {inspected:#}"
+    );
+}
+
+#[test]
+fn sync_of_a_missing_repository_fails_that_repository_only() {
+    let plain = Testbed::get().plain();
+    let (dir, _, store) = scratch("missing");
+    let repo_missing = format!("{plain}/berth/no-such-repository");
+    let repo_base = format!("{plain}/berth/base");
+    let report = json(
+        &[
+            "sync",
+            "--store",
+            &store,
+            "--insecure-registry",
+            plain,
+            "--repo",
+            &repo_missing,
+            "--repo",
+            &repo_base,
+            "--json",
+        ],
+        1,
+    );
+    let outcomes: Vec<(&str, &str)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (repo_base.as_str(), "synced"),
+            (repo_missing.as_str(), "failed")
+        ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
