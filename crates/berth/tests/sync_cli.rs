@@ -204,3 +204,90 @@ fn sync_of_a_missing_repository_fails_that_repository_only() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `berth sync` killed with SIGKILL while one repository hangs: what it recorded stays
+/// readable, and the next sync completes the work without fetching anything twice.
+#[test]
+fn a_sync_killed_midway_leaves_a_store_the_next_sync_completes() {
+    use std::net::TcpListener;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let (dir, _, store) = scratch("killed");
+    // A "registry" that accepts connections and never answers: the sync waits on it.
+    let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_address = hanging.local_addr().unwrap().to_string();
+    let held = std::thread::spawn(move || {
+        let mut connections = Vec::new();
+        for stream in hanging.incoming().take(8) {
+            connections.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+        drop(connections);
+    });
+    let good = [
+        format!("{plain}/berth/base"),
+        format!("{plain}/berth/child"),
+    ];
+    let stuck = format!("{hanging_address}/never/answers");
+    let mut sync = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["sync", "--store", &store, "--insecure-registry", plain])
+        .args(["--insecure-registry", &hanging_address])
+        .args(["--repo", &good[0], "--repo", &good[1], "--repo", &stuck])
+        .env_remove("BERTH_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Wait until both good repositories are recorded, then kill the sync mid-run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = berth(&["images", "--store", &store, "--json"]);
+        let images: Value = serde_json::from_slice(&listed.stdout).unwrap_or(Value::Null);
+        if images.as_array().is_some_and(|images| images.len() >= 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the good repositories were never recorded"
+        );
+        assert!(
+            sync.try_wait().unwrap().is_none(),
+            "the sync ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sync.kill().unwrap(); // SIGKILL
+    sync.wait().unwrap();
+
+    let report = json(
+        &[
+            "sync",
+            "--store",
+            &store,
+            "--insecure-registry",
+            plain,
+            "--repo",
+            &good[0],
+            "--repo",
+            &good[1],
+            "--json",
+        ],
+        0,
+    );
+    for repository in report["repositories"].as_array().unwrap() {
+        assert_eq!(repository["result"], "synced", "{repository:#}");
+        assert_eq!(repository["manifests_fetched"], 0, "{repository:#}");
+        assert_eq!(repository["tags_added"], 0, "{repository:#}");
+    }
+    let lineage = json(
+        &["images", "--store", &store, "--repo", &good[1], "--json"],
+        0,
+    );
+    assert_eq!(lineage[0]["base"], testbed.digest("berth/base:1"));
+    std::fs::remove_dir_all(dir).unwrap();
+    drop(held);
+}
