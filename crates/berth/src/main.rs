@@ -53,6 +53,8 @@ enum Command {
     Channels(cmd::channels::ChannelsArgs),
     /// The audit log: every change berth made.
     Audit(cmd::channels::AuditArgs),
+    /// Make a CA and the webhook's serving certificate (for clusters without cert-manager).
+    Certs(cmd::certs::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::History(args) => cmd::channels::history(args, &env),
         Command::Channels(args) => cmd::channels::channels(args, &env),
         Command::Audit(args) => cmd::channels::audit(args, &env),
+        Command::Certs(args) => cmd::certs::exec(args, &env),
     };
     exit::report(result)
 }

@@ -2,6 +2,7 @@
 //! helpers they share.
 
 pub mod catalog;
+pub mod certs;
 pub mod channels;
 pub mod check;
 pub mod images;
