@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::ServerCertVerifier as _;
 use rustls::pki_types::pem::PemObject as _;
@@ -263,10 +263,8 @@ fn make_leaf(
             "{CA_KEY}: not a PKCS#8 private key ring can use: {error}"
         ))
     })?;
-    let ca_subject = ca_subject(&ca.cert)?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = ca_subject;
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_params = ca_issuer(&ca.cert)?;
+    let names_the_ca = ca_params.key_identifier_method != KeyIdMethod::PreSpecified(Vec::new());
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .context("cannot make the serving key")?;
@@ -279,7 +277,7 @@ fn make_leaf(
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
+    params.use_authority_key_identifier_extension = names_the_ca;
     params.not_before = now - BACKDATE;
     params.not_after = not_after;
     let cert = params
@@ -291,16 +289,18 @@ fn make_leaf(
     })
 }
 
-/// The subject of `ca.crt` as rcgen's name, so the leaf's issuer field matches it byte for byte
-/// (read with yasna: rcgen's own reader needs its x509-parser feature, a second ASN.1 stack).
-/// Single-valued names in UTF8String, PrintableString or IA5String, as openssl and berth write
-/// them; anything else is refused rather than re-encoded differently.
-fn ca_subject(pem: &str) -> anyhow::Result<DistinguishedName> {
+/// The CA as an issuer for the leaf: its subject as rcgen's name, so the leaf's issuer field
+/// matches it byte for byte, and its subject key identifier, so the leaf's authority key
+/// identifier names it (openssl looks the issuer up by it). Read with yasna: rcgen's own reader
+/// needs its x509-parser feature, a second ASN.1 stack. Single-valued names in UTF8String,
+/// PrintableString or IA5String, as openssl and berth write them; anything else is refused
+/// rather than re-encoded differently.
+fn ca_issuer(pem: &str) -> anyhow::Result<CertificateParams> {
     let der = CertificateDer::from_pem_slice(pem.as_bytes())
         .map_err(|error| usage(format!("{CA_CERT}: not a PEM certificate: {error}")))?;
-    let subject = yasna::parse_der(&der, |reader| {
+    let (subject, extensions) = yasna::parse_der(&der, |reader| {
         reader.read_sequence(|certificate| {
-            let subject = certificate.next().read_sequence(|tbs| {
+            let fields = certificate.next().read_sequence(|tbs| {
                 tbs.read_optional(|version| {
                     version.read_tagged(yasna::Tag::context(0), |version| version.read_der())
                 })?;
@@ -309,16 +309,58 @@ fn ca_subject(pem: &str) -> anyhow::Result<DistinguishedName> {
                     tbs.next().read_der()?;
                 }
                 let subject = tbs.next().read_der()?;
-                while tbs.read_optional(|rest| rest.read_der())?.is_some() {}
-                Ok(subject)
+                tbs.next().read_der()?; // subjectPublicKeyInfo
+                let mut extensions = None;
+                while let Some(field) = tbs.read_optional(|field| field.read_tagged_der())? {
+                    if field.tag() == yasna::Tag::context(3) {
+                        extensions = Some(field.value().to_vec());
+                    }
+                }
+                Ok((subject, extensions))
             })?;
             certificate.next().read_der()?;
             certificate.next().read_der()?;
-            Ok(subject)
+            Ok(fields)
         })
     })
     .map_err(|error| usage(format!("{CA_CERT}: not an X.509 certificate: {error}")))?;
-    let attributes = yasna::parse_der(&subject, |reader| {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = ca_subject(&subject)?;
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let key_identifier = match extensions {
+        Some(extensions) => subject_key_identifier(&extensions)
+            .map_err(|error| usage(format!("{CA_CERT}: unreadable extensions: {error}")))?,
+        None => None,
+    };
+    params.key_identifier_method = match key_identifier {
+        Some(identifier) => KeyIdMethod::PreSpecified(identifier),
+        // No identifier to name: the leaf goes without an authority key identifier.
+        None => KeyIdMethod::PreSpecified(Vec::new()),
+    };
+    Ok(params)
+}
+
+/// The subjectKeyIdentifier (2.5.29.14) among a certificate's extensions, if any.
+fn subject_key_identifier(extensions: &[u8]) -> yasna::ASN1Result<Option<Vec<u8>>> {
+    const SUBJECT_KEY_IDENTIFIER: [u64; 4] = [2, 5, 29, 14];
+    let found = yasna::parse_der(extensions, |reader| {
+        reader.collect_sequence_of(|extension| {
+            extension.read_sequence(|extension| {
+                let oid = extension.next().read_oid()?;
+                extension.read_optional(|critical| critical.read_bool())?;
+                let value = extension.next().read_bytes()?;
+                Ok((oid.components().as_slice() == SUBJECT_KEY_IDENTIFIER).then_some(value))
+            })
+        })
+    })?;
+    match found.into_iter().flatten().next() {
+        Some(value) => yasna::parse_der(&value, |reader| reader.read_bytes()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn ca_subject(subject: &[u8]) -> anyhow::Result<DistinguishedName> {
+    let attributes = yasna::parse_der(subject, |reader| {
         reader.collect_sequence_of(|rdn| {
             let mut attributes = rdn.collect_set_of(|attribute| {
                 attribute.read_sequence(|attribute| {
