@@ -2,6 +2,9 @@
 //! registries, with which credentials, and what it pushed (digests obtained from skopeo, an
 //! implementation independent of berth's).
 
+mod serve;
+pub use serve::ServeProcess;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -1,0 +1,83 @@
+//! A running `berth serve` for end-to-end tests: started from a command the test builds (its
+//! binary path is only known to the test crate), its JSON log read on a thread so the server
+//! never blocks on a full pipe, its address learned from the "listening" line, killed on drop.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A `berth --log-json serve ...` process.
+pub struct ServeProcess {
+    child: Child,
+    /// `host:port` it listens on, from its "berth serve listening" log line.
+    pub address: String,
+    log: mpsc::Receiver<Value>,
+}
+
+impl ServeProcess {
+    /// Spawns `command` (which must log JSON to stderr: `berth --log-json serve ...`) and
+    /// waits up to 30 s for it to listen.
+    pub fn start(mut command: Command) -> ServeProcess {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (lines, log) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let event = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                // The receiver may be gone; keep draining regardless.
+                let _ = lines.send(event);
+            }
+        });
+        let mut server = ServeProcess {
+            child,
+            address: String::new(),
+            log,
+        };
+        let event = server.wait_for_log("berth serve listening");
+        server.address = event["fields"]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        server
+    }
+
+    /// The next log event whose message is `message`, within 30 s; panics with the events
+    /// seen otherwise.
+    pub fn wait_for_log(&self, message: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let event = self
+                .log
+                .recv_timeout(timeout)
+                .unwrap_or_else(|error| panic!("no log {message:?} ({error}); seen: {seen:#?}"));
+            if event["fields"]["message"] == message {
+                return event;
+            }
+            seen.push(event);
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {:?}", self.address))
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
