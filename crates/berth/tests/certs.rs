@@ -285,7 +285,13 @@ fn reuse_ca_renews_the_leaf_and_keeps_the_ca_byte_for_byte() {
             .arg("-out")
             .arg(foreign.join("ca.crt")),
     );
-    certs(&foreign, &["--reuse-ca"]);
+    // It expires in two days: a leaf for a year would outlive it and is refused.
+    let outliving = run(berth().args(["certs", "--reuse-ca", "--out"]).arg(&foreign));
+    assert_eq!(outliving.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&outliving.stderr);
+    assert!(stderr.contains("ca.crt expires at"), "{stderr}");
+    assert_eq!(listing(&foreign), ["ca.crt", "ca.key"]);
+    certs(&foreign, &["--reuse-ca", "--days", "1"]);
     assert!(openssl_verify(&foreign).contains(": OK"));
 
     // A key that is not the CA's: refused before anything is written.

@@ -110,7 +110,7 @@ pub fn exec(args: Args, _env: &Environment) -> anyhow::Result<ExitCode> {
     };
     let not_after = now + time::Duration::days(i64::from(args.days));
     let leaf = make_leaf(&ca, &names, now, not_after)
-        .with_context(|| format!("cannot issue a serving certificate from {}", dir.display()))?;
+        .with_context(|| format!("cannot issue a certificate for {}", san_text(&names[0])))?;
     verify(&ca.cert, &leaf.cert, &args)?;
 
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -263,7 +263,16 @@ fn make_leaf(
             "{CA_KEY}: not a PKCS#8 private key ring can use: {error}"
         ))
     })?;
-    let ca_params = ca_issuer(&ca.cert)?;
+    let (ca_params, ca_not_after) = ca_issuer(&ca.cert)?;
+    if not_after > ca_not_after {
+        // Clients check every certificate of the chain: the leaf would stop working with its CA.
+        return Err(usage(format!(
+            "{CA_CERT} expires at {}, before a serving certificate valid until {}: ask for \
+             fewer --days (or, for a new CA, more --ca-days)",
+            rfc3339(ca_not_after)?,
+            rfc3339(not_after)?
+        )));
+    }
     let names_the_ca = ca_params.key_identifier_method != KeyIdMethod::PreSpecified(Vec::new());
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -295,19 +304,23 @@ fn make_leaf(
 /// needs its x509-parser feature, a second ASN.1 stack. Single-valued names in UTF8String,
 /// PrintableString or IA5String, as openssl and berth write them; anything else is refused
 /// rather than re-encoded differently.
-fn ca_issuer(pem: &str) -> anyhow::Result<CertificateParams> {
+fn ca_issuer(pem: &str) -> anyhow::Result<(CertificateParams, time::OffsetDateTime)> {
     let der = CertificateDer::from_pem_slice(pem.as_bytes())
         .map_err(|error| usage(format!("{CA_CERT}: not a PEM certificate: {error}")))?;
-    let (subject, extensions) = yasna::parse_der(&der, |reader| {
+    let (ca_not_after, subject, extensions) = yasna::parse_der(&der, |reader| {
         reader.read_sequence(|certificate| {
             let fields = certificate.next().read_sequence(|tbs| {
                 tbs.read_optional(|version| {
                     version.read_tagged(yasna::Tag::context(0), |version| version.read_der())
                 })?;
-                // serialNumber, signature, issuer, validity
-                for _ in 0..4 {
+                // serialNumber, signature, issuer
+                for _ in 0..3 {
                     tbs.next().read_der()?;
                 }
+                let not_after = tbs.next().read_sequence(|validity| {
+                    validity.next().read_der()?;
+                    read_time(validity.next())
+                })?;
                 let subject = tbs.next().read_der()?;
                 tbs.next().read_der()?; // subjectPublicKeyInfo
                 let mut extensions = None;
@@ -316,7 +329,7 @@ fn ca_issuer(pem: &str) -> anyhow::Result<CertificateParams> {
                         extensions = Some(field.value().to_vec());
                     }
                 }
-                Ok((subject, extensions))
+                Ok((not_after, subject, extensions))
             })?;
             certificate.next().read_der()?;
             certificate.next().read_der()?;
@@ -337,7 +350,16 @@ fn ca_issuer(pem: &str) -> anyhow::Result<CertificateParams> {
         // No identifier to name: the leaf goes without an authority key identifier.
         None => KeyIdMethod::PreSpecified(Vec::new()),
     };
-    Ok(params)
+    Ok((params, ca_not_after))
+}
+
+/// An X.509 `Time`: UTCTime before 2050, GeneralizedTime from then on.
+fn read_time(reader: yasna::BERReader<'_, '_>) -> yasna::ASN1Result<time::OffsetDateTime> {
+    if reader.lookahead_tag()? == yasna::tags::TAG_UTCTIME {
+        Ok(*reader.read_utctime()?.datetime())
+    } else {
+        Ok(*reader.read_generalized_time()?.datetime())
+    }
 }
 
 /// The subjectKeyIdentifier (2.5.29.14) among a certificate's extensions, if any.
@@ -488,10 +510,18 @@ fn write_set(dir: &Path, files: &[(&str, &str, bool)]) -> anyhow::Result<Vec<Pat
         return Err(error);
     }
     let mut written = Vec::new();
-    for ((name, _, _), from) in files.iter().zip(&temporary) {
+    for (index, ((name, _, _), from)) in files.iter().zip(&temporary).enumerate() {
         let to = dir.join(name);
-        std::fs::rename(from, &to)
-            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        if let Err(error) = std::fs::rename(from, &to) {
+            for path in &temporary[index..] {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot move {} to {}",
+                from.display(),
+                to.display()
+            )));
+        }
         written.push(to);
     }
     if let Ok(directory) = std::fs::File::open(dir) {
