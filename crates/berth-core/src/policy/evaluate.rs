@@ -2,7 +2,7 @@
 //! against a policy, the catalog and registry knowledge at `now`, giving a [`Verdict`] whose
 //! denials and warnings name the container, the image, the rule and what to do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -174,6 +174,38 @@ pub fn evaluate_image(
         controlled: false,
     };
     evaluate(&Request::create(object), policy, catalog, knowledge, now)
+}
+
+/// The tag references among `images` worth resolving at a registry before [`evaluate`]: those
+/// the pin rule (`digest: {action: pin}`) or the base rule would look up, that carry no digest
+/// and that `knowledge` does not know. Only images from registries the platform configured are
+/// named: with a `registries` rule, the images it allows (a denied image is never looked up);
+/// without one, images whose registry is in `configured`. Sorted, without repeats.
+pub fn tags_to_resolve<'i>(
+    images: impl IntoIterator<Item = &'i str>,
+    policy: &Policy,
+    knowledge: &Knowledge,
+    configured: &BTreeSet<String>,
+) -> Vec<ImageRef> {
+    let pins = policy
+        .digest
+        .is_some_and(|rule| rule.action == DigestAction::Pin);
+    if !pins && policy.base.is_none() {
+        return Vec::new();
+    }
+    let mut wanted: Vec<ImageRef> = images
+        .into_iter()
+        .filter_map(|text| ImageRef::parse(text).ok())
+        .filter(|image| image.digest().is_none() && image.tag().is_some())
+        .filter(|image| knowledge.tag_digest(image).is_none())
+        .filter(|image| match &policy.registries {
+            Some(rule) => rule.allow.iter().any(|pattern| pattern.matches(image)),
+            None => configured.contains(image.registry()),
+        })
+        .collect();
+    wanted.sort_by_key(ImageRef::canonical);
+    wanted.dedup_by_key(|image| image.canonical());
+    wanted
 }
 
 /// For each rule, the first exception that waives it for this request, if any.

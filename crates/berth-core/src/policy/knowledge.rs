@@ -1,6 +1,11 @@
 //! What berth knows about registries, as a plain value the policy reads: which digest each tag
 //! points to, which platform images an index holds, and every image's lineage. Built by the
 //! caller (from the store, a test's table) and handed in; nothing here fetches anything.
+//!
+//! A request may add what it learned on the way (tags resolved for pinning) as an overlay
+//! ([`Knowledge::overlay`]) over the shared snapshot, without copying it.
+
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -17,6 +22,9 @@ pub struct Knowledge {
     indexes: HashMap<Digest, Vec<Digest>>,
     /// Layer lineage of image manifests: what the approved-base rule asks.
     lineage: LineageIndex,
+    /// The knowledge this one lies over (an overlay's tags win; indexes and lineage come from
+    /// below), so a request can add a few tags without copying the snapshot.
+    under: Option<Arc<Knowledge>>,
 }
 
 impl Knowledge {
@@ -26,6 +34,18 @@ impl Knowledge {
             tags: HashMap::new(),
             indexes: HashMap::new(),
             lineage,
+            under: None,
+        }
+    }
+
+    /// Knowledge that adds to `under`: tags recorded here are looked up first, everything
+    /// else (indexes, lineage) is `under`'s.
+    pub fn overlay(under: Arc<Knowledge>) -> Knowledge {
+        Knowledge {
+            tags: HashMap::new(),
+            indexes: HashMap::new(),
+            lineage: LineageIndex::default(),
+            under: Some(under),
         }
     }
 
@@ -54,36 +74,55 @@ impl Knowledge {
     /// What `reference`'s tag points to, ignoring any digest it carries.
     pub fn tag_digest(&self, reference: &ImageRef) -> Option<Digest> {
         let tag = reference.tag()?;
-        self.tags
-            .get(&reference.with_tag(tag.clone()).canonical())
-            .cloned()
+        let key = reference.with_tag(tag.clone()).canonical();
+        self.tag_by_key(&key)
+    }
+
+    fn tag_by_key(&self, key: &str) -> Option<Digest> {
+        match self.tags.get(key) {
+            Some(digest) => Some(digest.clone()),
+            None => self.under.as_ref()?.tag_by_key(key),
+        }
+    }
+
+    /// The index's platform images, if `digest` is an index berth knows.
+    fn index(&self, digest: &Digest) -> Option<&Vec<Digest>> {
+        match self.indexes.get(digest) {
+            Some(images) => Some(images),
+            None => self.under.as_ref()?.index(digest),
+        }
     }
 
     /// The image manifests behind `digest`: an index's platform images, or the digest itself.
     pub fn platform_images(&self, digest: &Digest) -> Vec<Digest> {
-        match self.indexes.get(digest) {
+        match self.index(digest) {
             Some(images) => images.clone(),
             None => vec![digest.clone()],
         }
     }
 
     pub fn lineage(&self) -> &LineageIndex {
-        &self.lineage
+        match &self.under {
+            Some(under) => under.lineage(),
+            None => &self.lineage,
+        }
     }
 
     /// A tag that points to `digest` (directly, or to an index holding it), for messages; the
     /// smallest such name, so the answer does not depend on insertion order.
     pub fn name_of(&self, digest: &Digest) -> Option<String> {
-        self.tags
+        let here = self
+            .tags
             .iter()
             .filter(|(_, target)| {
                 *target == digest
                     || self
-                        .indexes
-                        .get(*target)
+                        .index(target)
                         .is_some_and(|images| images.contains(digest))
             })
             .map(|(name, _)| name.clone())
-            .min()
+            .min();
+        let below = self.under.as_ref().and_then(|under| under.name_of(digest));
+        here.into_iter().chain(below).min()
     }
 }

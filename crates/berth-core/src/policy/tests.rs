@@ -757,3 +757,75 @@ fn the_schema_knows_exactly_the_fields_the_reader_accepts() {
         sorted(read::EXCEPTION_FIELDS)
     );
 }
+
+#[test]
+fn only_unknown_tags_of_allowed_registries_are_worth_resolving() {
+    let known = knowledge();
+    let images = [
+        "127.0.0.1:5050/berth/base:latest",  // known to the store
+        "127.0.0.1:5050/berth/fresh:1",      // unknown, allowed
+        "127.0.0.1:5050/berth/fresh:1",      // asked twice, resolved once
+        "127.0.0.1:5050/berth/pinned@sha256:0000000000000000000000000000000000000000000000000000000000000001",
+        "127.0.0.1:5050.evil.io/berth/fresh:1", // a look-alike host: denied, never looked up
+        "docker.io/library/python:3",        // not allowed
+        "not a reference",
+    ];
+    let names = |policy_text: &str, configured: &[&str]| -> Vec<String> {
+        let configured = configured.iter().map(ToString::to_string).collect();
+        tags_to_resolve(images, &policy(policy_text), &known, &configured)
+            .iter()
+            .map(ImageRef::canonical)
+            .collect()
+    };
+    let allow = "registries: {allow: [127.0.0.1:5050/berth/**]}\n";
+    let fresh = vec!["127.0.0.1:5050/berth/fresh:1".to_string()];
+    assert_eq!(names(&format!("{allow}digest: {{action: pin}}\n"), &[]), fresh);
+    assert_eq!(
+        names(&format!("{allow}base: {{approved: [127.0.0.1:5050/berth/base:latest]}}\n"), &[]),
+        fresh
+    );
+    // Requiring a digest needs no lookup: the answer is a denial either way.
+    assert!(names(&format!("{allow}digest: {{action: require}}\n"), &[]).is_empty());
+    // Without a registries rule, only the registries configured for resolution are asked.
+    assert!(names("digest: {action: pin}\n", &[]).is_empty());
+    assert_eq!(
+        names("digest: {action: pin}\n", &["docker.io"]),
+        vec!["docker.io/library/python:3".to_string()]
+    );
+}
+
+#[test]
+fn an_overlay_adds_tags_and_keeps_the_lineage_beneath() {
+    let under = std::sync::Arc::new(knowledge());
+    let mut overlay = Knowledge::overlay(std::sync::Arc::clone(&under));
+    let fresh = ImageRef::parse("127.0.0.1:5050/berth/fresh:1").unwrap();
+    assert_eq!(overlay.tag_digest(&fresh), None);
+    overlay.add_tag(&fresh, digest(1));
+    assert_eq!(overlay.tag_digest(&fresh), Some(digest(1)));
+    assert_eq!(under.tag_digest(&fresh), None, "the snapshot is untouched");
+    let child = ImageRef::parse("127.0.0.1:5050/berth/child:latest").unwrap();
+    assert_eq!(overlay.digest_of(&child), Some(digest(20)));
+    assert_eq!(overlay.platform_images(&digest(20)), vec![digest(2)]);
+    assert_eq!(
+        overlay.name_of(&digest(1)).as_deref(),
+        Some("127.0.0.1:5050/berth/base:latest")
+    );
+    // A freshly resolved tag pins; the base rule still asks the lineage beneath.
+    let verdict = evaluate(
+        &Request::create(workload(&deployment(&["127.0.0.1:5050/berth/fresh:1"])).unwrap()),
+        &policy("digest: {action: pin}\nbase: {approved: [127.0.0.1:5050/berth/base:latest]}\n"),
+        &demo_catalog(),
+        &overlay,
+        at("2026-08-01"),
+    );
+    assert_eq!(
+        render(&verdict),
+        vec![
+            format!(
+                "patch /spec/template/spec/containers/0/image 127.0.0.1:5050/berth/fresh:1@{}",
+                digest(1)
+            ),
+            "allowed".to_string()
+        ]
+    );
+}
