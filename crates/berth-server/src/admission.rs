@@ -5,8 +5,10 @@
 //! JSONPatch (mutate only). The request's uid is echoed.
 //!
 //! Decisions read an in-memory snapshot (policy + registry knowledge in a [`SnapshotCell`] the
-//! binary refreshes, and the served catalog); the hot path never touches the store or the
-//! network. What an allowed admission will run is
+//! binary refreshes, and the served catalog); the hot path never touches the store. With a
+//! [`TagResolver`], tags the snapshot does not know (and the pin or base rule would ask about)
+//! are first resolved at their registry, bounded by its deadline, into a per-request overlay of
+//! the knowledge; without one, nothing goes to the network. What an allowed admission will run is
 //! handed to a bounded channel as [`Usage`] (a writer elsewhere records it; a full channel drops
 //! the record, never delays the answer); a `dryRun` request records nothing.
 
@@ -31,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::Clock;
 use crate::reload::CatalogState;
+use crate::resolve::TagResolver;
 
 /// The policy and the registry knowledge decisions are made with.
 #[derive(Debug, Clone)]
@@ -82,6 +85,9 @@ pub struct AdmissionState {
     pub clock: Clock,
     /// Where usage records go, if anywhere (the binary drains it into the store).
     pub usage: Option<UsageSender>,
+    /// Resolves tags the snapshot does not know, for pins (`berth serve --resolve`); `None`:
+    /// such tags are unknown and the rule's `unknown:` setting applies.
+    pub resolver: Option<TagResolver>,
 }
 
 /// The sending end of the usage channel.
@@ -170,17 +176,17 @@ async fn validate(
     State(state): State<AdmissionState>,
     body: Result<Json<AdmissionReview>, JsonRejection>,
 ) -> Response {
-    handle(&state, body, Endpoint::Validate)
+    handle(&state, body, Endpoint::Validate).await
 }
 
 async fn mutate(
     State(state): State<AdmissionState>,
     body: Result<Json<AdmissionReview>, JsonRejection>,
 ) -> Response {
-    handle(&state, body, Endpoint::Mutate)
+    handle(&state, body, Endpoint::Mutate).await
 }
 
-fn handle(
+async fn handle(
     state: &AdmissionState,
     body: Result<Json<AdmissionReview>, JsonRejection>,
     endpoint: Endpoint,
@@ -199,12 +205,21 @@ fn handle(
     };
     let now = (state.clock)();
     let decided_with = state.snapshot.get();
+    let knowledge = match &state.resolver {
+        Some(resolver) => {
+            let images = review_images(&review);
+            resolver
+                .knowledge_for(&images, &decided_with.policy, &decided_with.knowledge)
+                .await
+        }
+        None => Arc::clone(&decided_with.knowledge),
+    };
     match answer(
         &review,
         endpoint,
         &decided_with.policy,
         &snapshot.catalog,
-        &decided_with.knowledge,
+        &knowledge,
         now,
     ) {
         Ok(answer) => {
@@ -232,6 +247,31 @@ fn handle(
             Json(answer.response(endpoint)).into_response()
         }
         Err(error) => bad_request(error.to_string()),
+    }
+}
+
+/// The images of the review's object (none when it has no pod template or does not parse:
+/// [`answer`] says why), for the resolver to look at before deciding.
+pub fn review_images(review: &AdmissionReview) -> Vec<String> {
+    let Some(request) = &review.request else {
+        return Vec::new();
+    };
+    let Some(object) = request.object.as_ref().filter(|object| !object.is_null()) else {
+        return Vec::new();
+    };
+    let mut object = object.clone();
+    if let Some(fields) = object.as_object_mut() {
+        fields
+            .entry("kind")
+            .or_insert_with(|| Value::String(request.kind.kind.clone()));
+    }
+    match workload::workload(&object) {
+        Ok(found) => found
+            .containers
+            .into_iter()
+            .map(|container| container.image)
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -163,6 +163,9 @@ pub struct ServeSettings {
     pub promotions: Option<PromotionSettings>,
     /// The channel API (needs a store and at least one token); `None`: its routes answer 404.
     pub channels_api: Option<ChannelsApiSettings>,
+    /// The webhook resolves tags its snapshot does not know, for pins (`--resolve`); `None`:
+    /// such tags are unknown and the rule's `unknown:` applies.
+    pub resolve: Option<crate::resolve::ResolveSettings>,
 }
 
 /// The channel API, ready to serve.

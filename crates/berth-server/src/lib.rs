@@ -8,6 +8,8 @@
 //! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
+//! - [`resolve`]: tags the snapshot does not know, resolved for pins (cache, single-flight,
+//!   deadline); shared with `berth check --resolve`.
 //! - [`tls`]: HTTPS with certificate files reloaded when they change.
 //! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
@@ -24,6 +26,7 @@ pub mod knowledge;
 mod metrics;
 pub mod promotion;
 pub mod reload;
+pub mod resolve;
 pub mod tls;
 
 use std::future::Future;
@@ -80,7 +83,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `listener` until `shutdown` resolves, then finishes the requests in flight and stops
 /// the catalog poller. The catalog is loaded at once and reloaded when its files change. With
-/// `admission`, the webhook endpoints are served too; with `settings.tls`, everything is HTTPS.
+/// `admission`, the webhook endpoints are served too (resolving tags the snapshot does not
+/// know when `settings.resolve` says so); with `settings.tls`, everything is HTTPS.
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
@@ -111,6 +115,7 @@ pub async fn run(
             snapshot,
             clock: Arc::clone(&clock),
             usage,
+            resolver: settings.resolve.clone().map(resolve::TagResolver::new),
         }));
     }
     // Certificates are read before anything is served: a bad pair stops the start.

@@ -77,6 +77,7 @@ fn state() -> AdmissionState {
         })),
         clock: Arc::new(now),
         usage: None,
+        resolver: None,
     }
 }
 
