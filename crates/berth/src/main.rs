@@ -9,6 +9,7 @@ mod cmd;
 mod environment;
 mod exit;
 mod registry_args;
+mod resolve_args;
 
 use std::process::ExitCode;
 

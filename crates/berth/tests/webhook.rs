@@ -262,6 +262,54 @@ fn expected_from_check(verdict: &Value) -> (Value, Vec<String>, Vec<String>, Val
     )
 }
 
+/// Posts the fixture `name` to the webhook (validate, then mutate) and checks that it answers
+/// as `berth check --json` did (`check_stdout`): allowed, denial message, warnings, patches.
+fn assert_webhook_agrees(server: &Server, ca: &Path, name: &str, check_stdout: &[u8]) {
+    let report: Value =
+        serde_json::from_slice(check_stdout).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let verdict = &report["results"][0]["verdict"];
+    let (allowed, denials, warnings, patches) = expected_from_check(verdict);
+
+    let text = std::fs::read_to_string(repository_root().join(fixture(name)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let object: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let body = review(&object);
+    let validated = server
+        .post(ca, "/admission/validate", &body)
+        .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
+    let response = &validated["response"];
+    assert_eq!(validated["apiVersion"], json!("admission.k8s.io/v1"));
+    assert_eq!(response["uid"], body["request"]["uid"], "{name}");
+    assert_eq!(response["allowed"], allowed, "{name}: {response}");
+    let message = response["status"]["message"].as_str().map(str::to_string);
+    let object_name = report["results"][0]["object"].as_str().unwrap_or_default();
+    let expected_message = (!denials.is_empty())
+        .then(|| format!("berth denied {object_name}: {}", denials.join("; ")));
+    assert_eq!(message, expected_message, "{name}");
+    let got_warnings: Vec<String> = response["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| w.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(got_warnings, warnings, "{name}");
+
+    let mutated = server
+        .post(ca, "/admission/mutate", &body)
+        .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
+    let got_patches = match mutated["response"]["patch"].as_str() {
+        Some(encoded) => serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+        None => json!([]),
+    };
+    assert_eq!(got_patches, patches, "{name}");
+    assert_eq!(mutated["response"]["allowed"], json!(true), "{name}");
+}
+
 #[test]
 fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
     let testbed = berth_testkit::Testbed::get();
@@ -319,49 +367,7 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
             .args(["--json", &fixture(name)])
             .output()
             .unwrap_or_else(|error| panic!("{error}"));
-        let report: Value =
-            serde_json::from_slice(&check.stdout).unwrap_or_else(|error| panic!("{name}: {error}"));
-        let verdict = &report["results"][0]["verdict"];
-        let (allowed, denials, warnings, patches) = expected_from_check(verdict);
-
-        let text = std::fs::read_to_string(repository_root().join(fixture(name)))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let object: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-        let body = review(&object);
-        let validated = server
-            .post(&first_ca, "/admission/validate", &body)
-            .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
-        let response = &validated["response"];
-        assert_eq!(validated["apiVersion"], json!("admission.k8s.io/v1"));
-        assert_eq!(response["uid"], body["request"]["uid"], "{name}");
-        assert_eq!(response["allowed"], allowed, "{name}: {response}");
-        let message = response["status"]["message"].as_str().map(str::to_string);
-        let object_name = report["results"][0]["object"].as_str().unwrap_or_default();
-        let expected_message = (!denials.is_empty())
-            .then(|| format!("berth denied {object_name}: {}", denials.join("; ")));
-        assert_eq!(message, expected_message, "{name}");
-        let got_warnings: Vec<String> = response["warnings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|w| w.as_str().unwrap_or_default().to_string())
-            .collect();
-        assert_eq!(got_warnings, warnings, "{name}");
-
-        let mutated = server
-            .post(&first_ca, "/admission/mutate", &body)
-            .unwrap_or_else(|| panic!("{name}: the webhook did not answer"));
-        let got_patches = match mutated["response"]["patch"].as_str() {
-            Some(encoded) => serde_json::from_slice(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-            None => json!([]),
-        };
-        assert_eq!(got_patches, patches, "{name}");
-        assert_eq!(mutated["response"]["allowed"], json!(true), "{name}");
+        assert_webhook_agrees(&server, &first_ca, name, &check.stdout);
     }
     // The job's base:1 was pinned to the digest the registry serves (checked by skopeo).
     let job_check = berth()
@@ -515,4 +521,63 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
             Some(testbed.digest("berth/base:1"))
         )]
     );
+}
+
+#[test]
+fn webhook_and_check_resolve_tags_the_store_does_not_know_alike() {
+    let testbed = berth_testkit::Testbed::get();
+    let dir = scratch("resolve");
+    make_certificates(&dir, "first");
+    // No store: every tag is unknown to berth's knowledge and must be resolved to be pinned.
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "registries:\n  allow: [127.0.0.1:5050/berth/**]\ncatalog: {}\nlifecycle: {}\n\
+         base:\n  approved: [bookworm]\n  unknown: warn\ndigest:\n  action: pin\n  unknown: deny\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("serve.yaml");
+    let catalog = repository_root().join("examples/catalog.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: {}\nregistries:\n  {}: {{insecure: true}}\n",
+            catalog.display(),
+            testbed.plain()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = |p: &Path| p.display().to_string();
+    let server = Server::start(&[
+        format!("--config={}", path(&config)),
+        format!("--policy={}", path(&policy)),
+        format!("--tls-cert={}", path(&dir.join("first.crt"))),
+        format!("--tls-key={}", path(&dir.join("first.key"))),
+        "--resolve".to_string(),
+        "--resolve-deadline=3s".to_string(),
+    ]);
+    let ca = dir.join("first-ca.crt");
+    let check = |name: &str| {
+        berth()
+            .args(["check", &format!("--policy={}", path(&policy))])
+            .args(["--catalog=examples/catalog.yaml", "--resolve"])
+            .arg(format!("--insecure-registry={}", testbed.plain()))
+            .args(["--json", &fixture(name)])
+            .output()
+            .unwrap_or_else(|error| panic!("{error}"))
+    };
+    for name in ["deployment.json", "job.json"] {
+        assert_webhook_agrees(&server, &ca, name, &check(name).stdout);
+    }
+    // The job's base:1 is pinned to the digest skopeo recorded, though no store knows it.
+    let report: Value =
+        serde_json::from_slice(&check("job.json").stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report["results"][0]["verdict"]["patches"][0]["value"],
+        json!(format!(
+            "127.0.0.1:5050/berth/base:1@{}",
+            testbed.digest("berth/base:1")
+        ))
+    );
+    assert_eq!(report["allowed"], json!(true), "{report}");
 }

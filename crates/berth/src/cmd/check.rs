@@ -1,8 +1,9 @@
 //! `berth check`: the admission policy without a cluster. Image references and Kubernetes
 //! manifests (JSON or YAML, multi-document, `List`s; files or stdin) are decided by the very
 //! engine the webhook runs (`berth_core::policy::evaluate`), against a policy, the catalog and,
-//! with `--store`, what `berth sync` learned about the registries. Exit 0 when everything is
-//! allowed, 1 when something is denied, 2 for the user's mistakes, 3 for faults.
+//! with `--store`, what `berth sync` learned about the registries; with `--resolve`, tags that
+//! knowledge lacks are resolved at their registry as the webhook's resolver does. Exit 0 when
+//! everything is allowed, 1 when something is denied, 2 for the user's mistakes, 3 for faults.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
@@ -17,6 +18,7 @@ use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
 use berth_core::{Digest, ImageRef};
 use berth_server::catalog_source::CatalogSource;
+use berth_server::resolve::TagResolver;
 use berth_store::{ManifestKind, RepositoryName, Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
@@ -25,6 +27,8 @@ use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
 use crate::cmd::{open_store, print_json, print_text, runtime};
 use crate::environment::Environment;
 use crate::exit::{NEGATIVE, usage};
+use crate::registry_args::RegistryArgs;
+use crate::resolve_args::ResolveArgs;
 
 /// The largest manifest or policy file read (a `helm template` of a big chart is a few MiB).
 const INPUT_SIZE_MAX: u64 = 64 * 1024 * 1024;
@@ -58,6 +62,12 @@ pub struct Args {
     /// setting applies).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// With --resolve: tags the store does not know are resolved at their registry, as the
+    /// webhook with `berth serve --resolve` does.
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Decide at this moment instead of now: RFC 3339 or a day (2027-01-01).
     #[arg(long, value_name = "MOMENT")]
     pub now: Option<String>,
@@ -167,12 +177,28 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             knowledge.context("read registry knowledge from the store")
         })?,
     };
+    let knowledge = Arc::new(knowledge);
+    // With --resolve, each object's unknown tags are resolved first, as the webhook does.
+    let resolver = args
+        .resolve
+        .settings(args.registry.client_config(env)?)?
+        .map(|settings| anyhow::Ok((TagResolver::new(settings), runtime()?)))
+        .transpose()?;
+    let knowledge_for = |images: &[String]| -> Arc<Knowledge> {
+        match &resolver {
+            None => Arc::clone(&knowledge),
+            Some((resolver, runtime)) => {
+                runtime.block_on(resolver.knowledge_for(images, &policy, &knowledge))
+            }
+        }
+    };
     let mut report = Report {
         allowed: true,
         results: Vec::new(),
         skipped: Vec::new(),
     };
     for image in &args.images {
+        let knowledge = knowledge_for(std::slice::from_ref(image));
         let verdict = policy::evaluate_image(image, &policy, &catalog, &knowledge, now);
         report.results.push(Checked {
             source: "--image".to_string(),
@@ -209,6 +235,13 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             request.namespace = args.namespace.clone();
         }
         request.namespace_labels = namespace_labels.clone();
+        let images: Vec<String> = request
+            .object
+            .containers
+            .iter()
+            .map(|container| container.image.clone())
+            .collect();
+        let knowledge = knowledge_for(&images);
         let verdict = policy::evaluate(&request, &policy, &catalog, &knowledge, now);
         report.results.push(Checked {
             source: object.source,

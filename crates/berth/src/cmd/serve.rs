@@ -24,6 +24,8 @@ use crate::cmd::open_store;
 use crate::environment::Environment;
 use crate::exit::usage;
 use crate::registry_args::RegistryArgs;
+use crate::resolve_args::ResolveArgs;
+
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,6 +60,8 @@ pub struct Args {
     /// How often the webhook re-reads the store's knowledge (default: 1m): 500ms, 30s, 5m.
     #[arg(long, value_name = "DURATION")]
     pub knowledge_refresh: Option<String>,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
     /// Serve HTTPS with this certificate (PEM, chain after it); re-read when it changes.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -317,6 +321,9 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             client: file_registry_args(&file, &relative).client_config(env)?,
         }),
     };
+    let resolve = args
+        .resolve
+        .settings(file_registry_args(&file, &relative).client_config(env)?)?;
     let channels_api = match (&store, file.api_tokens.is_empty()) {
         (_, true) => None,
         (None, false) => {
@@ -342,6 +349,7 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         sync,
         promotions,
         channels_api,
+        resolve,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
             _ => None,
