@@ -22,7 +22,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 pub use evaluate::{
-    Exempted, Finding, Operation, Patch, Request, Verdict, evaluate, evaluate_image, tags_to_resolve,
+    Exempted, Finding, Operation, Patch, Request, Verdict, evaluate, evaluate_image,
+    tags_to_resolve,
 };
 pub use knowledge::Knowledge;
 pub use pattern::RepositoryPattern;

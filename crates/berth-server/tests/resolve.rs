@@ -182,10 +182,8 @@ async fn a_tag_unknown_to_the_store_is_pinned_to_the_digest_skopeo_reports() {
     let denied = post(state(&policy, None), "/admission/validate", &review).await;
     assert_eq!(denied["response"]["allowed"], json!(false), "{denied}");
 
-    let resolver = TagResolver::with_client(
-        client(&[plain]),
-        &settings(Duration::from_secs(5), &[]),
-    );
+    let resolver =
+        TagResolver::with_client(client(&[plain]), &settings(Duration::from_secs(5), &[]));
     let mutated = post(
         state(&policy, Some(resolver.clone())),
         "/admission/mutate",
@@ -242,12 +240,12 @@ async fn a_registry_that_hangs_past_the_deadline_gets_the_rules_unknown_handling
     let hung = hanging_registry().await;
     let image = format!("{hung}/team/app:1");
     let review = pod_review(&[&image]);
-    let resolver = TagResolver::with_client(
-        client(&[&hung]),
-        &settings(Duration::from_millis(300), &[]),
-    );
+    let resolver =
+        TagResolver::with_client(client(&[&hung]), &settings(Duration::from_millis(300), &[]));
     let policy = |unknown: &str| {
-        format!("registries: {{allow: [{hung}/team/**]}}\ndigest: {{action: pin, unknown: {unknown}}}\n")
+        format!(
+            "registries: {{allow: [{hung}/team/**]}}\ndigest: {{action: pin, unknown: {unknown}}}\n"
+        )
     };
     let warned = post(
         state(&policy("warn"), Some(resolver.clone())),
@@ -279,7 +277,10 @@ async fn a_registry_that_hangs_past_the_deadline_gets_the_rules_unknown_handling
     assert_eq!(patches(&mutated), Vec::new());
     let stats = resolver.stats();
     assert!(stats.timeouts >= 1, "{stats:?}");
-    assert_eq!(stats.hits, 0, "a failure is never cached as an answer: {stats:?}");
+    assert_eq!(
+        stats.hits, 0,
+        "a failure is never cached as an answer: {stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -321,10 +322,8 @@ async fn a_registry_the_policy_does_not_allow_is_never_contacted() {
         assert_eq!(patches(&answer), Vec::new(), "{case}");
     }
     // No registries rule and the host not configured for resolution.
-    let unconfigured = TagResolver::with_client(
-        client.clone(),
-        &settings(Duration::from_secs(5), &[plain]),
-    );
+    let unconfigured =
+        TagResolver::with_client(client.clone(), &settings(Duration::from_secs(5), &[plain]));
     let answer = post(
         state("digest: {action: pin}\n", Some(unconfigured.clone())),
         "/admission/mutate",

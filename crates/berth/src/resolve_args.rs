@@ -58,7 +58,11 @@ impl ResolveArgs {
         }
         Ok(Some(ResolveSettings {
             deadline,
-            ttl: duration("--resolve-ttl", &self.resolve_ttl, ResolveSettings::DEFAULT_TTL)?,
+            ttl: duration(
+                "--resolve-ttl",
+                &self.resolve_ttl,
+                ResolveSettings::DEFAULT_TTL,
+            )?,
             capacity: self
                 .resolve_cache
                 .unwrap_or(ResolveSettings::DEFAULT_CAPACITY),

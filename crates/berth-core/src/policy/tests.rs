@@ -762,12 +762,12 @@ fn the_schema_knows_exactly_the_fields_the_reader_accepts() {
 fn only_unknown_tags_of_allowed_registries_are_worth_resolving() {
     let known = knowledge();
     let images = [
-        "127.0.0.1:5050/berth/base:latest",  // known to the store
-        "127.0.0.1:5050/berth/fresh:1",      // unknown, allowed
-        "127.0.0.1:5050/berth/fresh:1",      // asked twice, resolved once
+        "127.0.0.1:5050/berth/base:latest", // known to the store
+        "127.0.0.1:5050/berth/fresh:1",     // unknown, allowed
+        "127.0.0.1:5050/berth/fresh:1",     // asked twice, resolved once
         "127.0.0.1:5050/berth/pinned@sha256:0000000000000000000000000000000000000000000000000000000000000001",
         "127.0.0.1:5050.evil.io/berth/fresh:1", // a look-alike host: denied, never looked up
-        "docker.io/library/python:3",        // not allowed
+        "docker.io/library/python:3",           // not allowed
         "not a reference",
     ];
     let names = |policy_text: &str, configured: &[&str]| -> Vec<String> {
@@ -779,9 +779,15 @@ fn only_unknown_tags_of_allowed_registries_are_worth_resolving() {
     };
     let allow = "registries: {allow: [127.0.0.1:5050/berth/**]}\n";
     let fresh = vec!["127.0.0.1:5050/berth/fresh:1".to_string()];
-    assert_eq!(names(&format!("{allow}digest: {{action: pin}}\n"), &[]), fresh);
     assert_eq!(
-        names(&format!("{allow}base: {{approved: [127.0.0.1:5050/berth/base:latest]}}\n"), &[]),
+        names(&format!("{allow}digest: {{action: pin}}\n"), &[]),
+        fresh
+    );
+    assert_eq!(
+        names(
+            &format!("{allow}base: {{approved: [127.0.0.1:5050/berth/base:latest]}}\n"),
+            &[]
+        ),
         fresh
     );
     // Requiring a digest needs no lookup: the answer is a denial either way.

@@ -26,7 +26,6 @@ use crate::exit::usage;
 use crate::registry_args::RegistryArgs;
 use crate::resolve_args::ResolveArgs;
 
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Config file (YAML): listen, catalog, catalog_format, catalog_poll_interval. See
