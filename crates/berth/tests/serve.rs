@@ -319,6 +319,19 @@ fn a_config_file_with_mistakes_is_refused_with_every_one() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_resolve_deadline_no_webhook_timeout_can_exceed_is_refused() {
+    let output = berth()
+        .args(["serve", "--listen=127.0.0.1:0", "--resolve", "--resolve-deadline=30s"])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "berth: --resolve-deadline: must stay below the webhook's timeoutSeconds (under 30s)\n"
+    );
+}
+
 /// Polls `path` until `done` holds for its body.
 fn wait_for(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
