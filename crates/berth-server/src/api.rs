@@ -234,6 +234,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(knowledge) = &state.knowledge {
         text.push_str(&crate::knowledge::metrics(&knowledge.runs()));
     }
+    if let Some(resolver) = &state.resolver {
+        text.push_str(&crate::resolve::metrics(&resolver.stats()));
+    }
     (
         [(
             header::CONTENT_TYPE,

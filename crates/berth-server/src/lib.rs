@@ -57,6 +57,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The store and the sync's record; `None` when no store is configured.
     pub knowledge: Option<Arc<knowledge::Knowledge>>,
+    /// The webhook's tag resolver, for its counters on `/metrics`; `None` without `--resolve`.
+    pub resolver: Option<resolve::TagResolver>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -103,10 +105,16 @@ pub async fn run(
         }
         None => None,
     };
+    // One resolver (one cache) for the webhook, its counters shown on /metrics.
+    let resolver = match (&admission, &settings.resolve) {
+        (Some(_), Some(resolve)) => Some(resolve::TagResolver::new(resolve.clone())),
+        _ => None,
+    };
     let state = AppState {
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
         knowledge: knowledge.clone(),
+        resolver: resolver.clone(),
     };
     let mut router = app(state);
     if let Some((snapshot, usage)) = admission {
@@ -115,7 +123,7 @@ pub async fn run(
             snapshot,
             clock: Arc::clone(&clock),
             usage,
-            resolver: settings.resolve.clone().map(resolve::TagResolver::new),
+            resolver,
         }));
     }
     // Certificates are read before anything is served: a bad pair stops the start.

@@ -52,6 +52,7 @@ fn state_with(catalog: Catalog) -> AppState {
         catalog: Arc::new(CatalogState::with_catalog(source(), catalog, today())),
         clock: fixed_clock(),
         knowledge: None,
+        resolver: None,
     }
 }
 
@@ -213,6 +214,7 @@ async fn the_clock_decides_effective_states() {
         catalog: Arc::new(CatalogState::with_catalog(source(), catalog, today())),
         clock: early,
         knowledge: None,
+        resolver: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -230,6 +232,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         catalog: Arc::new(CatalogState::new(source())),
         clock: fixed_clock(),
         knowledge: None,
+        resolver: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -269,6 +272,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         })),
         clock: fixed_clock(),
         knowledge: None,
+        resolver: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");

@@ -322,7 +322,12 @@ fn a_config_file_with_mistakes_is_refused_with_every_one() {
 #[test]
 fn a_resolve_deadline_no_webhook_timeout_can_exceed_is_refused() {
     let output = berth()
-        .args(["serve", "--listen=127.0.0.1:0", "--resolve", "--resolve-deadline=30s"])
+        .args([
+            "serve",
+            "--listen=127.0.0.1:0",
+            "--resolve",
+            "--resolve-deadline=30s",
+        ])
         .output()
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(output.status.code(), Some(2));
