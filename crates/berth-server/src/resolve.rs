@@ -30,6 +30,9 @@ pub struct ResolveSettings {
     /// How long a resolved tag is trusted: a tag moved at the registry is seen after at most
     /// this long (or at the next knowledge refresh, if the store learns it first).
     pub ttl: Duration,
+    /// How long a failure (registry error, deadline passed) is remembered: while it is, the tag
+    /// is unknown at once instead of costing every admission up to the deadline. Zero: never.
+    pub failure_ttl: Duration,
     /// The most tags cached; past it, the entry closest to expiry is dropped.
     pub capacity: usize,
     /// Registries asked when the policy has no `registries` rule to say which are the
@@ -44,6 +47,7 @@ impl PartialEq for ResolveSettings {
         // As for the sync: the client's configuration holds secrets and is not comparable.
         self.deadline == other.deadline
             && self.ttl == other.ttl
+            && self.failure_ttl == other.failure_ttl
             && self.capacity == other.capacity
             && self.registries == other.registries
     }
@@ -54,6 +58,7 @@ impl Eq for ResolveSettings {}
 impl ResolveSettings {
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
     pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(5);
     pub const DEFAULT_CAPACITY: usize = 10_000;
 }
 
@@ -69,7 +74,7 @@ pub enum ResolveFailure {
 /// What the resolver has done, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ResolveStats {
-    /// Tags answered from the cache.
+    /// Tags answered from the cache (a remembered failure included).
     pub hits: u64,
     /// Requests started at a registry (one per tag however many admissions wait on it).
     pub requests: u64,
@@ -79,7 +84,11 @@ pub struct ResolveStats {
     pub timeouts: u64,
 }
 
-type Outcome = Option<Result<Digest, ResolveFailure>>;
+/// What a request for a tag gave.
+type Answer = Result<Digest, ResolveFailure>;
+
+/// What waiters see: `None` until the request ends.
+type Outcome = Option<Answer>;
 
 /// Resolves tags for admissions. Cheap to clone; clones share the cache and the client.
 #[derive(Clone)]
@@ -91,10 +100,12 @@ struct Inner {
     client: berth_oci::Client,
     deadline: Duration,
     ttl: Duration,
+    failure_ttl: Duration,
     capacity: usize,
     registries: BTreeSet<String>,
-    /// Canonical `registry/repository:tag` → digest and when it stops being trusted.
-    cache: Mutex<HashMap<String, (Digest, Instant)>>,
+    /// Canonical `registry/repository:tag` → the answer (a digest, or a recent failure) and
+    /// when it stops being trusted.
+    cache: Mutex<HashMap<String, (Answer, Instant)>>,
     /// Requests in flight, by the same key: latecomers wait on the first one's answer.
     in_flight: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     hits: AtomicU64,
@@ -115,6 +126,7 @@ impl TagResolver {
                 client,
                 deadline: settings.deadline,
                 ttl: settings.ttl,
+                failure_ttl: settings.failure_ttl,
                 capacity: settings.capacity.max(1),
                 registries: settings.registries.clone(),
                 cache: Mutex::new(HashMap::new()),
@@ -184,21 +196,21 @@ impl TagResolver {
         let inner = &self.inner;
         let key = image.canonical();
         let now = Instant::now();
-        if let Some((digest, expires)) = lock(&inner.cache).get(&key)
+        if let Some((answer, expires)) = lock(&inner.cache).get(&key)
             && *expires > now
         {
             inner.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(digest.clone());
+            return answer.clone();
         }
         let mut receiver = {
             let mut in_flight = lock(&inner.in_flight);
             // A request may have finished since the look above: its answer is cached before it
             // leaves `in_flight`, so looking again here never starts a second one.
-            if let Some((digest, expires)) = lock(&inner.cache).get(&key)
+            if let Some((answer, expires)) = lock(&inner.cache).get(&key)
                 && *expires > now
             {
                 inner.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(digest.clone());
+                return answer.clone();
             }
             match in_flight.get(&key) {
                 Some(receiver) => receiver.clone(),
@@ -225,8 +237,8 @@ impl TagResolver {
         }
     }
 
-    /// One HEAD within the deadline; the answer is cached (when it is one) and sent to
-    /// everyone waiting.
+    /// One HEAD within the deadline; the answer is cached (a failure for `failure_ttl`) and
+    /// sent to everyone waiting.
     async fn fetch(self, image: ImageRef, key: String, sender: watch::Sender<Outcome>) {
         let inner = &self.inner;
         let deadline = inner.deadline;
@@ -241,7 +253,11 @@ impl TagResolver {
                 Err(ResolveFailure::Timeout(deadline))
             }
         };
-        if let Ok(digest) = &outcome {
+        let ttl = match &outcome {
+            Ok(_) => inner.ttl,
+            Err(_) => inner.failure_ttl,
+        };
+        if !ttl.is_zero() {
             let mut cache = lock(&inner.cache);
             let now = Instant::now();
             if cache.len() >= inner.capacity {
@@ -255,7 +271,7 @@ impl TagResolver {
             {
                 cache.remove(&oldest);
             }
-            cache.insert(key.clone(), (digest.clone(), now + inner.ttl));
+            cache.insert(key.clone(), (outcome.clone(), now + ttl));
         }
         lock(&inner.in_flight).remove(&key);
         let _ = sender.send(Some(outcome));

@@ -63,6 +63,7 @@ fn settings(deadline: Duration, registries: &[&str]) -> ResolveSettings {
     ResolveSettings {
         deadline,
         ttl: Duration::from_secs(60),
+        failure_ttl: Duration::ZERO,
         capacity: 100,
         registries: registries.iter().map(ToString::to_string).collect(),
         client: ClientConfig::default(),
@@ -345,5 +346,38 @@ async fn a_registry_the_policy_does_not_allow_is_never_contacted() {
     match listener.accept() {
         Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the registry was contacted: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failure_is_remembered_so_a_hung_registry_does_not_cost_every_admission() {
+    let hung = hanging_registry().await;
+    let image = ImageRef::parse(&format!("{hung}/team/app:1")).unwrap_or_else(|e| panic!("{e}"));
+    let remembering = ResolveSettings {
+        failure_ttl: Duration::from_secs(60),
+        ..settings(Duration::from_millis(300), &[&hung])
+    };
+    let client = client(&[&hung]);
+    let resolver = TagResolver::with_client(client, &remembering);
+    let first = resolver.resolve(&image).await;
+    assert_eq!(
+        first,
+        Err(berth_server::resolve::ResolveFailure::Timeout(
+            Duration::from_millis(300)
+        ))
+    );
+    // Asking again joins the request still in flight, or, once it has ended, gets its failure
+    // from the cache; never a second request.
+    loop {
+        let again = resolver.resolve(&image).await;
+        assert_eq!(again, first);
+        let stats = resolver.stats();
+        assert_eq!(
+            stats.requests, 1,
+            "the failure was not remembered: {stats:?}"
+        );
+        if stats.hits >= 1 {
+            break;
+        }
     }
 }

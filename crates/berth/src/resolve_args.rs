@@ -23,6 +23,10 @@ pub struct ResolveArgs {
     /// How long a resolved tag is trusted (default: 30s).
     #[arg(long, value_name = "DURATION", requires = "resolve")]
     pub resolve_ttl: Option<String>,
+    /// How long a failed resolution (registry error, deadline passed) is remembered, so a
+    /// failing registry does not cost every admission the deadline (default: 5s; 0s: never).
+    #[arg(long, value_name = "DURATION", requires = "resolve")]
+    pub resolve_failure_ttl: Option<String>,
     /// The most resolved tags kept (default: 10000).
     #[arg(long, value_name = "N", requires = "resolve")]
     pub resolve_cache: Option<usize>,
@@ -63,6 +67,14 @@ impl ResolveArgs {
                 &self.resolve_ttl,
                 ResolveSettings::DEFAULT_TTL,
             )?,
+            failure_ttl: match self.resolve_failure_ttl.as_deref() {
+                Some("0" | "0s" | "0ms") => Duration::ZERO,
+                _ => duration(
+                    "--resolve-failure-ttl",
+                    &self.resolve_failure_ttl,
+                    ResolveSettings::DEFAULT_FAILURE_TTL,
+                )?,
+            },
             capacity: self
                 .resolve_cache
                 .unwrap_or(ResolveSettings::DEFAULT_CAPACITY),
