@@ -36,10 +36,11 @@ pub struct ResolveArgs {
 const RESOLVE_DEADLINE_MAX: Duration = Duration::from_secs(30);
 
 impl ResolveArgs {
-    /// The resolver's settings when `--resolve` is given, the client configured as for sync.
+    /// The resolver's settings when `--resolve` is given, with the registry client `client`
+    /// configures (called only then: without `--resolve` no auth file is read).
     pub fn settings(
         &self,
-        client: berth_oci::ClientConfig,
+        client: impl FnOnce() -> anyhow::Result<berth_oci::ClientConfig>,
     ) -> anyhow::Result<Option<ResolveSettings>> {
         if !self.resolve {
             return Ok(None);
@@ -60,6 +61,7 @@ impl ResolveArgs {
                 "--resolve-deadline: must stay below the webhook's timeoutSeconds (under 30s)",
             ));
         }
+        let client = client()?;
         Ok(Some(ResolveSettings {
             deadline,
             ttl: duration(

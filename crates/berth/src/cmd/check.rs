@@ -181,7 +181,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     // With --resolve, each object's unknown tags are resolved first, as the webhook does.
     let resolver = args
         .resolve
-        .settings(args.registry.client_config(env)?)?
+        .settings(|| args.registry.client_config(env))?
         .map(|settings| anyhow::Ok((TagResolver::new(settings), runtime()?)))
         .transpose()?;
     let knowledge_for = |images: &[String]| -> Arc<Knowledge> {

@@ -322,7 +322,7 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
     };
     let resolve = args
         .resolve
-        .settings(file_registry_args(&file, &relative).client_config(env)?)?;
+        .settings(|| file_registry_args(&file, &relative).client_config(env))?;
     let channels_api = match (&store, file.api_tokens.is_empty()) {
         (_, true) => None,
         (None, false) => {
