@@ -22,6 +22,19 @@ use crate::{
     SyncSummary, TagRecord,
 };
 
+/// An image's diff_ids joined by ',' (the `chain_key` column): equal keys mean twins. `None`
+/// for an image without layers, which is nobody's twin.
+fn chain_key(image: &crate::ImageRecord) -> Option<String> {
+    (!image.layers.is_empty()).then(|| {
+        image
+            .layers
+            .iter()
+            .map(|layer| layer.diff_id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
 /// Error texts are capped: a registry's error page must not bloat the store.
 const ERROR_TEXT_MAX: usize = 2048;
 
@@ -51,10 +64,20 @@ WITH RECURSIVE
         UNION
         SELECT child_digest FROM index_entries WHERE index_digest = $4
     ),
-    descendants (digest) AS (
-        SELECT i.digest FROM images i JOIN roots r ON i.base_digest = r.digest
+    -- Twins (the same layers under another manifest) stand for one another as bases.
+    twin_roots (digest) AS (
+        SELECT digest FROM roots
         UNION
-        SELECT i.digest FROM images i JOIN descendants d ON i.base_digest = d.digest
+        SELECT t.digest FROM roots r JOIN images ri ON ri.digest = r.digest
+        JOIN images t ON t.chain_key = ri.chain_key
+    ),
+    descendants (digest) AS (
+        SELECT i.digest FROM images i JOIN twin_roots r ON i.base_digest = r.digest
+        UNION
+        SELECT i.digest FROM descendants d
+        JOIN images di ON di.digest = d.digest
+        JOIN images t ON t.digest = di.digest OR t.chain_key = di.chain_key
+        JOIN images i ON i.base_digest = t.digest
     ),
     in_repository (digest) AS (
         SELECT t.digest FROM tags t
@@ -215,8 +238,9 @@ impl Store {
                 // later (a layer read that failed before), so it fills in but never erases.
                 sqlx::query(
                     "INSERT INTO images (digest, config_digest, created, os, arch, variant,
-                         labels, annotations, total_size, os_id, os_pretty, libc, first_seen_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                         labels, annotations, total_size, os_id, os_pretty, libc, first_seen_at,
+                         chain_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                      ON CONFLICT (digest) DO UPDATE SET
                          os_id = COALESCE(excluded.os_id, images.os_id),
                          os_pretty = COALESCE(excluded.os_pretty, images.os_pretty),
@@ -235,6 +259,7 @@ impl Store {
                 .bind(image.os_pretty.as_deref())
                 .bind(image.libc.map(libc_text))
                 .bind(now)
+                .bind(chain_key(image))
                 .execute(&mut *tx)
                 .await
                 .map_err(db("record an image"))?;
