@@ -112,6 +112,8 @@ pub struct RequestStats {
     pub get: u64,
     pub put: u64,
     pub delete: u64,
+    /// Blob upload starts and cross-repository mounts (`POST /v2/<name>/blobs/uploads/`).
+    pub post: u64,
     /// Requests to token realms (also counted in `get`/`post`-style totals: not at all).
     pub token: u64,
     pub bytes_received: u64,
@@ -119,7 +121,7 @@ pub struct RequestStats {
 
 impl RequestStats {
     pub fn total(&self) -> u64 {
-        self.head + self.get + self.put + self.delete + self.token
+        self.head + self.get + self.put + self.delete + self.post + self.token
     }
 
     pub fn since(&self, earlier: &RequestStats) -> RequestStats {
@@ -128,6 +130,7 @@ impl RequestStats {
             get: self.get - earlier.get,
             put: self.put - earlier.put,
             delete: self.delete - earlier.delete,
+            post: self.post - earlier.post,
             token: self.token - earlier.token,
             bytes_received: self.bytes_received - earlier.bytes_received,
         }
@@ -140,6 +143,7 @@ struct Counters {
     get: AtomicU64,
     put: AtomicU64,
     delete: AtomicU64,
+    post: AtomicU64,
     token: AtomicU64,
     bytes_received: AtomicU64,
 }
@@ -168,6 +172,16 @@ pub struct Listing {
     pub items: Vec<String>,
     /// True when the cap stopped the listing before the registry's last page.
     pub truncated: bool,
+}
+
+/// What a cross-repository mount request got.
+#[derive(Debug)]
+pub enum Mount {
+    /// 201: the registry linked the blob into the repository; nothing to upload.
+    Mounted,
+    /// 202: the registry would not mount (another registry's rules, no access to `from`) and
+    /// started an upload session instead, at this URL: upload the blob there.
+    UploadStarted(url::Url),
 }
 
 /// The OCI distribution client. Cheap to clone; clones share caches, limits and counters.
@@ -246,6 +260,7 @@ impl Client {
             get: c.get.load(Ordering::Relaxed),
             put: c.put.load(Ordering::Relaxed),
             delete: c.delete.load(Ordering::Relaxed),
+            post: c.post.load(Ordering::Relaxed),
             token: c.token.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
         }
@@ -637,16 +652,38 @@ impl Client {
         media_type: &str,
         bytes: Bytes,
     ) -> Result<Digest, OciError> {
+        self.put_manifest_at(image, &Reference::Tag(tag.clone()), media_type, bytes)
+            .await
+    }
+
+    /// Puts manifest bytes under a tag or by their digest (an index's children go in by digest
+    /// before the index that names them).
+    pub async fn put_manifest_at(
+        &self,
+        image: &ImageRef,
+        reference: &Reference,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest, OciError> {
         let registry = self.registry(image.registry())?;
         let target = Target {
             registry: image.registry().to_string(),
             repository: image.repository().to_string(),
-            reference: tag.to_string(),
+            reference: reference.to_string(),
         };
         let digest = ContentHasher::digest_of(berth_core::DigestAlgorithm::Sha256, &bytes);
+        if let Reference::Digest(named) = reference
+            && *named != digest
+        {
+            return Err(OciError::Corrupt {
+                target,
+                expected: named.to_string(),
+                actual: digest.to_string(),
+            });
+        }
         let request = Request {
             method: Method::PUT,
-            url: manifest_url(&registry, image.repository(), &Reference::Tag(tag.clone())),
+            url: manifest_url(&registry, image.repository(), reference),
             accept: None,
             content_type: Some(media_type),
             body: Some(bytes),
@@ -667,6 +704,178 @@ impl Client {
             });
         }
         Ok(digest)
+    }
+
+    /// Whether the image's repository holds the blob (`HEAD /v2/<name>/blobs/<digest>`).
+    pub async fn has_blob(&self, image: &ImageRef, digest: &Digest) -> Result<bool, OciError> {
+        let registry = self.registry(image.registry())?;
+        let target = blob_target(image, digest);
+        let url = registry
+            .base_url
+            .join(&format!("/v2/{}/blobs/{digest}", image.repository()))
+            .map_err(|error| url_error(&target, error))?;
+        let request = Request {
+            method: Method::HEAD,
+            url,
+            accept: None,
+            content_type: None,
+            body: None,
+            scope: pull_scope(image.repository()),
+            target: target.clone(),
+        };
+        let answer = self.send(&registry, request).await?;
+        match answer.response.status() {
+            status if status.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(answer, target).await),
+        }
+    }
+
+    /// Asks the registry to link `digest` from repository `from` (same registry) into the
+    /// image's repository: `POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<from>`.
+    pub async fn mount_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount, OciError> {
+        let registry = self.registry(image.registry())?;
+        let target = blob_target(image, digest);
+        let mut url = upload_url(&registry, image, &target)?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from);
+        let answer = self.start_upload(&registry, image, url, &target).await?;
+        match answer.response.status() {
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => Ok(Mount::UploadStarted(upload_location(
+                &registry, &answer, &target,
+            )?)),
+            _ => Err(self.status_error(answer, target).await),
+        }
+    }
+
+    /// Starts a blob upload in the image's repository (`POST /v2/<name>/blobs/uploads/`) and
+    /// returns where to send it.
+    pub async fn start_blob_upload(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<url::Url, OciError> {
+        let registry = self.registry(image.registry())?;
+        let target = blob_target(image, digest);
+        let url = upload_url(&registry, image, &target)?;
+        let answer = self.start_upload(&registry, image, url, &target).await?;
+        if answer.response.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error(answer, target).await);
+        }
+        upload_location(&registry, &answer, &target)
+    }
+
+    async fn start_upload(
+        &self,
+        registry: &Arc<RegistryState>,
+        image: &ImageRef,
+        url: url::Url,
+        target: &Target,
+    ) -> Result<Answer, OciError> {
+        let request = Request {
+            method: Method::POST,
+            url,
+            accept: None,
+            content_type: None,
+            body: Some(Bytes::new()),
+            scope: push_scope(image.repository()),
+            target: target.clone(),
+        };
+        self.send(registry, request).await
+    }
+
+    /// Uploads a blob in one `PUT <location>?digest=<digest>` whose body is streamed from
+    /// `source` (a verified reader of the same digest in another repository or registry), never
+    /// held whole. A source that turns out short, long or corrupt fails the upload with the
+    /// source's error, and the registry, which checks the digest too, never commits it.
+    ///
+    /// Sent once, not through [`Client::send`]: a streamed body cannot be replayed for a retry,
+    /// a challenge or a redirect. The token for the push scope is already there (the upload was
+    /// started under it). It takes no concurrency permit of its own: its source read holds one,
+    /// and a registry limited to one request at a time would otherwise wait for itself.
+    pub async fn upload_blob(
+        &self,
+        image: &ImageRef,
+        location: url::Url,
+        source: BlobReader,
+    ) -> Result<(), OciError> {
+        let registry = self.registry(image.registry())?;
+        let descriptor = source.expected.clone();
+        let target = blob_target(image, &descriptor.digest);
+        let mut url = location;
+        url.query_pairs_mut()
+            .append_pair("digest", descriptor.digest.as_str());
+        if url.origin() != registry.base_url.origin() {
+            return Err(OciError::Protocol {
+                target,
+                detail: "the upload location is on another origin".to_string(),
+            });
+        }
+        let source_error: Arc<Mutex<Option<OciError>>> = Arc::default();
+        let failed = source_error.clone();
+        let chunks = futures_util::stream::unfold(Some(source), move |reader| {
+            let failed = failed.clone();
+            async move {
+                let mut reader = reader?;
+                match reader.next_chunk().await {
+                    Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), Some(reader))),
+                    Ok(None) => None,
+                    Err(error) => {
+                        let detail = error.to_string();
+                        *failed.lock().expect("source error lock") = Some(error);
+                        Some((Err(std::io::Error::other(detail)), None))
+                    }
+                }
+            }
+        });
+        let mut builder = registry
+            .http
+            .put(url)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, descriptor.size)
+            .body(reqwest::Body::wrap_stream(chunks));
+        if let Some(value) = self.authorization(&registry, &push_scope(image.repository())) {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        self.count(&Method::PUT);
+        let sent = builder.send().await;
+        if let Some(error) = source_error.lock().expect("source error lock").take() {
+            return Err(error);
+        }
+        let response = sent.map_err(|error| OciError::Transport {
+            target: target.clone(),
+            detail: transport_detail(&error),
+        })?;
+        if response.status() != StatusCode::CREATED {
+            let permit = registry
+                .semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            let answer = Answer {
+                response,
+                _permit: permit,
+            };
+            return Err(self.status_error(answer, target).await);
+        }
+        if let Some(served) = header_digest(response.headers(), &target)?
+            && served != descriptor.digest
+        {
+            return Err(OciError::Corrupt {
+                target,
+                expected: descriptor.digest.to_string(),
+                actual: served.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Deletes a manifest by digest (which, in most registries, also removes its tags).
@@ -1084,6 +1293,7 @@ impl Client {
             Method::HEAD => &counters.head,
             Method::PUT => &counters.put,
             Method::DELETE => &counters.delete,
+            Method::POST => &counters.post,
             _ => &counters.get,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -1257,6 +1467,40 @@ fn blob_target(image: &ImageRef, digest: &Digest) -> Target {
         repository: image.repository().to_string(),
         reference: digest.to_string(),
     }
+}
+
+fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+/// `/v2/<name>/blobs/uploads/` of the image's repository.
+fn upload_url(
+    registry: &RegistryState,
+    image: &ImageRef,
+    target: &Target,
+) -> Result<url::Url, OciError> {
+    registry
+        .base_url
+        .join(&format!("/v2/{}/blobs/uploads/", image.repository()))
+        .map_err(|error| url_error(target, error))
+}
+
+/// The upload session's URL from a 202's `Location` (relative to the registry, or absolute).
+fn upload_location(
+    registry: &RegistryState,
+    answer: &Answer,
+    target: &Target,
+) -> Result<url::Url, OciError> {
+    let location = header_str(answer.response.headers(), header::LOCATION).ok_or_else(|| {
+        OciError::Protocol {
+            target: target.clone(),
+            detail: "an upload was started without a Location".to_string(),
+        }
+    })?;
+    registry
+        .base_url
+        .join(&location)
+        .map_err(|error| url_error(target, error))
 }
 
 fn pull_scope(repository: &str) -> String {

@@ -2,6 +2,7 @@
 //! distribution API (CNCF distribution, Harbor, GHCR, ECR, Quay, Docker Hub).
 //!
 //! - [`client`]: `Client`, requests with auth, retries, limits and verification.
+//! - [`copy`]: an image's blobs and child manifests into another repository or registry.
 //! - [`manifest`]: manifest, index and config types; platform selection.
 //! - [`auth`]: docker `config.json` credentials, challenges, token realm rules, `Secret`.
 //! - [`digest`]: streaming digest computation.
@@ -9,14 +10,16 @@
 
 pub mod auth;
 pub mod client;
+pub mod copy;
 pub mod digest;
 pub mod error;
 pub mod manifest;
 
 pub use auth::{AuthFile, Credentials, Secret};
 pub use client::{
-    BlobReader, Client, ClientConfig, Limits, Listing, Manifest, RegistryConfig, RequestStats,
-    Resolved, RetryPolicy,
+    BlobReader, Client, ClientConfig, Limits, Listing, Manifest, Mount, RegistryConfig,
+    RequestStats, Resolved, RetryPolicy,
 };
+pub use copy::{CopyReport, copy_referenced};
 pub use error::{OciError, Target};
 pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest, ManifestKind, Platform};
