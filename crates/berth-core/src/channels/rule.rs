@@ -17,6 +17,11 @@
 //!       - {from: 2026-12-18T00:00:00Z, until: 2027-01-04T00:00:00Z, reason: year-end freeze}
 //!     first_publish: immediate      # or scheduled (default)
 //!     stamp: true                   # also tag latest-20261122T0900Z (default false)
+//!   - from: latest
+//!     to: latest
+//!     to_variant: public            # the target is a tag of another variant of the entry:
+//!     from_variant: internal        #   another repository or registry (blobs are copied);
+//!                                   #   the source: `from_variant`, else the default image
 //! ```
 
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc, Weekday};
@@ -102,11 +107,19 @@ pub struct Freeze {
     pub reason: String,
 }
 
-/// From one channel to another of the same image variant.
+/// From one channel to another: of the same image variant, or (with `to_variant`) from one
+/// variant of an entry to another, whose image may live in another repository or registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromotionRule {
     pub from: Tag,
     pub to: Tag,
+    /// The variant whose `from` channel is the source, when the target is another variant;
+    /// `None`: the entry's default image (or the variant the command names).
+    pub from_variant: Option<String>,
+    /// The variant (of the same catalog entry) whose `to` channel is the target; `None`: the
+    /// source's own image. Its image may be in another repository or registry: then a promotion
+    /// copies the blobs first.
+    pub to_variant: Option<String>,
     /// The entries the rule applies to; empty: every entry that publishes both channels.
     pub images: Vec<String>,
     pub trigger: Trigger,
@@ -131,6 +144,8 @@ impl PromotionRule {
         PromotionRule {
             from,
             to,
+            from_variant: None,
+            to_variant: None,
             images: Vec::new(),
             trigger: Trigger::Manual,
             zone: Tz::UTC,
@@ -173,6 +188,8 @@ const RULE_FIELDS: &[&str] = &[
     "freezes",
     "first_publish",
     "stamp",
+    "from_variant",
+    "to_variant",
 ];
 const WINDOW_FIELDS: &[&str] = &["days", "from", "until"];
 const FREEZE_FIELDS: &[&str] = &["from", "until", "reason"];
@@ -209,11 +226,26 @@ impl RulesFile {
         Ok(rules)
     }
 
-    /// The rule moving `entry` from `from` to `to`, if one is written.
+    /// The rule moving `entry` from `from` to `to` within one image, if one is written.
     pub fn rule_for(&self, entry: &CatalogEntry, from: &Tag, to: &Tag) -> Option<&PromotionRule> {
-        self.promotions
-            .iter()
-            .find(|rule| rule.from == *from && rule.to == *to && rule.applies_to(entry))
+        self.rule_to(entry, from, to, None)
+    }
+
+    /// The rule moving `entry` from `from` to `to` of variant `to_variant` (`None`: within one
+    /// image), if one is written.
+    pub fn rule_to(
+        &self,
+        entry: &CatalogEntry,
+        from: &Tag,
+        to: &Tag,
+        to_variant: Option<&str>,
+    ) -> Option<&PromotionRule> {
+        self.promotions.iter().find(|rule| {
+            rule.from == *from
+                && rule.to == *to
+                && rule.to_variant.as_deref() == to_variant
+                && rule.applies_to(entry)
+        })
     }
 }
 
@@ -232,13 +264,33 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
     };
     let from = required(walker, "from");
     let to = required(walker, "to");
+    let mut variant = |walker: &mut Walker<'_>, name: &'static str| -> Option<String> {
+        let field = fields.get(name)?;
+        let value = walker.name(field.value, &path.field(name));
+        ok &= value.is_some();
+        value
+    };
+    let from_variant = variant(walker, "from_variant");
+    let to_variant = variant(walker, "to_variant");
     if let (Some(from), Some(to)) = (&from, &to)
         && from == to
+        && (to_variant.is_none() || to_variant == from_variant)
     {
         walker.error(node.position, path, format!("promotes {from} to itself"));
         ok = false;
     }
+    if from_variant.is_some() && to_variant.is_none() {
+        walker.error(
+            node.position,
+            path,
+            "`from_variant` names the source of a promotion to another variant; add `to_variant`"
+                .to_string(),
+        );
+        ok = false;
+    }
     let mut rule = PromotionRule::manual(from?, to?);
+    rule.from_variant = from_variant;
+    rule.to_variant = to_variant;
     let zone = match fields.get("time_zone") {
         Some(field) => parse_field(walker, field.value, &path.field("time_zone"), |text| {
             text.parse::<Tz>()
@@ -252,7 +304,7 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
         let at = path.field(name);
         let value = field.value;
         let read = match name {
-            "from" | "to" | "time_zone" => true,
+            "from" | "to" | "time_zone" | "from_variant" | "to_variant" => true,
             "images" => match walker.sequence(value, &at) {
                 Some(items) => {
                     for (index, item) in items.iter().enumerate() {

@@ -594,3 +594,37 @@ fn spans_and_stamps() {
         .is_none()
     );
 }
+
+#[test]
+fn a_rule_may_target_another_variant() {
+    let text = "promotions:\n  - {from: latest, to: latest, to_variant: public}\n  - {from: staging, to: latest, from_variant: internal, to_variant: public}\n";
+    let rules = RulesFile::parse("r.yaml", text).unwrap();
+    assert_eq!(rules.promotions[0].to_variant.as_deref(), Some("public"));
+    assert_eq!(rules.promotions[0].from_variant, None);
+    assert_eq!(
+        rules.promotions[1].from_variant.as_deref(),
+        Some("internal")
+    );
+    let staging = channel_tag("staging").unwrap();
+    let latest = channel_tag("latest").unwrap();
+    let entry = entry(Lifecycle::default());
+    assert!(rules.rule_for(&entry, &latest, &latest).is_none());
+    assert_eq!(
+        rules.rule_to(&entry, &staging, &latest, Some("public")),
+        Some(&rules.promotions[1])
+    );
+
+    let broken = "promotions:\n  - {from: latest, to: latest, from_variant: a, to_variant: a}\n  - {from: staging, to: latest, from_variant: a}\n";
+    let got: Vec<String> = RulesFile::parse("r.yaml", broken)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "r.yaml:2:5: error: promotions[0]: promotes latest to itself",
+            "r.yaml:3:5: error: promotions[1]: `from_variant` names the source of a promotion to another variant; add `to_variant`",
+        ]
+    );
+}
