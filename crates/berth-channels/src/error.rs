@@ -18,6 +18,9 @@ pub enum ChannelError {
         expected: Digest,
         found: Digest,
     },
+    /// A rule names a variant the catalog entry does not have.
+    #[error("{problem}")]
+    UnknownVariant { problem: String },
     #[error("{subject}: cannot roll back {channel}: {refused}")]
     Rollback {
         subject: String,

@@ -8,7 +8,7 @@ use berth_core::channels::{
     self, BlockReason, ChangeKind, ChannelState, Decision, Evidence, HistoryEntry, Idle,
     Observation, PromotionRule, Request,
 };
-use berth_oci::Client;
+use berth_oci::{Client, CopyReport};
 use berth_store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -79,6 +79,10 @@ pub enum Action {
         /// The immutable tag published alongside, if asked for.
         #[serde(skip_serializing_if = "Option::is_none")]
         stamp: Option<String>,
+        /// For a target in another repository or registry: the blobs found, mounted and
+        /// uploaded there first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        copied: Option<CopyReport>,
     },
     /// The registry already held the move (an earlier run stopped before recording it): the
     /// missing history entry is now recorded.
@@ -165,8 +169,23 @@ async fn record(
     Ok(())
 }
 
+/// Whose `rule.to` channel a promotion of `subject` moves: the rule's `to_variant` of the
+/// entry, else `subject` itself.
+pub fn target_of(
+    subject: &Subject,
+    entry: &CatalogEntry,
+    rule: &PromotionRule,
+) -> Result<Subject, ChannelError> {
+    match &rule.to_variant {
+        Some(variant) => Subject::of(entry, Some(variant))
+            .map_err(|problem| ChannelError::UnknownVariant { problem }),
+        None => Ok(subject.clone()),
+    }
+}
+
 /// Promotes `subject` from `request.rule.from` to `request.rule.to` if the rule allows it now
-/// (or `force`), repairing a half-recorded earlier run and refusing to overwrite drift.
+/// (or `force`), repairing a half-recorded earlier run and refusing to overwrite drift. With the
+/// rule's `to_variant`, the target channel is that variant's (its history, its repository).
 pub async fn promote(
     client: &Client,
     store: &Store,
@@ -196,7 +215,8 @@ pub async fn promote(
             noticed,
         });
     }
-    let mut target = history::load(store, subject, &rule.to).await?;
+    let target_subject = target_of(subject, entry, rule)?;
+    let mut target = history::load(store, &target_subject, &rule.to).await?;
     let decide = async |target: &ChannelState| -> Result<Decision, ChannelError> {
         let candidate = match &request.request {
             Request::ByHand {
@@ -225,7 +245,7 @@ pub async fn promote(
         _ => None,
     };
     let outcome = |action| Outcome {
-        subject: subject.label(),
+        subject: target_subject.label(),
         channel: rule.to.to_string(),
         action,
         noticed: Vec::new(),
@@ -236,7 +256,7 @@ pub async fn promote(
         ChangeKind::Promotion
     };
     let observation = reconcile(
-        (client, store, subject),
+        (client, store, &target_subject),
         &rule.to,
         &mut target,
         intended.as_ref(),
@@ -257,7 +277,7 @@ pub async fn promote(
             };
             record(
                 store,
-                subject,
+                &target_subject,
                 &rule.to,
                 &mut target,
                 "channel.repair",
@@ -299,7 +319,14 @@ pub async fn promote(
             } else {
                 None
             };
-            tag::put(client, &subject.image, &digest, &rule.to, stamp.as_ref()).await?;
+            let copied = tag::put(
+                client,
+                (&subject.image, &target_subject.image),
+                &digest,
+                &rule.to,
+                stamp.as_ref(),
+            )
+            .await?;
             let from = target.current().cloned();
             let entry = HistoryEntry {
                 previous: from.clone(),
@@ -311,7 +338,7 @@ pub async fn promote(
             };
             record(
                 store,
-                subject,
+                &target_subject,
                 &rule.to,
                 &mut target,
                 "channel.promote",
@@ -325,6 +352,7 @@ pub async fn promote(
                     to: digest,
                     kind,
                     stamp: stamp.map(|stamp| stamp.to_string()),
+                    copied,
                 })
             });
         }
@@ -404,7 +432,14 @@ pub async fn rollback(
         }
         _ => {}
     }
-    tag::put(client, &subject.image, &target, channel, None).await?;
+    tag::put(
+        client,
+        (&subject.image, &subject.image),
+        &target,
+        channel,
+        None,
+    )
+    .await?;
     record(
         store,
         subject,
@@ -420,6 +455,7 @@ pub async fn rollback(
             to: target,
             kind: ChangeKind::Rollback,
             stamp: None,
+            copied: None,
         },
         noticed,
     ))

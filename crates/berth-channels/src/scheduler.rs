@@ -55,6 +55,11 @@ pub async fn tick(
                     variant: variant.map(str::to_string),
                     image: image.clone(),
                 };
+                // A rule to another variant runs from one source: its `from_variant`, else the
+                // entry's default image.
+                if rule.to_variant.is_some() && subject.variant != rule.from_variant {
+                    continue;
+                }
                 // Soak counts from when berth saw a digest on the source: look every tick.
                 if let Err(error) = ops::check(client, store, &subject, &rule.from, now).await {
                     tracing::warn!(image = %subject.label(), channel = %rule.from, error = %error_text(&error), "cannot read the source channel");
@@ -88,7 +93,8 @@ async fn first_publish(
     }
     let run = async {
         // Records a tag that exists without berth knowing it, so it is not published over.
-        let (target, _) = ops::check(client, store, subject, &rule.to, now).await?;
+        let target_subject = ops::target_of(subject, entry, rule)?;
+        let (target, _) = ops::check(client, store, &target_subject, &rule.to, now).await?;
         if target.current().is_some() {
             return Ok(None);
         }

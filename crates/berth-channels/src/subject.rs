@@ -76,6 +76,26 @@ impl Subject {
         Ok((subject, entry))
     }
 
+    /// The entry's `variant` (`None`: its default image) as a subject: the target of a rule
+    /// with `to_variant`, the source of one with `from_variant`.
+    pub fn of(entry: &CatalogEntry, variant: Option<&str>) -> Result<Subject, String> {
+        let image = match variant {
+            Some(variant) => entry.variants.get(variant).map(|found| found.image.clone()),
+            None => entry.image.clone(),
+        };
+        let Some(image) = image else {
+            return Err(match variant {
+                Some(variant) => format!("{} has no variant {variant:?}", entry.name),
+                None => format!("{} has no default image", entry.name),
+            });
+        };
+        Ok(Subject {
+            name: entry.name.clone(),
+            variant: variant.map(str::to_string),
+            image,
+        })
+    }
+
     /// `python3.11/jobs`, or `bookworm` for a default image.
     pub fn label(&self) -> String {
         match &self.variant {
