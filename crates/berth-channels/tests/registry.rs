@@ -207,7 +207,8 @@ async fn promotion_moves_the_tag_and_rollback_moves_it_back() {
             from: None,
             to: base.clone(),
             kind: ChangeKind::Promotion,
-            stamp: None
+            stamp: None,
+            copied: None,
         }
     );
     assert_eq!(world.digest_seen("latest").as_deref(), Some(base.as_str()));
@@ -246,7 +247,8 @@ async fn promotion_moves_the_tag_and_rollback_moves_it_back() {
             from: Some(child.clone()),
             to: base.clone(),
             kind: ChangeKind::Rollback,
-            stamp: None
+            stamp: None,
+            copied: None,
         }
     );
     assert_eq!(world.digest_seen("latest").as_deref(), Some(base.as_str()));
@@ -350,9 +352,15 @@ async fn a_crash_between_the_registry_write_and_the_history_is_repaired() {
     let base = digest("berth/base:1");
     let (subject, _) = world.subject();
     // The registry half of a promotion, then the process "dies": nothing recorded.
-    tag::put(&world.client, &subject.image, &base, &tag("latest"), None)
-        .await
-        .unwrap();
+    tag::put(
+        &world.client,
+        (&subject.image, &subject.image),
+        &base,
+        &tag("latest"),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(world.latest_history().await.is_empty());
 
     let repaired = world
