@@ -820,17 +820,26 @@ impl Client {
         }
         let source_error: Arc<Mutex<Option<OciError>>> = Arc::default();
         let failed = source_error.clone();
-        let chunks = futures_util::stream::unfold(Some(source), move |reader| {
+        // One chunk is held back until the next arrives, so the last one goes out only after
+        // the source's size and digest were verified: a registry that stops reading at
+        // Content-Length never sees a complete body from a corrupt source.
+        let chunks = futures_util::stream::unfold(Some((source, None::<Bytes>)), move |state| {
             let failed = failed.clone();
             async move {
-                let mut reader = reader?;
-                match reader.next_chunk().await {
-                    Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), Some(reader))),
-                    Ok(None) => None,
-                    Err(error) => {
-                        let detail = error.to_string();
-                        *failed.lock().expect("source error lock") = Some(error);
-                        Some((Err(std::io::Error::other(detail)), None))
+                let (mut reader, mut held) = state?;
+                loop {
+                    match reader.next_chunk().await {
+                        Ok(Some(chunk)) => {
+                            if let Some(previous) = held.replace(chunk) {
+                                return Some((Ok(previous), Some((reader, held))));
+                            }
+                        }
+                        Ok(None) => return held.map(|last| (Ok(last), None)),
+                        Err(error) => {
+                            let detail = error.to_string();
+                            *failed.lock().expect("source error lock") = Some(error);
+                            return Some((Err(std::io::Error::other(detail)), None));
+                        }
                     }
                 }
             }

@@ -598,3 +598,60 @@ async fn typed_errors_for_statuses() {
         4
     );
 }
+
+#[tokio::test]
+async fn a_copy_refuses_a_source_blob_that_does_not_match_its_digest() {
+    let honest = b"the real layer".to_vec();
+    let served = b"the fake layer".to_vec();
+    assert_eq!(
+        honest.len(),
+        served.len(),
+        "the size matches: only the digest can tell"
+    );
+    let layer = sha256(&honest);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        sha256(b"{}"),
+        honest.len()
+    );
+    let manifest_digest = sha256(manifest.as_bytes());
+    let body = manifest.clone();
+    let layer_path = layer.to_string();
+    let server = Hostile::start(move |seen, _| {
+        let bytes = if seen.uri.contains("/manifests/") {
+            body.clone().into_bytes()
+        } else if seen.uri.ends_with(&layer_path) {
+            served.clone()
+        } else {
+            b"{}".to_vec()
+        };
+        respond(200)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(Body::from(bytes))
+            .unwrap()
+    })
+    .await;
+    let plain = berth_testkit::Testbed::get().plain();
+    let client = client_for(&[&server.registry(), plain], None);
+    let source = server.image(&format!("repo@{manifest_digest}"));
+    let fetched = client.manifest(&source).await.unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let target = ImageRef::parse(&format!(
+        "{plain}/berth-oci/hostile-copy-{nanos}@{manifest_digest}"
+    ))
+    .unwrap();
+
+    let error = berth_oci::copy_referenced(&client, &source, &target, &fetched)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, OciError::Corrupt { expected, .. } if *expected == layer.to_string()),
+        "{error}"
+    );
+    // The config went over; the corrupt layer never landed in the target.
+    assert!(client.has_blob(&target, &sha256(b"{}")).await.unwrap());
+    assert!(!client.has_blob(&target, &layer).await.unwrap());
+}
