@@ -256,6 +256,8 @@ pub struct PromoteBody {
     pub variant: Option<String>,
     pub from: String,
     pub to: String,
+    /// The target is `to` of this variant of the entry (another repository or registry).
+    pub to_variant: Option<String>,
     pub digest: Option<String>,
     #[serde(default)]
     pub reason: String,
@@ -291,8 +293,15 @@ async fn promote(
         .as_deref()
         .map(|text| digest(text, "digest"))
         .transpose()?;
-    let manual = PromotionRule::manual(from.clone(), to.clone());
-    let rule = api.rules.rule_for(&entry, &from, &to).unwrap_or(&manual);
+    if let Some(variant) = body.to_variant.as_deref() {
+        Subject::of(&entry, Some(variant)).map_err(ChannelsApiError::NotFound)?;
+    }
+    let mut manual = PromotionRule::manual(from.clone(), to.clone());
+    manual.to_variant = body.to_variant.clone();
+    let rule = api
+        .rules
+        .rule_to(&entry, &from, &to, body.to_variant.as_deref())
+        .unwrap_or(&manual);
     let request = PromoteRequest {
         rule,
         request: Request::ByHand { digest: wanted },

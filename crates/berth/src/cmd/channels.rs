@@ -56,6 +56,10 @@ pub struct PromoteArgs {
     pub from: String,
     #[arg(long, value_name = "CHANNEL")]
     pub to: String,
+    /// The target is `--to` of this variant of the entry: its repository, maybe another registry
+    /// (the blobs are copied first).
+    #[arg(long, value_name = "VARIANT")]
+    pub to_variant: Option<String>,
     /// Promote this digest (one the source channel held) instead of the source's current one.
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<String>,
@@ -211,8 +215,15 @@ pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode>
     crate::cmd::runtime()?.block_on(async {
         let context = args.common.context(env).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
-        let manual = PromotionRule::manual(from.clone(), to.clone());
-        let rule = context.rules.rule_for(entry, &from, &to).unwrap_or(&manual);
+        if let Some(variant) = args.to_variant.as_deref() {
+            Subject::of(entry, Some(variant)).map_err(usage)?;
+        }
+        let mut manual = PromotionRule::manual(from.clone(), to.clone());
+        manual.to_variant = args.to_variant.clone();
+        let rule = context
+            .rules
+            .rule_to(entry, &from, &to, args.to_variant.as_deref())
+            .unwrap_or(&manual);
         let request = PromoteRequest {
             rule,
             request: Request::ByHand { digest: wanted },
@@ -293,6 +304,7 @@ fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
                 to,
                 kind,
                 stamp,
+                copied,
             } => {
                 let mut line = format!(
                     "{target}: {} {} -> {to}",
@@ -301,6 +313,12 @@ fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
                 );
                 if let Some(stamp) = stamp {
                     line.push_str(&format!(" (also tagged {stamp})"));
+                }
+                if let Some(copied) = copied {
+                    line.push_str(&format!(
+                        " (blobs: {} mounted, {} uploaded, {} already there)",
+                        copied.mounted, copied.uploaded, copied.present
+                    ));
                 }
                 line
             }
