@@ -3,16 +3,16 @@
 //! request's bearer token is hashed and looked up, so no secret is ever stored or logged. The
 //! token's name is the actor in the history and the audit log.
 //!
-//! A router of its own, merged into `app` by `run` when configured, so the catalog API does not
-//! change shape with it.
+//! The routes are always in `app` (and in docs/openapi.yaml); without a store and tokens in
+//! the config they answer 503 `not_configured`, saying what is missing, rather than 404.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use berth_channels::{Action, ChannelError, PromoteRequest, RollbackRequest, Subject};
 use berth_core::channels::{self, PromotionRule, Request, RulesFile};
 use berth_core::{Digest, Tag};
@@ -21,9 +21,9 @@ use berth_store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::Clock;
 use crate::config::{ApiToken, Scope};
 use crate::reload::CatalogState;
+use crate::{AppState, Clock};
 
 /// What the channel API needs.
 pub struct ChannelsApi {
@@ -36,23 +36,36 @@ pub struct ChannelsApi {
     pub clock: Clock,
 }
 
-pub fn router(api: Arc<ChannelsApi>) -> Router {
-    Router::new()
-        .route("/api/v1/channels/{name}/history", get(history))
-        .route("/api/v1/channels/{name}/promote", post(promote))
-        .route("/api/v1/channels/{name}/rollback", post(rollback))
-        .route("/api/v1/audit", get(audit))
-        .with_state(api)
+/// The channel API of the app's state, or 503 `not_configured` when `berth serve` runs without it.
+pub struct Channels(pub Arc<ChannelsApi>);
+
+impl FromRequestParts<AppState> for Channels {
+    type Rejection = ChannelsApiError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .channels
+            .clone()
+            .map(Channels)
+            .ok_or(ChannelsApiError::NotConfigured)
+    }
 }
 
 /// Why a channel request got no answer; 5xx say only "internal error" (the chain is logged).
 #[derive(Debug)]
 pub enum ChannelsApiError {
     Unauthorized,
-    Forbidden { needed: Scope },
+    Forbidden {
+        needed: Scope,
+    },
     BadRequest(String),
     NotFound(String),
     NoCatalog,
+    /// `berth serve` has no store or no `api_tokens`: the channel API is off.
+    NotConfigured,
     Internal,
 }
 
@@ -84,6 +97,12 @@ impl IntoResponse for ChannelsApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_catalog",
                 "no catalog has loaded yet; see /api/v1/status".to_string(),
+            ),
+            ChannelsApiError::NotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "the channel API is off: berth serve needs a `store` and `api_tokens` in its config (docs/channels.md)"
+                    .to_string(),
             ),
             ChannelsApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,14 +191,14 @@ pub struct HistoryQuery {
 }
 
 #[derive(Debug, Serialize)]
-struct HistoryLine {
+pub(crate) struct HistoryLine {
     channel: String,
     #[serde(flatten)]
     entry: channels::HistoryEntry,
 }
 
-async fn history(
-    State(api): State<Arc<ChannelsApi>>,
+pub(crate) async fn history(
+    Channels(api): Channels,
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(query): Query<HistoryQuery>,
@@ -211,7 +230,7 @@ pub struct AuditQuery {
 }
 
 #[derive(Debug, Serialize)]
-struct AuditLine {
+pub(crate) struct AuditLine {
     id: i64,
     at: chrono::DateTime<chrono::Utc>,
     actor: String,
@@ -221,8 +240,8 @@ struct AuditLine {
     after: Option<serde_json::Value>,
 }
 
-async fn audit(
-    State(api): State<Arc<ChannelsApi>>,
+pub(crate) async fn audit(
+    Channels(api): Channels,
     headers: HeaderMap,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditLine>>, ChannelsApiError> {
@@ -278,8 +297,8 @@ fn outcome_response(outcome: berth_channels::Outcome) -> Response {
     (status, Json(outcome)).into_response()
 }
 
-async fn promote(
-    State(api): State<Arc<ChannelsApi>>,
+pub(crate) async fn promote(
+    Channels(api): Channels,
     headers: HeaderMap,
     Path(name): Path<String>,
     Json(body): Json<PromoteBody>,
@@ -333,8 +352,8 @@ pub struct RollbackBody {
     pub force: bool,
 }
 
-async fn rollback(
-    State(api): State<Arc<ChannelsApi>>,
+pub(crate) async fn rollback(
+    Channels(api): Channels,
     headers: HeaderMap,
     Path(name): Path<String>,
     Json(body): Json<RollbackBody>,

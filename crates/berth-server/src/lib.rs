@@ -13,7 +13,8 @@
 //! - [`tls`]: HTTPS with certificate files reloaded when they change.
 //! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
-//! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens.
+//! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens
+//!   (routes always in [`app`]; 503 `not_configured` without a store and tokens).
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
@@ -33,7 +34,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -59,6 +60,9 @@ pub struct AppState {
     pub knowledge: Option<Arc<knowledge::Knowledge>>,
     /// The webhook's tag resolver, for its counters on `/metrics`; `None` without `--resolve`.
     pub resolver: Option<resolve::TagResolver>,
+    /// The channel API (history, audit, promote, roll back); `None` without a store and
+    /// `api_tokens`, when its routes answer 503.
+    pub channels: Option<Arc<channels_api::ChannelsApi>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -78,6 +82,19 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/images/{digest}", get(knowledge::image))
         .route("/api/v1/repositories", get(knowledge::repositories))
         .route("/api/v1/sync", get(knowledge::sync_status))
+        .route(
+            "/api/v1/channels/{name}/history",
+            get(channels_api::history),
+        )
+        .route(
+            "/api/v1/channels/{name}/promote",
+            post(channels_api::promote),
+        )
+        .route(
+            "/api/v1/channels/{name}/rollback",
+            post(channels_api::rollback),
+        )
+        .route("/api/v1/audit", get(channels_api::audit))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
         .with_state(state)
@@ -95,7 +112,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
-    let (catalog_for_api, clock_for_api) = (Arc::clone(&catalog), Arc::clone(&clock));
     let knowledge = match &settings.store {
         Some(url) => {
             let store = berth_store::Store::open(url)
@@ -110,11 +126,27 @@ pub async fn run(
         (Some(_), Some(resolve)) => Some(resolve::TagResolver::new(resolve.clone())),
         _ => None,
     };
+    let channels = match (&knowledge, &settings.channels_api) {
+        (Some(knowledge), Some(api)) => Some(Arc::new(channels_api::ChannelsApi {
+            catalog: Arc::clone(&catalog),
+            store: knowledge.store.clone(),
+            client: berth_oci::Client::new(api.client.clone()),
+            rules: settings
+                .promotions
+                .as_ref()
+                .map(|promotions| promotions.rules.clone())
+                .unwrap_or_default(),
+            tokens: api.tokens.clone(),
+            clock: Arc::clone(&clock),
+        })),
+        _ => None,
+    };
     let state = AppState {
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
         knowledge: knowledge.clone(),
         resolver: resolver.clone(),
+        channels,
     };
     let mut router = app(state);
     if let Some((snapshot, usage)) = admission {
@@ -172,20 +204,6 @@ pub async fn run(
         tls = settings.tls.is_some(),
         "berth serve listening"
     );
-    if let (Some(knowledge), Some(api)) = (&knowledge, &settings.channels_api) {
-        router = router.merge(channels_api::router(Arc::new(channels_api::ChannelsApi {
-            catalog: Arc::clone(&catalog_for_api),
-            store: knowledge.store.clone(),
-            client: berth_oci::Client::new(api.client.clone()),
-            rules: settings
-                .promotions
-                .as_ref()
-                .map(|promotions| promotions.rules.clone())
-                .unwrap_or_default(),
-            tokens: api.tokens.clone(),
-            clock: Arc::clone(&clock_for_api),
-        })));
-    }
     match certificates {
         Some(certificates) => {
             let watcher = tokio::spawn(tls::watch_certificates(

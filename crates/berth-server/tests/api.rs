@@ -53,6 +53,7 @@ fn state_with(catalog: Catalog) -> AppState {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        channels: None,
     }
 }
 
@@ -215,6 +216,7 @@ async fn the_clock_decides_effective_states() {
         clock: early,
         knowledge: None,
         resolver: None,
+        channels: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -233,6 +235,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        channels: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -273,6 +276,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        channels: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -387,6 +391,10 @@ async fn openapi_describes_the_routes() {
     let mut served = vec![
         "/api/v1/catalog",
         "/api/v1/catalog/{name}",
+        "/api/v1/audit",
+        "/api/v1/channels/{name}/history",
+        "/api/v1/channels/{name}/promote",
+        "/api/v1/channels/{name}/rollback",
         "/api/v1/images",
         "/api/v1/images/{digest}",
         "/api/v1/repositories",
@@ -409,6 +417,43 @@ async fn openapi_describes_the_routes() {
         assert_ne!(
             body["error"], "not_found",
             "{uri} is documented but not served"
+        );
+    }
+}
+
+/// Without a store and tokens, the channel routes say the channel API is off (not 404).
+#[tokio::test]
+async fn channel_routes_without_the_channel_api_say_it_is_off() {
+    let state = state_with(demo());
+    for (method, uri) in [
+        ("GET", "/api/v1/channels/bookworm/history"),
+        ("GET", "/api/v1/audit"),
+        ("POST", "/api/v1/channels/bookworm/promote"),
+        ("POST", "/api/v1/channels/bookworm/rollback"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"from": "staging", "to": "latest", "channel": "latest"}"#,
+            ))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let response = app(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|error| match error {});
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(body["error"], "not_configured", "{uri}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|text| text.contains("api_tokens")),
+            "{body}"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The channel API through `router().oneshot(..)` against the test bed's registry: tokens and
+//! The channel API through `app().oneshot(..)` against the test bed's registry: tokens and
 //! scopes (401, 403), promote and roll back moving the tag (read back with skopeo), the token's
 //! name as the actor in the history and the audit log, and refusals as 409.
 
@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use berth_core::catalog::{self, Format, Source};
 use berth_oci::{Client, ClientConfig, RegistryConfig};
+use berth_server::AppState;
 use berth_server::catalog_source::CatalogSource;
-use berth_server::channels_api::{ChannelsApi, router};
+use berth_server::channels_api::ChannelsApi;
 use berth_server::config::{ApiToken, Scope};
 use berth_server::reload::CatalogState;
 use berth_store::Store;
@@ -130,10 +131,15 @@ impl World {
                 .body(Body::from(body.to_string()))
         }
         .unwrap_or_else(|error| panic!("{error}"));
-        let response = router(Arc::clone(&self.api))
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|error| match error {});
+        let response = berth_server::app(AppState {
+            catalog: Arc::clone(&self.api.catalog),
+            clock: Arc::clone(&self.api.clock),
+            knowledge: None,
+            channels: Some(Arc::clone(&self.api)),
+        })
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|error| match error {});
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
