@@ -189,6 +189,7 @@ pub async fn run(
         catalog,
         settings.poll_interval,
         clock,
+        knowledge.as_ref().map(|knowledge| knowledge.store.clone()),
         stopped.clone(),
     ));
     tokio::spawn(async move {

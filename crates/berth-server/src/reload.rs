@@ -1,7 +1,8 @@
 //! The catalog being served and how it is replaced: a snapshot behind an `Arc`, swapped only
 //! for a catalog that loaded without error. An invalid edit is logged with its diagnostics,
 //! counted, shown in the status, and the last good catalog keeps being served: a typo must never
-//! empty a platform's image list.
+//! empty a platform's image list. With a store, a reload that changes what is served is
+//! appended to the audit log (`catalog.reload`, actor `berth-serve`).
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -22,6 +23,23 @@ pub struct Snapshot {
     pub generation: u64,
     pub loaded_at: DateTime<Utc>,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// The actor of catalog reloads in the audit log.
+pub const RELOAD_ACTOR: &str = "berth-serve";
+
+/// A served catalog, as the audit log describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Served {
+    pub generation: u64,
+    pub entries: usize,
+}
+
+/// A reload that replaced the served catalog with one of different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogChange {
+    pub before: Served,
+    pub after: Served,
 }
 
 /// The outcome of the latest attempt to load the catalog.
@@ -147,11 +165,28 @@ impl CatalogState {
     }
 
     /// Records an attempt: a loaded catalog replaces the served one; anything else leaves it.
-    pub fn record(&self, result: LoadResult, at: DateTime<Utc>) {
+    /// Returns the change when a catalog of different entries replaced a served one (not for
+    /// the first load, nor for a reload of the same content).
+    pub fn record(&self, result: LoadResult, at: DateTime<Utc>) -> Option<CatalogChange> {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let mut change = None;
         let attempt = match result {
             LoadResult::Loaded { catalog, warnings } => {
                 let generation = inner.serving.as_ref().map_or(1, |old| old.generation + 1);
+                if let Some(old) = &inner.serving
+                    && old.catalog.entries() != catalog.entries()
+                {
+                    change = Some(CatalogChange {
+                        before: Served {
+                            generation: old.generation,
+                            entries: old.catalog.len(),
+                        },
+                        after: Served {
+                            generation,
+                            entries: catalog.len(),
+                        },
+                    });
+                }
                 tracing::info!(
                     path = %self.source.path.display(),
                     generation,
@@ -213,11 +248,13 @@ impl CatalogState {
             }
         };
         inner.last_attempt = Some(attempt);
+        change
     }
 
-    /// Reads and checks the catalog's files and records the outcome. Blocking: file I/O and a
-    /// CPU-bound parse; call from a blocking thread.
-    pub fn reload(&self, now: DateTime<Utc>) {
+    /// Reads and checks the catalog's files and records the outcome (see [`CatalogState::record`]
+    /// for what is returned). Blocking: file I/O and a CPU-bound parse; call from a blocking
+    /// thread.
+    pub fn reload(&self, now: DateTime<Utc>) -> Option<CatalogChange> {
         let result = match catalog_source::load(&self.source, now) {
             Err(error) => LoadResult::Unreadable {
                 error: error_chain(&error),
@@ -232,7 +269,7 @@ impl CatalogState {
                 },
             },
         };
-        self.record(result, now);
+        self.record(result, now)
     }
 }
 
@@ -258,12 +295,45 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Reloads the catalog (on a blocking thread) and, when that changed what is served and there is
+/// a store, appends the change to the audit log. A store that cannot be written is logged; the
+/// new catalog is served all the same.
+pub async fn reload_and_audit(
+    state: &Arc<CatalogState>,
+    now: DateTime<Utc>,
+    audit: Option<&berth_store::Store>,
+) -> Option<CatalogChange> {
+    let reload_state = Arc::clone(state);
+    let change = match tokio::task::spawn_blocking(move || reload_state.reload(now)).await {
+        Ok(change) => change?,
+        Err(error) => {
+            tracing::error!(error = %error, "catalog reload task failed");
+            return None;
+        }
+    };
+    if let Some(store) = audit {
+        let entry = berth_store::AuditEntry {
+            at: now,
+            actor: RELOAD_ACTOR.to_string(),
+            action: "catalog.reload".to_string(),
+            subject: state.source().path.display().to_string(),
+            before: serde_json::to_value(change.before).ok(),
+            after: serde_json::to_value(change.after).ok(),
+        };
+        if let Err(error) = store.append_audit(&entry).await {
+            tracing::error!(error = %error_chain(&error), "cannot append the catalog reload to the audit log");
+        }
+    }
+    Some(change)
+}
+
 /// Loads the catalog now, then every `interval` reloads it if its files changed, until
-/// `shutdown` turns true.
+/// `shutdown` turns true. With `audit`, reloads that change the catalog go to its audit log.
 pub async fn watch(
     state: Arc<CatalogState>,
     interval: Duration,
     clock: Clock,
+    audit: Option<berth_store::Store>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path = state.source().path.clone();
@@ -275,13 +345,7 @@ pub async fn watch(
         match print {
             Ok(print) if last.as_ref() != Some(&print) => {
                 last = Some(print);
-                let reload_state = Arc::clone(&state);
-                let now = clock();
-                if let Err(error) =
-                    tokio::task::spawn_blocking(move || reload_state.reload(now)).await
-                {
-                    tracing::error!(error = %error, "catalog reload task failed");
-                }
+                reload_and_audit(&state, clock(), audit.as_ref()).await;
             }
             Ok(_) => {}
             Err(error) => tracing::error!(error = %error, "catalog fingerprint task failed"),

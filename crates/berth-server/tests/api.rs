@@ -457,3 +457,56 @@ async fn channel_routes_without_the_channel_api_say_it_is_off() {
         );
     }
 }
+
+/// A reload that changes the served catalog goes to the audit log (actor `berth-serve`, before
+/// and after as generation and entry count); the first load, a reload of the same content and a
+/// rejected edit do not.
+#[tokio::test]
+async fn catalog_reloads_that_change_the_catalog_are_audited() {
+    let dir = std::env::temp_dir().join(format!("berth-reload-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    let file = dir.join("catalog.yaml");
+    let write = |text: &str| std::fs::write(&file, text).unwrap_or_else(|error| panic!("{error}"));
+    let state = Arc::new(CatalogState::new(CatalogSource {
+        path: file.clone(),
+        format: Format::Berth,
+    }));
+    let store = berth_store::Store::open("sqlite::memory:")
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let reload =
+        async || berth_server::reload::reload_and_audit(&state, today(), Some(&store)).await;
+
+    write("images:\n  bookworm: {image: x/base}\n");
+    assert_eq!(reload().await, None, "the first load is not a change");
+    write("images:\n  bookworm: {image: x/base}\n\n# same entries\n");
+    assert_eq!(reload().await, None, "same entries");
+    write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
+    assert_eq!(reload().await, None, "rejected");
+    write("images:\n  bookworm: {image: x/base}\n  python: {image: x/py}\n");
+    let change = reload().await.unwrap_or_else(|| panic!("a change"));
+    assert_eq!((change.before.entries, change.after.entries), (1, 2));
+
+    let audit = store
+        .audit_log(None, 10)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let entry = &audit[0].entry;
+    assert_eq!(
+        (
+            entry.actor.as_str(),
+            entry.action.as_str(),
+            entry.subject.as_str()
+        ),
+        (
+            "berth-serve",
+            "catalog.reload",
+            file.display().to_string().as_str()
+        )
+    );
+    assert_eq!(entry.before, Some(json!({"generation": 2, "entries": 1})));
+    assert_eq!(entry.after, Some(json!({"generation": 3, "entries": 2})));
+    std::fs::remove_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+}
