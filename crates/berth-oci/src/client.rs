@@ -863,17 +863,7 @@ impl Client {
             detail: transport_detail(&error),
         })?;
         if response.status() != StatusCode::CREATED {
-            let permit = registry
-                .semaphore
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
-            let answer = Answer {
-                response,
-                _permit: permit,
-            };
-            return Err(self.status_error(answer, target).await);
+            return Err(self.response_error(response, target).await);
         }
         if let Some(served) = header_digest(response.headers(), &target)?
             && served != descriptor.digest
@@ -1333,10 +1323,16 @@ impl Client {
     /// Turns a non-success answer into the typed error for its status, with the registry's own
     /// error message (capped) as detail.
     async fn status_error(&self, answer: Answer, target: Target) -> OciError {
-        let status = answer.response.status();
-        let retry_after = retry_after(answer.response.headers());
+        // The permit is held until the error body is read (`answer` lives to the end).
+        self.response_error(answer.response, target).await
+    }
+
+    /// [`Client::status_error`] for a response that holds no permit (a streamed upload's).
+    async fn response_error(&self, response: reqwest::Response, target: Target) -> OciError {
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
         let limit = self.inner.config.limits.small_body_bytes;
-        let detail = match read_body_capped(&self.inner.counters, answer.response, limit).await {
+        let detail = match read_body_capped(&self.inner.counters, response, limit).await {
             Ok(body) => error_detail(&body),
             Err(_) => String::new(),
         };

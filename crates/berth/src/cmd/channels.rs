@@ -695,13 +695,22 @@ pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
             let text: String = entries
                 .iter()
                 .map(|logged| {
+                    // A channel move's digest, or a catalog reload's generation and size.
                     let digest = |state: &Option<serde_json::Value>| {
-                        state
-                            .as_ref()
-                            .and_then(|state| state.get("digest"))
-                            .and_then(serde_json::Value::as_str)
-                            .unwrap_or("-")
-                            .to_string()
+                        let Some(state) = state.as_ref() else {
+                            return "-".to_string();
+                        };
+                        if let Some(digest) =
+                            state.get("digest").and_then(serde_json::Value::as_str)
+                        {
+                            return digest.to_string();
+                        }
+                        match (state.get("generation"), state.get("entries")) {
+                            (Some(generation), Some(entries)) => {
+                                format!("generation {generation} ({entries} entries)")
+                            }
+                            _ => "-".to_string(),
+                        }
                     };
                     format!(
                         "{}  {:<16} {:<28} {}  {} -> {}\n",
