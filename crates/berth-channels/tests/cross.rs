@@ -268,3 +268,37 @@ async fn an_index_crosses_registries_as_an_index_with_the_same_digest() {
         Some(multi.as_str())
     );
 }
+
+#[tokio::test]
+async fn the_scheduler_runs_a_rule_to_another_variant_from_its_source_only() {
+    let plain = Testbed::get().plain();
+    let source = format!("{plain}/{}", unique("scheduled-source"));
+    let target = format!("{plain}/{}", unique("scheduled-target"));
+    let catalog = catalog(&source, &target, "berth/base:1");
+    let client = client(&[]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let rules = berth_core::channels::RulesFile::parse(
+        "rules.yaml",
+        "promotions:\n  - {from: staging, to: latest, to_variant: public, first_publish: immediate}\n",
+    )
+    .unwrap();
+
+    let ran = berth_channels::scheduler::tick(&client, &store, &catalog, &rules, now())
+        .await
+        .unwrap();
+    // One run, from the default image (the rule's source), to `public`.
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran[0].subject, "app");
+    let outcome = ran[0].outcome.as_ref().unwrap();
+    assert_eq!(outcome.subject, "app/public");
+    assert!(copied(outcome).mounted >= 2);
+    assert_eq!(
+        digest_seen(&format!("{target}:latest"), false),
+        Testbed::get().digest("berth/base:1")
+    );
+    // The next tick finds the target published: nothing more.
+    let again = berth_channels::scheduler::tick(&client, &store, &catalog, &rules, now())
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
