@@ -261,3 +261,75 @@ fn an_unknown_image_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn promote_to_another_variant_copies_into_its_repository() {
+    let demo = Demo::new("to-variant");
+    let plain = Testbed::get().plain();
+    let public = format!("{}-public", demo.repository);
+    std::fs::write(
+        demo.dir.join("catalog.yaml"),
+        format!(
+            "images:\n  app:\n    image: {plain}/{}\n    channels: [staging, latest]\n    variants:\n      public: {{image: {plain}/{public}}}\n",
+            demo.repository
+        ),
+    )
+    .unwrap();
+    demo.push("berth/base:1", "staging");
+    let now = "2026-11-16T09:05:00Z";
+
+    let output = demo.berth(
+        &[
+            "promote",
+            "app",
+            "--from",
+            "staging",
+            "--to",
+            "latest",
+            "--to-variant",
+            "nope",
+        ],
+        now,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("app has no variant \"nope\""), "{stderr}");
+
+    let args = [
+        "promote",
+        "app",
+        "--from",
+        "staging",
+        "--to",
+        "latest",
+        "--to-variant",
+        "public",
+    ];
+    let stdout = demo.expect(&args, now, 0);
+    let base = Testbed::get().digest("berth/base:1");
+    assert!(
+        stdout.contains(&format!("app/public:latest: promotion (new) -> {base}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mounted, 0 uploaded"), "{stdout}");
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{plain}/{public}:latest"),
+    ]);
+    let file = demo.dir.join("public.json");
+    std::fs::write(&file, raw).unwrap();
+    assert_eq!(
+        skopeo(&["manifest-digest", file.to_str().unwrap()]).trim(),
+        base
+    );
+    let history = demo.expect(&["history", "app/public", "--channel", "latest"], now, 0);
+    assert!(
+        history.contains("promotion") && history.contains(&base),
+        "{history}"
+    );
+    // Again: already there.
+    let again = demo.expect(&args, now, 0);
+    assert!(again.contains("nothing to do"), "{again}");
+}
