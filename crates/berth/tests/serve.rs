@@ -502,3 +502,71 @@ fn the_promotion_scheduler_publishes_a_new_image_at_once() {
     assert_eq!(history[0]["digest"], testbed.digest("berth/base:1"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `berth serve` with a store: a catalog edit that changes the entries is in the audit log
+/// (`berth audit`), with actor `berth-serve` and the generations before and after.
+#[test]
+fn a_catalog_reload_is_in_the_audit_log() {
+    let dir = scratch("reload-audit");
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(&catalog, "images:\n  bookworm: {image: x/base}\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!("listen: 127.0.0.1:0\ncatalog: catalog.yaml\ncatalog_poll_interval: 100ms\nstore: {store}\n"),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let server = Server::start(&config);
+    server.wait_for_status("the first load", |status| {
+        status["catalog"]["serving"]["generation"] == 1
+    });
+    std::fs::write(
+        &catalog,
+        "images:\n  bookworm: {image: x/base}\n  trixie: {image: x/next}\n",
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    server.wait_for_status("the reload", |status| {
+        status["catalog"]["serving"]["generation"] == 2
+    });
+    let audit = || {
+        let output = berth()
+            .args(["audit", "--json", "--store", &store])
+            .output()
+            .unwrap_or_else(|error| panic!("{error}"));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "berth audit: {error}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    };
+    // The entry is appended right after the new catalog is served: poll for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entries = loop {
+        let entries = audit();
+        if entries
+            .as_array()
+            .is_some_and(|entries| !entries.is_empty())
+        {
+            break entries;
+        }
+        assert!(Instant::now() < deadline, "no audit entry: {entries}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    let entry = &entries[0];
+    assert_eq!(entry["action"], "catalog.reload");
+    assert_eq!(entry["actor"], "berth-serve");
+    assert_eq!(
+        entry["before"],
+        serde_json::json!({"generation": 1, "entries": 1})
+    );
+    assert_eq!(
+        entry["after"],
+        serde_json::json!({"generation": 2, "entries": 2})
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
