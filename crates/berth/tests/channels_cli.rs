@@ -332,4 +332,20 @@ fn promote_to_another_variant_copies_into_its_repository() {
     // Again: already there.
     let again = demo.expect(&args, now, 0);
     assert!(again.contains("nothing to do"), "{again}");
+
+    // With the rule written down, `berth channels` shows it once, under its source, with the
+    // target variant's state.
+    std::fs::write(
+        demo.dir.join("channels.yaml"),
+        "promotions:\n  - {from: staging, to: latest, to_variant: public}\n",
+    )
+    .unwrap();
+    let overview = demo.expect(&["channels"], now, 0);
+    assert_eq!(
+        overview
+            .matches("staging -> app/public:latest: by hand only; now: up to date")
+            .count(),
+        1,
+        "{overview}"
+    );
 }

@@ -520,11 +520,14 @@ async fn view(
     let mut states: Vec<(Tag, ChannelState)> = Vec::new();
     let mut channel_views = Vec::new();
     for name in &entry.channels {
-        let targeted = context
-            .rules
-            .promotions
-            .iter()
-            .any(|rule| rule.to == *name && rule.applies_to(entry));
+        let targeted = context.rules.promotions.iter().any(|rule| {
+            // A rule to another variant manages that variant's channel, not this one's.
+            let here = match &rule.to_variant {
+                Some(variant) => subject.variant.as_deref() == Some(variant.as_str()),
+                None => true,
+            };
+            rule.to == *name && here && rule.applies_to(entry)
+        });
         let (state, noticed) =
             berth_channels::check(&context.client, &context.store, subject, name, context.now)
                 .await
@@ -560,9 +563,20 @@ async fn view(
         .promotions
         .iter()
         .filter(|rule| rule.applies_to(entry))
+        // A rule to another variant is shown with its source only.
+        .filter(|rule| rule.to_variant.is_none() || subject.variant == rule.from_variant)
     {
         let source = state_of(&rule.from);
-        let target = state_of(&rule.to);
+        let (target, to) = match &rule.to_variant {
+            None => (state_of(&rule.to), rule.to.to_string()),
+            Some(_) => {
+                let target_subject = berth_channels::ops::target_of(subject, entry, rule)?;
+                let state =
+                    berth_channels::history::load(&context.store, &target_subject, &rule.to)
+                        .await?;
+                (state, format!("{}:{}", target_subject.label(), rule.to))
+            }
+        };
         let facts_known = match source.current() {
             Some(digest) => context.store.known_manifest(digest).await?,
             None => false,
@@ -582,7 +596,7 @@ async fn view(
             .unwrap_or(context.now);
         rules.push(RuleView {
             from: rule.from.to_string(),
-            to: rule.to.to_string(),
+            to,
             schedule: match &rule.trigger {
                 channels::Trigger::Manual => None,
                 channels::Trigger::Scheduled(schedule) => Some(schedule.to_string()),
