@@ -135,6 +135,7 @@ impl World {
             catalog: Arc::clone(&self.api.catalog),
             clock: Arc::clone(&self.api.clock),
             knowledge: None,
+            resolver: None,
             channels: Some(Arc::clone(&self.api)),
         })
         .oneshot(request)
