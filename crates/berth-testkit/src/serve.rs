@@ -66,6 +66,25 @@ impl ServeProcess {
         }
     }
 
+    /// Its process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to exit (after a signal) and returns how it exited.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child
+            .wait()
+            .unwrap_or_else(|error| panic!("waiting for berth serve: {error}"))
+    }
+
+    /// How it exited, if it has.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .try_wait()
+            .unwrap_or_else(|error| panic!("checking on berth serve: {error}"))
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.address

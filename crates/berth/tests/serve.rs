@@ -3,13 +3,13 @@
 //! old catalog answering while the status reports the error; fixing it serves the new one; and
 //! SIGTERM stops the server cleanly.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_testkit::ServeProcess;
 use serde_json::Value;
 
 /// The moment every question is asked at, so the CLI and the server agree whatever the clock.
@@ -21,61 +21,22 @@ fn berth() -> Command {
     command
 }
 
-/// A running `berth serve`, killed if the test ends early.
+/// A running `berth serve` (the testkit's `ServeProcess`), killed if the test ends early.
 struct Server {
-    child: Child,
+    process: ServeProcess,
     address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     /// Starts the server and waits for its "listening" log line to learn the port.
     fn start(config: &Path) -> Server {
-        let mut child = berth()
+        let mut command = berth();
+        command
             .args(["--log-json", "serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start berth serve: {error}"));
-        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-        let (lines, received) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            address: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.address.is_empty() {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let line = received
-                .recv_timeout(timeout)
-                .unwrap_or_else(|error| panic!("berth serve did not report its address: {error}"));
-            let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if event["fields"]["message"] == "berth serve listening" {
-                server.address = event["fields"]["address"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-        }
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || while received.recv().is_ok() {});
-        server
+            .arg(config);
+        let process = ServeProcess::start(command);
+        let address = process.address.clone();
+        Server { process, address }
     }
 
     /// GETs `path` over HTTP/1.0 and returns the status code and the body as JSON (or as a
@@ -270,7 +231,7 @@ fn serves_what_the_cli_answers_and_survives_a_broken_edit() {
     assert_eq!((code, &trixie["name"]), (200, &Value::from("debian13")));
 
     // SIGTERM: a clean stop.
-    let pid = server.child.id().to_string();
+    let pid = server.process.pid().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -278,11 +239,7 @@ fn serves_what_the_cli_answers_and_survives_a_broken_edit() {
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let exit = loop {
-        if let Some(exit) = server
-            .child
-            .try_wait()
-            .unwrap_or_else(|error| panic!("{error}"))
-        {
+        if let Some(exit) = server.process.try_wait() {
             break exit;
         }
         assert!(

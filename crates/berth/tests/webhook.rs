@@ -5,13 +5,12 @@
 //! admissions are recorded as usage in the store; policy edits and newly synced knowledge are
 //! served without a restart.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use berth_testkit::ServeProcess;
 use serde_json::{Value, json};
 
 fn repository_root() -> PathBuf {
@@ -112,66 +111,24 @@ fn make_certificates(dir: &Path, name: &str) {
     ]));
 }
 
-/// A running `berth serve`, killed if the test ends early; its JSON log lines arrive on `log`.
+/// A running `berth serve` (the testkit's `ServeProcess`), killed if the test ends early.
 struct Server {
-    child: Child,
+    process: ServeProcess,
     address: String,
-    log: mpsc::Receiver<Value>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start(args: &[String]) -> Server {
-        let mut child = berth()
-            .arg("--log-json")
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start berth serve: {error}"));
-        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-        let (lines, log) = mpsc::channel::<Value>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let event = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if lines.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            address: String::new(),
-            log,
-        };
-        let event = server.wait_for_log("berth serve listening");
-        server.address = event["fields"]["address"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        server
+        let mut command = berth();
+        command.arg("--log-json").arg("serve").args(args);
+        let process = ServeProcess::start(command);
+        let address = process.address.clone();
+        Server { process, address }
     }
 
     /// The next log event with `message`, within 30 s.
     fn wait_for_log(&self, message: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let event = self
-                .log
-                .recv_timeout(timeout)
-                .unwrap_or_else(|error| panic!("no log {message:?}: {error}"));
-            if event["fields"]["message"] == message {
-                return event;
-            }
-        }
+        self.process.wait_for_log(message)
     }
 
     /// POSTs `body` over HTTPS trusting `ca`; `None` when TLS or the connection fails.
@@ -472,14 +429,11 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
     // (the probe Pod runs no container), so one container was recorded, with its digest.
     let mut server = server;
     let killed = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+        .args(["-TERM", &server.process.pid().to_string()])
         .status()
         .unwrap_or_else(|error| panic!("{error}"));
     assert!(killed.success());
-    let status = server
-        .child
-        .wait()
-        .unwrap_or_else(|error| panic!("{error}"));
+    let status = server.process.wait();
     assert!(status.success(), "berth serve exited with {status}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
