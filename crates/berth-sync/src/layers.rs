@@ -82,6 +82,7 @@ pub async fn scan_layers(
 ) -> LayerScan {
     let handle = tokio::runtime::Handle::current();
     let client = client.clone();
+    let name = image.to_string();
     let image = image.clone();
     let by_digest: HashMap<Digest, Descriptor> = layers
         .iter()
@@ -119,7 +120,20 @@ pub async fn scan_layers(
         let result = scan_image(&descriptors, &architecture, open, &mut cache, &config);
         (result, cache.added)
     });
-    let (result, added) = task.await.expect("the layer scan thread does not panic");
+    let top = layers.last().map(|layer| layer.digest.clone());
+    let (result, added) = match task.await {
+        Ok(done) => done,
+        // A panic in the reader is a bug: it fails this image's repository (as a registry
+        // failure would), not the whole sync.
+        Err(error) => {
+            tracing::error!(image = %name, error = %error, "the layer reader stopped");
+            let failure = LayerError::Read {
+                layer: top.expect("scan_layers is called with layers"),
+                source: std::io::Error::other(format!("the layer reader stopped: {error}")),
+            };
+            (Err(failure), Vec::new())
+        }
+    };
     let mut scan = LayerScan {
         layers_read: 0,
         layers_cached: 0,
