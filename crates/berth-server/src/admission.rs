@@ -11,6 +11,11 @@
 //! the knowledge; without one, nothing goes to the network. What an allowed admission will run is
 //! handed to a bounded channel as [`Usage`] (a writer elsewhere records it; a full channel drops
 //! the record, never delays the answer); a `dryRun` request records nothing.
+//!
+//! An AdmissionReview does not carry the namespace's labels: with [`NamespaceLabels`]
+//! (`berth serve --namespace-labels`), and only when the policy has an exception selecting by
+//! label, they are read from the Kubernetes API (cached, within a deadline); without them (off,
+//! or the API failed) label-selected exceptions do not apply.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -32,6 +37,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::Clock;
+use crate::namespaces::{Labels, NamespaceLabels};
 use crate::reload::CatalogState;
 use crate::resolve::TagResolver;
 
@@ -88,6 +94,9 @@ pub struct AdmissionState {
     /// Resolves tags the snapshot does not know, for pins (`berth serve --resolve`); `None`:
     /// such tags are unknown and the rule's `unknown:` setting applies.
     pub resolver: Option<TagResolver>,
+    /// Reads namespace labels from the Kubernetes API for label-selected exceptions
+    /// (`berth serve --namespace-labels`); `None`: no labels, such exceptions never apply.
+    pub namespace_labels: Option<NamespaceLabels>,
 }
 
 /// The sending end of the usage channel.
@@ -214,12 +223,25 @@ async fn handle(
         }
         None => Arc::clone(&decided_with.knowledge),
     };
+    let namespace_labels = match (&state.namespace_labels, review_namespace(&review)) {
+        (Some(reader), Some(namespace))
+            if decided_with
+                .policy
+                .exceptions
+                .iter()
+                .any(|exception| !exception.labels.is_empty()) =>
+        {
+            reader.labels_or_none(namespace).await
+        }
+        _ => Labels::new(),
+    };
     match answer(
         &review,
         endpoint,
         &decided_with.policy,
         &snapshot.catalog,
         &knowledge,
+        &namespace_labels,
         now,
     ) {
         Ok(answer) => {
@@ -248,6 +270,15 @@ async fn handle(
         }
         Err(error) => bad_request(error.to_string()),
     }
+}
+
+/// The review's namespace, when it names one.
+fn review_namespace(review: &AdmissionReview) -> Option<&str> {
+    review
+        .request
+        .as_ref()
+        .and_then(|request| request.namespace.as_deref())
+        .filter(|namespace| !namespace.is_empty())
 }
 
 /// The images of the review's object (none when it has no pod template or does not parse:
@@ -289,12 +320,14 @@ pub struct Answer {
 }
 
 /// Decides a review: pure, so tests and `berth check` get the same verdict for the same input.
+/// `namespace_labels` are the review's namespace's labels, when known (else empty).
 pub fn answer(
     review: &AdmissionReview,
     endpoint: Endpoint,
     policy: &Policy,
     catalog: &Catalog,
     knowledge: &Knowledge,
+    namespace_labels: &Labels,
     now: DateTime<Utc>,
 ) -> Result<Answer, BadReview> {
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
@@ -388,6 +421,7 @@ pub fn answer(
     policy_request.operation = operation;
     policy_request.namespace = request.namespace.clone().or(policy_request.namespace);
     policy_request.old_object = old_object;
+    policy_request.namespace_labels = namespace_labels.clone();
     let mut verdict = policy::evaluate(&policy_request, policy, catalog, knowledge, now);
     if endpoint == Endpoint::Mutate {
         // The mutating webhook only pins; the validating one (which runs after it, on the

@@ -237,6 +237,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(resolver) = &state.resolver {
         text.push_str(&crate::resolve::metrics(&resolver.stats()));
     }
+    if let Some(reader) = &state.namespace_labels {
+        text.push_str(&crate::namespaces::metrics(&reader.stats()));
+    }
     (
         [(
             header::CONTENT_TYPE,

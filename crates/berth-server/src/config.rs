@@ -166,6 +166,9 @@ pub struct ServeSettings {
     /// The webhook resolves tags its snapshot does not know, for pins (`--resolve`); `None`:
     /// such tags are unknown and the rule's `unknown:` applies.
     pub resolve: Option<crate::resolve::ResolveSettings>,
+    /// The webhook reads namespace labels from the Kubernetes API for label-selected
+    /// exceptions (`--namespace-labels`); `None`: such exceptions never apply at admission.
+    pub namespace_labels: Option<crate::namespaces::NamespaceSettings>,
 }
 
 /// The channel API, ready to serve.

@@ -10,6 +10,8 @@
 //! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
 //! - [`resolve`]: tags the snapshot does not know, resolved for pins (cache, single-flight,
 //!   deadline); shared with `berth check --resolve`.
+//! - [`namespaces`]: namespace labels read from the Kubernetes API for label-selected
+//!   exceptions (cache, single-flight, deadline; fail safe: no labels).
 //! - [`tls`]: HTTPS with certificate files reloaded when they change.
 //! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
@@ -25,6 +27,7 @@ pub mod channels_api;
 pub mod config;
 pub mod knowledge;
 mod metrics;
+pub mod namespaces;
 pub mod promotion;
 pub mod reload;
 pub mod resolve;
@@ -60,6 +63,9 @@ pub struct AppState {
     pub knowledge: Option<Arc<knowledge::Knowledge>>,
     /// The webhook's tag resolver, for its counters on `/metrics`; `None` without `--resolve`.
     pub resolver: Option<resolve::TagResolver>,
+    /// The webhook's namespace-label reader, for its counters on `/metrics`; `None` without
+    /// `--namespace-labels`.
+    pub namespace_labels: Option<namespaces::NamespaceLabels>,
     /// The channel API (history, audit, promote, roll back); `None` without a store and
     /// `api_tokens`, when its routes answer 503.
     pub channels: Option<Arc<channels_api::ChannelsApi>>,
@@ -126,6 +132,13 @@ pub async fn run(
         (Some(_), Some(resolve)) => Some(resolve::TagResolver::new(resolve.clone())),
         _ => None,
     };
+    // One namespace-label reader (one cache) for the webhook, likewise.
+    let namespace_labels = match (&admission, &settings.namespace_labels) {
+        (Some(_), Some(namespaces)) => {
+            Some(namespaces::NamespaceLabels::new(namespaces).map_err(std::io::Error::other)?)
+        }
+        _ => None,
+    };
     let channels = match (&knowledge, &settings.channels_api) {
         (Some(knowledge), Some(api)) => Some(Arc::new(channels_api::ChannelsApi {
             catalog: Arc::clone(&catalog),
@@ -146,6 +159,7 @@ pub async fn run(
         clock: Arc::clone(&clock),
         knowledge: knowledge.clone(),
         resolver: resolver.clone(),
+        namespace_labels: namespace_labels.clone(),
         channels,
     };
     let mut router = app(state);
@@ -156,6 +170,7 @@ pub async fn run(
             clock: Arc::clone(&clock),
             usage,
             resolver,
+            namespace_labels,
         }));
     }
     // Certificates are read before anything is served: a bad pair stops the start.

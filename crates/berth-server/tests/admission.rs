@@ -78,6 +78,7 @@ fn state() -> AdmissionState {
         clock: Arc::new(now),
         usage: None,
         resolver: None,
+        namespace_labels: None,
     }
 }
 

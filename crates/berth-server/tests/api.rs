@@ -53,6 +53,7 @@ fn state_with(catalog: Catalog) -> AppState {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        namespace_labels: None,
         channels: None,
     }
 }
@@ -216,6 +217,7 @@ async fn the_clock_decides_effective_states() {
         clock: early,
         knowledge: None,
         resolver: None,
+        namespace_labels: None,
         channels: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
@@ -235,6 +237,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        namespace_labels: None,
         channels: None,
     };
     assert_eq!(
@@ -276,6 +279,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         clock: fixed_clock(),
         knowledge: None,
         resolver: None,
+        namespace_labels: None,
         channels: None,
     };
     state.catalog.reload(today());

@@ -136,6 +136,7 @@ impl World {
             clock: Arc::clone(&self.api.clock),
             knowledge: None,
             resolver: None,
+            namespace_labels: None,
             channels: Some(Arc::clone(&self.api)),
         })
         .oneshot(request)

@@ -88,6 +88,7 @@ fn state(policy: &str, resolver: Option<TagResolver>) -> AdmissionState {
         clock: Arc::new(now),
         usage: None,
         resolver,
+        namespace_labels: None,
     }
 }
 

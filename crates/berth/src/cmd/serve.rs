@@ -13,6 +13,7 @@ use berth_server::admission::{AdmissionSnapshot, SnapshotCell, Usage};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::catalog_source::fingerprint;
 use berth_server::config::{self, ServeFile, ServeSettings};
+use berth_server::namespaces::NamespaceSettings;
 use berth_server::tls::TlsSettings;
 
 use berth_store::RepositoryName;
@@ -61,6 +62,22 @@ pub struct Args {
     pub knowledge_refresh: Option<String>,
     #[command(flatten)]
     pub resolve: ResolveArgs,
+    /// Read namespace labels from the Kubernetes API, so policy exceptions selecting namespaces
+    /// by label apply at admission (needs `get` on namespaces; see docs/admission.md). Off:
+    /// such exceptions never apply in the webhook.
+    #[arg(long)]
+    pub namespace_labels: bool,
+    /// The Kubernetes API server (default: https://$KUBERNETES_SERVICE_HOST:
+    /// $KUBERNETES_SERVICE_PORT, as set in every pod).
+    #[arg(long, value_name = "URL", requires = "namespace_labels")]
+    pub kube_api: Option<String>,
+    /// The bearer token file, re-read on every request (default: the pod's service-account
+    /// token, /var/run/secrets/kubernetes.io/serviceaccount/token).
+    #[arg(long, value_name = "FILE", requires = "namespace_labels")]
+    pub kube_token: Option<PathBuf>,
+    /// The CA of the API server's certificate (default: the pod's service-account ca.crt).
+    #[arg(long, value_name = "FILE", requires = "namespace_labels")]
+    pub kube_ca: Option<PathBuf>,
     /// Serve HTTPS with this certificate (PEM, chain after it); re-read when it changes.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -323,6 +340,16 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
     let resolve = args
         .resolve
         .settings(|| file_registry_args(&file, &relative).client_config(env))?;
+    let namespace_labels = if args.namespace_labels {
+        Some(namespace_settings(
+            args.kube_api.clone(),
+            args.kube_token.clone(),
+            args.kube_ca.clone(),
+            env,
+        )?)
+    } else {
+        None
+    };
     let channels_api = match (&store, file.api_tokens.is_empty()) {
         (_, true) => None,
         (None, false) => {
@@ -349,10 +376,44 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         promotions,
         channels_api,
         resolve,
+        namespace_labels,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
             _ => None,
         },
+    })
+}
+
+/// Where the Kubernetes API is, for namespace labels: the flags, else the pod's defaults.
+fn namespace_settings(
+    api: Option<String>,
+    token: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    env: &Environment,
+) -> anyhow::Result<NamespaceSettings> {
+    let api = match api {
+        Some(api) => api,
+        None => match (
+            env.get("KUBERNETES_SERVICE_HOST"),
+            env.get("KUBERNETES_SERVICE_PORT"),
+        ) {
+            (Some(host), Some(port)) if host.contains(':') => format!("https://[{host}]:{port}"),
+            (Some(host), Some(port)) => format!("https://{host}:{port}"),
+            _ => {
+                return Err(usage(
+                    "--namespace-labels: no --kube-api and no KUBERNETES_SERVICE_HOST/PORT \
+                     (not in a pod)",
+                ));
+            }
+        },
+    };
+    Ok(NamespaceSettings {
+        api,
+        token_file: token.unwrap_or_else(|| NamespaceSettings::IN_CLUSTER_TOKEN.into()),
+        ca_file: Some(ca.unwrap_or_else(|| NamespaceSettings::IN_CLUSTER_CA.into())),
+        ttl: NamespaceSettings::DEFAULT_TTL,
+        deadline: NamespaceSettings::DEFAULT_DEADLINE,
+        capacity: NamespaceSettings::DEFAULT_CAPACITY,
     })
 }
 
