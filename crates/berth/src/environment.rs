@@ -17,6 +17,16 @@ impl Environment {
         Environment { vars }
     }
 
+    /// An environment of these variables only, for tests.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Environment {
+        let vars = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Environment { vars }
+    }
+
     pub fn get(&self, name: &str) -> Option<String> {
         self.vars
             .get(name)

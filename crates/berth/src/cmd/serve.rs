@@ -556,3 +556,50 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+
+    #[test]
+    fn the_kube_api_defaults_to_the_pods_service_environment() {
+        let in_pod = Environment::from_pairs(&[
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+        ]);
+        let settings =
+            namespace_settings(None, None, None, &in_pod).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.api, "https://10.96.0.1:443");
+        assert_eq!(
+            settings.token_file,
+            PathBuf::from(NamespaceSettings::IN_CLUSTER_TOKEN)
+        );
+        assert_eq!(
+            settings.ca_file,
+            Some(PathBuf::from(NamespaceSettings::IN_CLUSTER_CA))
+        );
+        let ipv6 = Environment::from_pairs(&[
+            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+        ]);
+        let settings =
+            namespace_settings(None, None, None, &ipv6).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.api, "https://[fd00::1]:443");
+        let flags = namespace_settings(
+            Some("https://api.example:6443".to_string()),
+            Some(PathBuf::from("t")),
+            Some(PathBuf::from("c")),
+            &in_pod,
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            (flags.api.as_str(), flags.token_file, flags.ca_file),
+            (
+                "https://api.example:6443",
+                PathBuf::from("t"),
+                Some(PathBuf::from("c"))
+            )
+        );
+        assert!(namespace_settings(None, None, None, &Environment::default()).is_err());
+    }
+}
