@@ -2,7 +2,8 @@
 //! which `NamespaceLabels` allows only to loopback) serving the Namespace kubectl made
 //! (crates/berth/tests/fixtures/k8s/namespace.json): a label-selected exception exempts the
 //! labelled namespace and not another; the token file's token is sent; an API that never
-//! answers leaves the namespace without labels (the stricter verdict); the cache saves fetches.
+//! answers leaves the namespace without labels (the stricter verdict); the cache and
+//! single-flight save fetches.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -204,21 +205,23 @@ async fn allowed(state: &AdmissionState, review: &Value) -> bool {
 #[tokio::test]
 async fn the_label_exception_exempts_the_labelled_namespace_only() {
     let (api, seen) = fake_api(false).await;
-    let state = state(Some(reader(&api, &token_file("labelled"))));
+    let token = token_file("labelled");
+    let state = state(Some(reader(&api, &token)));
     assert!(
         allowed(&state, &review("tool-a")).await,
         "labelled: exempted"
     );
+    // The token rotates: the next request sends the file's new content.
+    std::fs::write(&token, "rotated").unwrap_or_else(|error| panic!("{error}"));
     assert!(
         !allowed(&state, &review("tool-b")).await,
         "unlabelled: denied"
     );
-    let bearer = format!("Bearer {TOKEN}");
     assert_eq!(
         seen.all(),
         vec![
-            ("tool-a".to_string(), bearer.clone()),
-            ("tool-b".to_string(), bearer)
+            ("tool-a".to_string(), format!("Bearer {TOKEN}")),
+            ("tool-b".to_string(), "Bearer rotated".to_string())
         ]
     );
 }
@@ -287,4 +290,20 @@ fn plain_http_only_to_loopback() {
     assert!(NamespaceLabels::new(&settings("ftp://127.0.0.1")).is_err());
     assert!(NamespaceLabels::new(&settings("http://127.0.0.1:6443")).is_ok());
     assert!(NamespaceLabels::new(&settings("https://10.0.0.1:443")).is_ok());
+}
+
+#[tokio::test]
+async fn concurrent_admissions_share_one_request() {
+    // The three calls start in one poll (`join!`), the first before any answer could exist, so
+    // the others find its request in flight; the API never answers, so none is cached either.
+    let (api, seen) = fake_api(true).await;
+    let reader = reader(&api, &token_file("concurrent"));
+    let (first, second, third) = tokio::join!(
+        reader.labels("tool-a"),
+        reader.labels("tool-a"),
+        reader.labels("tool-a")
+    );
+    assert!(first.is_err() && second.is_err() && third.is_err());
+    assert_eq!(reader.stats().requests, 1, "{:?}", reader.stats());
+    assert_eq!(seen.all().len(), 1);
 }
