@@ -21,6 +21,9 @@ use tokio::time::Instant;
 /// A namespace's labels.
 pub type Labels = BTreeMap<String, String>;
 
+/// The most berth reads of one answer from the API server.
+const MAX_BODY: usize = 1 << 20;
+
 /// Where the Kubernetes API is and how long its answers are trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceSettings {
@@ -271,7 +274,7 @@ impl NamespaceLabels {
         let _ = sender.send(Some(outcome));
     }
 
-    /// One GET with the token as it is in its file now.
+    /// One GET with the token as it is in its file now; the answer is capped at [`MAX_BODY`].
     async fn get(&self, namespace: &str) -> Result<Labels, NamespaceError> {
         let inner = &self.inner;
         let token = tokio::fs::read_to_string(&inner.token_file)
@@ -293,10 +296,26 @@ impl NamespaceLabels {
         if !status.is_success() {
             return Err(NamespaceError::Api(format!("HTTP {status}")));
         }
-        let body = response
-            .bytes()
+        // A Namespace is a few hundred bytes; anything near the cap is not one.
+        let too_large = || NamespaceError::Api(format!("answer larger than {MAX_BODY} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY as u64)
+        {
+            return Err(too_large());
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|error| NamespaceError::Api(error.without_url().to_string()))?;
+            .map_err(|error| NamespaceError::Api(error.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         let object: Namespace = serde_json::from_slice(&body)
             .map_err(|error| NamespaceError::Api(format!("not a Namespace: {error}")))?;
         Ok(object.metadata.labels)

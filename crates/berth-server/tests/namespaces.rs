@@ -87,6 +87,13 @@ async fn fake_api(hang: bool) -> (String, Seen) {
             "tool-b".to_string(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tool-b"}}),
         ),
+        ("tool-huge".to_string(), {
+            // The labelled namespace, padded past what berth reads of an answer.
+            let mut huge = fixture();
+            huge["metadata"]["annotations"] = json!({"padding": "x".repeat(2 << 20)});
+            huge["metadata"]["name"] = json!("tool-huge");
+            huge
+        }),
     ]
     .into();
     let app = Router::new()
@@ -224,6 +231,19 @@ async fn the_label_exception_exempts_the_labelled_namespace_only() {
             ("tool-b".to_string(), "Bearer rotated".to_string())
         ]
     );
+}
+
+#[tokio::test]
+async fn an_answer_past_the_size_cap_gives_no_labels() {
+    let (api, seen) = fake_api(false).await;
+    let reader = reader(&api, &token_file("huge"));
+    let state = state(Some(reader.clone()));
+    assert!(
+        !allowed(&state, &review("tool-huge")).await,
+        "an oversized answer is not read: denied"
+    );
+    assert_eq!(seen.all().len(), 1, "the API was asked");
+    assert_eq!(reader.stats().errors, 1, "{:?}", reader.stats());
 }
 
 #[tokio::test]
