@@ -25,6 +25,7 @@ mod api;
 pub mod catalog_source;
 pub mod channels_api;
 pub mod config;
+mod expiring;
 pub mod knowledge;
 mod metrics;
 pub mod namespaces;

@@ -8,10 +8,11 @@
 //! counted (`berth_namespace_labels_total{outcome}`), never cached, never raised. The bearer
 //! token is read from its file on every request (projected service-account tokens rotate).
 
+use crate::expiring::{insert_bounded, lock};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -255,20 +256,14 @@ impl NamespaceLabels {
         if let Ok(labels) = &outcome
             && !inner.ttl.is_zero()
         {
-            let mut cache = lock(&inner.cache);
-            let now = Instant::now();
-            if cache.len() >= inner.capacity {
-                cache.retain(|_, (_, expires)| *expires > now);
-            }
-            if cache.len() >= inner.capacity
-                && let Some(oldest) = cache
-                    .iter()
-                    .min_by_key(|(_, (_, expires))| *expires)
-                    .map(|(key, _)| key.clone())
-            {
-                cache.remove(&oldest);
-            }
-            cache.insert(namespace.clone(), (labels.clone(), now + inner.ttl));
+            let expires = Instant::now() + inner.ttl;
+            insert_bounded(
+                &mut lock(&inner.cache),
+                inner.capacity,
+                namespace.clone(),
+                labels.clone(),
+                expires,
+            );
         }
         lock(&inner.in_flight).remove(&namespace);
         let _ = sender.send(Some(outcome));
@@ -353,8 +348,4 @@ pub fn metrics(stats: &NamespaceStats) -> String {
         ],
     );
     text
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

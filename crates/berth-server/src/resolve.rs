@@ -10,9 +10,10 @@
 //! overlay of the snapshot's `Knowledge`, which `evaluate` then reads as usual. `berth check
 //! --resolve` uses the same resolver, so both doors decide alike.
 
+use crate::expiring::{insert_bounded, lock};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_core::policy::{self, Knowledge, Policy};
@@ -258,20 +259,14 @@ impl TagResolver {
             Err(_) => inner.failure_ttl,
         };
         if !ttl.is_zero() {
-            let mut cache = lock(&inner.cache);
-            let now = Instant::now();
-            if cache.len() >= inner.capacity {
-                cache.retain(|_, (_, expires)| *expires > now);
-            }
-            if cache.len() >= inner.capacity
-                && let Some(oldest) = cache
-                    .iter()
-                    .min_by_key(|(_, (_, expires))| *expires)
-                    .map(|(key, _)| key.clone())
-            {
-                cache.remove(&oldest);
-            }
-            cache.insert(key.clone(), (outcome.clone(), now + ttl));
+            let expires = Instant::now() + ttl;
+            insert_bounded(
+                &mut lock(&inner.cache),
+                inner.capacity,
+                key.clone(),
+                outcome.clone(),
+                expires,
+            );
         }
         lock(&inner.in_flight).remove(&key);
         let _ = sender.send(Some(outcome));
@@ -296,8 +291,4 @@ pub fn metrics(stats: &ResolveStats) -> String {
         ],
     );
     text
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
