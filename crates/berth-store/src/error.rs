@@ -40,6 +40,14 @@ pub enum StoreError {
     /// A value read back does not parse as what its column means.
     #[error("the store holds an invalid {column}: {value:?}")]
     Corrupt { column: &'static str, value: String },
+    /// A singleton task's write was refused: its holder no longer holds the lease (it expired
+    /// and another replica took it, or it was released). Nothing of the write happened.
+    #[error("lease {lease} (epoch {epoch}) is no longer held by {holder}; the write was refused")]
+    Fenced {
+        lease: String,
+        holder: String,
+        epoch: i64,
+    },
     /// A query or transaction failed; `operation` says which.
     #[error("store operation failed: {operation}")]
     Database {

@@ -163,6 +163,7 @@ impl Store {
                     .await
                     .map_err(db("lock the repository"))?;
             }
+            check_fence!(self, tx, Db);
             sqlx::query(
                 "INSERT INTO registries (host, last_sync_ok_at, last_sync_attempt_at, last_error)
                  VALUES ($1, $2, $2, NULL)
@@ -368,6 +369,11 @@ impl Store {
         let now = stored_time(now);
         let error = capped(error);
         on_pool!(self, |pool, Db| {
+            let mut tx = pool
+                .begin_with(<Db as Dialect>::BEGIN_WRITE)
+                .await
+                .map_err(db("begin recording a registry failure"))?;
+            check_fence!(self, tx, Db);
             sqlx::query(
                 "INSERT INTO registries (host, last_sync_attempt_at, last_error)
                  VALUES ($1, $2, $3)
@@ -378,9 +384,10 @@ impl Store {
             .bind(registry)
             .bind(now)
             .bind(error)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("record a registry failure"))?;
+            tx.commit().await.map_err(db("commit a registry failure"))?;
         });
         Ok(())
     }
@@ -399,6 +406,7 @@ impl Store {
                 .begin_with(<Db as Dialect>::BEGIN_WRITE)
                 .await
                 .map_err(db("begin recording a failure"))?;
+            check_fence!(self, tx, Db);
             sqlx::query("INSERT INTO registries (host) VALUES ($1) ON CONFLICT (host) DO NOTHING")
                 .bind(repository.registry())
                 .execute(&mut *tx)
@@ -615,7 +623,12 @@ impl Store {
         base: Option<&BaseMatch>,
     ) -> Result<(), StoreError> {
         let updated = on_pool!(self, |pool, Db| {
-            sqlx::query(
+            let mut tx = pool
+                .begin_with(<Db as Dialect>::BEGIN_WRITE)
+                .await
+                .map_err(db("begin setting a base"))?;
+            check_fence!(self, tx, Db);
+            let updated = sqlx::query(
                 "UPDATE images SET base_digest = $2, base_method = $3, base_shared_layers = $4
                  WHERE digest = $1",
             )
@@ -626,10 +639,12 @@ impl Store {
                 base.map(|base| signed("shared layers", base.shared_layers as u64))
                     .transpose()?,
             )
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("set an image's base"))?
-            .rows_affected()
+            .rows_affected();
+            tx.commit().await.map_err(db("commit an image's base"))?;
+            updated
         });
         if updated == 0 {
             return Err(StoreError::NotFound {

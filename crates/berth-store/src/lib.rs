@@ -11,6 +11,9 @@
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
+//! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
+//!   claimed and renewed on the database's clock, with a fencing epoch every write of the task
+//!   carries; the runs those tasks finished.
 //! - [`records`]: the types the API takes and returns.
 //! - [`error`]: the one error type, [`StoreError`].
 //!
@@ -40,9 +43,37 @@ macro_rules! on_pool {
     };
 }
 
+/// Inside a write transaction `$tx` of backend `$db`: when `$store` is fenced
+/// ([`Store::fenced`]), returns [`StoreError::Fenced`] from the enclosing function unless the
+/// lease is still held at the fence's epoch. On PostgreSQL the lease row is locked until the
+/// transaction ends, so it cannot change hands under the write.
+macro_rules! check_fence {
+    ($store:expr, $tx:expr, $db:ty) => {
+        if let Some(fence) = &$store.fence {
+            let sql = format!(
+                "SELECT epoch FROM leases
+                 WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at_ms > {}{}",
+                <$db as $crate::store::Dialect>::NOW_MS,
+                <$db as $crate::store::Dialect>::LOCK_ROW
+            );
+            let held: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&fence.lease)
+                .bind(&fence.holder)
+                .bind(fence.epoch)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::error::db("check the lease"))?;
+            if held.is_none() {
+                return Err(fence.refused());
+            }
+        }
+    };
+}
+
 pub mod error;
 pub mod history;
 pub mod knowledge;
+pub mod leases;
 pub mod migrate;
 pub mod records;
 pub mod schedule;
@@ -50,6 +81,7 @@ pub mod store;
 
 pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
+pub use leases::{Fence, Lease, TaskRun};
 pub use migrate::SCHEMA_VERSION;
 pub use records::{
     ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain, LayerFact,

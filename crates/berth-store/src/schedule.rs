@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::db;
-use crate::store::stored_time;
+use crate::store::{Dialect, stored_time};
 use crate::{Store, StoreError};
 
 /// Which scheduled promotion: an image variant and a rule's channels.
@@ -57,7 +57,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let changed = on_pool!(self, |pool, Db| {
-            match previous {
+            let mut tx = pool
+                .begin_with(<Db as Dialect>::BEGIN_WRITE)
+                .await
+                .map_err(db("begin claiming a promotion slot"))?;
+            check_fence!(self, tx, Db);
+            let changed = match previous {
                 None => sqlx::query(
                     "INSERT INTO promotion_runs
                          (catalog_name, variant, from_channel, to_channel, slot, claimed_at)
@@ -70,7 +75,7 @@ impl Store {
                 .bind(&key.to)
                 .bind(stored_time(slot))
                 .bind(stored_time(now))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db("claim a promotion slot"))?
                 .rows_affected(),
@@ -86,11 +91,13 @@ impl Store {
                 .bind(stored_time(slot))
                 .bind(stored_time(now))
                 .bind(stored_time(previous))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db("claim a promotion slot"))?
                 .rows_affected(),
-            }
+            };
+            tx.commit().await.map_err(db("commit a promotion slot"))?;
+            changed
         });
         Ok(changed == 1)
     }

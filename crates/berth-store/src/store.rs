@@ -25,6 +25,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// The lease every write of a singleton task must still hold (see [`Store::fenced`]);
+    /// `None` for ordinary use.
+    pub(crate) fence: Option<crate::leases::Fence>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,18 +53,27 @@ pub(crate) trait Dialect {
     const LOCK_REPOSITORY: Option<&'static str>;
     /// A subquery yielding the strings of the JSON array bound as `$1`.
     const JSON_STRINGS: &'static str;
+    /// The database's clock, in milliseconds since the epoch (leases never trust a replica's).
+    const NOW_MS: &'static str;
+    /// Appended to the fence check: PostgreSQL keeps the lease row from changing hands until
+    /// the write commits; SQLite's `BEGIN IMMEDIATE` already admits one writer.
+    const LOCK_ROW: &'static str;
 }
 
 impl Dialect for sqlx::Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_REPOSITORY: Option<&'static str> = None;
     const JSON_STRINGS: &'static str = "SELECT value FROM json_each($1)";
+    const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    const LOCK_ROW: &'static str = "";
 }
 
 impl Dialect for sqlx::Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_REPOSITORY: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const JSON_STRINGS: &'static str = "SELECT jsonb_array_elements_text($1)";
+    const NOW_MS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    const LOCK_ROW: &'static str = " FOR SHARE";
 }
 
 impl Store {
@@ -117,6 +129,7 @@ impl Store {
             drop(connection);
             Store {
                 backend: Backend::Sqlite(pool),
+                fence: None,
             }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(open_error)?;
@@ -134,6 +147,7 @@ impl Store {
                 .map_err(open_error)?;
             Store {
                 backend: Backend::Postgres(pool),
+                fence: None,
             }
         } else {
             return Err(StoreError::UnsupportedUrl {
