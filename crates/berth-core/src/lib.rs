@@ -12,6 +12,7 @@ pub mod reference;
 pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
 pub mod catalog;
 pub mod channels;
+pub mod duration;
 pub mod lineage;
 pub mod osrelease;
 pub mod policy;

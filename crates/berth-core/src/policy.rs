@@ -27,7 +27,7 @@ pub use evaluate::{
 };
 pub use knowledge::Knowledge;
 pub use pattern::RepositoryPattern;
-pub use read::{Loaded, load};
+pub use read::{Loaded, load, load_checked};
 
 use crate::catalog::Location;
 

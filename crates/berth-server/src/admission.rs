@@ -4,8 +4,8 @@
 //! and what to do; warn-mode findings and deprecations as `response.warnings`; pins as a
 //! JSONPatch (mutate only). The request's uid is echoed.
 //!
-//! Decisions read an in-memory snapshot (policy + registry knowledge in a [`SnapshotCell`] the
-//! binary refreshes, and the served catalog); the hot path never touches the store. With a
+//! Decisions read an in-memory snapshot (policy + registry knowledge in a [`SnapshotCell`] that
+//! `crate::admission_tasks` refreshes, and the served catalog); the hot path never touches the store. With a
 //! [`TagResolver`], tags the snapshot does not know (and the pin or base rule would ask about)
 //! are first resolved at their registry, bounded by its deadline, into a per-request overlay of
 //! the knowledge; without one, nothing goes to the network. What an allowed admission will run is
@@ -52,34 +52,63 @@ pub struct AdmissionSnapshot {
 /// it to the end; a new policy or new knowledge replaces it whole for the next requests.
 #[derive(Debug)]
 pub struct SnapshotCell {
-    current: RwLock<Arc<AdmissionSnapshot>>,
+    /// `None` until a policy has loaded (a broken policy at start): the webhook answers 503.
+    current: RwLock<Option<Arc<AdmissionSnapshot>>>,
+    /// The knowledge to pair with the first policy, kept while none has loaded.
+    knowledge: RwLock<Arc<Knowledge>>,
 }
 
 impl SnapshotCell {
     pub fn new(snapshot: AdmissionSnapshot) -> SnapshotCell {
         SnapshotCell {
-            current: RwLock::new(Arc::new(snapshot)),
+            knowledge: RwLock::new(Arc::clone(&snapshot.knowledge)),
+            current: RwLock::new(Some(Arc::new(snapshot))),
         }
     }
 
-    pub fn get(&self) -> Arc<AdmissionSnapshot> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    /// A cell with no policy yet: decisions wait (503) until [`SnapshotCell::set_policy`].
+    pub fn without_policy(knowledge: Knowledge) -> SnapshotCell {
+        SnapshotCell {
+            knowledge: RwLock::new(Arc::new(knowledge)),
+            current: RwLock::new(None),
+        }
+    }
+
+    /// The snapshot to decide with; `None` while no policy has loaded.
+    pub fn get(&self) -> Option<Arc<AdmissionSnapshot>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set_policy(&self, policy: Policy) {
+        let knowledge = Arc::clone(
+            &self
+                .knowledge
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        *current = Arc::new(AdmissionSnapshot {
+        *current = Some(Arc::new(AdmissionSnapshot {
             policy: Arc::new(policy),
-            knowledge: Arc::clone(&current.knowledge),
-        });
+            knowledge,
+        }));
     }
 
     pub fn set_knowledge(&self, knowledge: Knowledge) {
+        let knowledge = Arc::new(knowledge);
+        *self
+            .knowledge
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&knowledge);
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        *current = Arc::new(AdmissionSnapshot {
-            policy: Arc::clone(&current.policy),
-            knowledge: Arc::new(knowledge),
-        });
+        if let Some(snapshot) = current.as_ref() {
+            *current = Some(Arc::new(AdmissionSnapshot {
+                policy: Arc::clone(&snapshot.policy),
+                knowledge,
+            }));
+        }
     }
 }
 
@@ -89,7 +118,7 @@ pub struct AdmissionState {
     pub catalog: Arc<CatalogState>,
     pub snapshot: Arc<SnapshotCell>,
     pub clock: Clock,
-    /// Where usage records go, if anywhere (the binary drains it into the store).
+    /// Where usage records go, if anywhere (`admission_tasks::write_usage` drains it into the store).
     pub usage: Option<UsageSender>,
     /// Resolves tags the snapshot does not know, for pins (`berth serve --resolve`); `None`:
     /// such tags are unknown and the rule's `unknown:` setting applies.
@@ -213,7 +242,10 @@ async fn handle(
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     };
     let now = (state.clock)();
-    let decided_with = state.snapshot.get();
+    let Some(decided_with) = state.snapshot.get() else {
+        let body = json!({"error": "no_policy", "message": "no valid policy has loaded yet (see /readyz)"});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    };
     let knowledge = match &state.resolver {
         Some(resolver) => {
             let images = review_images(&review);

@@ -187,11 +187,18 @@ pub async fn which(
 #[derive(Debug, Serialize)]
 pub struct Status {
     catalog: crate::reload::CatalogStatus,
+    /// The webhook's policy; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<crate::admission_tasks::PolicyStatus>,
+    /// The leases this replica takes part in (name, holder, whether held here, expiry).
+    leases: Vec<crate::leases::LeaseView>,
 }
 
 pub async fn status(State(state): State<AppState>) -> Json<Status> {
     Json(Status {
         catalog: state.catalog.status(),
+        policy: state.policy.as_ref().map(|policy| policy.status()),
+        leases: state.leases.views(),
     })
 }
 
@@ -200,33 +207,74 @@ struct Probe {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
+    /// Why not ready: the policy's errors (file:line:column), or why it could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
 }
 
 pub async fn healthz() -> Response {
     Json(Probe {
         status: "ok",
         generation: None,
+        errors: Vec::new(),
     })
     .into_response()
 }
 
-/// Ready once a catalog has loaded (and from then on: a later invalid edit keeps it serving).
+/// Ready once a catalog has loaded and, with a webhook, a policy checked against it (from then
+/// on, a later invalid edit of either keeps the last good one serving). Not ready: 503 with the
+/// errors; the server keeps trying.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.catalog.snapshot() {
-        Some(snapshot) => Json(Probe {
-            status: "ready",
-            generation: Some(snapshot.generation),
-        })
-        .into_response(),
-        None => (
+    let unavailable = |status: &'static str, errors: Vec<String>| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Probe {
-                status: "no catalog loaded",
+                status,
                 generation: None,
+                errors,
             }),
         )
-            .into_response(),
+            .into_response()
+    };
+    let Some(snapshot) = state.catalog.snapshot() else {
+        let errors = state
+            .catalog
+            .status()
+            .last_attempt
+            .map(|attempt| {
+                let mut errors: Vec<String> = attempt.error.into_iter().collect();
+                errors.extend(
+                    attempt
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.is_error())
+                        .map(ToString::to_string),
+                );
+                errors
+            })
+            .unwrap_or_default();
+        return unavailable("no catalog loaded", errors);
+    };
+    if let Some(policy) = &state.policy {
+        let status = policy.status();
+        if !status.loaded {
+            let mut errors: Vec<String> = status.error.into_iter().collect();
+            errors.extend(
+                status
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(ToString::to_string),
+            );
+            return unavailable("no policy loaded", errors);
+        }
     }
+    Json(Probe {
+        status: "ready",
+        generation: Some(snapshot.generation),
+        errors: Vec::new(),
+    })
+    .into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -240,6 +288,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(reader) = &state.namespace_labels {
         text.push_str(&crate::namespaces::metrics(&reader.stats()));
     }
+    text.push_str(&state.leases.metrics());
     (
         [(
             header::CONTENT_TYPE,

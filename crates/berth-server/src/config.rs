@@ -50,7 +50,17 @@ pub const FIELDS: &[&str] = &[
     "sync",
     "promotions",
     "api_tokens",
+    "policy",
+    "knowledge_refresh",
+    "tls",
+    "resolve",
+    "namespace_labels",
+    "leases",
 ];
+const TLS_FIELDS: &[&str] = &["cert", "key"];
+const RESOLVE_FIELDS: &[&str] = &["enabled", "deadline", "ttl", "failure_ttl", "cache"];
+const NAMESPACE_FIELDS: &[&str] = &["enabled", "api", "token_file", "ca_file"];
+const LEASE_FIELDS: &[&str] = &["ttl"];
 const TOKEN_FIELDS: &[&str] = &["name", "sha256", "scope"];
 const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file"];
 const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
@@ -86,6 +96,44 @@ pub struct ServeFile {
     pub promotions: Option<PathBuf>,
     /// API tokens, by the SHA-256 of their secret (never the secret itself).
     pub api_tokens: Vec<ApiToken>,
+    /// The admission webhook's policy file (`--policy`); relative to the config file.
+    pub policy: Option<PathBuf>,
+    /// How often the webhook re-reads the store's knowledge (`--knowledge-refresh`).
+    pub knowledge_refresh: Option<Duration>,
+    /// HTTPS certificate and key (`--tls-cert`, `--tls-key`); relative to the config file.
+    pub tls: Option<TlsFile>,
+    /// Resolving unknown tags at admission (`--resolve*`).
+    pub resolve: Option<ResolveFile>,
+    /// Namespace labels from the Kubernetes API (`--namespace-labels`, `--kube-*`).
+    pub namespace_labels: Option<NamespaceFile>,
+    /// How long this replica's leases last (`leases.ttl`).
+    pub lease_ttl: Option<Duration>,
+}
+
+/// The `tls` section: both files are needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The `resolve` section; present and not `enabled: false` means on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolveFile {
+    pub enabled: Option<bool>,
+    pub deadline: Option<Duration>,
+    pub ttl: Option<Duration>,
+    pub failure_ttl: Option<Duration>,
+    pub cache: Option<usize>,
+}
+
+/// The `namespace_labels` section; present and not `enabled: false` means on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceFile {
+    pub enabled: Option<bool>,
+    pub api: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What an API token may do; each scope includes the ones before it.
@@ -169,6 +217,12 @@ pub struct ServeSettings {
     /// The webhook reads namespace labels from the Kubernetes API for label-selected
     /// exceptions (`--namespace-labels`); `None`: such exceptions never apply at admission.
     pub namespace_labels: Option<crate::namespaces::NamespaceSettings>,
+    /// The admission webhook's policy file; `None`: no webhook.
+    pub policy: Option<PathBuf>,
+    /// How often the webhook re-reads the store's knowledge.
+    pub knowledge_refresh: Duration,
+    /// Who this replica is and how long its leases last.
+    pub leases: crate::leases::LeaseSettings,
 }
 
 /// The channel API, ready to serve.
@@ -264,6 +318,26 @@ impl ServeFile {
                         config.promotions = walker.required_text(value, &path).map(PathBuf::from)
                     }
                     "api_tokens" => config.api_tokens = api_tokens(&mut walker, value, &path),
+                    "policy" => {
+                        config.policy = walker.required_text(value, &path).map(PathBuf::from)
+                    }
+                    "knowledge_refresh" => {
+                        config.knowledge_refresh =
+                            parse_with(&mut walker, value, &path, poll_interval)
+                    }
+                    "tls" => config.tls = tls_section(&mut walker, value, &path),
+                    "resolve" => config.resolve = resolve_section(&mut walker, value, &path),
+                    "namespace_labels" => {
+                        config.namespace_labels = namespace_section(&mut walker, value, &path)
+                    }
+                    "leases" => {
+                        if let Some(fields) = walker.fields(value, &path, LEASE_FIELDS)
+                            && let Some(ttl) = fields.get("ttl")
+                        {
+                            config.lease_ttl =
+                                parse_with(&mut walker, ttl.value, &path.field("ttl"), lease_ttl);
+                        }
+                    }
                     other => unreachable!("field {other} is in FIELDS but not read"),
                 }
             }
@@ -402,6 +476,95 @@ fn sync_section(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Op
     Some(sync)
 }
 
+fn tls_section(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<TlsFile> {
+    let fields = walker.fields(node, path, TLS_FIELDS)?;
+    let mut file = |name: &'static str| match fields.get(name) {
+        Some(field) => walker
+            .required_text(field.value, &path.field(name))
+            .map(PathBuf::from),
+        None => {
+            walker.error(node.position, path, format!("`tls` needs `{name}`"));
+            None
+        }
+    };
+    let cert = file("cert");
+    let key = file("key");
+    Some(TlsFile {
+        cert: cert?,
+        key: key?,
+    })
+}
+
+fn resolve_section(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    path: &Path<'_>,
+) -> Option<ResolveFile> {
+    let fields = walker.fields(node, path, RESOLVE_FIELDS)?;
+    let mut resolve = ResolveFile::default();
+    for (name, field) in fields.iter() {
+        let field_path = path.field(name);
+        match name {
+            "enabled" => resolve.enabled = parse_with(walker, field.value, &field_path, boolean),
+            "deadline" => resolve.deadline = parse_with(walker, field.value, &field_path, span),
+            "ttl" => resolve.ttl = parse_with(walker, field.value, &field_path, span),
+            "failure_ttl" => {
+                resolve.failure_ttl = parse_with(walker, field.value, &field_path, span)
+            }
+            "cache" => resolve.cache = parse_with(walker, field.value, &field_path, count),
+            other => unreachable!("field {other} is in RESOLVE_FIELDS but not read"),
+        }
+    }
+    Some(resolve)
+}
+
+fn namespace_section(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    path: &Path<'_>,
+) -> Option<NamespaceFile> {
+    let fields = walker.fields(node, path, NAMESPACE_FIELDS)?;
+    let mut namespaces = NamespaceFile::default();
+    for (name, field) in fields.iter() {
+        let field_path = path.field(name);
+        match name {
+            "enabled" => namespaces.enabled = parse_with(walker, field.value, &field_path, boolean),
+            "api" => namespaces.api = walker.required_text(field.value, &field_path),
+            "token_file" => {
+                namespaces.token_file = walker
+                    .required_text(field.value, &field_path)
+                    .map(PathBuf::from)
+            }
+            "ca_file" => {
+                namespaces.ca_file = walker
+                    .required_text(field.value, &field_path)
+                    .map(PathBuf::from)
+            }
+            other => unreachable!("field {other} is in NAMESPACE_FIELDS but not read"),
+        }
+    }
+    Some(namespaces)
+}
+
+fn count(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))
+}
+
+/// Any duration in berth's one syntax, `0` included.
+pub fn span(text: &str) -> Result<Duration, String> {
+    berth_core::duration::parse(text)
+}
+
+/// A lease's time to live: at least [`crate::leases::LeaseSettings::TTL_MIN`].
+pub fn lease_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = span(text)?;
+    if ttl < crate::leases::LeaseSettings::TTL_MIN {
+        return Err(format!("{text:?} is shorter than the minimum, 300ms"));
+    }
+    Ok(ttl)
+}
+
 /// A list of text values.
 fn texts(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<String> {
     let Some(items) = walker.sequence(node, path) else {
@@ -422,18 +585,9 @@ fn boolean(text: &str) -> Result<bool, String> {
     }
 }
 
-/// `30s`, `15m`, `1h`; at least 10 seconds.
+/// A sync interval in berth's duration syntax; at least 10 seconds.
 pub fn sync_interval(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(0));
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (30s, 15m, 1h)"))?;
-    let duration = match unit {
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("{text:?} is not a duration (30s, 15m, 1h)")),
-    };
+    let duration = span(text)?;
     if duration < SYNC_INTERVAL_MIN {
         return Err(format!("{text:?} is shorter than the minimum, 10s"));
     }
@@ -472,20 +626,9 @@ pub fn format(text: &str) -> Result<Format, String> {
     }
 }
 
-/// `500ms`, `2s`, `1m`.
+/// A poll interval in berth's duration syntax; at least 50 milliseconds.
 pub fn poll_interval(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("{text:?} is not a duration (500ms, 2s, 1m)");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(invalid()),
-    };
+    let duration = span(text)?;
     if duration < POLL_INTERVAL_MIN {
         return Err(format!("{text:?} is shorter than the minimum, 50ms"));
     }
@@ -512,11 +655,11 @@ mod tests {
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [] }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
         );
     }
 
@@ -539,7 +682,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }] }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
         );
         check(
             "
@@ -564,6 +707,36 @@ berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected re
     }
 
     #[test]
+    fn every_serve_flag_has_a_field() {
+        check(
+            "
+policy: policy.yaml
+knowledge_refresh: 30s
+tls: {cert: tls.crt, key: tls.key}
+resolve: {deadline: 1500ms, ttl: 1m, failure_ttl: 0, cache: 500}
+namespace_labels: {api: 'https://10.0.0.1:443', token_file: t, ca_file: c}
+leases: {ttl: 1m30s}
+",
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s) }"#,
+        );
+        check(
+            "
+tls: {cert: tls.crt}
+resolve: {deadline: soon, cahce: 5}
+leases: {ttl: 10ms}
+polcy: p.yaml
+",
+            "
+berth.yaml:2:6: error: tls: `tls` needs `key`
+berth.yaml:3:21: error: resolve.deadline: \"soon\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)
+berth.yaml:3:27: error: resolve.cahce: unknown field `cahce`; did you mean `cache`?
+berth.yaml:4:15: error: leases.ttl: \"10ms\" is shorter than the minimum, 300ms
+berth.yaml:5:1: error: polcy: unknown field `polcy`; did you mean `policy`?
+",
+        );
+    }
+
+    #[test]
     fn every_problem_at_once() {
         check(
             "
@@ -578,7 +751,7 @@ listen: 127.0.0.1:1
 berth.yaml:2:9: error: listen: \"localhost\" is not an address and port (127.0.0.1:8080, [::]:8080)
 berth.yaml:3:8: error: catalog: expected text, found nothing
 berth.yaml:4:17: error: catalog_format: unknown catalog format \"json\"; expected berth or toolforge
-berth.yaml:5:24: error: catalog_poll_interval: \"2 hours\" is not a duration (500ms, 2s, 1m)
+berth.yaml:5:24: error: catalog_poll_interval: \"2 hours\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)
 berth.yaml:7:1: error: listen: field given twice (first at line 2, column 1)
 ",
         );

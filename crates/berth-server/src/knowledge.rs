@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::AppState;
 use crate::api::ApiError;
 use crate::config::SyncSettings;
+use crate::leases::{LeaseHolder, SYNC_LEASE};
 use crate::reload::CatalogState;
 
 /// The store and what the scheduled sync last did.
@@ -66,12 +67,17 @@ impl Knowledge {
     }
 }
 
-/// Runs the sync now and then every `interval` until `stopped`; one run at a time (a run that
-/// outlasts the interval delays the next, it never overlaps it).
+/// Runs the sync every `interval` on whichever replica holds the sync lease, until `stopped`.
+/// One run at a time (a run that outlasts the interval delays the next, it never overlaps it);
+/// when the next run is due is computed from the last run any replica recorded, on the
+/// database's clock, so a replica taking over does not sync again at once. A run stops at a
+/// repository boundary when the server stops or the lease is lost; the lease is released at
+/// shutdown.
 pub async fn schedule(
     knowledge: Arc<Knowledge>,
     catalog: Arc<CatalogState>,
     settings: SyncSettings,
+    lease: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
     let client = Client::new(settings.client.clone());
@@ -87,61 +93,167 @@ pub async fn schedule(
             _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
+    let mut held: Option<berth_store::Fence> = None;
     loop {
-        let started = Utc::now();
-        knowledge.update(|runs| {
-            runs.running = true;
-            runs.last_started_at = Some(started);
-        });
-        let mut targets = settings.targets.clone();
-        if let Some(snapshot) = catalog.snapshot() {
-            targets.add_catalog(&snapshot.catalog);
+        if *stopped.borrow() {
+            break;
         }
-        let syncer = Syncer::new(
-            client.clone(),
-            knowledge.store.clone(),
-            settings.options.clone(),
-        );
-        let result = syncer.run(&targets).await;
-        let finished = Utc::now();
-        let next = finished
-            + chrono::Duration::from_std(settings.interval).unwrap_or(chrono::Duration::MAX);
-        knowledge.update(|runs| {
-            runs.running = false;
-            runs.last_finished_at = Some(finished);
-            runs.next_run_at = Some(next);
-            match result {
-                Ok(report) => {
-                    runs.requests_total += report.requests.total();
-                    if report.failed() == 0 {
-                        runs.runs_ok += 1;
-                        runs.last_success_at = Some(finished);
-                        runs.last_error = None;
-                    } else {
-                        runs.runs_with_failures += 1;
-                        runs.last_error = Some(first_failure(&report));
-                    }
-                    tracing::info!(
-                        repositories = report.repositories.len(),
-                        failed = report.failed(),
-                        requests = report.requests.total(),
-                        elapsed_ms = report.elapsed.as_millis() as u64,
-                        "sync finished"
-                    );
-                    runs.last_report = Some(report);
+        let fence = lease.claim().await;
+        let mut wait = lease.settings.renew_every();
+        if let Some(fence) = &fence {
+            match due_in(&knowledge.store, settings.interval).await {
+                Ok(None) => {
+                    run_once(
+                        &knowledge, &catalog, &settings, &client, &lease, fence, &stopped,
+                    )
+                    .await;
+                    continue;
                 }
-                Err(error) => {
-                    runs.runs_failed += 1;
-                    runs.last_error = Some(error.to_string());
-                    tracing::error!(error = %error, "sync failed");
-                }
+                Ok(Some(due)) => wait = wait.min(due),
+                Err(error) => tracing::warn!(error = %error, "cannot tell when the sync is due"),
             }
-        });
+        }
+        held = fence;
         tokio::select! {
-            () = tokio::time::sleep(settings.interval) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|stop| *stop) => break,
         }
     }
+    if let Some(fence) = held {
+        lease.release(&fence).await;
+    }
+}
+
+/// `None` when a sync is due now, else how long until it is (from the last recorded run).
+async fn due_in(
+    store: &Store,
+    interval: std::time::Duration,
+) -> Result<Option<std::time::Duration>, berth_store::StoreError> {
+    let last = store.task_runs(SYNC_LEASE, 1).await?;
+    let Some(last) = last.last() else {
+        return Ok(None);
+    };
+    let now = store.database_now().await?;
+    let due =
+        last.started_at + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
+    Ok((due - now).to_std().ok().filter(|wait| !wait.is_zero()))
+}
+
+/// One sync under `fence`: its writes fenced, the lease renewed while it runs, stopped at a
+/// repository boundary by shutdown or a lost lease; the run recorded under the fence.
+async fn run_once(
+    knowledge: &Knowledge,
+    catalog: &CatalogState,
+    settings: &SyncSettings,
+    client: &Client,
+    lease: &LeaseHolder,
+    fence: &berth_store::Fence,
+    stopped: &watch::Receiver<bool>,
+) {
+    let store = knowledge.store.fenced(fence.clone());
+    let started_at = match store.database_now().await {
+        Ok(now) => now,
+        Err(error) => {
+            tracing::warn!(error = %error, "sync not started: the store's clock cannot be read");
+            return;
+        }
+    };
+    let started = Utc::now();
+    knowledge.update(|runs| {
+        runs.running = true;
+        runs.last_started_at = Some(started);
+    });
+    let mut targets = settings.targets.clone();
+    if let Some(snapshot) = catalog.snapshot() {
+        targets.add_catalog(&snapshot.catalog);
+    }
+    let syncer = Syncer::new(client.clone(), store.clone(), settings.options.clone());
+    let cancel = syncer.cancel_flag();
+    let mut stop = stopped.clone();
+    let shutdown_cancel = cancel.clone();
+    // Shutdown stops the run at its next repository boundary (never mid-transaction).
+    let watcher = tokio::spawn(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+        shutdown_cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let result = lease
+        .renewing(fence, syncer.run(&targets), || {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed)
+        })
+        .await;
+    watcher.abort(); // it only sets a flag; nothing is written
+    let finished = Utc::now();
+    let next =
+        finished + chrono::Duration::from_std(settings.interval).unwrap_or(chrono::Duration::MAX);
+    let (outcome, detail) = match &result {
+        Ok(report) if report.cancelled => (
+            "cancelled",
+            serde_json::json!({
+                "repositories": report.repositories.len(), "failed": report.failed(),
+            }),
+        ),
+        Ok(report) if report.failed() == 0 => (
+            "ok",
+            serde_json::json!({
+                "repositories": report.repositories.len(), "requests": report.requests.total(),
+            }),
+        ),
+        Ok(report) => (
+            "failures",
+            serde_json::json!({
+                "repositories": report.repositories.len(), "failed": report.failed(),
+                "first_error": first_failure(report),
+            }),
+        ),
+        Err(error) => ("failed", serde_json::json!({"error": error.to_string()})),
+    };
+    // A cancelled run is not recorded as a run: the next holder syncs again at once.
+    if outcome != "cancelled" {
+        match store
+            .record_task_run(SYNC_LEASE, started_at, outcome, &detail.to_string())
+            .await
+        {
+            Ok(()) => {}
+            Err(error) => tracing::warn!(error = %error, "sync run not recorded"),
+        }
+    }
+    knowledge.update(|runs| {
+        runs.running = false;
+        runs.last_finished_at = Some(finished);
+        runs.next_run_at = Some(next);
+        match result {
+            Ok(report) => {
+                runs.requests_total += report.requests.total();
+                if report.cancelled {
+                    tracing::info!(
+                        repositories = report.repositories.len(),
+                        "sync stopped at a repository boundary"
+                    );
+                } else if report.failed() == 0 {
+                    runs.runs_ok += 1;
+                    runs.last_success_at = Some(finished);
+                    runs.last_error = None;
+                } else {
+                    runs.runs_with_failures += 1;
+                    runs.last_error = Some(first_failure(&report));
+                }
+                tracing::info!(
+                    repositories = report.repositories.len(),
+                    failed = report.failed(),
+                    requests = report.requests.total(),
+                    elapsed_ms = report.elapsed.as_millis() as u64,
+                    epoch = fence.epoch,
+                    "sync finished"
+                );
+                runs.last_report = Some(report);
+            }
+            Err(error) => {
+                runs.runs_failed += 1;
+                runs.last_error = Some(error.to_string());
+                tracing::error!(error = %error, "sync failed");
+            }
+        }
+    });
 }
 
 fn first_failure(report: &SyncReport) -> String {

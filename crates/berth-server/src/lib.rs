@@ -1,9 +1,14 @@
-//! `berth serve`: the HTTP API over berth's knowledge. For now: the catalog (read-only), health
-//! and readiness probes, status, metrics and the OpenAPI description; the catalog is re-read
-//! when its files change, and an invalid edit never replaces the catalog being served.
+//! `berth serve`, all of it: the HTTP API over berth's knowledge (catalog, images, channels,
+//! status, metrics, OpenAPI), the admission webhook, and every long-running task, started and
+//! stopped by [`run`] under one shutdown signal, over one store pool.
 //!
 //! - [`app`] builds the router over an [`AppState`]; tests drive it with `oneshot`.
-//! - [`run`] serves a bound listener until `shutdown` resolves, polling the catalog meanwhile.
+//! - [`run`] serves a bound listener until `shutdown` resolves and starts every task; its doc
+//!   says the shutdown order. Tests call it with port 0.
+//! - [`admission_tasks`]: the webhook's policy watcher (checked against the catalog), knowledge
+//!   refresher and usage writer.
+//! - [`leases`]: singleton tasks (scheduled sync, promotion scheduler) on the replica holding
+//!   their lease in the store; what this replica saw of each lease.
 //! - [`config`]: the config file (`listen`, `catalog`, ...), every error reported at once.
 //! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
@@ -13,7 +18,8 @@
 //! - [`namespaces`]: namespace labels read from the Kubernetes API for label-selected
 //!   exceptions (cache, single-flight, deadline; fail safe: no labels).
 //! - [`tls`]: HTTPS with certificate files reloaded when they change.
-//! - [`knowledge`]: the scheduled registry sync and the read-only endpoints over the store.
+//! - [`knowledge`]: the scheduled registry sync (under the sync lease) and the read-only
+//!   endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
 //! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens
 //!   (routes always in [`app`]; 503 `not_configured` without a store and tokens).
@@ -21,12 +27,14 @@
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
 pub mod admission;
+pub mod admission_tasks;
 mod api;
 pub mod catalog_source;
 pub mod channels_api;
 pub mod config;
 mod expiring;
 pub mod knowledge;
+pub mod leases;
 mod metrics;
 pub mod namespaces;
 pub mod promotion;
@@ -70,6 +78,11 @@ pub struct AppState {
     /// The channel API (history, audit, promote, roll back); `None` without a store and
     /// `api_tokens`, when its routes answer 503.
     pub channels: Option<Arc<channels_api::ChannelsApi>>,
+    /// The webhook's policy and how its last load went (`/readyz`, `/api/v1/status`); `None`
+    /// without a policy.
+    pub policy: Option<Arc<admission_tasks::PolicyState>>,
+    /// The leases this replica takes part in, as last seen (`/api/v1/status`, `/metrics`).
+    pub leases: Arc<leases::LeaseBook>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -107,43 +120,85 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `listener` until `shutdown` resolves, then finishes the requests in flight and stops
-/// the catalog poller. The catalog is loaded at once and reloaded when its files change. With
-/// `admission`, the webhook endpoints are served too (resolving tags the snapshot does not
-/// know when `settings.resolve` says so); with `settings.tls`, everything is HTTPS.
+/// What [`run`] did on its way out: every task it started, in the order they ended, and the
+/// usage records the writer drained (tests assert both).
+#[derive(Debug, Default)]
+pub struct Stopped {
+    pub tasks: Vec<&'static str>,
+    pub usage_written: u64,
+}
+
+/// Runs all of `berth serve` on `listener` until `shutdown` resolves, on the wall clock.
 pub async fn run(
     listener: TcpListener,
     settings: ServeSettings,
-    admission: Option<(Arc<admission::SnapshotCell>, Option<admission::UsageSender>)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Stopped> {
+    run_with_clock(listener, settings, system_clock(), shutdown).await
+}
+
+/// Runs all of `berth serve`: the HTTP API and, as `settings` say, the webhook and every
+/// long-running task — catalog reload, policy reload (checked against the catalog), TLS
+/// certificate reload, knowledge refresh, usage writer, scheduled sync and promotion scheduler
+/// (those two under their leases) — over one store pool. When `shutdown` resolves, in order:
+/// the listener stops accepting and requests in flight finish; the tasks see the stop signal
+/// (a sync finishes the repository it is in and starts no other; leases are released); the
+/// usage writer drains what the handlers queued; the store closes. No task is aborted.
+pub async fn run_with_clock(
+    listener: TcpListener,
+    settings: ServeSettings,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
-    let knowledge = match &settings.store {
-        Some(url) => {
-            let store = berth_store::Store::open(url)
+) -> std::io::Result<Stopped> {
+    // One store pool for the process, shared by every task and handler.
+    let store = match &settings.store {
+        Some(url) => Some(
+            berth_store::Store::open(url)
                 .await
-                .map_err(std::io::Error::other)?;
-            Some(Arc::new(knowledge::Knowledge::new(store)))
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let catalog = Arc::new(CatalogState::new(settings.catalog.clone()));
+    let knowledge = store
+        .clone()
+        .map(|store| Arc::new(knowledge::Knowledge::new(store)));
+    let leases = Arc::new(leases::LeaseBook::default());
+    // The webhook's snapshot: the store's knowledge read once now, the policy once the catalog
+    // has loaded (by the watcher; until then the webhook and /readyz answer 503).
+    let policy = match &settings.policy {
+        Some(path) => {
+            let known = match &store {
+                Some(store) => store
+                    .policy_knowledge()
+                    .await
+                    .map_err(std::io::Error::other)?,
+                None => berth_core::policy::Knowledge::default(),
+            };
+            let cell = Arc::new(admission::SnapshotCell::without_policy(known));
+            Some(Arc::new(admission_tasks::PolicyState::new(
+                path.clone(),
+                cell,
+            )))
         }
         None => None,
     };
     // One resolver (one cache) for the webhook, its counters shown on /metrics.
-    let resolver = match (&admission, &settings.resolve) {
+    let resolver = match (&policy, &settings.resolve) {
         (Some(_), Some(resolve)) => Some(resolve::TagResolver::new(resolve.clone())),
         _ => None,
     };
     // One namespace-label reader (one cache) for the webhook, likewise.
-    let namespace_labels = match (&admission, &settings.namespace_labels) {
+    let namespace_labels = match (&policy, &settings.namespace_labels) {
         (Some(_), Some(namespaces)) => {
             Some(namespaces::NamespaceLabels::new(namespaces).map_err(std::io::Error::other)?)
         }
         _ => None,
     };
-    let channels = match (&knowledge, &settings.channels_api) {
-        (Some(knowledge), Some(api)) => Some(Arc::new(channels_api::ChannelsApi {
+    let channels = match (&store, &settings.channels_api) {
+        (Some(store), Some(api)) => Some(Arc::new(channels_api::ChannelsApi {
             catalog: Arc::clone(&catalog),
-            store: knowledge.store.clone(),
+            store: store.clone(),
             client: berth_oci::Client::new(api.client.clone()),
             rules: settings
                 .promotions
@@ -162,12 +217,27 @@ pub async fn run(
         resolver: resolver.clone(),
         namespace_labels: namespace_labels.clone(),
         channels,
+        policy: policy.clone(),
+        leases: Arc::clone(&leases),
     };
     let mut router = app(state);
-    if let Some((snapshot, usage)) = admission {
+    // Usage goes to the store through a bounded channel, written off the request path.
+    let mut usage_writer = None;
+    if let Some(policy) = &policy {
+        let usage = match &store {
+            Some(store) => {
+                let (sender, receiver) = tokio::sync::mpsc::channel(admission_tasks::USAGE_QUEUE);
+                usage_writer = Some(tokio::spawn(admission_tasks::write_usage(
+                    store.clone(),
+                    receiver,
+                )));
+                Some(sender)
+            }
+            None => None,
+        };
         router = router.merge(admission::router(admission::AdmissionState {
             catalog: Arc::clone(&catalog),
-            snapshot,
+            snapshot: Arc::clone(&policy.cell),
             clock: Arc::clone(&clock),
             usage,
             resolver,
@@ -182,35 +252,94 @@ pub async fn run(
         None => None,
     };
     let (stop, stopped) = watch::channel(false);
-    let scheduler = match (&knowledge, &settings.sync) {
-        (Some(knowledge), Some(sync)) => Some(tokio::spawn(knowledge::schedule(
-            Arc::clone(knowledge),
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
+    tasks.push((
+        "catalog reload",
+        tokio::spawn(reload::watch(
             Arc::clone(&catalog),
-            sync.clone(),
-            stopped.clone(),
-        ))),
-        _ => None,
-    };
-    let promoter = match (&knowledge, &settings.promotions) {
-        (Some(knowledge), Some(promotions)) => Some(tokio::spawn(promotion::schedule(
-            knowledge.store.clone(),
-            Arc::clone(&catalog),
-            promotions.clone(),
+            settings.poll_interval,
             Arc::clone(&clock),
+            store.clone(),
             stopped.clone(),
-        ))),
-        _ => None,
-    };
-    let poller = tokio::spawn(reload::watch(
-        catalog,
-        settings.poll_interval,
-        clock,
-        knowledge.as_ref().map(|knowledge| knowledge.store.clone()),
-        stopped.clone(),
+        )),
     ));
+    if let Some(policy) = &policy {
+        tasks.push((
+            "policy reload",
+            tokio::spawn(admission_tasks::watch_policy(
+                Arc::clone(policy),
+                Arc::clone(&catalog),
+                settings.poll_interval,
+                Arc::clone(&clock),
+                stopped.clone(),
+            )),
+        ));
+        if let Some(store) = &store {
+            tasks.push((
+                "knowledge refresh",
+                tokio::spawn(admission_tasks::refresh_knowledge(
+                    Arc::clone(&policy.cell),
+                    store.clone(),
+                    settings.knowledge_refresh,
+                    stopped.clone(),
+                )),
+            ));
+        }
+    }
+    if let Some(certificates) = &certificates {
+        tasks.push((
+            "certificate reload",
+            tokio::spawn(tls::watch_certificates(
+                Arc::clone(certificates),
+                settings.poll_interval,
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(knowledge), Some(sync)) = (&knowledge, &settings.sync) {
+        tasks.push((
+            "scheduled sync",
+            tokio::spawn(knowledge::schedule(
+                Arc::clone(knowledge),
+                Arc::clone(&catalog),
+                sync.clone(),
+                leases::LeaseHolder {
+                    name: leases::SYNC_LEASE,
+                    store: knowledge.store.clone(),
+                    settings: settings.leases.clone(),
+                    book: Arc::clone(&leases),
+                },
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(store), Some(promotions)) = (&store, &settings.promotions) {
+        tasks.push((
+            "promotion scheduler",
+            tokio::spawn(promotion::schedule(
+                store.clone(),
+                Arc::clone(&catalog),
+                promotions.clone(),
+                Arc::clone(&clock),
+                leases::LeaseHolder {
+                    name: leases::PROMOTION_LEASE,
+                    store: store.clone(),
+                    settings: settings.leases.clone(),
+                    book: Arc::clone(&leases),
+                },
+                stopped.clone(),
+            )),
+        ));
+    }
+    admission_tasks::first_loads(
+        &catalog,
+        policy.as_deref(),
+        std::time::Duration::from_secs(30),
+    )
+    .await;
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
         let _ = stop.send(true);
     });
     tracing::info!(
@@ -219,17 +348,14 @@ pub async fn run(
         format = reload::format_name(settings.catalog.format),
         poll_interval_ms = settings.poll_interval.as_millis() as u64,
         tls = settings.tls.is_some(),
+        webhook = policy.is_some(),
+        holder = %settings.leases.holder,
         "berth serve listening"
     );
-    match certificates {
+    // 1. Serve until the stop signal; then stop accepting and finish requests in flight.
+    let served = match certificates {
         Some(certificates) => {
-            let watcher = tokio::spawn(tls::watch_certificates(
-                Arc::clone(&certificates),
-                settings.poll_interval,
-                stopped.clone(),
-            ));
-            tls::serve(listener, certificates.server_config(), router, stopped).await?;
-            let _ = watcher.await;
+            tls::serve(listener, certificates.server_config(), router, stopped).await
         }
         None => {
             let mut server_stopped = stopped;
@@ -237,25 +363,32 @@ pub async fn run(
                 .with_graceful_shutdown(async move {
                     let _ = server_stopped.wait_for(|stop| *stop).await;
                 })
-                .await?;
+                .await
         }
+    };
+    // 2. Every task has seen the signal: wait for each to end (a sync at its repository
+    //    boundary, leases released).
+    let mut ended = Stopped::default();
+    for (name, task) in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(task = name, error = %error, "task failed");
+        }
+        tracing::debug!(task = name, "task ended");
+        ended.tasks.push(name);
     }
-    if let Err(error) = poller.await {
-        tracing::error!(error = %error, "catalog poller failed");
+    // 3. The handlers are gone and their senders with them: the writer drains the queue.
+    if let Some(writer) = usage_writer {
+        match writer.await {
+            Ok(written) => ended.usage_written = written,
+            Err(error) => tracing::error!(error = %error, "usage writer failed"),
+        }
+        ended.tasks.push("usage writer");
     }
-    if let Some(scheduler) = scheduler
-        && let Err(error) = scheduler.await
-    {
-        tracing::error!(error = %error, "sync scheduler failed");
+    // 4. The one pool closes last.
+    if let Some(store) = store {
+        store.close().await;
     }
-    if let Some(promoter) = promoter
-        && let Err(error) = promoter.await
-    {
-        tracing::error!(error = %error, "promotion scheduler failed");
-    }
-    if let Some(knowledge) = knowledge {
-        knowledge.store.close().await;
-    }
+    served?;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ended)
 }

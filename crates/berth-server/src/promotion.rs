@@ -1,6 +1,7 @@
 //! The promotion scheduler inside `berth serve`: every tick, `berth_channels::scheduler::tick`
 //! over the catalog being served and the configured rules, with the server's clock; what it did
-//! is logged (and recorded by berth-channels in the channel history and audit log).
+//! is logged (and recorded by berth-channels in the channel history and audit log). Only the
+//! replica holding the promotion lease ticks.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::Clock;
 use crate::config::PromotionSettings;
+use crate::leases::LeaseHolder;
 use crate::reload::CatalogState;
 
 /// Runs until `stopped` turns true.
@@ -18,6 +20,7 @@ pub async fn schedule(
     catalog: Arc<CatalogState>,
     settings: PromotionSettings,
     clock: Clock,
+    lease: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
     let client = Client::new(settings.client.clone());
@@ -31,7 +34,8 @@ pub async fn schedule(
     let shutdown = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let (client, store, catalog, rules) = (&client, &store, &catalog, &settings.rules);
+    let (client, store, catalog, rules, lease) =
+        (&client, &store, &catalog, &settings.rules, &lease);
     berth_channels::scheduler::run(
         || clock(),
         settings.interval,
@@ -41,6 +45,11 @@ pub async fn schedule(
             let Some(snapshot) = catalog.snapshot() else {
                 return;
             };
+            // Only the replica holding the promotion lease ticks; its slot claims are fenced.
+            let Some(fence) = lease.claim().await else {
+                return;
+            };
+            let store = &store.fenced(fence);
             match berth_channels::scheduler::tick(client, store, &snapshot.catalog, rules, now)
                 .await
             {

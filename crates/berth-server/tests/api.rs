@@ -55,6 +55,8 @@ fn state_with(catalog: Catalog) -> AppState {
         resolver: None,
         namespace_labels: None,
         channels: None,
+        policy: None,
+        leases: Default::default(),
     }
 }
 
@@ -219,6 +221,8 @@ async fn the_clock_decides_effective_states() {
         resolver: None,
         namespace_labels: None,
         channels: None,
+        policy: None,
+        leases: Default::default(),
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -239,6 +243,8 @@ async fn probes_before_and_after_a_catalog_loads() {
         resolver: None,
         namespace_labels: None,
         channels: None,
+        policy: None,
+        leases: Default::default(),
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -281,6 +287,8 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         resolver: None,
         namespace_labels: None,
         channels: None,
+        policy: None,
+        leases: Default::default(),
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");

@@ -138,6 +138,8 @@ impl World {
             resolver: None,
             namespace_labels: None,
             channels: Some(Arc::clone(&self.api)),
+            policy: None,
+            leases: Default::default(),
         })
         .oneshot(request)
         .await

@@ -9,6 +9,8 @@
 //!   run on open; a schema newer than this build is refused.
 //! - [`knowledge`]: registry knowledge. One repository's sync is one transaction; failures are
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
+//! - [`policy_knowledge`]: the policy engine's `Knowledge`, loaded whole (the webhook's
+//!   snapshot, `berth check --store`).
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
 //! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
@@ -75,6 +77,7 @@ pub mod history;
 pub mod knowledge;
 pub mod leases;
 pub mod migrate;
+pub mod policy_knowledge;
 pub mod records;
 pub mod schedule;
 pub mod store;

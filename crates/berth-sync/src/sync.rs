@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_core::lineage::LineageIndex;
@@ -118,6 +118,9 @@ pub struct SyncReport {
     pub elapsed: Duration,
     /// Images whose base changed in this sync's lineage pass.
     pub lineage_updates: u64,
+    /// The sync was stopped (shutdown, a lost lease) at a repository boundary: the repositories
+    /// not reached were left as they were, and the lineage pass did not run.
+    pub cancelled: bool,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -149,6 +152,7 @@ pub struct Syncer {
     options: SyncOptions,
     summaries: SharedSummaries,
     progress: Arc<Progress>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Syncer {
@@ -159,7 +163,14 @@ impl Syncer {
             options,
             summaries: SharedSummaries::default(),
             progress: Arc::new(Progress::default()),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Set it to stop the sync at the next repository boundary: the repository being synced
+    /// finishes (its one transaction commits or not), no other starts.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     pub fn progress(&self) -> Arc<Progress> {
@@ -201,7 +212,9 @@ impl Syncer {
             .repositories_total
             .store(repositories.len() as u64, Ordering::Relaxed);
 
+        let cancel = &self.cancel;
         let reports: Vec<Result<RepositoryReport, SyncError>> = stream::iter(repositories)
+            .take_while(|_| std::future::ready(!cancel.load(Ordering::Relaxed)))
             .map(|repository| async move {
                 let outcome = match self.sync_repository(&repository).await {
                     Ok(counts) => RepositoryOutcome::Synced(counts),
@@ -230,8 +243,14 @@ impl Syncer {
             reports.into_iter().collect::<Result<_, _>>()?;
         repositories.sort_by(|a, b| a.repository.cmp(&b.repository));
 
-        let lineage_updates = update_lineage(&self.store).await?;
+        let cancelled = self.cancel.load(Ordering::Relaxed);
+        let lineage_updates = if cancelled {
+            0
+        } else {
+            update_lineage(&self.store).await?
+        };
         Ok(SyncReport {
+            cancelled,
             repositories,
             registry_failures,
             requests: self.client.stats().since(&before),

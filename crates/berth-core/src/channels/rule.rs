@@ -477,24 +477,8 @@ fn parse_field<T>(
     }
 }
 
-/// A span of time as operators write one: `90m`, `12h`, `2d`, `1w`, `0`.
+/// A span of time in berth's one duration syntax (`crate::duration`): `90m`, `12h`, `2d`, `1w`.
 pub fn parse_span(text: &str) -> Result<TimeDelta, String> {
-    let invalid = || format!("{text:?} is not a duration (90m, 12h, 2d, 1w)");
-    if text == "0" {
-        return Ok(TimeDelta::zero());
-    }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| invalid())?;
-    let span = match unit {
-        "s" => TimeDelta::try_seconds(number),
-        "m" => TimeDelta::try_minutes(number),
-        "h" => TimeDelta::try_hours(number),
-        "d" => TimeDelta::try_days(number),
-        "w" => TimeDelta::try_weeks(number),
-        _ => None,
-    };
-    span.ok_or_else(invalid)
+    let duration = crate::duration::parse(text)?;
+    TimeDelta::from_std(duration).map_err(|_| format!("{text:?} is too long a duration"))
 }

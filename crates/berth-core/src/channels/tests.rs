@@ -551,7 +551,7 @@ promotions:
         "r.yaml:3:5: error: promotions[0]: promotes staging to itself",
         "r.yaml:5:15: error: promotions[0].schedule: \"0 10 * * WENSDAY\" is not a cron expression: Pattern contains illegal characters: CronPattern contains illegal character 'W' in part 'WENSDAY'",
         "r.yaml:6:16: error: promotions[0].time_zone: \"Europe/Kopenhagen\" is not an IANA time zone (Europe/Copenhagen, UTC)",
-        "r.yaml:7:11: error: promotions[0].soak: \"two days\" is not a duration (90m, 12h, 2d, 1w)",
+        "r.yaml:7:11: error: promotions[0].soak: \"two days\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)",
         "r.yaml:8:13: error: promotions[0].gates[0]: unknown gate \"tested\"; expected not-retired or facts-known",
         "r.yaml:10:9: error: promotions[0].windows[0]: the window ends (09:00:00) before it starts (16:00:00); split a window across midnight in two",
         "r.yaml:10:17: error: promotions[0].windows[0].days[0]: \"someday\" is not a day of the week (mon, tue, ...)",

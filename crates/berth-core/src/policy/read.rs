@@ -35,6 +35,20 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Reads one policy file and checks it against `catalog` (approved bases it does not name):
+/// what `berth check` and `berth serve` (at start and on every reload of either file) both do.
+/// The policy is `None` when any diagnostic is an error.
+pub fn load_checked(file: &str, text: &str, catalog: &Catalog) -> Loaded {
+    let mut loaded = load(file, text);
+    if let Some(policy) = &loaded.policy {
+        loaded.diagnostics.extend(check_catalog(policy, catalog));
+    }
+    if loaded.diagnostics.iter().any(Diagnostic::is_error) {
+        loaded.policy = None;
+    }
+    loaded
+}
+
 /// Reads one policy file. `file` is the name messages use (usually the path).
 pub fn load(file: &str, text: &str) -> Loaded {
     let mut diagnostics = Diagnostics::default();

@@ -5,7 +5,7 @@
 //! knowledge lacks are resolved at their registry as the webhook's resolver does. Exit 0 when
 //! everything is allowed, 1 when something is denied, 2 for the user's mistakes, 3 for faults.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,13 +13,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use berth_core::catalog::{self, Catalog};
-use berth_core::lineage::LineageIndex;
 use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
-use berth_core::{Digest, ImageRef};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::resolve::TagResolver;
-use berth_store::{ManifestKind, RepositoryName, Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -172,7 +169,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         None => Knowledge::default(),
         Some(url) => runtime()?.block_on(async {
             let store = open_store(&url).await?;
-            let knowledge = knowledge_from_store(&store).await;
+            let knowledge = store.policy_knowledge().await;
             store.close().await;
             knowledge.context("read registry knowledge from the store")
         })?,
@@ -310,18 +307,14 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 pub fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
     let text = read_input(path)?;
     let name = path.display().to_string();
-    let loaded = policy::load(&name, &text);
-    let mut diagnostics = loaded.diagnostics;
-    if let Some(policy) = &loaded.policy {
-        diagnostics.extend(policy::read::check_catalog(policy, catalog));
-    }
-    for diagnostic in &diagnostics {
+    let loaded = policy::load_checked(&name, &text, catalog);
+    for diagnostic in &loaded.diagnostics {
         eprintln!("{diagnostic}");
     }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     match loaded.policy {
-        Some(policy) if errors == 0 => Ok(policy),
-        _ => Err(usage(format!(
+        Some(policy) => Ok(policy),
+        None => Err(usage(format!(
             "the policy {name} has {errors} error{}",
             if errors == 1 { "" } else { "s" }
         ))),
@@ -457,48 +450,6 @@ fn flatten(
             lines: origin.lines.clone(),
         }),
     }
-}
-
-/// What the store knows that the policy asks: the live tags of every repository it has synced,
-/// the platform images of the indexes they point to, and the lineage of every image with
-/// layers. An image in a repository never synced is simply unknown.
-pub async fn knowledge_from_store(store: &Store) -> Result<Knowledge, StoreError> {
-    let repositories: BTreeSet<RepositoryName> = store
-        .repository_statuses()
-        .await?
-        .into_iter()
-        .map(|status| status.repository)
-        .collect();
-    let chains = store.all_layer_chains().await?;
-    let lineage = LineageIndex::build(
-        chains
-            .into_iter()
-            .map(|chain| (chain.image, chain.diff_ids)),
-    );
-    let mut knowledge = Knowledge::new(lineage);
-    let mut seen: BTreeSet<Digest> = BTreeSet::new();
-    for repository in &repositories {
-        let name = format!("{}/{}", repository.registry(), repository.repository());
-        for (tag, digest) in store.tag_digests(repository).await? {
-            if let Ok(reference) = ImageRef::parse(&format!("{name}:{tag}")) {
-                knowledge.add_tag(&reference, digest.clone());
-            }
-            if !seen.insert(digest.clone()) {
-                continue;
-            }
-            if let Some(record) = store.manifest(&digest).await?
-                && let ManifestKind::Index(entries) = record.kind
-            {
-                let images = entries
-                    .into_iter()
-                    .filter(|entry| !entry.is_attestation)
-                    .map(|entry| entry.child)
-                    .collect();
-                knowledge.add_index(digest, images);
-            }
-        }
-    }
-    Ok(knowledge)
 }
 
 fn report_text(report: &Report) -> String {

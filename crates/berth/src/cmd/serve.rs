@@ -3,25 +3,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use berth_core::catalog::Format;
-use berth_core::policy::Knowledge;
-use berth_server::admission::{AdmissionSnapshot, SnapshotCell, Usage};
 use berth_server::catalog_source::CatalogSource;
-use berth_server::catalog_source::fingerprint;
 use berth_server::config::{self, ServeFile, ServeSettings};
+use berth_server::leases::LeaseSettings;
 use berth_server::namespaces::NamespaceSettings;
 use berth_server::tls::TlsSettings;
 
 use berth_store::RepositoryName;
 use berth_sync::{PathPattern, RegistryScan, SyncOptions, Targets};
 
-use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::check::{knowledge_from_store, read_policy};
-use crate::cmd::open_store;
+use crate::cmd::catalog::{SourceFormat, catalog_path};
 use crate::environment::Environment;
 use crate::exit::usage;
 use crate::registry_args::RegistryArgs;
@@ -87,75 +82,17 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
-    let policy_path = args
-        .policy
-        .clone()
-        .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from));
-    let knowledge_refresh = match &args.knowledge_refresh {
-        Some(text) => config::poll_interval(text)
-            .map_err(|error| usage(format!("--knowledge-refresh: {error}")))?,
-        None => DEFAULT_KNOWLEDGE_REFRESH,
-    };
     let settings = settings(args, env)?;
-    // The webhook reads its knowledge from, and records usage in, the store `settings` resolved
-    // (flag, config file, then BERTH_STORE).
-    let store_url = settings.store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let snapshot = match &policy_path {
-            Some(path) => Some(Arc::new(SnapshotCell::new(
-                admission(path, store_url.as_deref(), &settings).await?,
-            ))),
-            None => None,
-        };
-        // The policy file is re-read when it changes, the knowledge every --knowledge-refresh.
-        let mut refreshers = Vec::new();
-        if let (Some(cell), Some(path)) = (&snapshot, &policy_path) {
-            refreshers.push(tokio::spawn(watch_policy(
-                Arc::clone(cell),
-                path.clone(),
-                settings.poll_interval,
-            )));
-            if let Some(url) = &store_url {
-                let store = open_store(url).await?;
-                refreshers.push(tokio::spawn(refresh_knowledge(
-                    Arc::clone(cell),
-                    store,
-                    knowledge_refresh,
-                )));
-            }
-        }
-        // Usage goes to the store through a bounded channel, written off the request path.
-        let (admission, usage_writer) = match (snapshot, &store_url) {
-            (Some(snapshot), Some(url)) => {
-                let (sender, receiver) = tokio::sync::mpsc::channel(USAGE_QUEUE);
-                let store = open_store(url).await?;
-                let writer = tokio::spawn(write_usage(store, receiver));
-                (Some((snapshot, Some(sender))), Some(writer))
-            }
-            (snapshot, _) => (snapshot.map(|snapshot| (snapshot, None)), None),
-        };
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        berth_server::run(
-            listener,
-            settings,
-            admission,
-            berth_server::system_clock(),
-            shutdown_signal(),
-        )
-        .await
-        .context("serving")?;
-        for refresher in refreshers {
-            refresher.abort();
-        }
-        // The server is down and its senders are gone: the writer drains what is left.
-        if let Some(writer) = usage_writer {
-            let _ = writer.await;
-        }
+        berth_server::run(listener, settings, shutdown_signal())
+            .await
+            .context("serving")?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -163,117 +100,6 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
 
 /// How often the store's knowledge is re-read unless --knowledge-refresh says.
 const DEFAULT_KNOWLEDGE_REFRESH: Duration = Duration::from_secs(60);
-
-/// Re-reads the policy file when its size or modification time changes; a policy with errors is
-/// logged and the last good one stays.
-async fn watch_policy(cell: Arc<SnapshotCell>, path: PathBuf, interval: Duration) {
-    let mut last = fingerprint(&path);
-    loop {
-        tokio::time::sleep(interval).await;
-        let current = fingerprint(&path);
-        if current == last {
-            continue;
-        }
-        last = current;
-        let name = path.display().to_string();
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => text,
-            Err(error) => {
-                tracing::warn!(file = %name, error = %error, "policy not reloaded; the last good one is kept");
-                continue;
-            }
-        };
-        let loaded = berth_core::policy::load(&name, &text);
-        match loaded.policy {
-            Some(policy) => {
-                cell.set_policy(policy);
-                tracing::info!(file = %name, "policy reloaded");
-            }
-            None => {
-                for diagnostic in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-                    tracing::warn!(
-                        file = %diagnostic.file,
-                        line = diagnostic.line,
-                        column = diagnostic.column,
-                        field = %diagnostic.field,
-                        message = %diagnostic.message,
-                        "policy error"
-                    );
-                }
-                tracing::warn!(file = %name, "policy not reloaded; the last good one is kept");
-            }
-        }
-    }
-}
-
-/// Re-reads the store's knowledge every `interval`; a failure keeps the last.
-async fn refresh_knowledge(cell: Arc<SnapshotCell>, store: berth_store::Store, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        match knowledge_from_store(&store).await {
-            Ok(knowledge) => {
-                cell.set_knowledge(knowledge);
-                tracing::debug!("registry knowledge refreshed");
-            }
-            Err(error) => tracing::warn!(
-                error = %error,
-                "registry knowledge not refreshed; the last is kept"
-            ),
-        }
-    }
-}
-
-/// Admissions waiting to be written; past this, records are dropped (and logged), never waited
-/// for.
-const USAGE_QUEUE: usize = 1024;
-
-/// Writes usage records to the store until every sender is gone.
-async fn write_usage(
-    store: berth_store::Store,
-    mut receiver: tokio::sync::mpsc::Receiver<Vec<Usage>>,
-) {
-    while let Some(records) = receiver.recv().await {
-        for record in records {
-            let entry = berth_store::AdmissionUse {
-                at: record.at,
-                namespace: record.namespace,
-                kind: record.kind,
-                name: record.name,
-                container: record.container,
-                image: record.image,
-                digest: record.digest,
-            };
-            if let Err(error) = store.append_admission_use(&entry).await {
-                tracing::warn!(error = %error, image = %entry.image, "usage not recorded");
-            }
-        }
-    }
-    store.close().await;
-}
-
-/// The webhook's snapshot: the policy (checked against the catalog as it is at start) and
-/// what the store knows, read once.
-async fn admission(
-    policy: &Path,
-    store_url: Option<&str>,
-    settings: &ServeSettings,
-) -> anyhow::Result<AdmissionSnapshot> {
-    let catalog = read_valid(&settings.catalog, chrono::Utc::now())?;
-    let policy = read_policy(policy, &catalog)?;
-    let knowledge = match store_url {
-        Some(url) => {
-            let store = open_store(url).await?;
-            let knowledge = knowledge_from_store(&store).await;
-            store.close().await;
-            knowledge.context("read registry knowledge from the store")?
-        }
-        None => Knowledge::default(),
-    };
-    Ok(AdmissionSnapshot {
-        policy: Arc::new(policy),
-        knowledge: Arc::new(knowledge),
-    })
-}
 
 /// The config file (if any), then flags over it, then the environment and defaults.
 fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
@@ -337,14 +163,60 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
             client: file_registry_args(&file, &relative).client_config(env)?,
         }),
     };
-    let resolve = args
-        .resolve
-        .settings(|| file_registry_args(&file, &relative).client_config(env))?;
-    let namespace_labels = if args.namespace_labels {
+    let policy = args
+        .policy
+        .clone()
+        .or_else(|| file.policy.as_deref().map(&relative))
+        .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from));
+    let knowledge_refresh = match &args.knowledge_refresh {
+        Some(text) => config::poll_interval(text)
+            .map_err(|error| usage(format!("--knowledge-refresh: {error}")))?,
+        None => file.knowledge_refresh.unwrap_or(DEFAULT_KNOWLEDGE_REFRESH),
+    };
+    // Flags win over the config file's `resolve` section, field by field.
+    let resolve_args = match &file.resolve {
+        Some(section) if section.enabled != Some(false) || args.resolve.resolve => {
+            let millis = |duration: Option<Duration>| {
+                duration.map(|duration| format!("{}ms", duration.as_millis()))
+            };
+            ResolveArgs {
+                resolve: true,
+                resolve_deadline: args
+                    .resolve
+                    .resolve_deadline
+                    .clone()
+                    .or_else(|| millis(section.deadline)),
+                resolve_ttl: args
+                    .resolve
+                    .resolve_ttl
+                    .clone()
+                    .or_else(|| millis(section.ttl)),
+                resolve_failure_ttl: args
+                    .resolve
+                    .resolve_failure_ttl
+                    .clone()
+                    .or_else(|| millis(section.failure_ttl)),
+                resolve_cache: args.resolve.resolve_cache.or(section.cache),
+            }
+        }
+        _ => args.resolve.clone(),
+    };
+    let resolve =
+        resolve_args.settings(|| file_registry_args(&file, &relative).client_config(env))?;
+    let namespace_file = file
+        .namespace_labels
+        .clone()
+        .filter(|section| section.enabled != Some(false));
+    let namespace_labels = if args.namespace_labels || namespace_file.is_some() {
+        let section = namespace_file.unwrap_or_default();
         Some(namespace_settings(
-            args.kube_api.clone(),
-            args.kube_token.clone(),
-            args.kube_ca.clone(),
+            args.kube_api.clone().or(section.api),
+            args.kube_token
+                .clone()
+                .or_else(|| section.token_file.as_deref().map(&relative)),
+            args.kube_ca
+                .clone()
+                .or_else(|| section.ca_file.as_deref().map(&relative)),
             env,
         )?)
     } else {
@@ -377,9 +249,21 @@ fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
         channels_api,
         resolve,
         namespace_labels,
-        tls: match (args.tls_cert, args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsSettings { cert, key }),
+        tls: match (args.tls_cert, args.tls_key, &file.tls) {
+            (Some(cert), Some(key), _) => Some(TlsSettings { cert, key }),
+            (_, _, Some(tls)) => Some(TlsSettings {
+                cert: relative(&tls.cert),
+                key: relative(&tls.key),
+            }),
             _ => None,
+        },
+        policy,
+        knowledge_refresh,
+        leases: LeaseSettings {
+            holder: LeaseSettings::holder_for(
+                &env.get("HOSTNAME").unwrap_or_else(|| "berth".to_string()),
+            ),
+            ttl: file.lease_ttl.unwrap_or(LeaseSettings::DEFAULT_TTL),
         },
     })
 }

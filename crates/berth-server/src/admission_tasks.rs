@@ -1,0 +1,265 @@
+//! The webhook's background tasks, run by [`crate::run`]: the policy watcher (the policy file
+//! re-read when it changes, and re-checked against the catalog whenever either changes, the
+//! same check `berth check` makes), the knowledge refresher (the store's knowledge re-read on an
+//! interval) and the usage writer (allowed admissions drained from a bounded queue into the
+//! store). A policy that does not load keeps the last good one; with none loaded yet (broken
+//! at start) `/readyz` answers 503 with its errors, the webhook answers 503, and the watcher
+//! keeps retrying.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_core::catalog::Diagnostic;
+use berth_store::Store;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::Clock;
+use crate::admission::{SnapshotCell, Usage};
+use crate::catalog_source::{Fingerprint, fingerprint};
+use crate::reload::CatalogState;
+
+/// The largest policy file read.
+const POLICY_SIZE_MAX: u64 = 4 * 1024 * 1024;
+
+/// The webhook's policy: where it is read from, the snapshot it feeds, and how the last load
+/// went (`/readyz`, `/api/v1/status`).
+pub struct PolicyState {
+    pub path: PathBuf,
+    pub cell: Arc<SnapshotCell>,
+    status: Mutex<PolicyStatus>,
+}
+
+/// `/api/v1/status`'s policy part.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyStatus {
+    pub path: String,
+    /// Whether a policy is being served (the last good one, when a later load failed).
+    pub loaded: bool,
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// The catalog generation it was last checked against.
+    pub checked_against_catalog: Option<u64>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_ok: bool,
+    /// Why the file could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Errors and warnings of the last load (file:line:column).
+    pub diagnostics: Vec<Diagnostic>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+}
+
+impl PolicyState {
+    pub fn new(path: PathBuf, cell: Arc<SnapshotCell>) -> PolicyState {
+        let status = PolicyStatus {
+            path: path.display().to_string(),
+            ..PolicyStatus::default()
+        };
+        PolicyState {
+            path,
+            cell,
+            status: Mutex::new(status),
+        }
+    }
+
+    pub fn status(&self) -> PolicyStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the policy and checks it against `catalog`; a good one replaces the served policy.
+    pub fn load(
+        &self,
+        catalog: &berth_core::catalog::Catalog,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let name = self.path.display().to_string();
+        let text = read_bounded(&self.path);
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        // Messages as operators grep for them: a first load, a reload, a reload refused.
+        let (loaded_message, refused_message) = if status.loaded {
+            (
+                "policy reloaded",
+                "policy not reloaded; the last good one is kept",
+            )
+        } else {
+            (
+                "policy loaded",
+                "policy not loaded; the webhook is not ready",
+            )
+        };
+        status.last_attempt_at = Some(now);
+        status.checked_against_catalog = Some(generation);
+        let text = match text {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::warn!(file = %name, error = %error, "{refused_message}");
+                status.last_attempt_ok = false;
+                status.error = Some(error);
+                status.diagnostics.clear();
+                status.reloads_failed += 1;
+                return false;
+            }
+        };
+        let loaded = berth_core::policy::load_checked(&name, &text, catalog);
+        status.error = None;
+        status.diagnostics = loaded.diagnostics;
+        match loaded.policy {
+            Some(policy) => {
+                self.cell.set_policy(policy);
+                status.loaded = true;
+                status.loaded_at = Some(now);
+                status.last_attempt_ok = true;
+                status.reloads_ok += 1;
+                tracing::info!(file = %name, catalog_generation = generation, "{loaded_message}");
+                true
+            }
+            None => {
+                for diagnostic in status.diagnostics.iter().filter(|d| d.is_error()) {
+                    tracing::warn!(
+                        file = %diagnostic.file,
+                        line = diagnostic.line,
+                        column = diagnostic.column,
+                        field = %diagnostic.field,
+                        message = %diagnostic.message,
+                        "policy error"
+                    );
+                }
+                tracing::warn!(file = %name, "{refused_message}");
+                status.last_attempt_ok = false;
+                status.reloads_failed += 1;
+                false
+            }
+        }
+    }
+}
+
+fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if metadata.len() > POLICY_SIZE_MAX {
+        return Err(format!(
+            "{} is larger than {POLICY_SIZE_MAX} bytes",
+            path.display()
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    String::from_utf8(bytes).map_err(|error| {
+        format!(
+            "{} is not UTF-8 (byte {})",
+            path.display(),
+            error.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Loads the policy once the catalog has loaded, then re-loads it whenever the policy file
+/// changes or a new catalog generation is served, until `stopped`. A policy broken at start is
+/// retried on each such change: fixing the file (or the catalog) makes the server ready.
+pub async fn watch_policy(
+    policy: Arc<PolicyState>,
+    catalog: Arc<CatalogState>,
+    interval: Duration,
+    clock: Clock,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut last: Option<(Fingerprint, u64)> = None;
+    loop {
+        // Until the catalog's first load, look often: the first policy load follows at once.
+        let wait = if catalog.status().last_attempt.is_none() {
+            interval.min(Duration::from_millis(20))
+        } else {
+            interval
+        };
+        if let Some(snapshot) = catalog.snapshot() {
+            let current = (fingerprint(&policy.path), snapshot.generation);
+            if last.as_ref() != Some(&current) {
+                policy.load(&snapshot.catalog, snapshot.generation, clock());
+                last = Some(current);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Waits (at most `limit`) until the catalog's first load and, when it loaded, the policy's
+/// first load have been tried, so that a good configuration is ready when `run` says it
+/// listens.
+pub async fn first_loads(catalog: &CatalogState, policy: Option<&PolicyState>, limit: Duration) {
+    let tried = || match catalog.status().last_attempt {
+        None => false,
+        Some(_) if catalog.snapshot().is_none() => true,
+        Some(_) => policy.is_none_or(|policy| policy.status().last_attempt_at.is_some()),
+    };
+    let _ = tokio::time::timeout(limit, async {
+        while !tried() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// Re-reads the store's knowledge every `interval` until `stopped`; a failure keeps the last.
+pub async fn refresh_knowledge(
+    cell: Arc<SnapshotCell>,
+    store: Store,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match store.policy_knowledge().await {
+            Ok(knowledge) => {
+                cell.set_knowledge(knowledge);
+                tracing::debug!("registry knowledge refreshed");
+            }
+            Err(error) => tracing::warn!(
+                error = %error,
+                "registry knowledge not refreshed; the last is kept"
+            ),
+        }
+    }
+}
+
+/// Admissions waiting to be written; past this, records are dropped (and logged), never waited
+/// for.
+pub const USAGE_QUEUE: usize = 1024;
+
+/// Writes usage records to the store until every sender is gone (the server has stopped and
+/// its handlers with it), then returns: what was queued is written before shutdown ends.
+pub async fn write_usage(store: Store, mut receiver: mpsc::Receiver<Vec<Usage>>) -> u64 {
+    let mut written = 0;
+    while let Some(records) = receiver.recv().await {
+        for record in records {
+            let entry = berth_store::AdmissionUse {
+                at: record.at,
+                namespace: record.namespace,
+                kind: record.kind,
+                name: record.name,
+                container: record.container,
+                image: record.image,
+                digest: record.digest,
+            };
+            match store.append_admission_use(&entry).await {
+                Ok(_) => written += 1,
+                Err(error) => {
+                    tracing::warn!(error = %error, image = %entry.image, "usage not recorded")
+                }
+            }
+        }
+    }
+    written
+}
