@@ -351,6 +351,44 @@ fn mistakes_are_usage_errors_with_their_place() {
     assert!(stderr.starts_with("berth: -:2:"), "{stderr}");
 }
 
+/// issue 15, item 1: 20,000 levels of block-nested YAML aborted `berth check` with a stack
+/// overflow (exit 134), whichever file held them; now each is a bad file (exit 2) with its place.
+#[test]
+fn deeply_nested_yaml_is_a_usage_error_not_a_crash() {
+    let dir = scratch("deep");
+    let deep = dir.join("deep.yaml");
+    std::fs::write(&deep, format!("{}x\n", "- ".repeat(20_000))).unwrap();
+    let deep = deep.display().to_string();
+    let good_policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
+    let deep_policy = format!("--policy={deep}");
+    let deep_catalog = format!("--catalog={deep}");
+    let place = format!("{deep}:1:257: ");
+    let cases: [(Vec<&str>, String); 3] = [
+        (
+            vec!["check", &good_policy, CATALOG, &deep],
+            format!("berth: {place}invalid YAML: collections nest deeper than 128 levels\n"),
+        ),
+        (
+            vec!["check", &deep_policy, CATALOG, "--image=x"],
+            format!(
+                "{place}error: invalid YAML: collections nest deeper than 128 levels\n\
+                 berth: the policy {deep} has 1 error\n"
+            ),
+        ),
+        (
+            vec!["check", &good_policy, &deep_catalog, "--image=x"],
+            format!(
+                "{place}error: invalid YAML: collections nest deeper than 128 levels\n\
+                 berth: the catalog {deep} has errors (see `berth catalog check`)\n"
+            ),
+        ),
+    ];
+    for (args, expect) in cases {
+        let (code, stdout, stderr) = run(&args, "");
+        assert_eq!((code, stdout.as_str(), stderr), (2, "", expect), "{args:?}");
+    }
+}
+
 /// With a store filled by `berth sync` from the test bed: pins to the registry's digests and
 /// the base rule over real layer lineage.
 #[test]
