@@ -41,6 +41,9 @@ use crate::reference::ImageRef;
 pub enum RuleKind {
     /// Not a rule in the file: an image reference that cannot be parsed is always denied.
     Reference,
+    /// Not a rule in the file: a pod spec berth cannot read as Kubernetes would (an unknown
+    /// field, a container without an image) is always denied, so nothing escapes the check.
+    Spec,
     Registries,
     Catalog,
     Lifecycle,
@@ -61,6 +64,7 @@ impl RuleKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuleKind::Reference => "reference",
+            RuleKind::Spec => "spec",
             RuleKind::Registries => "registries",
             RuleKind::Catalog => "catalog",
             RuleKind::Lifecycle => "lifecycle",
@@ -202,7 +206,7 @@ impl Policy {
     /// The mode of the rule of `kind`, when the policy has it.
     pub fn mode(&self, kind: RuleKind) -> Option<Mode> {
         match kind {
-            RuleKind::Reference => Some(Mode::Enforce),
+            RuleKind::Reference | RuleKind::Spec => Some(Mode::Enforce),
             RuleKind::Registries => self.registries.as_ref().map(|rule| rule.mode),
             RuleKind::Catalog => self.catalog.map(|rule| rule.mode),
             RuleKind::Lifecycle => self.lifecycle.map(|rule| rule.mode),

@@ -366,3 +366,24 @@ async fn an_update_of_a_large_object_is_read_whole() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["response"]["allowed"], json!(true));
 }
+
+/// issue 15, item 11: a container whose `image` is mistyped was skipped and the object allowed;
+/// the webhook denies it, naming the field by its JSON pointer.
+#[tokio::test]
+async fn a_pod_spec_berth_cannot_read_is_denied_with_its_pointer() {
+    let mut deployment = fixture("deployment.json");
+    let containers = &mut deployment["spec"]["template"]["spec"]["containers"];
+    containers[0] = json!({"name": "app", "imgae": "evil.io/x"});
+    let response = validate(&review("CREATE", &deployment, None)).await;
+    assert_eq!(response["allowed"], json!(false), "{response}");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "berth denied Deployment/web: container \"app\": spec: \
+             /spec/template/spec/containers/0/imgae: unknown field `imgae` in a container; did \
+             you mean `image`?; container \"app\": spec: /spec/template/spec/containers/0: the \
+             container has no `image` (Kubernetes requires one)"
+        ),
+        "{message}"
+    );
+}

@@ -835,3 +835,49 @@ fn an_overlay_adds_tags_and_keeps_the_lineage_beneath() {
         ]
     );
 }
+
+/// issue 15, item 11: a mistyped container field hid the container from every rule, and a
+/// namespace exception must not let it through either.
+#[test]
+fn a_pod_spec_berth_cannot_read_is_denied_even_under_an_exception() {
+    let typo = json!({
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "tool-a"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "c0", "image": "127.0.0.1:5050/berth/base:latest"},
+            {"name": "c1", "imgae": "evil.io/x"}
+        ]}}}
+    });
+    let expect = [
+        "deny spec c1: /spec/template/spec/containers/1/imgae: unknown field `imgae` in a \
+         container; did you mean `image`?",
+        "deny spec c1: /spec/template/spec/containers/1: the container has no `image` \
+         (Kubernetes requires one)",
+        "denied",
+    ];
+    check(vec![
+        Case {
+            name: "no rule but the catalog's",
+            policy: "catalog: {}\n",
+            object: typo.clone(),
+            expect: &expect,
+            ..Case::default()
+        },
+        Case {
+            name: "every rule waived for the namespace",
+            policy: "registries:\n  allow: [127.0.0.1:5050/berth/**]\nexceptions:\n  - namespaces: [tool-*]\n    reason: trial\n",
+            object: typo,
+            expect: &expect,
+            ..Case::default()
+        },
+    ]);
+    let finding = Finding {
+        container: "c1".to_string(),
+        list: Some(crate::workload::ContainerList::Regular),
+        image: String::new(),
+        rule: RuleKind::Spec,
+        message: "m".to_string(),
+        pointer: "/p".to_string(),
+    };
+    assert_eq!(finding.to_string(), "container \"c1\": spec: m");
+}

@@ -223,9 +223,9 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         };
         let object_name = found.display_name();
         let mut lines = BTreeMap::new();
-        for pointer in
-            std::iter::once("").chain(found.containers.iter().map(|c| c.pointer.as_str()))
-        {
+        let pointers = (found.containers.iter().map(|c| c.pointer.as_str()))
+            .chain(found.unreadable.iter().map(|u| u.pointer.as_str()));
+        for pointer in std::iter::once("").chain(pointers) {
             if let Some(line) = object.line(pointer) {
                 lines.insert(pointer.to_string(), line);
             }
@@ -561,6 +561,11 @@ fn sarif(report: &Report) -> serde_json::Value {
     use serde_json::json;
     let rules: Vec<serde_json::Value> = [
         ("reference", "The image reference must be valid."),
+        (
+            "spec",
+            "The pod spec reads as Kubernetes reads it: no unknown fields, an image in every \
+             container.",
+        ),
         (
             "registries",
             "Images come from allowed repositories (exact host, whole segments).",
