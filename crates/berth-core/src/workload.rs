@@ -208,6 +208,11 @@ pub const CONTAINER_FIELDS: &[&str] = &[
     "tty",
 ];
 
+/// The most containers (all lists together) berth reads in one pod spec. Real pods have a
+/// handful; an object with more is unreadable, so one hostile object cannot make the decision
+/// (and the answer) grow without bound.
+pub const CONTAINERS_MAX: usize = 500;
+
 /// A part of a pod spec that berth cannot read as Kubernetes would: what it holds would escape
 /// the policy, so the policy denies it (rule `spec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -319,6 +324,24 @@ pub fn workload(object: &Value) -> Result<Workload, WorkloadError> {
                     });
                 },
             );
+            let total: usize = ContainerList::ALL
+                .iter()
+                .filter_map(|list| spec.get(list.field()).and_then(Value::as_array))
+                .map(Vec::len)
+                .sum();
+            if total > CONTAINERS_MAX {
+                unreadable.push(Unreadable {
+                    pointer: spec_pointer.to_string(),
+                    message: format!(
+                        "{spec_pointer}: {total} containers; berth reads at most \
+                         {CONTAINERS_MAX} in one pod spec (only the first {CONTAINERS_MAX} were \
+                         checked)"
+                    ),
+                    list: None,
+                    container: String::new(),
+                });
+            }
+            let mut budget = CONTAINERS_MAX;
             for list in ContainerList::ALL {
                 let list_pointer = format!("{spec_pointer}/{}", list.field());
                 let items = match spec.get(list.field()) {
@@ -337,7 +360,9 @@ pub fn workload(object: &Value) -> Result<Workload, WorkloadError> {
                         container: String::new(),
                     });
                 }
-                for (index, item) in items.iter().enumerate() {
+                let read = items.len().min(budget);
+                budget -= read;
+                for (index, item) in items[..read].iter().enumerate() {
                     let item_pointer = format!("{list_pointer}/{index}");
                     let read = container(item, list, &item_pointer)?;
                     containers.extend(read.image);
@@ -357,8 +382,12 @@ pub fn workload(object: &Value) -> Result<Workload, WorkloadError> {
     })
 }
 
-/// Calls `found(pointer, message)` for each field of `fields` not in `known`, with the closest
-/// known name as a suggestion. `what` names the object in the message (`the pod spec`).
+/// How many unknown fields of one mapping are reported one by one; the rest are counted.
+const UNKNOWN_FIELDS_SHOWN: usize = 5;
+
+/// Calls `found(pointer, message)` for each field of `fields` not in `known` (the first
+/// [`UNKNOWN_FIELDS_SHOWN`], then once for the rest), with the closest known name as a
+/// suggestion. `what` names the object in the message (`the pod spec`).
 fn unknown_fields(
     fields: &serde_json::Map<String, Value>,
     pointer: &str,
@@ -366,10 +395,11 @@ fn unknown_fields(
     what: &str,
     mut found: impl FnMut(String, String),
 ) {
-    for name in fields.keys() {
-        if known.contains(&name.as_str()) {
-            continue;
-        }
+    let unknown: Vec<&String> = fields
+        .keys()
+        .filter(|name| !known.contains(&name.as_str()))
+        .collect();
+    for name in unknown.iter().take(UNKNOWN_FIELDS_SHOWN) {
         let field_pointer = format!("{pointer}/{}", escape_pointer(name));
         let mut message = format!("{field_pointer}: unknown field `{name}` in {what}");
         if let Some(suggestion) =
@@ -378,6 +408,12 @@ fn unknown_fields(
             message.push_str(&format!("; did you mean `{suggestion}`?"));
         }
         found(field_pointer, message);
+    }
+    if let Some(more) = unknown.len().checked_sub(UNKNOWN_FIELDS_SHOWN)
+        && more > 0
+    {
+        let message = format!("{pointer}: and {more} more unknown fields in {what}");
+        found(pointer.to_string(), message);
     }
 }
 
@@ -636,6 +672,45 @@ mod tests {
         let object = json!({"kind": "Pod", "spec": {"containers": [
             {"name": "ok", "image": "x"}, {"name": "app", "imgae": "evil.io/x"}]}});
         assert_eq!(lines(&workload(&object).unwrap()).len(), 1);
+    }
+
+    /// issue 15, item 3: one object of 135,000 containers made the webhook build a verdict (and
+    /// an answer) of hundreds of megabytes.
+    #[test]
+    fn containers_past_the_bound_are_unreadable_and_not_read() {
+        let container = |index: usize| json!({"name": format!("c{index}"), "image": "x"});
+        let init: Vec<Value> = (0..CONTAINERS_MAX - 1).map(container).collect();
+        let regular: Vec<Value> = (0..3).map(container).collect();
+        let object =
+            json!({"kind": "Pod", "spec": {"initContainers": init, "containers": regular}});
+        let found = workload(&object).unwrap();
+        assert_eq!(found.containers.len(), CONTAINERS_MAX);
+        assert_eq!(
+            found.containers.last().map(|c| c.pointer.as_str()),
+            Some("/spec/containers/0/image")
+        );
+        assert_eq!(
+            unreadable(&object),
+            [
+                ": /spec: 502 containers; berth reads at most 500 in one pod spec (only the first \
+              500 were checked)"
+            ]
+        );
+        let mut fields = serde_json::Map::new();
+        fields.insert("image".to_string(), json!("x"));
+        for index in 0..1000 {
+            fields.insert(format!("f{index:04}"), json!(1));
+        }
+        let noisy = json!({"kind": "Pod", "spec": {"containers": [fields]}});
+        let reported = unreadable(&noisy);
+        assert_eq!(reported.len(), UNKNOWN_FIELDS_SHOWN + 1);
+        assert_eq!(
+            reported.last().map(String::as_str),
+            Some("containers: /spec/containers/0: and 995 more unknown fields in a container")
+        );
+        let at_the_bound = json!({"kind": "Pod", "spec": {
+            "containers": (0..CONTAINERS_MAX).map(container).collect::<Vec<_>>()}});
+        assert_eq!(unreadable(&at_the_bound), Vec::<String>::new());
     }
 
     #[test]

@@ -387,3 +387,60 @@ async fn a_pod_spec_berth_cannot_read_is_denied_with_its_pointer() {
         "{message}"
     );
 }
+
+/// issue 15, item 3: an 8 MiB review of 135,000 containers peaked at 680 MiB and got a 96 MB
+/// answer. Containers per object, findings per answer and the denial text are bounded, and what
+/// is left out is counted.
+#[tokio::test]
+async fn a_review_of_very_many_containers_gets_a_bounded_answer() {
+    use berth_core::workload::CONTAINERS_MAX;
+    use berth_server::admission::{ANSWER_TEXT_MAX, FINDINGS_SHOWN_MAX};
+    let mut deployment = fixture("deployment.json");
+    let containers: Vec<Value> = (0..2 * CONTAINERS_MAX)
+        .map(
+            |index| json!({"name": format!("c{index}"), "image": format!("evil.io/app-{index}:1")}),
+        )
+        .collect();
+    deployment["spec"]["template"]["spec"]["containers"] = json!(containers);
+    let response = validate(&review("CREATE", &deployment, None)).await;
+    assert_eq!(response["allowed"], json!(false));
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() <= ANSWER_TEXT_MAX, "{} bytes", message.len());
+    assert!(
+        message.starts_with(
+            "berth denied Deployment/web: spec: /spec/template/spec: 1000 containers; berth reads \
+             at most 500 in one pod spec (only the first 500 were checked); container \"c0\""
+        ),
+        "{message}"
+    );
+    // One denial for the bound, one registries denial per container read: 501, 20 named.
+    assert!(
+        message.ends_with(&format!(
+            "; … and {} more denials",
+            501 - FINDINGS_SHOWN_MAX
+        )),
+        "{}",
+        &message[message.len().saturating_sub(200)..]
+    );
+    let warnings = response["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(warnings.len(), FINDINGS_SHOWN_MAX + 1);
+    assert_eq!(
+        warnings.last(),
+        Some(&json!(format!(
+            "… and {} more warnings",
+            CONTAINERS_MAX - FINDINGS_SHOWN_MAX
+        )))
+    );
+    // A finding quoting a megabyte-long image is cut, not echoed whole.
+    let mut long = fixture("deployment.json");
+    long["spec"]["template"]["spec"]["containers"] =
+        json!([{"name": "app", "image": format!("evil.io/{}", "a".repeat(1 << 20))}]);
+    let response = validate(&review("CREATE", &long, None)).await;
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() <= ANSWER_TEXT_MAX, "{} bytes", message.len());
+    assert!(
+        message.ends_with(" … (cut)"),
+        "{}",
+        &message[message.len() - 50..]
+    );
+}
