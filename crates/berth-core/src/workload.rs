@@ -401,7 +401,11 @@ fn unknown_fields(
         .collect();
     for name in unknown.iter().take(UNKNOWN_FIELDS_SHOWN) {
         let field_pointer = format!("{pointer}/{}", escape_pointer(name));
-        let mut message = format!("{field_pointer}: unknown field `{name}` in {what}");
+        let quoted = crate::quote::excerpt(name);
+        let mut message = format!(
+            "{}: unknown field `{quoted}` in {what}",
+            crate::quote::escape(&field_pointer)
+        );
         if let Some(suggestion) =
             crate::catalog::suggest::closest(name, known.iter().copied(), 1).first()
         {

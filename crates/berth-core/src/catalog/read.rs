@@ -92,7 +92,7 @@ impl fmt::Display for Path<'_> {
                 if !matches!(parent, Path::Root) {
                     f.write_str(".")?;
                 }
-                f.write_str(name)
+                f.write_str(&crate::quote::escape(name))
             }
             Path::Index(parent, index) => {
                 parent.fmt(f)?;
@@ -296,14 +296,16 @@ impl Walker<'_> {
                 continue;
             };
             let Some(index) = known.iter().position(|name| *name == text) else {
-                let mut message = format!("unknown field `{text}`");
+                // Only an excerpt: the "file" may be anything a symlink reached (issue 15, 6).
+                let quoted = crate::quote::excerpt(text);
+                let mut message = format!("unknown field `{quoted}`");
                 match closest(text, known.iter().copied(), 1).first() {
                     Some(suggestion) => {
                         message.push_str(&format!("; did you mean `{suggestion}`?"));
                     }
                     None => message.push_str(&format!("; expected one of: {}", known.join(", "))),
                 }
-                self.error(key.position, &path.field(text), message);
+                self.error(key.position, &path.field(&quoted), message);
                 continue;
             };
             if let Some(first) = fields.found[index] {

@@ -420,3 +420,19 @@ c.yaml:13:59: error: images.a.variants.web.extra.size: key given twice
 ",
     );
 }
+
+/// issue 15, item 6: a `*.yaml` link to /etc/shadow printed its lines as unknown fields (and
+/// `berth serve` published them on /api/v1/status). A diagnostic quotes a key from the file as a
+/// short, escaped excerpt only.
+#[test]
+fn unknown_keys_are_quoted_as_short_escaped_excerpts() {
+    check_one(
+        "root:$6$saltsaltsaltsalt$hashhashhashhashhashhashhashhashhash:19000:0:99999:7::\n\
+         \"\\e[2Jx\": 1\n",
+        "
+c.yaml:1:1: error: root:$6$saltsaltsaltsalt$hashhas…: unknown field `root:$6$saltsaltsaltsalt$hashhas…`; expected one of: images
+c.yaml:1:1: error: images: missing field: the catalog's entries go under `images`
+c.yaml:2:1: error: \\u{1b}[2Jx: unknown field `\\u{1b}[2Jx`; expected one of: images
+",
+    );
+}
