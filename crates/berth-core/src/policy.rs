@@ -165,11 +165,25 @@ pub enum DigestAction {
     Pin,
 }
 
+/// Which objects `digest: {action: pin}` pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PinOn {
+    /// Every kind with a pod template: the controller's template itself is patched.
+    #[default]
+    All,
+    /// Pods only: controllers stay as Git has them (GitOps tools see no drift), and the Pods
+    /// they create are pinned at their own admission.
+    Pods,
+}
+
 /// `digest:` references must be pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestRule {
     pub mode: Mode,
     pub action: DigestAction,
+    /// For `pin`, which objects are pinned (and judged by this rule).
+    pub on: PinOn,
     /// For `pin`, when berth does not know the tag's digest.
     pub unknown: Unknown,
 }

@@ -444,3 +444,52 @@ async fn a_review_of_very_many_containers_gets_a_bounded_answer() {
         &message[message.len() - 50..]
     );
 }
+
+/// issue 15, item 19: with `digest: {action: pin, on: pods}` the mutating webhook leaves a Job's
+/// template as Git has it, and pins the Pod the Job creates.
+#[tokio::test]
+async fn pins_on_pods_patch_pods_and_leave_controllers_alone() {
+    let state = state();
+    let policy = policy::load(
+        "policy.yaml",
+        "registries:\n  allow: [127.0.0.1:5050/berth/**]\ndigest: {action: pin, on: pods}\n",
+    )
+    .policy
+    .unwrap_or_else(|| panic!("invalid policy"));
+    state.snapshot.set_policy(policy);
+    let job = fixture("job.json");
+    let (_, answer) = post_to(
+        state.clone(),
+        "/admission/mutate",
+        review("CREATE", &job, None).to_string(),
+    )
+    .await;
+    assert_eq!(
+        answer["response"],
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "migrate-x1", "namespace": "tool-a"},
+        "spec": job["spec"]["template"]["spec"].clone(),
+    });
+    let (_, answer) = post_to(
+        state,
+        "/admission/mutate",
+        review("CREATE", &pod, None).to_string(),
+    )
+    .await;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(answer["response"]["patch"].as_str().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let patch: Value = serde_json::from_slice(&patch).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        patch,
+        json!([{
+            "op": "replace",
+            "path": "/spec/containers/0/image",
+            "value": format!("127.0.0.1:5050/berth/base:1@{BASE_DIGEST}"),
+        }])
+    );
+}

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, Policy, RuleKind,
-    Unknown, pattern::glob_match,
+    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, PinOn, Policy,
+    RuleKind, Unknown, pattern::glob_match,
 };
 use crate::catalog::{Catalog, State};
 use crate::lineage::{BaseCheck, UnknownBase};
@@ -388,7 +388,13 @@ impl Run<'_> {
             self.base(container, &image, rule);
         }
         if let Some(rule) = self.policy.digest {
-            self.digest(container, &image, rule);
+            // `on: pods` leaves controllers as written: their Pods are pinned when admitted.
+            let skipped = rule.action == DigestAction::Pin
+                && rule.on == PinOn::Pods
+                && request.object.kind != WorkloadKind::Pod;
+            if !skipped {
+                self.digest(container, &image, rule);
+            }
         }
     }
 
