@@ -32,6 +32,11 @@ pub enum SourceError {
     TooLarge { path: PathBuf },
     #[error("{} holds no catalog file (*.yaml, *.yml)", path.display())]
     EmptyDirectory { path: PathBuf },
+    /// A file that is not UTF-8: a bad file, at its line and column.
+    #[error("{diagnostic}")]
+    NotUtf8 {
+        diagnostic: berth_core::catalog::Diagnostic,
+    },
 }
 
 impl SourceError {
@@ -97,7 +102,9 @@ pub fn read(path: &Path) -> Result<Vec<SourceFile>, SourceError> {
             if size > FILE_SIZE_MAX {
                 return Err(SourceError::TooLarge { path: file });
             }
-            let text = std::fs::read_to_string(&file).map_err(read_error(&file))?;
+            let bytes = std::fs::read(&file).map_err(read_error(&file))?;
+            let text = catalog::read::utf8_text(&file.display().to_string(), bytes)
+                .map_err(|diagnostic| SourceError::NotUtf8 { diagnostic })?;
             Ok(SourceFile {
                 name: file.display().to_string(),
                 text,

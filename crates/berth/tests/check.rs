@@ -422,6 +422,32 @@ spec:
     assert_eq!(lines, [&json!(7), &json!(1), &json!(15), &json!(14)]);
 }
 
+/// issue 15, item 20: a file that is not UTF-8 was a fault (exit 3) without a place.
+#[test]
+fn invalid_utf8_is_a_bad_file_not_a_fault() {
+    let dir = scratch("utf8");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, b"kind: Pod\n# caf\xff\n").unwrap();
+    let bad = bad.display().to_string();
+    let good_policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
+    let bad_policy = format!("--policy={bad}");
+    let bad_catalog = format!("--catalog={bad}");
+    let expect =
+        format!("berth: {bad}:2:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8\n");
+    for args in [
+        vec!["check", &good_policy, CATALOG, &bad],
+        vec!["check", &bad_policy, CATALOG, "--image=x"],
+        vec!["check", &good_policy, &bad_catalog, "--image=x"],
+    ] {
+        let (code, stdout, stderr) = run(&args, "");
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (2, "", expect.as_str()),
+            "{args:?}"
+        );
+    }
+}
+
 /// issue 15, item 1: 20,000 levels of block-nested YAML aborted `berth check` with a stack
 /// overflow (exit 134), whichever file held them; now each is a bad file (exit 2) with its place.
 #[test]

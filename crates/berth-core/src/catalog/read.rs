@@ -12,7 +12,7 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
-use super::diagnostic::{Diagnostics, Location};
+use super::diagnostic::{Diagnostic, Diagnostics, Location};
 use super::model::{
     CatalogEntry, Extra, ImageName, Lifecycle, Owner, State, Variant, default_channels,
 };
@@ -211,6 +211,35 @@ impl<'n, 'a> Fields<'n, 'a> {
             .zip(&self.found)
             .filter_map(|(name, field)| field.map(|field| (*name, field)))
     }
+}
+
+/// The text of a file read as bytes. Invalid UTF-8 makes the file a bad one, named by the
+/// line and column (in characters) of the first byte that is not UTF-8.
+pub fn utf8_text(file: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|error| {
+        let bytes = error.as_bytes();
+        let valid = error.utf8_error().valid_up_to();
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .count()
+            + 1;
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            field: String::new(),
+            message: format!(
+                "not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
+                bytes[valid]
+            ),
+            severity: super::Severity::Error,
+        }
+    })
 }
 
 /// Walks the tree of one file, recording problems with this file's name.

@@ -436,3 +436,19 @@ c.yaml:2:1: error: \\u{1b}[2Jx: unknown field `\\u{1b}[2Jx`; expected one of: im
 ",
     );
 }
+
+/// issue 15, item 20: invalid UTF-8 was a fault (exit 3) with no place; it is a bad file with
+/// the line and column of the first byte that is not UTF-8.
+#[test]
+fn invalid_utf8_is_a_bad_file_with_its_line() {
+    let bytes = b"images:\n  caf\xc3\xa9: {image: x}\n  bad\xff: {}\n".to_vec();
+    let diagnostic = super::read::utf8_text("c.yaml", bytes).unwrap_err();
+    assert_eq!(
+        diagnostic.to_string(),
+        "c.yaml:3:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8"
+    );
+    assert_eq!(
+        super::read::utf8_text("c.yaml", "café\n".as_bytes().to_vec()).as_deref(),
+        Ok("café\n")
+    );
+}

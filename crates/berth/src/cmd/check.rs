@@ -282,13 +282,13 @@ fn labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 /// Reads a file (or stdin for `-`) within [`INPUT_SIZE_MAX`]; a missing file is the user's
 /// mistake, any other read error a fault.
 fn read_input(path: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     let limit = INPUT_SIZE_MAX + 1;
     let read = if path == Path::new("-") {
-        std::io::stdin().take(limit).read_to_string(&mut text)
+        std::io::stdin().take(limit).read_to_end(&mut text)
     } else {
         match std::fs::File::open(path) {
-            Ok(file) => file.take(limit).read_to_string(&mut text),
+            Ok(file) => file.take(limit).read_to_end(&mut text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(usage(format!("{}: no such file", path.display())));
             }
@@ -302,7 +302,8 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
             path.display()
         )));
     }
-    Ok(text)
+    catalog::read::utf8_text(&path.display().to_string(), text)
+        .map_err(|diagnostic| usage(diagnostic.to_string()))
 }
 
 /// Loads the policy; its errors (and approved bases the catalog does not name) are printed
