@@ -236,7 +236,8 @@ pub(crate) fn read(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result
         Err(
             error @ (SourceError::EmptyDirectory { .. }
             | SourceError::TooLarge { .. }
-            | SourceError::NotUtf8 { .. }),
+            | SourceError::NotUtf8 { .. }
+            | SourceError::LinksOutside { .. }),
         ) => Err(usage(error.to_string())),
         Err(error) => Err(anyhow::Error::new(error)),
     }
