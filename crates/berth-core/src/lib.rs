@@ -6,6 +6,7 @@
 //!
 //! - [`reference`]: image references (`ImageRef`), digests and tags, parsed and normalized the
 //!   way the container ecosystem does.
+//! - [`quote`]: text quoted from outside (registry messages, excerpts of files), escaped.
 
 pub mod reference;
 
@@ -16,4 +17,5 @@ pub mod duration;
 pub mod lineage;
 pub mod osrelease;
 pub mod policy;
+pub mod quote;
 pub mod workload;

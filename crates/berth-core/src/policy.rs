@@ -41,6 +41,9 @@ use crate::reference::ImageRef;
 pub enum RuleKind {
     /// Not a rule in the file: an image reference that cannot be parsed is always denied.
     Reference,
+    /// Not a rule in the file: a pod spec berth cannot read as Kubernetes would (an unknown
+    /// field, a container without an image) is always denied, so nothing escapes the check.
+    Spec,
     Registries,
     Catalog,
     Lifecycle,
@@ -61,6 +64,7 @@ impl RuleKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuleKind::Reference => "reference",
+            RuleKind::Spec => "spec",
             RuleKind::Registries => "registries",
             RuleKind::Catalog => "catalog",
             RuleKind::Lifecycle => "lifecycle",
@@ -161,11 +165,25 @@ pub enum DigestAction {
     Pin,
 }
 
+/// Which objects `digest: {action: pin}` pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PinOn {
+    /// Every kind with a pod template: the controller's template itself is patched.
+    #[default]
+    All,
+    /// Pods only: controllers stay as Git has them (GitOps tools see no drift), and the Pods
+    /// they create are pinned at their own admission.
+    Pods,
+}
+
 /// `digest:` references must be pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestRule {
     pub mode: Mode,
     pub action: DigestAction,
+    /// For `pin`, which objects are pinned (and judged by this rule).
+    pub on: PinOn,
     /// For `pin`, when berth does not know the tag's digest.
     pub unknown: Unknown,
 }
@@ -202,7 +220,7 @@ impl Policy {
     /// The mode of the rule of `kind`, when the policy has it.
     pub fn mode(&self, kind: RuleKind) -> Option<Mode> {
         match kind {
-            RuleKind::Reference => Some(Mode::Enforce),
+            RuleKind::Reference | RuleKind::Spec => Some(Mode::Enforce),
             RuleKind::Registries => self.registries.as_ref().map(|rule| rule.mode),
             RuleKind::Catalog => self.catalog.map(|rule| rule.mode),
             RuleKind::Lifecycle => self.lifecycle.map(|rule| rule.mode),

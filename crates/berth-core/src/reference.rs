@@ -252,7 +252,13 @@ impl ImageRef {
             }
             None => DOCKER_HUB.to_string(),
         };
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        // "must be lowercase" only when lowercase is all it lacks (not for "Bad Ref").
+        if path.bytes().any(|b| b.is_ascii_uppercase())
+            && path
+                .to_ascii_lowercase()
+                .split('/')
+                .all(is_valid_path_component)
+        {
             return Err(RefError::Uppercase {
                 input: input.to_string(),
             });
@@ -565,6 +571,12 @@ mod tests {
             (
                 "Ubuntu",
                 "error: invalid image reference \"Ubuntu\": repository name must be lowercase",
+            ),
+            // issue 15, item 20: a space is not a case problem.
+            (
+                "Bad Ref",
+                "error: invalid image reference \"Bad Ref\": path components are [a-z0-9] \
+                 separated by '.', '_', '__' or '-'",
             ),
             ("ubuntu:", "error: invalid tag \"\": empty"),
             (

@@ -1617,7 +1617,7 @@ fn error_detail(body: &[u8]) -> String {
     let Ok(parsed) = serde_json::from_slice::<Body>(body) else {
         return String::new();
     };
-    let mut text = parsed
+    let text = parsed
         .errors
         .iter()
         .map(|entry| match (&entry.code, &entry.message) {
@@ -1628,6 +1628,8 @@ fn error_detail(body: &[u8]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ");
+    // The registry's words reach a terminal: no escape sequence, CR or LF goes through.
+    let mut text = berth_core::quote::escape(&text).into_owned();
     if text.len() > 300 {
         let mut cut = 300;
         while !text.is_char_boundary(cut) {
@@ -1653,7 +1655,7 @@ fn transport_detail(error: &reqwest::Error) -> String {
         }
         source = current.source();
     }
-    text
+    berth_core::quote::escape(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -1699,5 +1701,16 @@ mod tests {
             br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
         assert_eq!(error_detail(body), "MANIFEST_UNKNOWN: manifest unknown");
         assert_eq!(error_detail(b"<html>"), "");
+    }
+
+    /// issue 15, item 8: escape sequences, CR and LF in a registry's message cleared the screen
+    /// and forged a `berth:` line.
+    #[test]
+    fn error_details_escape_control_characters() {
+        let body = br#"{"errors":[{"code":"DENIED","message":"\u001b[2J\u001b[H\r\nberth: synced 0 problems"}]}"#;
+        assert_eq!(
+            error_detail(body),
+            r"DENIED: \u{1b}[2J\u{1b}[H\r\nberth: synced 0 problems"
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! label, they are read from the Kubernetes API (cached, within a deadline); without them (off,
 //! or the API failed) label-selected exceptions do not apply.
 
+use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Json;
@@ -150,6 +151,14 @@ pub struct Usage {
 /// The largest AdmissionReview accepted: an object and its old version can each approach
 /// etcd's 1.5 MiB limit, and axum's default (2 MiB) would refuse such an UPDATE.
 pub const REVIEW_SIZE_MAX: usize = 8 * 1024 * 1024;
+
+/// How many denials a denial's message names, and how many warnings an answer carries; past
+/// them one more line says how many were left out (the API server keeps only about 4 KiB of
+/// warnings anyway). Containers per object are bounded by `workload::CONTAINERS_MAX`.
+pub const FINDINGS_SHOWN_MAX: usize = 20;
+/// The longest denial message and the longest single warning, in bytes: a finding quotes the
+/// object's image, which may be as long as the object itself.
+pub const ANSWER_TEXT_MAX: usize = 8 * 1024;
 
 /// The two webhook endpoints.
 pub fn router(state: AdmissionState) -> Router {
@@ -322,13 +331,7 @@ pub fn review_images(review: &AdmissionReview) -> Vec<String> {
     let Some(object) = request.object.as_ref().filter(|object| !object.is_null()) else {
         return Vec::new();
     };
-    let mut object = object.clone();
-    if let Some(fields) = object.as_object_mut() {
-        fields
-            .entry("kind")
-            .or_insert_with(|| Value::String(request.kind.kind.clone()));
-    }
-    match workload::workload(&object) {
+    match workload::workload(&with_kind(object, &request.kind.kind)) {
         Ok(found) => found
             .containers
             .into_iter()
@@ -336,6 +339,41 @@ pub fn review_images(review: &AdmissionReview) -> Vec<String> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The object as the workload reader wants it: objects in a review carry their kind, but a
+/// missing one is the request's. Copied only then (a review may be megabytes).
+fn with_kind<'v>(object: &'v Value, kind: &str) -> Cow<'v, Value> {
+    match object.as_object() {
+        Some(fields) if !fields.contains_key("kind") => {
+            let mut object = object.clone();
+            if let Some(fields) = object.as_object_mut() {
+                fields.insert("kind".to_string(), Value::String(kind.to_string()));
+            }
+            Cow::Owned(object)
+        }
+        _ => Cow::Borrowed(object),
+    }
+}
+
+/// At most [`FINDINGS_SHOWN_MAX`] texts, then `… and N more <what>` for the rest.
+fn summarize(texts: impl ExactSizeIterator<Item = String>, what: &str) -> Vec<String> {
+    let total = texts.len();
+    let mut shown: Vec<String> = texts.take(FINDINGS_SHOWN_MAX).collect();
+    if total > FINDINGS_SHOWN_MAX {
+        shown.push(format!("… and {} more {what}", total - FINDINGS_SHOWN_MAX));
+    }
+    shown
+}
+
+/// `text` cut to at most [`ANSWER_TEXT_MAX`] bytes (at a character boundary), saying so.
+fn bounded(mut text: String) -> String {
+    const CUT: &str = " … (cut)";
+    if text.len() > ANSWER_TEXT_MAX {
+        text.truncate(text.floor_char_boundary(ANSWER_TEXT_MAX - CUT.len()));
+        text.push_str(CUT);
+    }
+    text
 }
 
 /// A decided review.
@@ -398,14 +436,7 @@ pub fn answer(
         return Ok(allowed_without_check(fallback_name()));
     };
     let parse = |object: &Value| -> Result<Option<workload::Workload>, BadReview> {
-        // Objects in a review carry their kind, but a missing one is the request's.
-        let mut object = object.clone();
-        if let Some(fields) = object.as_object_mut() {
-            fields
-                .entry("kind")
-                .or_insert_with(|| Value::String(request.kind.kind.clone()));
-        }
-        match workload::workload(&object) {
+        match workload::workload(&with_kind(object, &request.kind.kind)) {
             Ok(found) => Ok(Some(found)),
             Err(WorkloadError::UnknownKind { .. }) => Ok(None),
             Err(error) => Err(BadReview(format!("request.object: {error}"))),
@@ -485,14 +516,21 @@ impl Answer {
             "allowed": verdict.allowed,
         });
         if !verdict.allowed {
-            let reasons: Vec<String> = verdict.denials.iter().map(ToString::to_string).collect();
+            let reasons = summarize(verdict.denials.iter().map(ToString::to_string), "denials");
+            let message = format!("berth denied {}: {}", self.object, reasons.join("; "));
             response["status"] = json!({
                 "code": 403,
                 "reason": "Forbidden",
-                "message": format!("berth denied {}: {}", self.object, reasons.join("; ")),
+                "message": bounded(message),
             });
         }
-        let warnings: Vec<String> = verdict.warnings.iter().map(ToString::to_string).collect();
+        let warnings = summarize(
+            verdict
+                .warnings
+                .iter()
+                .map(|warning| bounded(warning.to_string())),
+            "warnings",
+        );
         if !warnings.is_empty() {
             response["warnings"] = json!(warnings);
         }

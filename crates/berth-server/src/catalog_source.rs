@@ -32,6 +32,15 @@ pub enum SourceError {
     TooLarge { path: PathBuf },
     #[error("{} holds no catalog file (*.yaml, *.yml)", path.display())]
     EmptyDirectory { path: PathBuf },
+    /// A directory's file that is a link leading out of the directory: not read, so that a
+    /// link to /etc/shadow never reaches a diagnostic.
+    #[error("{} links outside the catalog directory; berth does not follow it", path.display())]
+    LinksOutside { path: PathBuf },
+    /// A file that is not UTF-8: a bad file, at its line and column.
+    #[error("{diagnostic}")]
+    NotUtf8 {
+        diagnostic: berth_core::catalog::Diagnostic,
+    },
 }
 
 impl SourceError {
@@ -76,6 +85,9 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
             .map_err(read_error(&file))?
             .is_file()
         {
+            if !resolves_inside(path, &file).map_err(read_error(&file))? {
+                return Err(SourceError::LinksOutside { path: file });
+            }
             files.push(file);
         }
     }
@@ -88,6 +100,14 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
+/// Whether `file` (perhaps a symlink, perhaps through several) ends inside `directory`. Links
+/// within the directory are fine (a ConfigMap volume's files are links into its hidden
+/// `..data` directory); a link out of it is not (issue 15, item 6).
+pub fn resolves_inside(directory: &Path, file: &Path) -> std::io::Result<bool> {
+    let directory = std::fs::canonicalize(directory)?;
+    Ok(std::fs::canonicalize(file)?.starts_with(directory))
+}
+
 /// Reads every catalog file under `path`.
 pub fn read(path: &Path) -> Result<Vec<SourceFile>, SourceError> {
     files(path)?
@@ -97,7 +117,9 @@ pub fn read(path: &Path) -> Result<Vec<SourceFile>, SourceError> {
             if size > FILE_SIZE_MAX {
                 return Err(SourceError::TooLarge { path: file });
             }
-            let text = std::fs::read_to_string(&file).map_err(read_error(&file))?;
+            let bytes = std::fs::read(&file).map_err(read_error(&file))?;
+            let text = catalog::read::utf8_text(&file.display().to_string(), bytes)
+                .map_err(|diagnostic| SourceError::NotUtf8 { diagnostic })?;
             Ok(SourceFile {
                 name: file.display().to_string(),
                 text,
@@ -176,6 +198,37 @@ mod tests {
         assert!(files(&dir.join("missing.yaml")).is_err_and(|error| error.is_not_found()));
         let _ = std::fs::remove_dir_all(dir);
         let _ = std::fs::remove_dir_all(empty);
+    }
+
+    /// issue 15, item 6: a `*.yaml` link to /etc/shadow had its lines printed as unknown
+    /// fields (and published on /api/v1/status).
+    #[test]
+    fn links_out_of_the_directory_are_refused_and_links_within_it_followed() {
+        let dir = scratch("links");
+        let outside = scratch("links-outside");
+        std::fs::write(outside.join("secret"), "root:x:0:\n").unwrap_or_else(|e| panic!("{e}"));
+        // A ConfigMap volume: the file is a link into the hidden `..data` directory.
+        std::fs::create_dir(dir.join("..data")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("..data/catalog.yaml"), "images: {}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("..data/catalog.yaml", dir.join("catalog.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            files(&dir).unwrap_or_else(|e| panic!("{e}")),
+            [dir.join("catalog.yaml")]
+        );
+        std::os::unix::fs::symlink(outside.join("secret"), dir.join("shadow.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = files(&dir).err().map(|error| error.to_string());
+        assert_eq!(
+            error,
+            Some(format!(
+                "{} links outside the catalog directory; berth does not follow it",
+                dir.join("shadow.yaml").display()
+            ))
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(outside);
     }
 
     #[test]

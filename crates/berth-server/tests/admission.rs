@@ -366,3 +366,130 @@ async fn an_update_of_a_large_object_is_read_whole() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["response"]["allowed"], json!(true));
 }
+
+/// issue 15, item 11: a container whose `image` is mistyped was skipped and the object allowed;
+/// the webhook denies it, naming the field by its JSON pointer.
+#[tokio::test]
+async fn a_pod_spec_berth_cannot_read_is_denied_with_its_pointer() {
+    let mut deployment = fixture("deployment.json");
+    let containers = &mut deployment["spec"]["template"]["spec"]["containers"];
+    containers[0] = json!({"name": "app", "imgae": "evil.io/x"});
+    let response = validate(&review("CREATE", &deployment, None)).await;
+    assert_eq!(response["allowed"], json!(false), "{response}");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "berth denied Deployment/web: container \"app\": spec: \
+             /spec/template/spec/containers/0/imgae: unknown field `imgae` in a container; did \
+             you mean `image`?; container \"app\": spec: /spec/template/spec/containers/0: the \
+             container has no `image` (Kubernetes requires one)"
+        ),
+        "{message}"
+    );
+}
+
+/// issue 15, item 3: an 8 MiB review of 135,000 containers peaked at 680 MiB and got a 96 MB
+/// answer. Containers per object, findings per answer and the denial text are bounded, and what
+/// is left out is counted.
+#[tokio::test]
+async fn a_review_of_very_many_containers_gets_a_bounded_answer() {
+    use berth_core::workload::CONTAINERS_MAX;
+    use berth_server::admission::{ANSWER_TEXT_MAX, FINDINGS_SHOWN_MAX};
+    let mut deployment = fixture("deployment.json");
+    let containers: Vec<Value> = (0..2 * CONTAINERS_MAX)
+        .map(
+            |index| json!({"name": format!("c{index}"), "image": format!("evil.io/app-{index}:1")}),
+        )
+        .collect();
+    deployment["spec"]["template"]["spec"]["containers"] = json!(containers);
+    let response = validate(&review("CREATE", &deployment, None)).await;
+    assert_eq!(response["allowed"], json!(false));
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() <= ANSWER_TEXT_MAX, "{} bytes", message.len());
+    assert!(
+        message.starts_with(
+            "berth denied Deployment/web: spec: /spec/template/spec: 1000 containers; berth reads \
+             at most 500 in one pod spec (only the first 500 were checked); container \"c0\""
+        ),
+        "{message}"
+    );
+    // One denial for the bound, one registries denial per container read: 501, 20 named.
+    assert!(
+        message.ends_with(&format!(
+            "; … and {} more denials",
+            501 - FINDINGS_SHOWN_MAX
+        )),
+        "{}",
+        &message[message.len().saturating_sub(200)..]
+    );
+    let warnings = response["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(warnings.len(), FINDINGS_SHOWN_MAX + 1);
+    assert_eq!(
+        warnings.last(),
+        Some(&json!(format!(
+            "… and {} more warnings",
+            CONTAINERS_MAX - FINDINGS_SHOWN_MAX
+        )))
+    );
+    // A finding quoting a megabyte-long image is cut, not echoed whole.
+    let mut long = fixture("deployment.json");
+    long["spec"]["template"]["spec"]["containers"] =
+        json!([{"name": "app", "image": format!("evil.io/{}", "a".repeat(1 << 20))}]);
+    let response = validate(&review("CREATE", &long, None)).await;
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.len() <= ANSWER_TEXT_MAX, "{} bytes", message.len());
+    assert!(
+        message.ends_with(" … (cut)"),
+        "{}",
+        &message[message.len() - 50..]
+    );
+}
+
+/// issue 15, item 19: with `digest: {action: pin, on: pods}` the mutating webhook leaves a Job's
+/// template as Git has it, and pins the Pod the Job creates.
+#[tokio::test]
+async fn pins_on_pods_patch_pods_and_leave_controllers_alone() {
+    let state = state();
+    let policy = policy::load(
+        "policy.yaml",
+        "registries:\n  allow: [127.0.0.1:5050/berth/**]\ndigest: {action: pin, on: pods}\n",
+    )
+    .policy
+    .unwrap_or_else(|| panic!("invalid policy"));
+    state.snapshot.set_policy(policy);
+    let job = fixture("job.json");
+    let (_, answer) = post_to(
+        state.clone(),
+        "/admission/mutate",
+        review("CREATE", &job, None).to_string(),
+    )
+    .await;
+    assert_eq!(
+        answer["response"],
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "migrate-x1", "namespace": "tool-a"},
+        "spec": job["spec"]["template"]["spec"].clone(),
+    });
+    let (_, answer) = post_to(
+        state,
+        "/admission/mutate",
+        review("CREATE", &pod, None).to_string(),
+    )
+    .await;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(answer["response"]["patch"].as_str().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let patch: Value = serde_json::from_slice(&patch).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        patch,
+        json!([{
+            "op": "replace",
+            "path": "/spec/containers/0/image",
+            "value": format!("127.0.0.1:5050/berth/base:1@{BASE_DIGEST}"),
+        }])
+    );
+}

@@ -363,6 +363,67 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// issue 15, items 1 and 6: a 12 KB file of 6,000 nested levels dropped into a served catalog
+/// directory aborted `berth serve` on the next reload, and a link to a file outside the
+/// directory had its lines published on /api/v1/status. Both are failed reloads now, and the
+/// last good catalog is still served.
+#[tokio::test]
+async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
+    let dir = std::env::temp_dir().join(format!("berth-api-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(dir.join("a.yaml"), "images:\n  bookworm: {image: x/base}\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let state = AppState {
+        catalog: Arc::new(CatalogState::new(CatalogSource {
+            path: dir.clone(),
+            format: Format::Berth,
+        })),
+        clock: fixed_clock(),
+        knowledge: None,
+        resolver: None,
+        namespace_labels: None,
+        channels: None,
+    };
+    state.catalog.reload(today());
+    let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();
+
+    let deep = dir.join("deep.yaml");
+    std::fs::write(&deep, format!("{}x\n", "- ".repeat(6_000)))
+        .unwrap_or_else(|error| panic!("{error}"));
+    state.catalog.reload(today());
+    let (_, status_body) = get(&state, "/api/v1/status").await;
+    assert!(
+        last_attempt(&status_body).contains("collections nest deeper than 128 levels"),
+        "{status_body}"
+    );
+    assert_eq!(status_body["catalog"]["serving"]["generation"], 1);
+    std::fs::remove_file(&deep).unwrap_or_else(|error| panic!("{error}"));
+
+    let secret = std::env::temp_dir().join(format!("berth-api-secret-{}", std::process::id()));
+    std::fs::write(&secret, "root:$6$secretsalt$secrethash:19000:0:99999:7::\n")
+        .unwrap_or_else(|error| panic!("{error}"));
+    std::os::unix::fs::symlink(&secret, dir.join("shadow.yaml"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    state.catalog.reload(today());
+    let (_, status_body) = get(&state, "/api/v1/status").await;
+    let attempt = last_attempt(&status_body);
+    assert!(
+        attempt.contains("links outside the catalog directory"),
+        "{attempt}"
+    );
+    assert!(
+        !attempt.contains("secrethash") && !attempt.contains("root:"),
+        "{attempt}"
+    );
+    assert_eq!(
+        get(&state, "/api/v1/catalog/bookworm").await.0,
+        StatusCode::OK
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&secret);
+}
+
 #[tokio::test]
 async fn documents_are_served() {
     let state = state_with(demo());

@@ -95,6 +95,27 @@ images:
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// issue 15, item 1: a catalog of 20,000 block-nested levels overflowed the stack (exit 134);
+/// it is a catalog error like any other, with its place.
+#[test]
+fn a_deeply_nested_catalog_is_reported_not_a_crash() {
+    let dir = std::env::temp_dir().join(format!("berth-cli-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    let file = dir.join("catalog.yaml");
+    std::fs::write(&file, format!("{}x\n", "- ".repeat(20_000))).unwrap();
+    let path = file.display().to_string();
+    let catalog = format!("--catalog={path}");
+    check(
+        &["catalog", &catalog, "check"],
+        1,
+        &format!(
+            "{path}:1:257: error: invalid YAML: collections nest deeper than 128 levels\n\
+             {path}: 1 error, 0 warnings\n"
+        ),
+        "",
+    );
+}
+
 #[test]
 fn answers_and_exit_codes() {
     let at = "--now=2026-11-22";

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn repository_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -349,6 +349,141 @@ fn mistakes_are_usage_errors_with_their_place() {
     );
     assert_eq!(code, 2);
     assert!(stderr.starts_with("berth: -:2:"), "{stderr}");
+}
+
+/// issue 15, item 11: `contianers:` dropped every container from the judgement and `imgae:`
+/// one container, and the check passed with exit 0.
+#[test]
+fn a_typo_in_a_pod_spec_fails_the_check_with_its_pointer() {
+    let dir = scratch("typo");
+    let policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
+    let manifest = "\
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      contianers:
+        - {name: app, image: evil.io/x}
+---
+kind: Pod
+metadata: {name: one}
+spec:
+  containers:
+    - {name: ok, image: 127.0.0.1:5050/berth/base:latest}
+    - name: app
+      imgae: evil.io/x
+";
+    let (code, stdout, stderr) = run(&["check", &policy, CATALOG, NOW, "-"], manifest);
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (
+            1,
+            "\
+-:1: Deployment/web: denied
+  deny    spec: /spec/template/spec/contianers: unknown field `contianers` in the pod spec; did you mean `containers`?
+  deny    spec: /spec/template/spec/containers: the pod spec has no containers (Kubernetes requires at least one)
+-:9: Pod/one: denied
+  deny    container \"app\": spec: /spec/containers/1/imgae: unknown field `imgae` in a container; did you mean `image`?
+  deny    container \"app\": spec: /spec/containers/1: the container has no `image` (Kubernetes requires one)
+2 checked, 2 denied, 0 skipped
+",
+            ""
+        )
+    );
+    let (code, stdout, _) = run(&["check", &policy, CATALOG, NOW, "--json", "-"], manifest);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let pointers: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|result| result["verdict"]["denials"].as_array().unwrap())
+        .map(|finding| finding["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/spec/template/spec/contianers",
+            "/spec/template/spec/containers",
+            "/spec/containers/1/imgae",
+            "/spec/containers/1"
+        ]
+    );
+    // SARIF places each finding at the line of the field at fault (its value, for a typo).
+    let (_, stdout, _) = run(&["check", &policy, CATALOG, NOW, "--sarif", "-"], manifest);
+    let sarif: Value = serde_json::from_str(&stdout).unwrap();
+    let lines: Vec<&Value> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| &result["locations"][0]["physicalLocation"]["region"]["startLine"])
+        .collect();
+    assert_eq!(lines, [&json!(7), &json!(1), &json!(15), &json!(14)]);
+}
+
+/// issue 15, item 20: a file that is not UTF-8 was a fault (exit 3) without a place.
+#[test]
+fn invalid_utf8_is_a_bad_file_not_a_fault() {
+    let dir = scratch("utf8");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, b"kind: Pod\n# caf\xff\n").unwrap();
+    let bad = bad.display().to_string();
+    let good_policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
+    let bad_policy = format!("--policy={bad}");
+    let bad_catalog = format!("--catalog={bad}");
+    let expect =
+        format!("berth: {bad}:2:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8\n");
+    for args in [
+        vec!["check", &good_policy, CATALOG, &bad],
+        vec!["check", &bad_policy, CATALOG, "--image=x"],
+        vec!["check", &good_policy, &bad_catalog, "--image=x"],
+    ] {
+        let (code, stdout, stderr) = run(&args, "");
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (2, "", expect.as_str()),
+            "{args:?}"
+        );
+    }
+}
+
+/// issue 15, item 1: 20,000 levels of block-nested YAML aborted `berth check` with a stack
+/// overflow (exit 134), whichever file held them; now each is a bad file (exit 2) with its place.
+#[test]
+fn deeply_nested_yaml_is_a_usage_error_not_a_crash() {
+    let dir = scratch("deep");
+    let deep = dir.join("deep.yaml");
+    std::fs::write(&deep, format!("{}x\n", "- ".repeat(20_000))).unwrap();
+    let deep = deep.display().to_string();
+    let good_policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
+    let deep_policy = format!("--policy={deep}");
+    let deep_catalog = format!("--catalog={deep}");
+    let place = format!("{deep}:1:257: ");
+    let cases: [(Vec<&str>, String); 3] = [
+        (
+            vec!["check", &good_policy, CATALOG, &deep],
+            format!("berth: {place}invalid YAML: collections nest deeper than 128 levels\n"),
+        ),
+        (
+            vec!["check", &deep_policy, CATALOG, "--image=x"],
+            format!(
+                "{place}error: invalid YAML: collections nest deeper than 128 levels\n\
+                 berth: the policy {deep} has 1 error\n"
+            ),
+        ),
+        (
+            vec!["check", &good_policy, &deep_catalog, "--image=x"],
+            format!(
+                "{place}error: invalid YAML: collections nest deeper than 128 levels\n\
+                 berth: the catalog {deep} has errors (see `berth catalog check`)\n"
+            ),
+        ),
+    ];
+    for (args, expect) in cases {
+        let (code, stdout, stderr) = run(&args, "");
+        assert_eq!((code, stdout.as_str(), stderr), (2, "", expect), "{args:?}");
+    }
 }
 
 /// With a store filled by `berth sync` from the test bed: pins to the registry's digests and

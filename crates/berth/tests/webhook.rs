@@ -397,7 +397,10 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
 
     // Renewal: the files are replaced in place; the new certificate is served without restart.
     let second_ca = dir.join("second-ca.crt");
-    let probe = review(&json!({"kind": "Pod", "metadata": {"name": "probe"}, "spec": {}}));
+    // A dry run, so the probe is not recorded as usage.
+    let mut probe = review(&json!({"kind": "Pod", "metadata": {"name": "probe"},
+        "spec": {"containers": [{"name": "probe", "image": "127.0.0.1:5050/berth/base:1"}]}}));
+    probe["request"]["dryRun"] = json!(true);
     assert!(
         server
             .post(&second_ca, "/admission/validate", &probe)

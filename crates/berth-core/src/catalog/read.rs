@@ -12,7 +12,7 @@ use std::fmt;
 
 use chrono::NaiveDate;
 
-use super::diagnostic::{Diagnostics, Location};
+use super::diagnostic::{Diagnostic, Diagnostics, Location};
 use super::model::{
     CatalogEntry, Extra, ImageName, Lifecycle, Owner, State, Variant, default_channels,
 };
@@ -92,7 +92,7 @@ impl fmt::Display for Path<'_> {
                 if !matches!(parent, Path::Root) {
                     f.write_str(".")?;
                 }
-                f.write_str(name)
+                f.write_str(&crate::quote::escape(name))
             }
             Path::Index(parent, index) => {
                 parent.fmt(f)?;
@@ -213,6 +213,35 @@ impl<'n, 'a> Fields<'n, 'a> {
     }
 }
 
+/// The text of a file read as bytes. Invalid UTF-8 makes the file a bad one, named by the
+/// line and column (in characters) of the first byte that is not UTF-8.
+pub fn utf8_text(file: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|error| {
+        let bytes = error.as_bytes();
+        let valid = error.utf8_error().valid_up_to();
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .count()
+            + 1;
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            field: String::new(),
+            message: format!(
+                "not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
+                bytes[valid]
+            ),
+            severity: super::Severity::Error,
+        }
+    })
+}
+
 /// Walks the tree of one file, recording problems with this file's name.
 pub struct Walker<'a> {
     pub file: &'a str,
@@ -296,14 +325,16 @@ impl Walker<'_> {
                 continue;
             };
             let Some(index) = known.iter().position(|name| *name == text) else {
-                let mut message = format!("unknown field `{text}`");
+                // Only an excerpt: the "file" may be anything a symlink reached (issue 15, 6).
+                let quoted = crate::quote::excerpt(text);
+                let mut message = format!("unknown field `{quoted}`");
                 match closest(text, known.iter().copied(), 1).first() {
                     Some(suggestion) => {
                         message.push_str(&format!("; did you mean `{suggestion}`?"));
                     }
                     None => message.push_str(&format!("; expected one of: {}", known.join(", "))),
                 }
-                self.error(key.position, &path.field(text), message);
+                self.error(key.position, &path.field(&quoted), message);
                 continue;
             };
             if let Some(first) = fields.found[index] {

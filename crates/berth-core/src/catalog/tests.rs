@@ -420,3 +420,35 @@ c.yaml:13:59: error: images.a.variants.web.extra.size: key given twice
 ",
     );
 }
+
+/// issue 15, item 6: a `*.yaml` link to /etc/shadow printed its lines as unknown fields (and
+/// `berth serve` published them on /api/v1/status). A diagnostic quotes a key from the file as a
+/// short, escaped excerpt only.
+#[test]
+fn unknown_keys_are_quoted_as_short_escaped_excerpts() {
+    check_one(
+        "root:$6$saltsaltsaltsalt$hashhashhashhashhashhashhashhashhash:19000:0:99999:7::\n\
+         \"\\e[2Jx\": 1\n",
+        "
+c.yaml:1:1: error: root:$6$saltsaltsaltsalt$hashhas…: unknown field `root:$6$saltsaltsaltsalt$hashhas…`; expected one of: images
+c.yaml:1:1: error: images: missing field: the catalog's entries go under `images`
+c.yaml:2:1: error: \\u{1b}[2Jx: unknown field `\\u{1b}[2Jx`; expected one of: images
+",
+    );
+}
+
+/// issue 15, item 20: invalid UTF-8 was a fault (exit 3) with no place; it is a bad file with
+/// the line and column of the first byte that is not UTF-8.
+#[test]
+fn invalid_utf8_is_a_bad_file_with_its_line() {
+    let bytes = b"images:\n  caf\xc3\xa9: {image: x}\n  bad\xff: {}\n".to_vec();
+    let diagnostic = super::read::utf8_text("c.yaml", bytes).unwrap_err();
+    assert_eq!(
+        diagnostic.to_string(),
+        "c.yaml:3:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8"
+    );
+    assert_eq!(
+        super::read::utf8_text("c.yaml", "café\n".as_bytes().to_vec()).as_deref(),
+        Ok("café\n")
+    );
+}

@@ -9,10 +9,17 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 
-/// How many nodes alias expansion may copy in one document ("billion laughs" guard).
+/// How deeply collections may nest, in every YAML file berth reads. Kubernetes objects and
+/// berth's own files stay far below it; past it, the recursive walks over the tree (and dropping
+/// it) would risk the stack. serde_json, which reads the JSON manifests, stops at the same depth.
+pub const MAX_DEPTH: usize = 128;
+/// How many nodes anchors and aliases may copy in one file ("billion laughs" guard).
 const ALIAS_NODE_BUDGET: usize = 100_000;
+/// How many bytes of text (keys and scalars) anchors and aliases may copy in one file: one
+/// large scalar referenced many times is small in nodes and huge in memory.
+const ALIAS_BYTE_BUDGET: usize = 16 * 1024 * 1024;
 /// The handle saphyr gives the `!!` core schema tags.
 const CORE_TAG_HANDLE: &str = "tag:yaml.org,2002:";
 
@@ -203,9 +210,14 @@ pub fn parse(text: &str) -> Result<Option<Node<'_>>, SyntaxError> {
 /// Parses every document of a stream (`---`-separated), as Kubernetes manifests come.
 pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, SyntaxError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text).load(&mut builder, true)?;
-    if let Some(error) = builder.error {
-        return Err(error);
+    // Events are read one by one: saphyr's `Parser::load` recurses once per level of nesting, so
+    // a deeply nested block file would overflow the stack before the depth limit could apply.
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event?;
+        builder.on_event(event, span);
+        if let Some(error) = builder.error.take() {
+            return Err(error);
+        }
     }
     Ok(builder.documents)
 }
@@ -261,10 +273,13 @@ enum Frame<'a> {
 
 #[derive(Debug, Default)]
 struct Builder<'a> {
+    /// The collections open at this point; its length is the current depth.
     stack: Vec<Frame<'a>>,
     documents: Vec<Node<'a>>,
     anchors: HashMap<usize, Node<'a>>,
-    alias_nodes: usize,
+    /// What anchors and aliases have copied so far in this file (all its documents).
+    copied_nodes: usize,
+    copied_bytes: usize,
     error: Option<SyntaxError>,
 }
 
@@ -279,7 +294,8 @@ impl<'a> Builder<'a> {
     }
 
     fn complete(&mut self, node: Node<'a>, anchor: usize) {
-        if anchor != 0 {
+        // An anchor keeps a copy of its node, so nested anchors copy too: counted like aliases.
+        if anchor != 0 && self.charge(Size::of(&node), node.position) {
             self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
@@ -308,18 +324,106 @@ impl<'a> Builder<'a> {
     }
 }
 
-fn node_count(node: &Node<'_>) -> usize {
-    1 + match &node.value {
-        Value::Scalar(_) => 0,
-        Value::Sequence(items) => items.iter().map(node_count).sum(),
-        Value::Mapping(pairs) => pairs
-            .iter()
-            .map(|(key, value)| node_count(key) + node_count(value))
-            .sum(),
+/// What copying a node costs: its nodes, the bytes of its text, and how many levels of
+/// collections it holds (0 for a scalar).
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+    depth: usize,
+}
+
+impl Size {
+    /// Walks the node; its recursion is bounded because every tree the builder holds is.
+    fn of(node: &Node<'_>) -> Size {
+        let children = |size: &mut Size, child: &Node<'_>| {
+            let child = Size::of(child);
+            size.nodes += child.nodes;
+            size.bytes += child.bytes;
+            size.depth = size.depth.max(child.depth + 1);
+        };
+        let mut size = Size {
+            nodes: 1,
+            ..Size::default()
+        };
+        match &node.value {
+            Value::Scalar(scalar) => size.bytes = scalar.text.len(),
+            Value::Sequence(items) => {
+                size.depth = 1;
+                for item in items {
+                    children(&mut size, item);
+                }
+            }
+            Value::Mapping(pairs) => {
+                size.depth = 1;
+                for (key, value) in pairs {
+                    children(&mut size, key);
+                    children(&mut size, value);
+                }
+            }
+        }
+        size
     }
 }
 
-impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
+impl<'input> Builder<'input> {
+    /// Opens a collection, unless that would nest deeper than [`MAX_DEPTH`].
+    fn open(&mut self, frame: Frame<'input>, position: Position) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(
+                position,
+                format!("collections nest deeper than {MAX_DEPTH} levels"),
+            );
+            return;
+        }
+        self.stack.push(frame);
+    }
+
+    /// Counts a copy of a node against the budgets; `false` (and the error recorded) past them.
+    fn charge(&mut self, size: Size, position: Position) -> bool {
+        self.copied_nodes += size.nodes;
+        self.copied_bytes += size.bytes;
+        if self.copied_nodes > ALIAS_NODE_BUDGET {
+            self.fail(
+                position,
+                format!("aliases expand to more than {ALIAS_NODE_BUDGET} nodes"),
+            );
+            return false;
+        }
+        if self.copied_bytes > ALIAS_BYTE_BUDGET {
+            let mebibytes = ALIAS_BYTE_BUDGET / (1024 * 1024);
+            self.fail(
+                position,
+                format!("aliases expand to more than {mebibytes} MiB of text"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Copies an anchored node where an alias names it, within the depth limit and the budgets.
+    fn expand(&mut self, anchor: usize, position: Position) {
+        let Some(size) = self.anchors.get(&anchor).map(Size::of) else {
+            self.fail(position, "alias to an unknown anchor");
+            return;
+        };
+        if self.stack.len() + size.depth > MAX_DEPTH {
+            self.fail(
+                position,
+                format!("this alias makes collections nest deeper than {MAX_DEPTH} levels"),
+            );
+            return;
+        }
+        if !self.charge(size, position) {
+            return;
+        }
+        let Some(mut node) = self.anchors.get(&anchor).cloned() else {
+            return;
+        };
+        node.position = position;
+        self.complete(node, 0);
+    }
+
     fn on_event(&mut self, event: Event<'input>, span: Span) {
         if self.error.is_some() {
             return;
@@ -342,20 +446,22 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
             }
             Event::SequenceStart(anchor, tag) => {
                 self.core_tag(tag.as_deref(), position);
-                self.stack.push(Frame::Sequence {
+                let frame = Frame::Sequence {
                     position,
                     anchor,
                     items: Vec::new(),
-                });
+                };
+                self.open(frame, position);
             }
             Event::MappingStart(anchor, tag) => {
                 self.core_tag(tag.as_deref(), position);
-                self.stack.push(Frame::Mapping {
+                let frame = Frame::Mapping {
                     position,
                     anchor,
                     pairs: Vec::new(),
                     key: None,
-                });
+                };
+                self.open(frame, position);
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
@@ -389,23 +495,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
                 };
                 self.complete(node, anchor);
             }
-            Event::Alias(anchor) => {
-                let Some(target) = self.anchors.get(&anchor) else {
-                    self.fail(position, "alias to an unknown anchor");
-                    return;
-                };
-                self.alias_nodes += node_count(target);
-                if self.alias_nodes > ALIAS_NODE_BUDGET {
-                    self.fail(
-                        position,
-                        format!("aliases expand to more than {ALIAS_NODE_BUDGET} nodes"),
-                    );
-                    return;
-                }
-                let mut node = target.clone();
-                node.position = position;
-                self.complete(node, 0);
-            }
+            Event::Alias(anchor) => self.expand(anchor, position),
         }
     }
 }
@@ -519,6 +609,74 @@ mod tests {
         }
         let error = parse(&bomb).unwrap_err();
         assert!(error.message.contains("aliases expand"), "{error:?}");
+    }
+
+    /// issue 15, item 1: block style has no nesting limit in saphyr, whose `load` recursed once
+    /// per level and overflowed the stack (exit 134) on 20,000 levels of `- - - x`.
+    #[test]
+    fn block_nesting_past_the_depth_limit_is_an_error_not_a_stack_overflow() {
+        let sequences = format!("{}x\n", "- ".repeat(20_000));
+        let error = parse(&sequences).unwrap_err();
+        assert_eq!(
+            (error.position, error.message.as_str()),
+            (
+                Position {
+                    line: 1,
+                    column: 2 * MAX_DEPTH + 1
+                },
+                "collections nest deeper than 128 levels"
+            )
+        );
+        let mut mappings = String::new();
+        for level in 0..MAX_DEPTH + 1 {
+            mappings.push_str(&format!("{}a:\n", "  ".repeat(level)));
+        }
+        let error = parse_documents(&mappings).unwrap_err();
+        assert_eq!(error.position.line, MAX_DEPTH + 1, "{error:?}");
+        // Exactly at the limit is fine, in both styles.
+        let deepest = format!("{}x\n", "- ".repeat(MAX_DEPTH));
+        assert!(parse(&deepest).is_ok());
+        let flow = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&flow).is_ok());
+    }
+
+    #[test]
+    fn an_alias_cannot_nest_past_the_depth_limit() {
+        let half = MAX_DEPTH / 2 + 1;
+        let text = format!(
+            "a: &deep {}x{}\nb: {}*deep{}\n",
+            "[".repeat(half),
+            "]".repeat(half),
+            "[".repeat(half),
+            "]".repeat(half)
+        );
+        let error = parse(&text).unwrap_err();
+        assert_eq!(
+            (error.position.line, error.message.as_str()),
+            (
+                2,
+                "this alias makes collections nest deeper than 128 levels"
+            )
+        );
+    }
+
+    /// issue 15, item 2: one 1 MiB scalar referenced 3,000 times is 3,000 nodes (under the node
+    /// budget) but 3 GiB of copies.
+    #[test]
+    fn a_large_scalar_referenced_many_times_is_refused_by_its_bytes() {
+        let text = format!(
+            "big: &a \"{}\"\nrefs: [{}]\n",
+            "x".repeat(1024 * 1024),
+            vec!["*a"; 3_000].join(", ")
+        );
+        let error = parse(&text).unwrap_err();
+        assert_eq!(
+            (error.position.line, error.message.as_str()),
+            (2, "aliases expand to more than 16 MiB of text")
+        );
+        // A few references stay well within the budget.
+        let few = format!("big: &a \"{}\"\nrefs: [*a, *a]\n", "x".repeat(1024 * 1024));
+        assert!(parse(&few).is_ok());
     }
 
     #[test]

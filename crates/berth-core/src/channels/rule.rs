@@ -288,7 +288,13 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
         );
         ok = false;
     }
-    let mut rule = PromotionRule::manual(from?, to?);
+    // A missing or bad `from`/`to` (already reported, so `ok` is false) does not stop the
+    // reading: the other fields are checked too, and every problem is reported at once.
+    let placeholder = || Tag::parse("latest").ok();
+    let (Some(from), Some(to)) = (from.or_else(placeholder), to.or_else(placeholder)) else {
+        return None;
+    };
+    let mut rule = PromotionRule::manual(from, to);
     rule.from_variant = from_variant;
     rule.to_variant = to_variant;
     let zone = match fields.get("time_zone") {

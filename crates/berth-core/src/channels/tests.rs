@@ -544,12 +544,13 @@ promotions:
     stamp: yes
     shedule: x
   - to: latest
+    soak: forever
 "#;
     let diagnostics = RulesFile::parse("r.yaml", broken).unwrap_err();
     let got: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
     let expect = [
         "r.yaml:3:5: error: promotions[0]: promotes staging to itself",
-        "r.yaml:5:15: error: promotions[0].schedule: \"0 10 * * WENSDAY\" is not a cron expression: Pattern contains illegal characters: CronPattern contains illegal character 'W' in part 'WENSDAY'",
+        "r.yaml:5:15: error: promotions[0].schedule: \"0 10 * * WENSDAY\" is not a cron expression: the day of week field \"WENSDAY\" is not valid; expected 0-7 or SUN-SAT, a range (1-5), a list (1,3) or a step (*/2)",
         "r.yaml:6:16: error: promotions[0].time_zone: \"Europe/Kopenhagen\" is not an IANA time zone (Europe/Copenhagen, UTC)",
         "r.yaml:7:11: error: promotions[0].soak: \"two days\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)",
         "r.yaml:8:13: error: promotions[0].gates[0]: unknown gate \"tested\"; expected not-retired or facts-known",
@@ -560,6 +561,8 @@ promotions:
         "r.yaml:14:12: error: promotions[0].stamp: \"yes\" is not true or false",
         "r.yaml:15:5: error: promotions[0].shedule: unknown field `shedule`; did you mean `schedule`?",
         "r.yaml:16:5: error: promotions[1]: a promotion needs `from`",
+        // issue 15, item 20: the rest of a rule without `from` is checked in the same round.
+        "r.yaml:17:11: error: promotions[1].soak: \"forever\" is not a duration (90m, 12h, 2d, 1w)",
     ];
     assert_eq!(got, expect);
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, Policy, RuleKind,
-    Unknown, pattern::glob_match,
+    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, PinOn, Policy,
+    RuleKind, Unknown, pattern::glob_match,
 };
 use crate::catalog::{Catalog, State};
 use crate::lineage::{BaseCheck, UnknownBase};
@@ -66,27 +66,34 @@ impl Request {
     }
 }
 
-/// One problem with one container's image.
+/// One problem with one container's image (or, for rule `spec`, with the pod spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub container: String,
-    pub list: ContainerList,
+    /// The container's list; absent for a `spec` finding about the pod spec itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<ContainerList>,
+    /// The image as written; empty for a `spec` finding (a container without an image).
     pub image: String,
     pub rule: RuleKind,
     /// What is wrong and what to do, for a person.
     pub message: String,
-    /// JSON pointer of the container's `image` field in the object (empty for a bare image).
+    /// JSON pointer of the container's `image` field in the object (empty for a bare image); for
+    /// a `spec` finding, of the field at fault.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pointer: String,
 }
 
 impl fmt::Display for Finding {
+    /// `container "app" (image): rule: message`; without an image `container "app": rule:
+    /// message`; about no container at all `rule: message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "container {:?} ({}): {}: {}",
-            self.container, self.image, self.rule, self.message
-        )
+        match (self.container.is_empty(), self.image.is_empty()) {
+            (true, true) => {}
+            (false, true) => write!(f, "container {:?}: ", self.container)?,
+            _ => write!(f, "container {:?} ({}): ", self.container, self.image)?,
+        }
+        write!(f, "{}: {}", self.rule, self.message)
     }
 }
 
@@ -142,6 +149,18 @@ pub fn evaluate(
             .as_ref()
             .map(Workload::images_by_container)
             .unwrap_or_default();
+        // What berth could not read is denied first and cannot be waived: an exception for a
+        // namespace must not let a typo hide a container from every rule.
+        for unreadable in &request.object.unreadable {
+            run.verdict.denials.push(Finding {
+                container: unreadable.container.clone(),
+                list: unreadable.list,
+                image: String::new(),
+                rule: RuleKind::Spec,
+                message: unreadable.message.clone(),
+                pointer: unreadable.pointer.clone(),
+            });
+        }
         for container in &request.object.containers {
             let old = old_images
                 .get(&(container.list, container.container.as_str()))
@@ -171,6 +190,7 @@ pub fn evaluate_image(
             image: image.to_string(),
             pointer: String::new(),
         }],
+        unreadable: Vec::new(),
         controlled: false,
     };
     evaluate(&Request::create(object), policy, catalog, knowledge, now)
@@ -280,7 +300,7 @@ impl Run<'_> {
     ) {
         let finding = Finding {
             container: container.container.clone(),
-            list: container.list,
+            list: Some(container.list),
             image: container.image.clone(),
             rule,
             message,
@@ -368,7 +388,13 @@ impl Run<'_> {
             self.base(container, &image, rule);
         }
         if let Some(rule) = self.policy.digest {
-            self.digest(container, &image, rule);
+            // `on: pods` leaves controllers as written: their Pods are pinned when admitted.
+            let skipped = rule.action == DigestAction::Pin
+                && rule.on == PinOn::Pods
+                && request.object.kind != WorkloadKind::Pod;
+            if !skipped {
+                self.digest(container, &image, rule);
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{
     BaseName, BaseRule, CatalogRule, DigestAction, DigestRule, Exception, LifecycleRule, Mode,
-    Policy, RegistriesRule, RepositoryPattern, RuleKind, Unknown,
+    PinOn, Policy, RegistriesRule, RepositoryPattern, RuleKind, Unknown,
 };
 use crate::catalog::Catalog;
 use crate::catalog::diagnostic::{Diagnostic, Diagnostics};
@@ -25,7 +25,7 @@ pub const FILE_FIELDS: &[&str] = &[
 pub const REGISTRIES_FIELDS: &[&str] = &["mode", "allow"];
 pub const MODE_ONLY_FIELDS: &[&str] = &["mode"];
 pub const BASE_FIELDS: &[&str] = &["mode", "approved", "unknown"];
-pub const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown"];
+pub const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown", "on"];
 pub const EXCEPTION_FIELDS: &[&str] = &["namespaces", "labels", "rules", "reason", "expires"];
 
 /// The outcome of [`load`]: a policy when there was no error, and every diagnostic.
@@ -313,9 +313,33 @@ fn digest(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<D
             "`unknown` applies to `action: pin` only (require needs no knowledge)",
         );
     }
+    let on_path = path.field("on");
+    let on = match fields.get("on") {
+        None => PinOn::All,
+        Some(field) => {
+            if action == DigestAction::Require {
+                walker.error(
+                    field.key.position,
+                    &on_path,
+                    "`on` applies to `action: pin` only (require judges every kind)",
+                );
+            }
+            let text = walker.required_text(field.value, &on_path)?;
+            match text.as_str() {
+                "all" => PinOn::All,
+                "pods" => PinOn::Pods,
+                _ => {
+                    let message = format!("unknown value {text:?}; expected all or pods");
+                    walker.error(field.value.position, &on_path, message);
+                    return None;
+                }
+            }
+        }
+    };
     Some(DigestRule {
         mode,
         action,
+        on,
         unknown: unknown_handling,
     })
 }

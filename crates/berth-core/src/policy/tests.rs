@@ -835,3 +835,102 @@ fn an_overlay_adds_tags_and_keeps_the_lineage_beneath() {
         ]
     );
 }
+
+/// issue 15, item 11: a mistyped container field hid the container from every rule, and a
+/// namespace exception must not let it through either.
+#[test]
+fn a_pod_spec_berth_cannot_read_is_denied_even_under_an_exception() {
+    let typo = json!({
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "tool-a"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "c0", "image": "127.0.0.1:5050/berth/base:latest"},
+            {"name": "c1", "imgae": "evil.io/x"}
+        ]}}}
+    });
+    let expect = [
+        "deny spec c1: /spec/template/spec/containers/1/imgae: unknown field `imgae` in a \
+         container; did you mean `image`?",
+        "deny spec c1: /spec/template/spec/containers/1: the container has no `image` \
+         (Kubernetes requires one)",
+        "denied",
+    ];
+    check(vec![
+        Case {
+            name: "no rule but the catalog's",
+            policy: "catalog: {}\n",
+            object: typo.clone(),
+            expect: &expect,
+            ..Case::default()
+        },
+        Case {
+            name: "every rule waived for the namespace",
+            policy: "registries:\n  allow: [127.0.0.1:5050/berth/**]\nexceptions:\n  - namespaces: [tool-*]\n    reason: trial\n",
+            object: typo,
+            expect: &expect,
+            ..Case::default()
+        },
+    ]);
+    let finding = Finding {
+        container: "c1".to_string(),
+        list: Some(crate::workload::ContainerList::Regular),
+        image: String::new(),
+        rule: RuleKind::Spec,
+        message: "m".to_string(),
+        pointer: "/p".to_string(),
+    };
+    assert_eq!(finding.to_string(), "container \"c1\": spec: m");
+}
+
+/// issue 15, item 19: pins patched the pod template of Deployments, so GitOps tools saw the
+/// live object differ from Git forever. `on: pods` pins Pods only and leaves controllers alone.
+#[test]
+fn pins_on_pods_leave_controllers_as_written() {
+    let pinned = "127.0.0.1:5050/berth/base:latest@sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    let pods_only = "digest: {action: pin, on: pods}\n";
+    let pod = json!({
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "tool-a"},
+        "spec": {"containers": [{"name": "c0", "image": "127.0.0.1:5050/berth/base:latest"}]}
+    });
+    check(vec![
+        Case {
+            name: "a Deployment is untouched, even with a tag berth does not know",
+            policy: pods_only,
+            object: deployment(&[
+                "127.0.0.1:5050/berth/base:latest",
+                "registry.example.com/new:1",
+            ]),
+            expect: &["allowed"],
+            ..Case::default()
+        },
+        Case {
+            name: "its Pod is pinned",
+            policy: pods_only,
+            object: pod,
+            expect: &[
+                &format!("patch /spec/containers/0/image {pinned}"),
+                "allowed",
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "on: all (the default) pins the Deployment",
+            policy: "digest: {action: pin, on: all}\n",
+            object: deployment(&["127.0.0.1:5050/berth/base:latest"]),
+            expect: &[
+                &format!("patch /spec/template/spec/containers/0/image {pinned}"),
+                "allowed",
+            ],
+            ..Case::default()
+        },
+    ]);
+    assert_eq!(
+        diagnostics("digest: {action: require, on: pods}\n"),
+        ["1:27: digest.on: `on` applies to `action: pin` only (require judges every kind)"]
+    );
+    assert_eq!(
+        diagnostics("digest: {action: pin, on: deployments}\n"),
+        ["1:27: digest.on: unknown value \"deployments\"; expected all or pods"]
+    );
+}

@@ -233,9 +233,12 @@ pub(crate) fn read(source: &CatalogSource, now: DateTime<Utc>) -> anyhow::Result
             "no catalog at {} (give --catalog PATH or set BERTH_CATALOG)",
             source.path.display()
         ))),
-        Err(error @ (SourceError::EmptyDirectory { .. } | SourceError::TooLarge { .. })) => {
-            Err(usage(error.to_string()))
-        }
+        Err(
+            error @ (SourceError::EmptyDirectory { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::NotUtf8 { .. }
+            | SourceError::LinksOutside { .. }),
+        ) => Err(usage(error.to_string())),
         Err(error) => Err(anyhow::Error::new(error)),
     }
 }

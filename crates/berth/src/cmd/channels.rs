@@ -165,8 +165,10 @@ impl Common {
             .or_else(|| env.get("BERTH_RULES").map(PathBuf::from))
         {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
+                let bytes = std::fs::read(&path)
                     .map_err(|error| usage(format!("--rules {}: {error}", path.display())))?;
+                let text = berth_core::catalog::read::utf8_text(&path.display().to_string(), bytes)
+                    .map_err(|diagnostic| usage(format!("invalid rules file:\n{diagnostic}")))?;
                 RulesFile::parse(&path.display().to_string(), &text).map_err(|diagnostics| {
                     let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
                     usage(format!("invalid rules file:\n{}", lines.join("\n")))

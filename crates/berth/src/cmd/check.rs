@@ -220,9 +220,9 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         };
         let object_name = found.display_name();
         let mut lines = BTreeMap::new();
-        for pointer in
-            std::iter::once("").chain(found.containers.iter().map(|c| c.pointer.as_str()))
-        {
+        let pointers = (found.containers.iter().map(|c| c.pointer.as_str()))
+            .chain(found.unreadable.iter().map(|u| u.pointer.as_str()));
+        for pointer in std::iter::once("").chain(pointers) {
             if let Some(line) = object.line(pointer) {
                 lines.insert(pointer.to_string(), line);
             }
@@ -279,13 +279,13 @@ fn labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 /// Reads a file (or stdin for `-`) within [`INPUT_SIZE_MAX`]; a missing file is the user's
 /// mistake, any other read error a fault.
 fn read_input(path: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     let limit = INPUT_SIZE_MAX + 1;
     let read = if path == Path::new("-") {
-        std::io::stdin().take(limit).read_to_string(&mut text)
+        std::io::stdin().take(limit).read_to_end(&mut text)
     } else {
         match std::fs::File::open(path) {
-            Ok(file) => file.take(limit).read_to_string(&mut text),
+            Ok(file) => file.take(limit).read_to_end(&mut text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(usage(format!("{}: no such file", path.display())));
             }
@@ -299,7 +299,8 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
             path.display()
         )));
     }
-    Ok(text)
+    catalog::read::utf8_text(&path.display().to_string(), text)
+        .map_err(|diagnostic| usage(diagnostic.to_string()))
 }
 
 /// Loads the policy; its errors (and approved bases the catalog does not name) are printed
@@ -512,6 +513,11 @@ fn sarif(report: &Report) -> serde_json::Value {
     use serde_json::json;
     let rules: Vec<serde_json::Value> = [
         ("reference", "The image reference must be valid."),
+        (
+            "spec",
+            "The pod spec reads as Kubernetes reads it: no unknown fields, an image in every \
+             container.",
+        ),
         (
             "registries",
             "Images come from allowed repositories (exact host, whole segments).",

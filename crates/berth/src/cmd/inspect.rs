@@ -293,7 +293,10 @@ fn index_entry(entry: &Descriptor) -> IndexEntry {
     }
 }
 
+/// The inspection as text. What the registry and the image say (media types, config, labels,
+/// os-release) is escaped: it comes from outside and goes to a terminal.
 fn print_text(inspection: &Inspection) {
+    use berth_core::quote::escape;
     let mut out = String::new();
     let mut line = |text: String| {
         out.push_str(&text);
@@ -301,7 +304,7 @@ fn print_text(inspection: &Inspection) {
     };
     line(inspection.reference.clone());
     line(format!("  digest      {}", inspection.digest));
-    line(format!("  media type  {}", inspection.media_type));
+    line(format!("  media type  {}", escape(&inspection.media_type)));
     if !inspection.platforms.is_empty() {
         line("  platforms".to_string());
         for entry in &inspection.platforms {
@@ -310,29 +313,30 @@ fn print_text(inspection: &Inspection) {
             } else {
                 ""
             };
-            line(format!("    {:<16} {}{note}", entry.platform, entry.digest));
+            let platform = escape(&entry.platform);
+            line(format!("    {platform:<16} {}{note}", entry.digest));
         }
     }
     let image = &inspection.image;
-    line(format!("  platform    {}", image.platform));
+    line(format!("  platform    {}", escape(&image.platform)));
     if !inspection.platforms.is_empty() {
         line(format!("  manifest    {}", image.digest));
     }
     line(format!("  config      {}", image.config.digest));
     line(format!(
         "  created     {}",
-        image.config.created.as_deref().unwrap_or("-")
+        escape(image.config.created.as_deref().unwrap_or("-"))
     ));
     if let Some(entrypoint) = &image.config.entrypoint {
-        line(format!("  entrypoint  {}", entrypoint.join(" ")));
+        line(format!("  entrypoint  {}", escape(&entrypoint.join(" "))));
     }
     if let Some(cmd) = &image.config.cmd {
-        line(format!("  cmd         {}", cmd.join(" ")));
+        line(format!("  cmd         {}", escape(&cmd.join(" "))));
     }
     if !image.config.labels.is_empty() {
         line("  labels".to_string());
         for (key, value) in &image.config.labels {
-            line(format!("    {key}={value}"));
+            line(format!("    {}={}", escape(key), escape(value)));
         }
     }
     if let Some(identity) = &inspection.identity {
@@ -343,8 +347,8 @@ fn print_text(inspection: &Inspection) {
             .unwrap_or_else(|| "-".into());
         line(format!(
             "  os          {} ({}; libc {libc}; from {})",
-            identity.os.as_deref().unwrap_or("unknown"),
-            identity.pretty_name.as_deref().unwrap_or("no os-release"),
+            escape(identity.os.as_deref().unwrap_or("unknown")),
+            escape(identity.pretty_name.as_deref().unwrap_or("no os-release")),
             identity.source
         ));
     }
@@ -366,7 +370,9 @@ fn print_text(inspection: &Inspection) {
     for layer in &image.layers {
         line(format!(
             "    {}  {:>10}  {}",
-            layer.digest, layer.size, layer.media_type
+            layer.digest,
+            layer.size,
+            escape(&layer.media_type)
         ));
     }
     crate::cmd::print_text(&out);
