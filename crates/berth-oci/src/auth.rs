@@ -138,6 +138,8 @@ pub enum Challenge {
         realm: String,
         service: Option<String>,
         scope: Option<String>,
+        /// `insufficient_scope` when the token presented lacked a grant the request needs.
+        error: Option<String>,
     },
 }
 
@@ -156,6 +158,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         realm: params.get("realm")?.clone(),
         service: params.get("service").cloned(),
         scope: params.get("scope").cloned(),
+        error: params.get("error").cloned(),
     })
 }
 
@@ -305,8 +308,15 @@ mod tests {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into()),
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
             })
         );
+        assert!(matches!(
+            parse_challenge(
+                r#"Bearer realm="https://a/token",service="s",scope="repository:a/b:pull,push",error="insufficient_scope""#
+            ),
+            Some(Challenge::Bearer { error: Some(error), .. }) if error == "insufficient_scope"
+        ));
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
     }

@@ -745,7 +745,9 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
             .append_pair("from", from);
-        let answer = self.start_upload(&registry, image, url, &target).await?;
+        // Both grants in one token: push on the target, pull on the source (as docker asks).
+        let scope = format!("{} {}", push_scope(image.repository()), pull_scope(from));
+        let answer = self.start_upload(&registry, url, scope, &target).await?;
         match answer.response.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::UploadStarted(upload_location(
@@ -765,7 +767,8 @@ impl Client {
         let registry = self.registry(image.registry())?;
         let target = blob_target(image, digest);
         let url = upload_url(&registry, image, &target)?;
-        let answer = self.start_upload(&registry, image, url, &target).await?;
+        let scope = push_scope(image.repository());
+        let answer = self.start_upload(&registry, url, scope, &target).await?;
         if answer.response.status() != StatusCode::ACCEPTED {
             return Err(self.status_error(answer, target).await);
         }
@@ -775,8 +778,8 @@ impl Client {
     async fn start_upload(
         &self,
         registry: &Arc<RegistryState>,
-        image: &ImageRef,
         url: url::Url,
+        scope: String,
         target: &Target,
     ) -> Result<Answer, OciError> {
         let request = Request {
@@ -785,7 +788,7 @@ impl Client {
             accept: None,
             content_type: None,
             body: Some(Bytes::new()),
-            scope: push_scope(image.repository()),
+            scope,
             target: target.clone(),
         };
         self.send(registry, request).await
@@ -968,7 +971,7 @@ impl Client {
         let policy = &self.inner.config.retry;
         let mut attempt = 0u32;
         let mut authenticated_after_challenge = false;
-        self.prefetch_token(registry, &request).await?;
+        let prefetched = self.prefetch_token(registry, &request).await?;
         loop {
             let permit = registry
                 .semaphore
@@ -980,8 +983,28 @@ impl Client {
             let delay = match outcome {
                 Ok(response) => {
                     let status = response.status();
+                    let challenge = (status == StatusCode::UNAUTHORIZED)
+                        .then(|| header_str(response.headers(), header::WWW_AUTHENTICATE))
+                        .flatten();
+                    if let Some(Challenge::Bearer {
+                        error: Some(error),
+                        scope,
+                        ..
+                    }) = challenge.as_deref().and_then(auth::parse_challenge)
+                        && error == "insufficient_scope"
+                        && (prefetched || authenticated_after_challenge)
+                    {
+                        // A token fetched for this very request lacks a grant: asking again
+                        // would get the same answer.
+                        return Err(OciError::Denied {
+                            target: request.target.clone(),
+                            detail: format!(
+                                "the token server did not grant {} (insufficient_scope)",
+                                scope.unwrap_or_else(|| request.scope.clone())
+                            ),
+                        });
+                    }
                     if status == StatusCode::UNAUTHORIZED && !authenticated_after_challenge {
-                        let challenge = header_str(response.headers(), header::WWW_AUTHENTICATE);
                         drop(response);
                         drop(permit);
                         authenticated_after_challenge = true;
@@ -1100,12 +1123,12 @@ impl Client {
     }
 
     /// With a Bearer registry already known, gets the token for a new scope before the request
-    /// rather than after a 401: one round trip less per repository.
+    /// rather than after a 401: one round trip less per repository. True when it fetched one.
     async fn prefetch_token(
         &self,
         registry: &RegistryState,
         request: &Request<'_>,
-    ) -> Result<(), OciError> {
+    ) -> Result<bool, OciError> {
         let bearer = {
             let auth = registry.auth.lock().expect("auth lock");
             let valid = auth
@@ -1120,7 +1143,7 @@ impl Client {
             }
         };
         let Some((realm, service)) = bearer else {
-            return Ok(());
+            return Ok(false);
         };
         let (token, lifetime) = self
             .fetch_token(
@@ -1131,10 +1154,10 @@ impl Client {
                 &request.scope,
             )
             .await?;
-        let expires = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
+        let expires = token_expiry(lifetime);
         let mut auth = registry.auth.lock().expect("auth lock");
         auth.tokens.insert(request.scope.clone(), (token, expires));
-        Ok(())
+        Ok(true)
     }
 
     /// Learns the registry's scheme from a 401 challenge and, for Bearer, fetches a token.
@@ -1167,6 +1190,7 @@ impl Client {
                 realm,
                 service,
                 scope,
+                ..
             } => {
                 let scope = scope.unwrap_or_else(|| request.scope.clone());
                 let (token, lifetime) = self
@@ -1174,7 +1198,7 @@ impl Client {
                     .await?;
                 let mut auth = registry.auth.lock().expect("auth lock");
                 auth.scheme = Some(Scheme::Bearer { realm, service });
-                let expires = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
+                let expires = token_expiry(lifetime);
                 auth.tokens
                     .insert(request.scope.clone(), (token.clone(), expires));
                 auth.tokens.insert(scope, (token, expires));
@@ -1222,7 +1246,10 @@ impl Client {
                     if let Some(service) = service {
                         query.append_pair("service", service);
                     }
-                    query.append_pair("scope", scope);
+                    // One `scope` parameter per scope (a mount needs two), as docker sends them.
+                    for part in scope.split_whitespace() {
+                        query.append_pair("scope", part);
+                    }
                 }
                 let builder = registry.http.get(url);
                 match credentials {
@@ -1472,6 +1499,12 @@ fn blob_target(image: &ImageRef, digest: &Digest) -> Target {
         repository: image.repository().to_string(),
         reference: digest.to_string(),
     }
+}
+
+/// When a token that lives `lifetime` is treated as expired: a little before the realm says, so
+/// that a request never goes out with a token about to lapse (a tenth of its life, at most 5 s).
+fn token_expiry(lifetime: Duration) -> Instant {
+    Instant::now() + lifetime - (lifetime / 10).min(Duration::from_secs(5))
 }
 
 fn push_scope(repository: &str) -> String {

@@ -121,6 +121,15 @@ impl Testbed {
         PathBuf::from(self.var("BERTH_TEST_TOKEN_ISSUER_LOG"))
     }
 
+    /// The directory holding the test bed's CA as `ca.crt` (skopeo's `--cert-dir`).
+    pub fn cert_dir(&self) -> String {
+        std::path::Path::new(self.var("BERTH_TEST_CA"))
+            .parent()
+            .and_then(|dir| dir.to_str())
+            .expect("the CA file has a UTF-8 parent directory")
+            .to_string()
+    }
+
     /// Expected facts of an image (`berth/base:1`) as recorded by the test bed.
     pub fn image(&self, name: &str) -> &serde_json::Value {
         let found = self
