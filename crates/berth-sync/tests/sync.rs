@@ -528,3 +528,39 @@ async fn an_artifact_that_is_no_image_is_skipped_with_a_warning() {
     assert_eq!(tags.len(), 1);
     assert_eq!(tags[0].0.as_str(), "app");
 }
+
+#[tokio::test]
+async fn syncs_from_a_token_auth_registry_with_a_pull_only_user() {
+    let testbed = Testbed::get();
+    let token = testbed.token_registry();
+    let (user, password) = testbed.token_reader();
+    let mut registries = HashMap::new();
+    registries.insert(
+        token.to_string(),
+        RegistryConfig {
+            ca_pem: Some(std::fs::read(testbed.var("BERTH_TEST_CA")).unwrap()),
+            credentials: Some(berth_oci::Credentials::Basic {
+                username: user.to_string(),
+                password: berth_oci::Secret::new(password),
+            }),
+            ..RegistryConfig::default()
+        },
+    );
+    let client = Client::new(ClientConfig {
+        registries,
+        ..ClientConfig::default()
+    });
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let wanted = targets(token, &["berth/base", "berth/child", "berth/multi"]);
+    let report = sync(&client, &store, &wanted).await;
+    assert_eq!(report.failed(), 0, "{report:#?}");
+    let child = images_in(&store, repo(token, "berth/child")).await;
+    assert_eq!(child.len(), 1);
+    assert_eq!(child[0].digest, digest(&testbed.digest("berth/child:1")));
+    assert!(child[0].os_id.is_some(), "layers read through the token");
+    assert_eq!(
+        report.requests.token, 3,
+        "one token per repository: {:?}",
+        report.requests
+    );
+}
