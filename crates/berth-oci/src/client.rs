@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::auth::{self, Challenge, Credentials, Secret};
 use crate::digest::ContentHasher;
 use crate::error::{OciError, Target};
+use crate::helper::{self, CredentialHelper, HelperLimits};
 use crate::manifest::{self, Descriptor, ImageConfig, ManifestKind, ParseFailure};
 
 /// How berth treats one registry.
@@ -35,7 +36,10 @@ pub struct RegistryConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// At most this many requests in flight to the registry at once.
     pub max_concurrency: usize,
+    /// From the docker config's `auths`; used when there is no helper, or it has nothing.
     pub credentials: Option<Credentials>,
+    /// `credHelpers` for this host, else `credsStore`: asked first, once per client.
+    pub credential_helper: Option<CredentialHelper>,
 }
 
 impl Default for RegistryConfig {
@@ -45,6 +49,7 @@ impl Default for RegistryConfig {
             ca_pem: None,
             max_concurrency: 8,
             credentials: None,
+            credential_helper: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct ClientConfig {
     pub default_registry: RegistryConfig,
     pub retry: RetryPolicy,
     pub limits: Limits,
+    /// How long a credential helper may run and how much it may print.
+    pub helper_limits: HelperLimits,
 }
 
 /// Requests sent and bytes received, for reports and for tests that count requests.
@@ -204,6 +211,19 @@ struct RegistryState {
     http: reqwest::Client,
     semaphore: Arc<Semaphore>,
     auth: Mutex<AuthState>,
+    /// The credential helper's answer (or why there is none), asked once per client.
+    helper_answer: tokio::sync::OnceCell<Result<Option<Credentials>, String>>,
+}
+
+impl RegistryState {
+    /// The credentials known without running anything: the helper's answer once it was given,
+    /// else the config file's.
+    fn known_credentials(&self) -> Option<Credentials> {
+        match self.helper_answer.get() {
+            Some(Ok(Some(credentials))) => Some(credentials.clone()),
+            _ => self.config.credentials.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -956,6 +976,7 @@ impl Client {
             config,
             http,
             auth: Mutex::new(AuthState::default()),
+            helper_answer: tokio::sync::OnceCell::new(),
         });
         registries.insert(name.to_string(), state.clone());
         Ok(state)
@@ -1103,7 +1124,7 @@ impl Client {
     fn authorization(&self, registry: &RegistryState, scope: &str) -> Option<HeaderValue> {
         let auth = registry.auth.lock().expect("auth lock");
         let text = match auth.scheme.as_ref()? {
-            Scheme::Basic => match registry.config.credentials.as_ref()? {
+            Scheme::Basic => match &registry.known_credentials()? {
                 Credentials::Basic { username, password } => {
                     basic_value(username, password.expose())
                 }
@@ -1160,6 +1181,32 @@ impl Client {
         Ok(true)
     }
 
+    /// The credentials to present: the credential helper's answer (it runs once per client),
+    /// else the config file's.
+    async fn credentials(&self, registry: &RegistryState) -> Result<Option<Credentials>, OciError> {
+        let Some(helper) = &registry.config.credential_helper else {
+            return Ok(registry.config.credentials.clone());
+        };
+        let limits = &self.inner.config.helper_limits;
+        let answer = registry
+            .helper_answer
+            .get_or_init(|| async {
+                let url = helper::server_url(&registry.name);
+                tracing::debug!(registry = %registry.name, helper = %helper.program_name(), "asking the credential helper");
+                helper::get(helper, &url, limits).await
+            })
+            .await;
+        match answer {
+            Ok(Some(credentials)) => Ok(Some(credentials.clone())),
+            Ok(None) => Ok(registry.config.credentials.clone()),
+            Err(detail) => Err(OciError::CredentialHelper {
+                registry: registry.name.clone(),
+                helper: helper.program_name(),
+                detail: detail.clone(),
+            }),
+        }
+    }
+
     /// Learns the registry's scheme from a 401 challenge and, for Bearer, fetches a token.
     async fn answer_challenge(
         &self,
@@ -1178,7 +1225,8 @@ impl Client {
         };
         match challenge {
             Challenge::Basic => {
-                if !matches!(registry.config.credentials, Some(Credentials::Basic { .. })) {
+                let credentials = self.credentials(registry).await?;
+                if !matches!(credentials, Some(Credentials::Basic { .. })) {
                     return Err(unauthorized(
                         "the registry wants basic credentials; none are configured",
                     ));
@@ -1224,7 +1272,8 @@ impl Client {
         };
         let mut url = url::Url::parse(realm).map_err(|_| refuse("not a URL"))?;
         auth::check_realm(&url, registry.config.plain_http).map_err(refuse)?;
-        let mut builder = match &registry.config.credentials {
+        let credentials = self.credentials(registry).await?;
+        let mut builder = match &credentials {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token")
