@@ -377,6 +377,22 @@ mod tests {
             ),
             Some(Challenge::Bearer { error: Some(error), .. }) if error == "insufficient_scope"
         ));
+        // Docker Hub's own challenge: its realm passes the realm rules.
+        let hub = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
+        );
+        let Some(Challenge::Bearer {
+            realm,
+            service,
+            scope,
+            ..
+        }) = hub
+        else {
+            panic!("{hub:?}");
+        };
+        assert!(check_realm(&url::Url::parse(&realm).unwrap(), false).is_ok());
+        assert_eq!(service.as_deref(), Some("registry.docker.io"));
+        assert_eq!(scope.as_deref(), Some("repository:library/alpine:pull"));
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
     }

@@ -155,6 +155,41 @@ struct Counters {
     bytes_received: AtomicU64,
 }
 
+/// A registry's pull rate limit as its last answer stated it (Docker Hub's `ratelimit-limit`
+/// and `ratelimit-remaining` headers, `100;w=21600`: 100 pulls per 21600 s window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RateLimit {
+    /// Pulls allowed per window, when the registry says.
+    pub limit: Option<u64>,
+    /// Pulls left in the current window.
+    pub remaining: u64,
+    /// The window's length in seconds, when the registry says.
+    pub window_seconds: Option<u64>,
+}
+
+impl RateLimit {
+    /// Reads the headers; `None` when `ratelimit-remaining` is absent or unreadable.
+    pub fn from_headers(headers: &HeaderMap) -> Option<RateLimit> {
+        let (remaining, window) = rate_limit_value(&header_str(headers, "ratelimit-remaining")?)?;
+        let stated_limit = header_str(headers, "ratelimit-limit")
+            .as_deref()
+            .and_then(rate_limit_value);
+        Some(RateLimit {
+            limit: stated_limit.map(|(limit, _)| limit),
+            remaining,
+            window_seconds: window.or(stated_limit.and_then(|(_, window)| window)),
+        })
+    }
+}
+
+/// `76;w=21600` → (76, Some(21600)); `76` → (76, None).
+fn rate_limit_value(text: &str) -> Option<(u64, Option<u64>)> {
+    let mut parts = text.split(';');
+    let count = parts.next()?.trim().parse().ok()?;
+    let window = parts.find_map(|part| part.trim().strip_prefix("w=")?.parse().ok());
+    Some((count, window))
+}
+
 /// A tag resolved to what it points at.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Resolved {
@@ -211,6 +246,8 @@ struct RegistryState {
     http: reqwest::Client,
     semaphore: Arc<Semaphore>,
     auth: Mutex<AuthState>,
+    /// The pull rate limit the registry's last answer stated, if it states one.
+    rate_limit: Mutex<Option<RateLimit>>,
     /// The credential helper's answer (or why there is none), asked once per client.
     helper_answer: tokio::sync::OnceCell<Result<Option<Credentials>, String>>,
 }
@@ -271,6 +308,20 @@ impl Client {
                 counters: Counters::default(),
             }),
         }
+    }
+
+    /// Each registry's pull rate limit as last stated (only registries that state one), by name.
+    pub fn rate_limits(&self) -> Vec<(String, RateLimit)> {
+        let registries = self.inner.registries.lock().expect("registry map lock");
+        let mut limits: Vec<(String, RateLimit)> = registries
+            .values()
+            .filter_map(|state| {
+                let limit = *state.rate_limit.lock().expect("rate limit lock");
+                limit.map(|limit| (state.name.clone(), limit))
+            })
+            .collect();
+        limits.sort_by(|a, b| a.0.cmp(&b.0));
+        limits
     }
 
     pub fn stats(&self) -> RequestStats {
@@ -977,6 +1028,7 @@ impl Client {
             http,
             auth: Mutex::new(AuthState::default()),
             helper_answer: tokio::sync::OnceCell::new(),
+            rate_limit: Mutex::new(None),
         });
         registries.insert(name.to_string(), state.clone());
         Ok(state)
@@ -1100,6 +1152,9 @@ impl Client {
                 target: request.target.clone(),
                 detail: transport_detail(&error),
             })?;
+            if same_origin && let Some(limit) = RateLimit::from_headers(response.headers()) {
+                *registry.rate_limit.lock().expect("rate limit lock") = Some(limit);
+            }
             if !response.status().is_redirection() {
                 return Ok(response);
             }
@@ -1610,7 +1665,7 @@ fn url_error(target: &Target, error: url::ParseError) -> OciError {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -1759,6 +1814,54 @@ mod tests {
             HeaderValue::from_static("<https://x/y>; rel=\"prev\""),
         );
         assert_eq!(next_link(&other), None);
+    }
+
+    #[test]
+    fn reads_docker_hubs_rate_limit_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(RateLimit::from_headers(&headers), None);
+        headers.insert("ratelimit-limit", HeaderValue::from_static("100;w=21600"));
+        headers.insert(
+            "ratelimit-remaining",
+            HeaderValue::from_static("76;w=21600"),
+        );
+        assert_eq!(
+            RateLimit::from_headers(&headers),
+            Some(RateLimit {
+                limit: Some(100),
+                remaining: 76,
+                window_seconds: Some(21600)
+            })
+        );
+        let mut bare = HeaderMap::new();
+        bare.insert("ratelimit-remaining", HeaderValue::from_static("3"));
+        assert_eq!(
+            RateLimit::from_headers(&bare),
+            Some(RateLimit {
+                limit: None,
+                remaining: 3,
+                window_seconds: None
+            })
+        );
+        bare.insert("ratelimit-remaining", HeaderValue::from_static("lots"));
+        assert_eq!(RateLimit::from_headers(&bare), None);
+    }
+
+    #[test]
+    fn docker_hub_is_reached_at_registry_1() {
+        let client = Client::new(ClientConfig::default());
+        let hub = client.registry("docker.io").unwrap();
+        assert_eq!(hub.base_url.as_str(), "https://registry-1.docker.io/");
+        let image = ImageRef::parse("alpine:3.20").unwrap();
+        assert_eq!(image.registry(), "docker.io");
+        assert_eq!(
+            manifest_url(&hub, image.repository(), &image.reference()).as_str(),
+            "https://registry-1.docker.io/v2/library/alpine/manifests/3.20"
+        );
+        assert_eq!(
+            pull_scope(image.repository()),
+            "repository:library/alpine:pull"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod manifest;
 
 pub use auth::{AuthFile, Credentials, Secret};
 pub use client::{
-    BlobReader, Client, ClientConfig, Limits, Listing, Manifest, Mount, RegistryConfig,
+    BlobReader, Client, ClientConfig, Limits, Listing, Manifest, Mount, RateLimit, RegistryConfig,
     RequestStats, Resolved, RetryPolicy,
 };
 pub use copy::{CopyReport, copy_referenced};
