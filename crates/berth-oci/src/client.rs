@@ -110,6 +110,9 @@ pub struct ClientConfig {
     pub limits: Limits,
     /// How long a credential helper may run and how much it may print.
     pub helper_limits: HelperLimits,
+    /// Per upstream registry, mirrors (`host:port`, configured in `registries` like any other)
+    /// tried in order for reads of it before the upstream. Writes go to the upstream only.
+    pub mirrors: HashMap<String, Vec<String>>,
 }
 
 /// Requests sent and bytes received, for reports and for tests that count requests.
@@ -340,6 +343,11 @@ impl Client {
     /// Resolves the image's tag (or digest) with `HEAD`, falling back to `GET` when the registry
     /// does not answer HEAD or omits `Docker-Content-Digest`.
     pub async fn resolve(&self, image: &ImageRef) -> Result<Resolved, OciError> {
+        self.through_mirrors(image, |on| async move { self.resolve_direct(&on).await })
+            .await
+    }
+
+    async fn resolve_direct(&self, image: &ImageRef) -> Result<Resolved, OciError> {
         let registry = self.registry(image.registry())?;
         let target = target_of(image);
         let request = Request {
@@ -415,6 +423,22 @@ impl Client {
     }
 
     async fn fetch_manifest(
+        &self,
+        image: &ImageRef,
+        reference: Reference,
+        expected_size: Option<u64>,
+    ) -> Result<Manifest, OciError> {
+        self.through_mirrors(image, |on| {
+            let reference = reference.clone();
+            async move {
+                self.fetch_manifest_direct(&on, reference, expected_size)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn fetch_manifest_direct(
         &self,
         image: &ImageRef,
         reference: Reference,
@@ -546,6 +570,17 @@ impl Client {
         image: &ImageRef,
         descriptor: &Descriptor,
     ) -> Result<BlobReader, OciError> {
+        self.through_mirrors(image, |on| async move {
+            self.blob_direct(&on, descriptor).await
+        })
+        .await
+    }
+
+    async fn blob_direct(
+        &self,
+        image: &ImageRef,
+        descriptor: &Descriptor,
+    ) -> Result<BlobReader, OciError> {
         let registry = self.registry(image.registry())?;
         let target = blob_target(image, &descriptor.digest);
         let url = registry
@@ -591,6 +626,14 @@ impl Client {
 
     /// Lists a repository's tags, following `Link` pagination, up to `cap` tags.
     pub async fn list_tags(&self, image: &ImageRef, cap: usize) -> Result<Listing, OciError> {
+        self.through_mirrors(
+            image,
+            |on| async move { self.list_tags_direct(&on, cap).await },
+        )
+        .await
+    }
+
+    async fn list_tags_direct(&self, image: &ImageRef, cap: usize) -> Result<Listing, OciError> {
         #[derive(serde::Deserialize)]
         struct Page {
             tags: Option<Vec<String>>,
@@ -974,6 +1017,44 @@ impl Client {
             return Err(self.status_error(answer, target).await);
         }
         Ok(())
+    }
+
+    /// A read of `image` from the mirrors of its registry in order, then from the registry
+    /// itself (containerd's hosts.toml and registries.conf semantics). A mirror that fails in any
+    /// way is passed over with a warning; the upstream's answer, error included, is the last
+    /// word. Writes never come here: they go to the upstream only.
+    async fn through_mirrors<T, F, Fut>(&self, image: &ImageRef, read: F) -> Result<T, OciError>
+    where
+        F: Fn(ImageRef) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciError>>,
+    {
+        let mirrors = self
+            .inner
+            .config
+            .mirrors
+            .get(image.registry())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for mirror in mirrors {
+            let on_mirror = match ImageRef::from_parts(
+                mirror,
+                image.repository(),
+                image.reference(),
+            ) {
+                Ok(on_mirror) => on_mirror,
+                Err(error) => {
+                    tracing::warn!(registry = %image.registry(), %mirror, %error, "not a mirror address");
+                    continue;
+                }
+            };
+            match read(on_mirror).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => {
+                    tracing::warn!(registry = %image.registry(), %mirror, %error, "mirror failed; trying the next");
+                }
+            }
+        }
+        read(image.clone()).await
     }
 
     /// The state for a registry, made on first use.

@@ -564,3 +564,46 @@ async fn syncs_from_a_token_auth_registry_with_a_pull_only_user() {
         report.requests
     );
 }
+
+#[tokio::test]
+async fn a_mirrored_registry_is_known_under_its_own_name_while_it_is_down() {
+    let testbed = Testbed::get();
+    let mirror = testbed.plain();
+    let mut upstream = OwnRegistry::start();
+    upstream.stop();
+    let address = upstream.address.clone();
+    let mut client_config = ClientConfig {
+        registries: [address.as_str(), mirror]
+            .iter()
+            .map(|host| {
+                let config = RegistryConfig {
+                    plain_http: true,
+                    ..RegistryConfig::default()
+                };
+                (host.to_string(), config)
+            })
+            .collect(),
+        retry: RetryPolicy {
+            max_retries: 1,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    client_config
+        .mirrors
+        .insert(address.clone(), vec![mirror.to_string()]);
+    let client = Client::new(client_config);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let report = sync(&client, &store, &targets(&address, &["berth/child"])).await;
+    assert_eq!(report.failed(), 0, "read from the mirror: {report:#?}");
+    let known = images_in(&store, repo(&address, "berth/child")).await;
+    assert_eq!(known.len(), 1, "recorded under the upstream's name");
+    assert_eq!(known[0].digest, digest(&testbed.digest("berth/child:1")));
+    assert!(
+        images_in(&store, repo(mirror, "berth/child"))
+            .await
+            .is_empty()
+    );
+}

@@ -22,6 +22,10 @@ pub struct RegistryArgs {
     /// Trust the CA certificates in FILE (PEM) for this registry, as `HOST=FILE`. Repeatable.
     #[arg(long = "registry-ca", value_name = "HOST=FILE")]
     pub registry_cas: Vec<String>,
+    /// Read UPSTREAM's images from MIRROR first (`host:port`), as `UPSTREAM=MIRROR`. Repeatable;
+    /// mirrors are tried in the order given, then the upstream. Writes go to the upstream only.
+    #[arg(long = "registry-mirror", value_name = "UPSTREAM=MIRROR")]
+    pub registry_mirrors: Vec<String>,
     /// At most this many concurrent requests per registry.
     #[arg(long, default_value_t = 8)]
     pub max_concurrency: usize,
@@ -64,8 +68,37 @@ impl RegistryArgs {
         Ok(ClientConfig {
             registries,
             default_registry: base(""),
+            mirrors: self.mirrors()?,
             ..ClientConfig::default()
         })
+    }
+
+    /// `--registry-mirror UPSTREAM=MIRROR` pairs, by upstream, mirrors in the order given.
+    fn mirrors(&self) -> anyhow::Result<HashMap<String, Vec<String>>> {
+        let mut mirrors: HashMap<String, Vec<String>> = HashMap::new();
+        for pair in &self.registry_mirrors {
+            let bad = |why: &str| usage(format!("--registry-mirror {pair:?}: {why}"));
+            let (upstream, mirror) = pair
+                .split_once('=')
+                .ok_or_else(|| bad("expected UPSTREAM=MIRROR"))?;
+            let host_of = |text: &str| {
+                berth_core::ImageRef::parse(&format!("{text}/x"))
+                    .ok()
+                    .map(|image| image.registry().to_string())
+            };
+            let upstream = host_of(upstream).ok_or_else(|| bad("UPSTREAM is not a registry"))?;
+            let mirror = mirror.to_ascii_lowercase();
+            if host_of(&mirror).as_deref() != Some(mirror.as_str()) {
+                return Err(bad(
+                    "MIRROR must be a registry host (host:port, or a name with a dot)",
+                ));
+            }
+            if mirror == upstream {
+                return Err(bad("a registry cannot mirror itself"));
+            }
+            mirrors.entry(upstream).or_default().push(mirror);
+        }
+        Ok(mirrors)
     }
 
     fn auth_file(&self, env: &Environment) -> anyhow::Result<AuthFile> {
@@ -171,5 +204,32 @@ mod tests {
             Some("pass")
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mirrors_keep_their_order_and_are_checked() {
+        let args = |pairs: &[&str]| RegistryArgs {
+            registry_mirrors: pairs.iter().map(|p| p.to_string()).collect(),
+            ..RegistryArgs::default()
+        };
+        let env = Environment::from_pairs(&[]);
+        let resolved = args(&[
+            "docker.io=mirror.internal:5000",
+            "index.docker.io=Backup.Example",
+        ])
+        .client_config(&env)
+        .unwrap();
+        assert_eq!(
+            resolved.mirrors["docker.io"],
+            ["mirror.internal:5000", "backup.example"]
+        );
+        for (bad, why) in [
+            ("docker.io", "expected UPSTREAM=MIRROR"),
+            ("docker.io=mirror", "MIRROR must be a registry host"),
+            ("docker.io=docker.io", "cannot mirror itself"),
+        ] {
+            let error = args(&[bad]).client_config(&env).unwrap_err();
+            assert!(format!("{error:#}").contains(why), "{bad}: {error:#}");
+        }
     }
 }
