@@ -336,5 +336,64 @@ pub fn metrics(runs: &SyncRuns) -> String {
             runs.last_success_at.map_or(0.0, |at| at.timestamp() as f64),
         )],
     );
+    let rate_limits: Vec<(String, f64)> = runs
+        .last_report
+        .iter()
+        .flat_map(|report| &report.rate_limits)
+        .map(|stated| {
+            let registry = stated.registry.replace(['\\', '"'], "");
+            (
+                format!(r#"{{registry="{registry}"}}"#),
+                stated.limit.remaining as f64,
+            )
+        })
+        .collect();
+    if !rate_limits.is_empty() {
+        let samples: Vec<(&str, f64)> = rate_limits
+            .iter()
+            .map(|(labels, value)| (labels.as_str(), *value))
+            .collect();
+        metric(
+            "berth_registry_pull_rate_limit_remaining",
+            "gauge",
+            "Pulls left in the registry's rate-limit window, as its last answer of the last sync stated (Docker Hub's ratelimit-remaining).",
+            &samples,
+        );
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stated_rate_limits_are_a_gauge_per_registry() {
+        assert!(!metrics(&SyncRuns::default()).contains("rate_limit"));
+        let report = SyncReport {
+            repositories: Vec::new(),
+            registry_failures: Vec::new(),
+            requests: Default::default(),
+            elapsed: std::time::Duration::ZERO,
+            lineage_updates: 0,
+            rate_limits: vec![berth_sync::RegistryRateLimit {
+                registry: "docker.io".into(),
+                limit: berth_oci::RateLimit {
+                    limit: Some(100),
+                    remaining: 76,
+                    window_seconds: Some(21600),
+                },
+            }],
+        };
+        let runs = SyncRuns {
+            last_report: Some(report),
+            ..SyncRuns::default()
+        };
+        assert!(
+            metrics(&runs)
+                .contains("berth_registry_pull_rate_limit_remaining{registry=\"docker.io\"} 76\n"),
+            "{}",
+            metrics(&runs)
+        );
+    }
 }
