@@ -60,17 +60,24 @@ fn client(plain: &[&str]) -> Client {
 /// A catalog entry `app` whose default image is `source` and whose variant `public` is
 /// `target`; `staging` of the source holds the test bed image `image`.
 fn catalog(source: &str, target: &str, image: &str) -> Catalog {
+    catalog_staged(source, target, image, &["--dest-tls-verify=false"])
+}
+
+/// [`catalog`] with skopeo's options for the registry of `source` (TLS, credentials).
+fn catalog_staged(source: &str, target: &str, image: &str, dest_options: &[&str]) -> Catalog {
     let plain = Testbed::get().plain();
-    skopeo(&[
+    let from = format!("docker://{plain}/{image}");
+    let to = format!("docker://{source}:staging");
+    let mut args = vec![
         "copy",
         "--quiet",
         "--all",
         "--preserve-digests",
         "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{plain}/{image}"),
-        &format!("docker://{source}:staging"),
-    ]);
+    ];
+    args.extend_from_slice(dest_options);
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo(&args);
     let yaml = format!(
         "images:\n  app:\n    image: {source}\n    channels: [staging, latest]\n    variants:\n      public:\n        image: {target}\n"
     );
@@ -301,4 +308,59 @@ async fn the_scheduler_runs_a_rule_to_another_variant_from_its_source_only() {
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn promotion_in_a_token_auth_registry_mounts_and_skopeo_reads_it_back() {
+    let testbed = Testbed::get();
+    let token = testbed.token_registry();
+    let (user, password) = testbed.token_user();
+    let creds = format!("{user}:{password}");
+    let cert_dir = testbed.cert_dir();
+    let source = format!("{token}/{}", unique("token-source"));
+    let target = format!("{token}/{}", unique("token-target"));
+    let catalog = catalog_staged(
+        &source,
+        &target,
+        "berth/child:1",
+        &["--dest-cert-dir", &cert_dir, "--dest-creds", &creds],
+    );
+    let mut registries = HashMap::new();
+    registries.insert(
+        token.to_string(),
+        RegistryConfig {
+            ca_pem: Some(std::fs::read(testbed.var("BERTH_TEST_CA")).unwrap()),
+            credentials: Some(berth_oci::Credentials::Basic {
+                username: user.to_string(),
+                password: berth_oci::Secret::new(password),
+            }),
+            ..RegistryConfig::default()
+        },
+    );
+    let client = Client::new(ClientConfig {
+        registries,
+        ..ClientConfig::default()
+    });
+    let store = Store::open("sqlite::memory:").await.unwrap();
+
+    let outcome = promote(&client, &store, &catalog).await;
+    let report = copied(&outcome);
+    assert!(
+        report.mounted >= 2,
+        "mounted with a two-scope token: {report:?}"
+    );
+    assert_eq!(report.uploaded, 0, "{report:?}");
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        &cert_dir,
+        "--creds",
+        &creds,
+        &format!("docker://{target}:latest"),
+    ]);
+    assert_eq!(
+        ContentHasher::digest_of(DigestAlgorithm::Sha256, raw.as_bytes()).to_string(),
+        testbed.digest("berth/child:1")
+    );
 }

@@ -49,10 +49,16 @@ pub enum AuthFileError {
 
 /// Credentials per registry host, read from docker's `config.json` format (also skopeo's and
 /// podman's `auth.json`). Keys such as `https://index.docker.io/v1/` are normalised to the host
-/// (`docker.io`). Credential helpers (`credsStore`, `credHelpers`) are not run.
+/// (`docker.io`). Credential helpers are named here and run by the client
+/// ([`crate::helper`]); as docker reads them, `credHelpers` (per host) wins over `credsStore`
+/// (every host) wins over `auths`.
 #[derive(Debug, Clone, Default)]
 pub struct AuthFile {
     by_host: HashMap<String, Credentials>,
+    /// `credHelpers`: host → helper name (`NAME` of `docker-credential-NAME`).
+    helpers: HashMap<String, String>,
+    /// `credsStore`: the helper for every host without its own.
+    store: Option<String>,
 }
 
 impl AuthFile {
@@ -61,6 +67,10 @@ impl AuthFile {
         struct File {
             #[serde(default)]
             auths: HashMap<String, Entry>,
+            #[serde(default, rename = "credHelpers")]
+            cred_helpers: HashMap<String, String>,
+            #[serde(default, rename = "credsStore")]
+            creds_store: Option<String>,
         }
         #[derive(Deserialize)]
         struct Entry {
@@ -70,6 +80,13 @@ impl AuthFile {
             identitytoken: Option<String>,
         }
         let file: File = serde_json::from_slice(bytes)?;
+        let helpers = file
+            .cred_helpers
+            .into_iter()
+            .filter(|(_, name)| !name.is_empty())
+            .map(|(key, name)| (normalize_auth_key(&key), name))
+            .collect();
+        let store = file.creds_store.filter(|name| !name.is_empty());
         let mut by_host = HashMap::new();
         for (key, entry) in file.auths {
             let credentials = if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
@@ -97,7 +114,32 @@ impl AuthFile {
             };
             by_host.insert(normalize_auth_key(&key), credentials);
         }
-        Ok(AuthFile { by_host })
+        Ok(AuthFile {
+            by_host,
+            helpers,
+            store,
+        })
+    }
+
+    /// Every host with an `auths` entry or a `credHelpers` entry.
+    pub fn configured_hosts(&self) -> impl Iterator<Item = &str> {
+        let mut hosts: Vec<&str> = self
+            .by_host
+            .keys()
+            .chain(self.helpers.keys())
+            .map(String::as_str)
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts.into_iter()
+    }
+
+    /// The helper to ask for a registry: its `credHelpers` entry, else `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.helpers
+            .get(&registry.to_ascii_lowercase())
+            .or(self.store.as_ref())
+            .map(String::as_str)
     }
 
     /// Every registry host with credentials, and its credentials.
@@ -138,6 +180,8 @@ pub enum Challenge {
         realm: String,
         service: Option<String>,
         scope: Option<String>,
+        /// `insufficient_scope` when the token presented lacked a grant the request needs.
+        error: Option<String>,
     },
 }
 
@@ -156,6 +200,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         realm: params.get("realm")?.clone(),
         service: params.get("service").cloned(),
         scope: params.get("scope").cloned(),
+        error: params.get("error").cloned(),
     })
 }
 
@@ -275,6 +320,24 @@ mod tests {
             Some(Credentials::IdentityToken(_))
         ));
         assert_eq!(file.credentials_for("empty.example"), None);
+        assert_eq!(file.helper_for("docker.io"), Some("desktop"));
+        let helpers = AuthFile::parse(
+            br#"{"credsStore":"pass","credHelpers":{"https://ghcr.io":"gh","public.ecr.aws":""},"auths":{"q.example":{}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            helpers.helper_for("ghcr.io"),
+            Some("gh"),
+            "credHelpers wins"
+        );
+        assert_eq!(helpers.helper_for("GHCR.io"), Some("gh"));
+        assert_eq!(
+            helpers.helper_for("quay.io"),
+            Some("pass"),
+            "then credsStore"
+        );
+        assert_eq!(AuthFile::default().helper_for("quay.io"), None);
+        assert_eq!(helpers.configured_hosts().collect::<Vec<_>>(), ["ghcr.io"]);
         let bad = r#"{"auths":{"x":{"auth":"bm9jb2xvbg=="}}}"#;
         assert!(matches!(
             AuthFile::parse(bad.as_bytes()),
@@ -305,8 +368,31 @@ mod tests {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into()),
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
             })
         );
+        assert!(matches!(
+            parse_challenge(
+                r#"Bearer realm="https://a/token",service="s",scope="repository:a/b:pull,push",error="insufficient_scope""#
+            ),
+            Some(Challenge::Bearer { error: Some(error), .. }) if error == "insufficient_scope"
+        ));
+        // Docker Hub's own challenge: its realm passes the realm rules.
+        let hub = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
+        );
+        let Some(Challenge::Bearer {
+            realm,
+            service,
+            scope,
+            ..
+        }) = hub
+        else {
+            panic!("{hub:?}");
+        };
+        assert!(check_realm(&url::Url::parse(&realm).unwrap(), false).is_ok());
+        assert_eq!(service.as_deref(), Some("registry.docker.io"));
+        assert_eq!(scope.as_deref(), Some("repository:library/alpine:pull"));
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
     }

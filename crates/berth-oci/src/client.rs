@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::auth::{self, Challenge, Credentials, Secret};
 use crate::digest::ContentHasher;
 use crate::error::{OciError, Target};
+use crate::helper::{self, CredentialHelper, HelperLimits};
 use crate::manifest::{self, Descriptor, ImageConfig, ManifestKind, ParseFailure};
 
 /// How berth treats one registry.
@@ -35,7 +36,10 @@ pub struct RegistryConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// At most this many requests in flight to the registry at once.
     pub max_concurrency: usize,
+    /// From the docker config's `auths`; used when there is no helper, or it has nothing.
     pub credentials: Option<Credentials>,
+    /// `credHelpers` for this host, else `credsStore`: asked first, once per client.
+    pub credential_helper: Option<CredentialHelper>,
 }
 
 impl Default for RegistryConfig {
@@ -45,6 +49,7 @@ impl Default for RegistryConfig {
             ca_pem: None,
             max_concurrency: 8,
             credentials: None,
+            credential_helper: None,
         }
     }
 }
@@ -103,6 +108,11 @@ pub struct ClientConfig {
     pub default_registry: RegistryConfig,
     pub retry: RetryPolicy,
     pub limits: Limits,
+    /// How long a credential helper may run and how much it may print.
+    pub helper_limits: HelperLimits,
+    /// Per upstream registry, mirrors (`host:port`, configured in `registries` like any other)
+    /// tried in order for reads of it before the upstream. Writes go to the upstream only.
+    pub mirrors: HashMap<String, Vec<String>>,
 }
 
 /// Requests sent and bytes received, for reports and for tests that count requests.
@@ -146,6 +156,41 @@ struct Counters {
     post: AtomicU64,
     token: AtomicU64,
     bytes_received: AtomicU64,
+}
+
+/// A registry's pull rate limit as its last answer stated it (Docker Hub's `ratelimit-limit`
+/// and `ratelimit-remaining` headers, `100;w=21600`: 100 pulls per 21600 s window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RateLimit {
+    /// Pulls allowed per window, when the registry says.
+    pub limit: Option<u64>,
+    /// Pulls left in the current window.
+    pub remaining: u64,
+    /// The window's length in seconds, when the registry says.
+    pub window_seconds: Option<u64>,
+}
+
+impl RateLimit {
+    /// Reads the headers; `None` when `ratelimit-remaining` is absent or unreadable.
+    pub fn from_headers(headers: &HeaderMap) -> Option<RateLimit> {
+        let (remaining, window) = rate_limit_value(&header_str(headers, "ratelimit-remaining")?)?;
+        let stated_limit = header_str(headers, "ratelimit-limit")
+            .as_deref()
+            .and_then(rate_limit_value);
+        Some(RateLimit {
+            limit: stated_limit.map(|(limit, _)| limit),
+            remaining,
+            window_seconds: window.or(stated_limit.and_then(|(_, window)| window)),
+        })
+    }
+}
+
+/// `76;w=21600` → (76, Some(21600)); `76` → (76, None).
+fn rate_limit_value(text: &str) -> Option<(u64, Option<u64>)> {
+    let mut parts = text.split(';');
+    let count = parts.next()?.trim().parse().ok()?;
+    let window = parts.find_map(|part| part.trim().strip_prefix("w=")?.parse().ok());
+    Some((count, window))
 }
 
 /// A tag resolved to what it points at.
@@ -204,6 +249,21 @@ struct RegistryState {
     http: reqwest::Client,
     semaphore: Arc<Semaphore>,
     auth: Mutex<AuthState>,
+    /// The pull rate limit the registry's last answer stated, if it states one.
+    rate_limit: Mutex<Option<RateLimit>>,
+    /// The credential helper's answer (or why there is none), asked once per client.
+    helper_answer: tokio::sync::OnceCell<Result<Option<Credentials>, String>>,
+}
+
+impl RegistryState {
+    /// The credentials known without running anything: the helper's answer once it was given,
+    /// else the config file's.
+    fn known_credentials(&self) -> Option<Credentials> {
+        match self.helper_answer.get() {
+            Some(Ok(Some(credentials))) => Some(credentials.clone()),
+            _ => self.config.credentials.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -253,6 +313,20 @@ impl Client {
         }
     }
 
+    /// Each registry's pull rate limit as last stated (only registries that state one), by name.
+    pub fn rate_limits(&self) -> Vec<(String, RateLimit)> {
+        let registries = self.inner.registries.lock().expect("registry map lock");
+        let mut limits: Vec<(String, RateLimit)> = registries
+            .values()
+            .filter_map(|state| {
+                let limit = *state.rate_limit.lock().expect("rate limit lock");
+                limit.map(|limit| (state.name.clone(), limit))
+            })
+            .collect();
+        limits.sort_by(|a, b| a.0.cmp(&b.0));
+        limits
+    }
+
     pub fn stats(&self) -> RequestStats {
         let c = &self.inner.counters;
         RequestStats {
@@ -269,6 +343,11 @@ impl Client {
     /// Resolves the image's tag (or digest) with `HEAD`, falling back to `GET` when the registry
     /// does not answer HEAD or omits `Docker-Content-Digest`.
     pub async fn resolve(&self, image: &ImageRef) -> Result<Resolved, OciError> {
+        self.through_mirrors(image, |on| async move { self.resolve_direct(&on).await })
+            .await
+    }
+
+    async fn resolve_direct(&self, image: &ImageRef) -> Result<Resolved, OciError> {
         let registry = self.registry(image.registry())?;
         let target = target_of(image);
         let request = Request {
@@ -344,6 +423,22 @@ impl Client {
     }
 
     async fn fetch_manifest(
+        &self,
+        image: &ImageRef,
+        reference: Reference,
+        expected_size: Option<u64>,
+    ) -> Result<Manifest, OciError> {
+        self.through_mirrors(image, |on| {
+            let reference = reference.clone();
+            async move {
+                self.fetch_manifest_direct(&on, reference, expected_size)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn fetch_manifest_direct(
         &self,
         image: &ImageRef,
         reference: Reference,
@@ -475,6 +570,17 @@ impl Client {
         image: &ImageRef,
         descriptor: &Descriptor,
     ) -> Result<BlobReader, OciError> {
+        self.through_mirrors(image, |on| async move {
+            self.blob_direct(&on, descriptor).await
+        })
+        .await
+    }
+
+    async fn blob_direct(
+        &self,
+        image: &ImageRef,
+        descriptor: &Descriptor,
+    ) -> Result<BlobReader, OciError> {
         let registry = self.registry(image.registry())?;
         let target = blob_target(image, &descriptor.digest);
         let url = registry
@@ -520,6 +626,14 @@ impl Client {
 
     /// Lists a repository's tags, following `Link` pagination, up to `cap` tags.
     pub async fn list_tags(&self, image: &ImageRef, cap: usize) -> Result<Listing, OciError> {
+        self.through_mirrors(
+            image,
+            |on| async move { self.list_tags_direct(&on, cap).await },
+        )
+        .await
+    }
+
+    async fn list_tags_direct(&self, image: &ImageRef, cap: usize) -> Result<Listing, OciError> {
         #[derive(serde::Deserialize)]
         struct Page {
             tags: Option<Vec<String>>,
@@ -745,7 +859,9 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
             .append_pair("from", from);
-        let answer = self.start_upload(&registry, image, url, &target).await?;
+        // Both grants in one token: push on the target, pull on the source (as docker asks).
+        let scope = format!("{} {}", push_scope(image.repository()), pull_scope(from));
+        let answer = self.start_upload(&registry, url, scope, &target).await?;
         match answer.response.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::UploadStarted(upload_location(
@@ -765,7 +881,8 @@ impl Client {
         let registry = self.registry(image.registry())?;
         let target = blob_target(image, digest);
         let url = upload_url(&registry, image, &target)?;
-        let answer = self.start_upload(&registry, image, url, &target).await?;
+        let scope = push_scope(image.repository());
+        let answer = self.start_upload(&registry, url, scope, &target).await?;
         if answer.response.status() != StatusCode::ACCEPTED {
             return Err(self.status_error(answer, target).await);
         }
@@ -775,8 +892,8 @@ impl Client {
     async fn start_upload(
         &self,
         registry: &Arc<RegistryState>,
-        image: &ImageRef,
         url: url::Url,
+        scope: String,
         target: &Target,
     ) -> Result<Answer, OciError> {
         let request = Request {
@@ -785,7 +902,7 @@ impl Client {
             accept: None,
             content_type: None,
             body: Some(Bytes::new()),
-            scope: push_scope(image.repository()),
+            scope,
             target: target.clone(),
         };
         self.send(registry, request).await
@@ -902,6 +1019,44 @@ impl Client {
         Ok(())
     }
 
+    /// A read of `image` from the mirrors of its registry in order, then from the registry
+    /// itself (containerd's hosts.toml and registries.conf semantics). A mirror that fails in any
+    /// way is passed over with a warning; the upstream's answer, error included, is the last
+    /// word. Writes never come here: they go to the upstream only.
+    async fn through_mirrors<T, F, Fut>(&self, image: &ImageRef, read: F) -> Result<T, OciError>
+    where
+        F: Fn(ImageRef) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciError>>,
+    {
+        let mirrors = self
+            .inner
+            .config
+            .mirrors
+            .get(image.registry())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for mirror in mirrors {
+            let on_mirror = match ImageRef::from_parts(
+                mirror,
+                image.repository(),
+                image.reference(),
+            ) {
+                Ok(on_mirror) => on_mirror,
+                Err(error) => {
+                    tracing::warn!(registry = %image.registry(), %mirror, %error, "not a mirror address");
+                    continue;
+                }
+            };
+            match read(on_mirror).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => {
+                    tracing::warn!(registry = %image.registry(), %mirror, %error, "mirror failed; trying the next");
+                }
+            }
+        }
+        read(image.clone()).await
+    }
+
     /// The state for a registry, made on first use.
     fn registry(&self, name: &str) -> Result<Arc<RegistryState>, OciError> {
         let mut registries = self.inner.registries.lock().expect("registry map lock");
@@ -953,6 +1108,8 @@ impl Client {
             config,
             http,
             auth: Mutex::new(AuthState::default()),
+            helper_answer: tokio::sync::OnceCell::new(),
+            rate_limit: Mutex::new(None),
         });
         registries.insert(name.to_string(), state.clone());
         Ok(state)
@@ -968,7 +1125,7 @@ impl Client {
         let policy = &self.inner.config.retry;
         let mut attempt = 0u32;
         let mut authenticated_after_challenge = false;
-        self.prefetch_token(registry, &request).await?;
+        let prefetched = self.prefetch_token(registry, &request).await?;
         loop {
             let permit = registry
                 .semaphore
@@ -980,8 +1137,28 @@ impl Client {
             let delay = match outcome {
                 Ok(response) => {
                     let status = response.status();
+                    let challenge = (status == StatusCode::UNAUTHORIZED)
+                        .then(|| header_str(response.headers(), header::WWW_AUTHENTICATE))
+                        .flatten();
+                    if let Some(Challenge::Bearer {
+                        error: Some(error),
+                        scope,
+                        ..
+                    }) = challenge.as_deref().and_then(auth::parse_challenge)
+                        && error == "insufficient_scope"
+                        && (prefetched || authenticated_after_challenge)
+                    {
+                        // A token fetched for this very request lacks a grant: asking again
+                        // would get the same answer.
+                        return Err(OciError::Denied {
+                            target: request.target.clone(),
+                            detail: format!(
+                                "the token server did not grant {} (insufficient_scope)",
+                                scope.unwrap_or_else(|| request.scope.clone())
+                            ),
+                        });
+                    }
                     if status == StatusCode::UNAUTHORIZED && !authenticated_after_challenge {
-                        let challenge = header_str(response.headers(), header::WWW_AUTHENTICATE);
                         drop(response);
                         drop(permit);
                         authenticated_after_challenge = true;
@@ -1056,6 +1233,9 @@ impl Client {
                 target: request.target.clone(),
                 detail: transport_detail(&error),
             })?;
+            if same_origin && let Some(limit) = RateLimit::from_headers(response.headers()) {
+                *registry.rate_limit.lock().expect("rate limit lock") = Some(limit);
+            }
             if !response.status().is_redirection() {
                 return Ok(response);
             }
@@ -1080,7 +1260,7 @@ impl Client {
     fn authorization(&self, registry: &RegistryState, scope: &str) -> Option<HeaderValue> {
         let auth = registry.auth.lock().expect("auth lock");
         let text = match auth.scheme.as_ref()? {
-            Scheme::Basic => match registry.config.credentials.as_ref()? {
+            Scheme::Basic => match &registry.known_credentials()? {
                 Credentials::Basic { username, password } => {
                     basic_value(username, password.expose())
                 }
@@ -1100,12 +1280,12 @@ impl Client {
     }
 
     /// With a Bearer registry already known, gets the token for a new scope before the request
-    /// rather than after a 401: one round trip less per repository.
+    /// rather than after a 401: one round trip less per repository. True when it fetched one.
     async fn prefetch_token(
         &self,
         registry: &RegistryState,
         request: &Request<'_>,
-    ) -> Result<(), OciError> {
+    ) -> Result<bool, OciError> {
         let bearer = {
             let auth = registry.auth.lock().expect("auth lock");
             let valid = auth
@@ -1120,7 +1300,7 @@ impl Client {
             }
         };
         let Some((realm, service)) = bearer else {
-            return Ok(());
+            return Ok(false);
         };
         let (token, lifetime) = self
             .fetch_token(
@@ -1131,10 +1311,36 @@ impl Client {
                 &request.scope,
             )
             .await?;
-        let expires = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
+        let expires = token_expiry(lifetime);
         let mut auth = registry.auth.lock().expect("auth lock");
         auth.tokens.insert(request.scope.clone(), (token, expires));
-        Ok(())
+        Ok(true)
+    }
+
+    /// The credentials to present: the credential helper's answer (it runs once per client),
+    /// else the config file's.
+    async fn credentials(&self, registry: &RegistryState) -> Result<Option<Credentials>, OciError> {
+        let Some(helper) = &registry.config.credential_helper else {
+            return Ok(registry.config.credentials.clone());
+        };
+        let limits = &self.inner.config.helper_limits;
+        let answer = registry
+            .helper_answer
+            .get_or_init(|| async {
+                let url = helper::server_url(&registry.name);
+                tracing::debug!(registry = %registry.name, helper = %helper.program_name(), "asking the credential helper");
+                helper::get(helper, &url, limits).await
+            })
+            .await;
+        match answer {
+            Ok(Some(credentials)) => Ok(Some(credentials.clone())),
+            Ok(None) => Ok(registry.config.credentials.clone()),
+            Err(detail) => Err(OciError::CredentialHelper {
+                registry: registry.name.clone(),
+                helper: helper.program_name(),
+                detail: detail.clone(),
+            }),
+        }
     }
 
     /// Learns the registry's scheme from a 401 challenge and, for Bearer, fetches a token.
@@ -1155,7 +1361,8 @@ impl Client {
         };
         match challenge {
             Challenge::Basic => {
-                if !matches!(registry.config.credentials, Some(Credentials::Basic { .. })) {
+                let credentials = self.credentials(registry).await?;
+                if !matches!(credentials, Some(Credentials::Basic { .. })) {
                     return Err(unauthorized(
                         "the registry wants basic credentials; none are configured",
                     ));
@@ -1167,6 +1374,7 @@ impl Client {
                 realm,
                 service,
                 scope,
+                ..
             } => {
                 let scope = scope.unwrap_or_else(|| request.scope.clone());
                 let (token, lifetime) = self
@@ -1174,7 +1382,7 @@ impl Client {
                     .await?;
                 let mut auth = registry.auth.lock().expect("auth lock");
                 auth.scheme = Some(Scheme::Bearer { realm, service });
-                let expires = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
+                let expires = token_expiry(lifetime);
                 auth.tokens
                     .insert(request.scope.clone(), (token.clone(), expires));
                 auth.tokens.insert(scope, (token, expires));
@@ -1200,7 +1408,8 @@ impl Client {
         };
         let mut url = url::Url::parse(realm).map_err(|_| refuse("not a URL"))?;
         auth::check_realm(&url, registry.config.plain_http).map_err(refuse)?;
-        let mut builder = match &registry.config.credentials {
+        let credentials = self.credentials(registry).await?;
+        let mut builder = match &credentials {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token")
@@ -1222,7 +1431,10 @@ impl Client {
                     if let Some(service) = service {
                         query.append_pair("service", service);
                     }
-                    query.append_pair("scope", scope);
+                    // One `scope` parameter per scope (a mount needs two), as docker sends them.
+                    for part in scope.split_whitespace() {
+                        query.append_pair("scope", part);
+                    }
                 }
                 let builder = registry.http.get(url);
                 match credentials {
@@ -1474,6 +1686,12 @@ fn blob_target(image: &ImageRef, digest: &Digest) -> Target {
     }
 }
 
+/// When a token that lives `lifetime` is treated as expired: a little before the realm says, so
+/// that a request never goes out with a token about to lapse (a tenth of its life, at most 5 s).
+fn token_expiry(lifetime: Duration) -> Instant {
+    Instant::now() + lifetime - (lifetime / 10).min(Duration::from_secs(5))
+}
+
 fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
 }
@@ -1528,7 +1746,7 @@ fn url_error(target: &Target, error: url::ParseError) -> OciError {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -1679,6 +1897,54 @@ mod tests {
             HeaderValue::from_static("<https://x/y>; rel=\"prev\""),
         );
         assert_eq!(next_link(&other), None);
+    }
+
+    #[test]
+    fn reads_docker_hubs_rate_limit_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(RateLimit::from_headers(&headers), None);
+        headers.insert("ratelimit-limit", HeaderValue::from_static("100;w=21600"));
+        headers.insert(
+            "ratelimit-remaining",
+            HeaderValue::from_static("76;w=21600"),
+        );
+        assert_eq!(
+            RateLimit::from_headers(&headers),
+            Some(RateLimit {
+                limit: Some(100),
+                remaining: 76,
+                window_seconds: Some(21600)
+            })
+        );
+        let mut bare = HeaderMap::new();
+        bare.insert("ratelimit-remaining", HeaderValue::from_static("3"));
+        assert_eq!(
+            RateLimit::from_headers(&bare),
+            Some(RateLimit {
+                limit: None,
+                remaining: 3,
+                window_seconds: None
+            })
+        );
+        bare.insert("ratelimit-remaining", HeaderValue::from_static("lots"));
+        assert_eq!(RateLimit::from_headers(&bare), None);
+    }
+
+    #[test]
+    fn docker_hub_is_reached_at_registry_1() {
+        let client = Client::new(ClientConfig::default());
+        let hub = client.registry("docker.io").unwrap();
+        assert_eq!(hub.base_url.as_str(), "https://registry-1.docker.io/");
+        let image = ImageRef::parse("alpine:3.20").unwrap();
+        assert_eq!(image.registry(), "docker.io");
+        assert_eq!(
+            manifest_url(&hub, image.repository(), &image.reference()).as_str(),
+            "https://registry-1.docker.io/v2/library/alpine/manifests/3.20"
+        );
+        assert_eq!(
+            pull_scope(image.repository()),
+            "repository:library/alpine:pull"
+        );
     }
 
     #[test]

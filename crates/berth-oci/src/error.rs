@@ -84,6 +84,14 @@ pub enum OciError {
     },
     #[error("registry {registry}: {detail}")]
     Config { registry: String, detail: String },
+    /// A credential helper was missing, failed, hung or said too much; `detail` never holds
+    /// what it printed.
+    #[error("registry {registry}: credential helper {helper} {detail}")]
+    CredentialHelper {
+        registry: String,
+        helper: String,
+        detail: String,
+    },
 }
 
 impl OciError {

@@ -655,3 +655,36 @@ async fn a_copy_refuses_a_source_blob_that_does_not_match_its_digest() {
     assert!(client.has_blob(&target, &sha256(b"{}")).await.unwrap());
     assert!(!client.has_blob(&target, &layer).await.unwrap());
 }
+
+#[tokio::test]
+async fn docker_hubs_rate_limit_headers_are_kept_per_registry() {
+    // As registry-1.docker.io answers a manifest HEAD (docs.docker.com, "Docker Hub usage and
+    // limits": `ratelimit-limit: 100;w=21600`, `ratelimit-remaining: 76;w=21600`).
+    let server = Hostile::start(|_, _| {
+        respond(200)
+            .header("content-type", berth_oci::manifest::OCI_MANIFEST)
+            .header(
+                "docker-content-digest",
+                sha256(MANIFEST.as_bytes()).as_str(),
+            )
+            .header("ratelimit-limit", "100;w=21600")
+            .header("ratelimit-remaining", "76;w=21600")
+            .body(Body::from(MANIFEST))
+            .unwrap()
+    })
+    .await;
+    let client = client_for(&[&server.registry()], None);
+    assert!(client.rate_limits().is_empty());
+    client.resolve(&server.image("repo:1")).await.unwrap();
+    assert_eq!(
+        client.rate_limits(),
+        [(
+            server.registry(),
+            berth_oci::RateLimit {
+                limit: Some(100),
+                remaining: 76,
+                window_seconds: Some(21600),
+            }
+        )]
+    );
+}

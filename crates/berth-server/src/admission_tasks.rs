@@ -187,7 +187,7 @@ pub async fn watch_policy(
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = crate::until_stopped(&mut stopped) => return,
         }
     }
 }
@@ -219,7 +219,7 @@ pub async fn refresh_knowledge(
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = crate::until_stopped(&mut stopped) => return,
         }
         match store.policy_knowledge().await {
             Ok(knowledge) => {

@@ -62,7 +62,7 @@ const RESOLVE_FIELDS: &[&str] = &["enabled", "deadline", "ttl", "failure_ttl", "
 const NAMESPACE_FIELDS: &[&str] = &["enabled", "api", "token_file", "ca_file"];
 const LEASE_FIELDS: &[&str] = &["ttl"];
 const TOKEN_FIELDS: &[&str] = &["name", "sha256", "scope"];
-const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file"];
+const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file", "mirrors"];
 const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
 const SCAN_FIELDS: &[&str] = &["registry", "include", "exclude"];
 /// How often the promotion scheduler looks for due slots, first publishes and source moves.
@@ -177,6 +177,8 @@ pub struct RegistryFile {
     pub insecure: bool,
     /// A CA bundle (PEM) trusted for this registry.
     pub ca_file: Option<PathBuf>,
+    /// Mirrors (`host:port`) read before this registry, in order; writes never go to them.
+    pub mirrors: Vec<String>,
 }
 
 /// The `sync` section.
@@ -416,6 +418,7 @@ fn registries(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<
                             .required_text(field.value, &field_path)
                             .map(PathBuf::from)
                     }
+                    "mirrors" => registry.mirrors = texts(walker, field.value, &field_path),
                     other => unreachable!("field {other} is in REGISTRY_FIELDS but not read"),
                 }
             }
@@ -664,6 +667,14 @@ mod tests {
     }
 
     #[test]
+    fn registry_mirrors() {
+        check(
+            "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [] }"#,
+        );
+    }
+
+    #[test]
     fn store_registries_and_sync() {
         check(
             "
@@ -682,7 +693,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem") }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
         );
         check(
             "
@@ -697,7 +708,7 @@ api_tokens:
 ",
             "
 berth.yaml:3:25: error: registries.r.example.insecure: \"yes\" is not true or false
-berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected one of: insecure, ca_file
+berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected one of: insecure, ca_file, mirrors
 berth.yaml:5:13: error: sync.interval: \"1s\" is shorter than the minimum, 10s
 berth.yaml:7:7: error: sync.registries[0]: a registry to walk needs `registry`
 berth.yaml:9:25: error: api_tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex digits (`printf %s TOKEN | sha256sum`), never the token itself

@@ -90,7 +90,7 @@ pub async fn schedule(
     while catalog.status().last_attempt.is_none() {
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = crate::until_stopped(&mut stopped) => return,
         }
     }
     let mut held: Option<berth_store::Fence> = None;
@@ -116,7 +116,7 @@ pub async fn schedule(
         held = fence;
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = stopped.wait_for(|stop| *stop) => break,
+            () = crate::until_stopped(&mut stopped) => break,
         }
     }
     if let Some(fence) = held {
@@ -448,5 +448,65 @@ pub fn metrics(runs: &SyncRuns) -> String {
             runs.last_success_at.map_or(0.0, |at| at.timestamp() as f64),
         )],
     );
+    let rate_limits: Vec<(String, f64)> = runs
+        .last_report
+        .iter()
+        .flat_map(|report| &report.rate_limits)
+        .map(|stated| {
+            let registry = stated.registry.replace(['\\', '"'], "");
+            (
+                format!(r#"{{registry="{registry}"}}"#),
+                stated.limit.remaining as f64,
+            )
+        })
+        .collect();
+    if !rate_limits.is_empty() {
+        let samples: Vec<(&str, f64)> = rate_limits
+            .iter()
+            .map(|(labels, value)| (labels.as_str(), *value))
+            .collect();
+        metric(
+            "berth_registry_pull_rate_limit_remaining",
+            "gauge",
+            "Pulls left in the registry's rate-limit window, as its last answer of the last sync stated (Docker Hub's ratelimit-remaining).",
+            &samples,
+        );
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stated_rate_limits_are_a_gauge_per_registry() {
+        assert!(!metrics(&SyncRuns::default()).contains("rate_limit"));
+        let report = SyncReport {
+            repositories: Vec::new(),
+            registry_failures: Vec::new(),
+            requests: Default::default(),
+            elapsed: std::time::Duration::ZERO,
+            lineage_updates: 0,
+            cancelled: false,
+            rate_limits: vec![berth_sync::RegistryRateLimit {
+                registry: "docker.io".into(),
+                limit: berth_oci::RateLimit {
+                    limit: Some(100),
+                    remaining: 76,
+                    window_seconds: Some(21600),
+                },
+            }],
+        };
+        let runs = SyncRuns {
+            last_report: Some(report),
+            ..SyncRuns::default()
+        };
+        assert!(
+            metrics(&runs)
+                .contains("berth_registry_pull_rate_limit_remaining{registry=\"docker.io\"} 76\n"),
+            "{}",
+            metrics(&runs)
+        );
+    }
 }

@@ -58,6 +58,13 @@ use reload::CatalogState;
 /// The clock the server answers with (`now` for effective states); tests pass a fixed one.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Resolves once the stop signal turns true (or its sender is gone). A `select!` arm over this,
+/// not over `wait_for` itself, keeps the guard `wait_for` returns out of the future's state, so
+/// [`run`] stays `Send` (tests spawn it).
+pub(crate) async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
 /// The wall clock.
 pub fn system_clock() -> Clock {
     Arc::new(Utc::now)

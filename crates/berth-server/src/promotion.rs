@@ -28,7 +28,7 @@ pub async fn schedule(
     while catalog.status().last_attempt.is_none() {
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = crate::until_stopped(&mut stopped) => return,
         }
     }
     let shutdown = async move {

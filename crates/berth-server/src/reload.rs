@@ -352,7 +352,7 @@ pub async fn watch(
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            () = crate::until_stopped(&mut shutdown) => break,
         }
     }
     tracing::debug!("catalog poller stopped");

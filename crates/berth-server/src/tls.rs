@@ -154,7 +154,7 @@ pub async fn watch_certificates(
 ) {
     loop {
         tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return,
+            () = crate::until_stopped(&mut stop) => return,
             () = tokio::time::sleep(interval) => {}
         }
         match reloader.reload() {
@@ -183,7 +183,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => break,
+            () = crate::until_stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {

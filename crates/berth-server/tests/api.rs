@@ -384,6 +384,8 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         resolver: None,
         namespace_labels: None,
         channels: None,
+        policy: None,
+        leases: Default::default(),
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();

@@ -26,7 +26,7 @@ pub mod targets;
 pub use declared::{DeclaredBase, check_declared_bases};
 pub use layers::identify;
 pub use sync::{
-    Progress, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError, SyncOptions,
-    SyncReport, Syncer, update_lineage,
+    Progress, RegistryRateLimit, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError,
+    SyncOptions, SyncReport, Syncer, update_lineage,
 };
 pub use targets::{PathPattern, RegistryScan, Targets};

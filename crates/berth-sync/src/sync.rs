@@ -12,7 +12,7 @@ use berth_core::osrelease::Architecture;
 use berth_core::reference::Reference;
 use berth_core::{Digest, ImageRef, Tag};
 use berth_layers::LayerSummary;
-use berth_oci::{Client, Descriptor, ManifestKind, OciError, RequestStats};
+use berth_oci::{Client, Descriptor, ManifestKind, OciError, RateLimit, RequestStats};
 use berth_store::{
     ImageRecord, IndexEntry, LayerFact, LayerRecord, ManifestKind as StoredKind, ManifestRecord,
     Platform, RepoSnapshot, RepositoryName, Store, StoreError, SyncSummary,
@@ -121,6 +121,17 @@ pub struct SyncReport {
     /// The sync was stopped (shutdown, a lost lease) at a repository boundary: the repositories
     /// not reached were left as they were, and the lineage pass did not run.
     pub cancelled: bool,
+    /// Pull rate limits the registries stated (Docker Hub's `ratelimit-*` headers), as their
+    /// last answers of this sync gave them.
+    pub rate_limits: Vec<RegistryRateLimit>,
+}
+
+/// One registry's stated pull rate limit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryRateLimit {
+    pub registry: String,
+    #[serde(flatten)]
+    pub limit: RateLimit,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -256,6 +267,12 @@ impl Syncer {
             requests: self.client.stats().since(&before),
             elapsed: started.elapsed(),
             lineage_updates,
+            rate_limits: self
+                .client
+                .rate_limits()
+                .into_iter()
+                .map(|(registry, limit)| RegistryRateLimit { registry, limit })
+                .collect(),
         })
     }
 

@@ -528,3 +528,82 @@ async fn an_artifact_that_is_no_image_is_skipped_with_a_warning() {
     assert_eq!(tags.len(), 1);
     assert_eq!(tags[0].0.as_str(), "app");
 }
+
+#[tokio::test]
+async fn syncs_from_a_token_auth_registry_with_a_pull_only_user() {
+    let testbed = Testbed::get();
+    let token = testbed.token_registry();
+    let (user, password) = testbed.token_reader();
+    let mut registries = HashMap::new();
+    registries.insert(
+        token.to_string(),
+        RegistryConfig {
+            ca_pem: Some(std::fs::read(testbed.var("BERTH_TEST_CA")).unwrap()),
+            credentials: Some(berth_oci::Credentials::Basic {
+                username: user.to_string(),
+                password: berth_oci::Secret::new(password),
+            }),
+            ..RegistryConfig::default()
+        },
+    );
+    let client = Client::new(ClientConfig {
+        registries,
+        ..ClientConfig::default()
+    });
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let wanted = targets(token, &["berth/base", "berth/child", "berth/multi"]);
+    let report = sync(&client, &store, &wanted).await;
+    assert_eq!(report.failed(), 0, "{report:#?}");
+    let child = images_in(&store, repo(token, "berth/child")).await;
+    assert_eq!(child.len(), 1);
+    assert_eq!(child[0].digest, digest(&testbed.digest("berth/child:1")));
+    assert!(child[0].os_id.is_some(), "layers read through the token");
+    assert_eq!(
+        report.requests.token, 3,
+        "one token per repository: {:?}",
+        report.requests
+    );
+}
+
+#[tokio::test]
+async fn a_mirrored_registry_is_known_under_its_own_name_while_it_is_down() {
+    let testbed = Testbed::get();
+    let mirror = testbed.plain();
+    let mut upstream = OwnRegistry::start();
+    upstream.stop();
+    let address = upstream.address.clone();
+    let mut client_config = ClientConfig {
+        registries: [address.as_str(), mirror]
+            .iter()
+            .map(|host| {
+                let config = RegistryConfig {
+                    plain_http: true,
+                    ..RegistryConfig::default()
+                };
+                (host.to_string(), config)
+            })
+            .collect(),
+        retry: RetryPolicy {
+            max_retries: 1,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    client_config
+        .mirrors
+        .insert(address.clone(), vec![mirror.to_string()]);
+    let client = Client::new(client_config);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let report = sync(&client, &store, &targets(&address, &["berth/child"])).await;
+    assert_eq!(report.failed(), 0, "read from the mirror: {report:#?}");
+    let known = images_in(&store, repo(&address, "berth/child")).await;
+    assert_eq!(known.len(), 1, "recorded under the upstream's name");
+    assert_eq!(known[0].digest, digest(&testbed.digest("berth/child:1")));
+    assert!(
+        images_in(&store, repo(mirror, "berth/child"))
+            .await
+            .is_empty()
+    );
+}

@@ -70,6 +70,66 @@ impl Testbed {
         self.var("BERTH_TEST_TLS_REGISTRY")
     }
 
+    /// The token-auth registry, `127.0.0.1:PORT` (TLS with the test bed's CA; bearer tokens
+    /// from [`Testbed::token_realm`]). It holds berth/base:1 and :latest, berth/child:1 and
+    /// berth/multi:1, with the digests of [`Testbed::digest`].
+    pub fn token_registry(&self) -> &str {
+        self.var("BERTH_TEST_TOKEN_REGISTRY")
+    }
+
+    /// The token issuer's realm (`https://127.0.0.1:PORT/token`).
+    pub fn token_realm(&self) -> &str {
+        self.var("BERTH_TEST_TOKEN_REALM")
+    }
+
+    /// The token registry's user that may pull, push and delete everywhere, and its password.
+    pub fn token_user(&self) -> (&str, &str) {
+        (
+            self.var("BERTH_TEST_TOKEN_USER"),
+            self.var("BERTH_TEST_TOKEN_PASSWORD"),
+        )
+    }
+
+    /// A user that may only pull from berth/*, and its password.
+    pub fn token_reader(&self) -> (&str, &str) {
+        (
+            self.var("BERTH_TEST_TOKEN_READER"),
+            self.var("BERTH_TEST_TOKEN_READER_PASSWORD"),
+        )
+    }
+
+    /// A user that may pull from berth/* with tokens that live two seconds, and its password.
+    pub fn token_brief(&self) -> (&str, &str) {
+        (
+            self.var("BERTH_TEST_TOKEN_BRIEF"),
+            self.var("BERTH_TEST_TOKEN_BRIEF_PASSWORD"),
+        )
+    }
+
+    /// The pushing user's refresh token (what docker stores as `identitytoken`).
+    pub fn token_refresh(&self) -> &str {
+        self.var("BERTH_TEST_TOKEN_REFRESH")
+    }
+
+    /// The one repository anonymous clients may pull from the token registry.
+    pub fn token_public_repository(&self) -> &str {
+        self.var("BERTH_TEST_TOKEN_PUBLIC")
+    }
+
+    /// The issuer's log: one JSON line per token request (user, scopes, what it granted).
+    pub fn token_issuer_log(&self) -> PathBuf {
+        PathBuf::from(self.var("BERTH_TEST_TOKEN_ISSUER_LOG"))
+    }
+
+    /// The directory holding the test bed's CA as `ca.crt` (skopeo's `--cert-dir`).
+    pub fn cert_dir(&self) -> String {
+        std::path::Path::new(self.var("BERTH_TEST_CA"))
+            .parent()
+            .and_then(|dir| dir.to_str())
+            .expect("the CA file has a UTF-8 parent directory")
+            .to_string()
+    }
+
     /// Expected facts of an image (`berth/base:1`) as recorded by the test bed.
     pub fn image(&self, name: &str) -> &serde_json::Value {
         let found = self

@@ -562,7 +562,7 @@ promotions:
         "r.yaml:15:5: error: promotions[0].shedule: unknown field `shedule`; did you mean `schedule`?",
         "r.yaml:16:5: error: promotions[1]: a promotion needs `from`",
         // issue 15, item 20: the rest of a rule without `from` is checked in the same round.
-        "r.yaml:17:11: error: promotions[1].soak: \"forever\" is not a duration (90m, 12h, 2d, 1w)",
+        "r.yaml:17:11: error: promotions[1].soak: \"forever\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)",
     ];
     assert_eq!(got, expect);
 }

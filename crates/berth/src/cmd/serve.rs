@@ -383,6 +383,17 @@ fn file_registry_args(file: &ServeFile, relative: &dyn Fn(&Path) -> PathBuf) -> 
                 Some(format!("{}={}", registry.host, relative(ca).display()))
             })
             .collect(),
+        registry_mirrors: file
+            .registries
+            .iter()
+            .flat_map(|registry| {
+                let host = &registry.host;
+                registry
+                    .mirrors
+                    .iter()
+                    .map(move |mirror| format!("{host}={mirror}"))
+            })
+            .collect(),
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
     }
 }

@@ -13,8 +13,8 @@ use berth_oci::Client;
 use berth_server::catalog_source::CatalogSource;
 use berth_store::RepositoryName;
 use berth_sync::{
-    DeclaredBase, PathPattern, Progress, RegistryScan, RepositoryOutcome, SyncOptions, SyncReport,
-    Syncer, Targets, check_declared_bases,
+    DeclaredBase, PathPattern, Progress, RegistryRateLimit, RegistryScan, RepositoryOutcome,
+    SyncOptions, SyncReport, Syncer, Targets, check_declared_bases,
 };
 use chrono::Utc;
 
@@ -283,5 +283,55 @@ fn report_text(report: &SyncReport) -> String {
         report.lineage_updates,
         report.elapsed.as_secs_f64(),
     ));
+    for stated in &report.rate_limits {
+        out.push_str(&rate_limit_line(stated));
+    }
     out
+}
+
+/// `docker.io: pull rate limit 76 of 100 left (window 21600 s)`.
+fn rate_limit_line(stated: &RegistryRateLimit) -> String {
+    let limit = &stated.limit;
+    let of = limit.limit.map(|n| format!(" of {n}")).unwrap_or_default();
+    let window = limit
+        .window_seconds
+        .map(|s| format!(" (window {s} s)"))
+        .unwrap_or_default();
+    format!(
+        "{}: pull rate limit {}{of} left{window}\n",
+        stated.registry, limit.remaining
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_are_reported_as_the_registry_stated_them() {
+        let stated = RegistryRateLimit {
+            registry: "docker.io".into(),
+            limit: berth_oci::RateLimit {
+                limit: Some(100),
+                remaining: 76,
+                window_seconds: Some(21600),
+            },
+        };
+        assert_eq!(
+            rate_limit_line(&stated),
+            "docker.io: pull rate limit 76 of 100 left (window 21600 s)\n"
+        );
+        let bare = RegistryRateLimit {
+            limit: berth_oci::RateLimit {
+                limit: None,
+                remaining: 3,
+                window_seconds: None,
+            },
+            ..stated
+        };
+        assert_eq!(
+            rate_limit_line(&bare),
+            "docker.io: pull rate limit 3 left\n"
+        );
+    }
 }
