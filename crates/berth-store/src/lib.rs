@@ -9,6 +9,9 @@
 //!   run on open; a schema newer than this build is refused.
 //! - [`knowledge`]: registry knowledge. One repository's sync is one transaction; failures are
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
+//! - [`snapshot`]: policy knowledge for `policy::evaluate`: point lookups for the references
+//!   one check decides, and the change sequence (a generation per write) an incremental
+//!   snapshot follows.
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
 //! - [`records`]: the types the API takes and returns.
@@ -46,14 +49,15 @@ pub mod knowledge;
 pub mod migrate;
 pub mod records;
 pub mod schedule;
+pub mod snapshot;
 pub mod store;
 
 pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
 pub use migrate::SCHEMA_VERSION;
 pub use records::{
-    ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain, LayerFact,
-    LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
+    ConfigFacts, ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain,
+    LayerFact, LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
     RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
 };
 pub use schedule::PromotionKey;

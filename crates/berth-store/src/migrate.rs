@@ -36,6 +36,11 @@ const SQLITE: &[Migration] = &[
         name: "image_chain_key",
         sql: include_str!("../migrations/sqlite/0003_image_chain_key.sql"),
     },
+    Migration {
+        version: 4,
+        name: "knowledge_at_scale",
+        sql: include_str!("../migrations/sqlite/0004_knowledge_at_scale.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -54,10 +59,15 @@ const POSTGRES: &[Migration] = &[
         name: "image_chain_key",
         sql: include_str!("../migrations/postgres/0003_image_chain_key.sql"),
     },
+    Migration {
+        version: 4,
+        name: "knowledge_at_scale",
+        sql: include_str!("../migrations/postgres/0004_knowledge_at_scale.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;
