@@ -102,6 +102,14 @@ pub struct LineageIndex {
     children: Vec<u32>,
 }
 
+/// Two indexes are equal when they hold the same images with the same chains (everything
+/// else is derived from those; the hasher's seed is not part of the value).
+impl PartialEq for LineageIndex {
+    fn eq(&self, other: &LineageIndex) -> bool {
+        self.images == other.images && self.layers == other.layers && self.chains == other.chains
+    }
+}
+
 /// The images sharing a chain hash; almost always one.
 #[derive(Debug, Clone)]
 enum Group {
@@ -243,6 +251,22 @@ impl LineageIndex {
                 .find(|&&candidate| *self.chains[candidate as usize] == *prefix)?;
             Some((*base, length as u32))
         })
+    }
+
+    /// This index with `images` added (an image it holds already keeps its chain): rebuilt in
+    /// memory from the chains it has, for a snapshot that learns a few new images.
+    pub fn with_images(
+        &self,
+        images: impl IntoIterator<Item = (Digest, Vec<Digest>)>,
+    ) -> LineageIndex {
+        let own = self.images.iter().zip(&self.chains).map(|(image, chain)| {
+            let chain = chain
+                .iter()
+                .map(|&layer| self.layers[layer as usize].clone())
+                .collect();
+            (image.clone(), chain)
+        });
+        LineageIndex::build(own.chain(images))
     }
 
     pub fn len(&self) -> usize {

@@ -23,9 +23,9 @@ use serde::Serialize;
 
 pub use evaluate::{
     Exempted, Finding, Operation, Patch, Request, Verdict, evaluate, evaluate_image,
-    tags_to_resolve,
+    references_read, tags_to_resolve,
 };
-pub use knowledge::Knowledge;
+pub use knowledge::{Knowledge, KnowledgeChanges};
 pub use pattern::RepositoryPattern;
 pub use read::{Loaded, load, load_checked};
 

@@ -221,8 +221,8 @@ pub async fn refresh_knowledge(
             () = tokio::time::sleep(interval) => {}
             () = crate::until_stopped(&mut stopped) => return,
         }
-        match store.policy_knowledge().await {
-            Ok(knowledge) => {
+        match store.knowledge().await {
+            Ok((knowledge, _generation)) => {
                 cell.set_knowledge(knowledge);
                 tracing::debug!("registry knowledge refreshed");
             }

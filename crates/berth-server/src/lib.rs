@@ -176,10 +176,7 @@ pub async fn run_with_clock(
     let policy = match &settings.policy {
         Some(path) => {
             let known = match &store {
-                Some(store) => store
-                    .policy_knowledge()
-                    .await
-                    .map_err(std::io::Error::other)?,
+                Some(store) => store.knowledge().await.map_err(std::io::Error::other)?.0,
                 None => berth_core::policy::Knowledge::default(),
             };
             let cell = Arc::new(admission::SnapshotCell::without_policy(known));

@@ -17,9 +17,9 @@ use crate::records::{
 };
 use crate::store::{Dialect, stored_time};
 use crate::{
-    ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, ManifestKind, ManifestRecord,
-    Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store, StoreError, SyncStatus,
-    SyncSummary, TagRecord,
+    ConfigFacts, ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, ManifestKind,
+    ManifestRecord, Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store, StoreError,
+    SyncStatus, SyncSummary, TagRecord,
 };
 
 /// An image's diff_ids joined by ',' (the `chain_key` column): equal keys mean twins. `None`
@@ -34,6 +34,13 @@ fn chain_key(image: &crate::ImageRecord) -> Option<String> {
             .join(",")
     })
 }
+
+/// Takes the next generation of the change sequence. The row stays locked until the writing
+/// transaction ends (SQLite writers are serialized anyway), so generations become visible in
+/// order: a reader that saw generation G has seen every row stamped G or less.
+pub(crate) const NEXT_GENERATION: &str =
+    "UPDATE knowledge_generation SET generation = generation + 1 WHERE id = 1
+     RETURNING generation";
 
 /// Error texts are capped: a registry's error page must not bloat the store.
 const ERROR_TEXT_MAX: usize = 2048;
@@ -164,6 +171,10 @@ impl Store {
                     .map_err(db("lock the repository"))?;
             }
             check_fence!(self, tx, Db);
+            let (generation,): (i64,) = sqlx::query_as(NEXT_GENERATION)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("take the next generation"))?;
             sqlx::query(
                 "INSERT INTO registries (host, last_sync_ok_at, last_sync_attempt_at, last_error)
                  VALUES ($1, $2, $2, NULL)
@@ -240,8 +251,8 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO images (digest, config_digest, created, os, arch, variant,
                          labels, annotations, total_size, os_id, os_pretty, libc, first_seen_at,
-                         chain_key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                         chain_key, generation)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                      ON CONFLICT (digest) DO UPDATE SET
                          os_id = COALESCE(excluded.os_id, images.os_id),
                          os_pretty = COALESCE(excluded.os_pretty, images.os_pretty),
@@ -261,6 +272,7 @@ impl Store {
                 .bind(image.libc.map(libc_text))
                 .bind(now)
                 .bind(chain_key(image))
+                .bind(generation)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("record an image"))?;
@@ -315,20 +327,24 @@ impl Store {
                 }
                 sqlx::query(
                     "INSERT INTO tags (registry, repository, tag, digest, first_seen_at,
-                         last_seen_at, digest_since, gone_at)
-                     VALUES ($1, $2, $3, $4, $5, $5, $5, NULL)
+                         last_seen_at, digest_since, gone_at, generation)
+                     VALUES ($1, $2, $3, $4, $5, $5, $5, NULL, $6)
                      ON CONFLICT (registry, repository, tag) DO UPDATE SET
                          digest = excluded.digest,
                          last_seen_at = excluded.last_seen_at,
                          digest_since = CASE WHEN tags.digest = excluded.digest
                              THEN tags.digest_since ELSE excluded.digest_since END,
-                         gone_at = NULL",
+                         gone_at = NULL,
+                         generation = CASE
+                             WHEN tags.digest = excluded.digest AND tags.gone_at IS NULL
+                             THEN tags.generation ELSE excluded.generation END",
                 )
                 .bind(registry)
                 .bind(name)
                 .bind(*tag)
                 .bind(digest.as_str())
                 .bind(now)
+                .bind(generation)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("record a tag"))?;
@@ -339,13 +355,14 @@ impl Store {
                     continue;
                 }
                 sqlx::query(
-                    "UPDATE tags SET gone_at = $4
+                    "UPDATE tags SET gone_at = $4, generation = $5
                      WHERE registry = $1 AND repository = $2 AND tag = $3",
                 )
                 .bind(registry)
                 .bind(name)
                 .bind(*tag)
                 .bind(now)
+                .bind(generation)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("mark a tag gone"))?;
@@ -616,6 +633,56 @@ impl Store {
         Ok(row.map(|(Json(summary),)| summary))
     }
 
+    /// The facts of config `config` as recorded with an image that has it (through the
+    /// `images_config_digest` index), so a sync never fetches a stored config again.
+    pub async fn config_facts(&self, config: &Digest) -> Result<Option<ConfigFacts>, StoreError> {
+        type Row = (
+            String,
+            Option<DateTime<Utc>>,
+            String,
+            String,
+            Option<String>,
+            Json<BTreeMap<String, String>>,
+        );
+        let (row, diff_ids): (Option<Row>, Vec<(String,)>) = on_pool!(self, |pool, Db| {
+            let row: Option<Row> = sqlx::query_as(
+                "SELECT digest, created, os, arch, variant, labels FROM images
+                 WHERE config_digest = $1 ORDER BY digest LIMIT 1",
+            )
+            .bind(config.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(db("look up a config"))?;
+            let diff_ids = match &row {
+                None => Vec::new(),
+                Some((image, ..)) => sqlx::query_as(
+                    "SELECT diff_id FROM image_layers WHERE image_digest = $1 ORDER BY position",
+                )
+                .bind(image)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read a config's diff_ids"))?,
+            };
+            (row, diff_ids)
+        });
+        let Some((_, created, os, architecture, variant, Json(labels))) = row else {
+            return Ok(None);
+        };
+        Ok(Some(ConfigFacts {
+            created,
+            platform: Platform {
+                os,
+                architecture,
+                variant,
+            },
+            labels,
+            diff_ids: diff_ids
+                .into_iter()
+                .map(|(diff_id,)| digest_from("image_layers.diff_id", diff_id))
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
     /// Sets (or, with `None`, clears) an image's base: the lineage edge.
     pub async fn set_base(
         &self,
@@ -628,8 +695,13 @@ impl Store {
                 .await
                 .map_err(db("begin setting a base"))?;
             check_fence!(self, tx, Db);
+            let (generation,): (i64,) = sqlx::query_as(NEXT_GENERATION)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("take the next generation"))?;
             let updated = sqlx::query(
-                "UPDATE images SET base_digest = $2, base_method = $3, base_shared_layers = $4
+                "UPDATE images SET base_digest = $2, base_method = $3, base_shared_layers = $4,
+                     generation = $5
                  WHERE digest = $1",
             )
             .bind(image.as_str())
@@ -639,11 +711,12 @@ impl Store {
                 base.map(|base| signed("shared layers", base.shared_layers as u64))
                     .transpose()?,
             )
+            .bind(generation)
             .execute(&mut *tx)
             .await
             .map_err(db("set an image's base"))?
             .rows_affected();
-            tx.commit().await.map_err(db("commit an image's base"))?;
+            tx.commit().await.map_err(db("commit a base"))?;
             updated
         });
         if updated == 0 {

@@ -9,8 +9,9 @@
 //!   run on open; a schema newer than this build is refused.
 //! - [`knowledge`]: registry knowledge. One repository's sync is one transaction; failures are
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
-//! - [`policy_knowledge`]: the policy engine's `Knowledge`, loaded whole (the webhook's
-//!   snapshot, `berth check --store`).
+//! - [`snapshot`]: policy knowledge for `policy::evaluate`: point lookups for the references
+//!   one check decides, and the change sequence (a generation per write) an incremental
+//!   snapshot follows.
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
 //! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
@@ -77,9 +78,9 @@ pub mod history;
 pub mod knowledge;
 pub mod leases;
 pub mod migrate;
-pub mod policy_knowledge;
 pub mod records;
 pub mod schedule;
+pub mod snapshot;
 pub mod store;
 
 pub use error::StoreError;
@@ -87,8 +88,8 @@ pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Lo
 pub use leases::{Fence, Lease, TaskRun};
 pub use migrate::SCHEMA_VERSION;
 pub use records::{
-    ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain, LayerFact,
-    LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
+    ConfigFacts, ImageFilter, ImageLocation, ImageRecord, ImageSummary, IndexEntry, LayerChain,
+    LayerFact, LayerRecord, ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName,
     RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
 };
 pub use schedule::PromotionKey;

@@ -38,8 +38,13 @@ const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "knowledge_at_scale",
+        sql: include_str!("../migrations/sqlite/0004_knowledge_at_scale.sql"),
+    },
+    Migration {
+        version: 5,
         name: "leases",
-        sql: include_str!("../migrations/sqlite/0004_leases.sql"),
+        sql: include_str!("../migrations/sqlite/0005_leases.sql"),
     },
 ];
 
@@ -61,13 +66,18 @@ const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "knowledge_at_scale",
+        sql: include_str!("../migrations/postgres/0004_knowledge_at_scale.sql"),
+    },
+    Migration {
+        version: 5,
         name: "leases",
-        sql: include_str!("../migrations/postgres/0004_leases.sql"),
+        sql: include_str!("../migrations/postgres/0005_leases.sql"),
     },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

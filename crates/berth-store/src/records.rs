@@ -130,6 +130,17 @@ pub struct ImageRecord {
     pub layers: Vec<LayerRecord>,
 }
 
+/// What an image config says that berth records, read back from an image already stored
+/// with that config: a config is content-addressed, so a new manifest sharing it needs no fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFacts {
+    pub created: Option<DateTime<Utc>>,
+    pub platform: Platform,
+    pub labels: BTreeMap<String, String>,
+    /// `rootfs.diff_ids`, base first.
+    pub diff_ids: Vec<Digest>,
+}
+
 /// One layer of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRecord {

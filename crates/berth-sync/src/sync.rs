@@ -1,10 +1,11 @@
-//! One sync: list tags, resolve each with a HEAD, fetch only digests the store does not hold
-//! (manifests, index children, configs, layers), record each repository in one transaction,
+//! One sync: list tags, resolve each known tag with a HEAD and each new one with a GET, fetch
+//! only digests the store does not hold (manifests, index children, configs, layers; configs
+//! and layers once per run across repositories), record each repository in one transaction,
 //! then recompute lineage. A failure records itself beside what was known and erases nothing.
 
-use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_core::lineage::LineageIndex;
@@ -12,13 +13,14 @@ use berth_core::osrelease::Architecture;
 use berth_core::reference::Reference;
 use berth_core::{Digest, ImageRef, Tag};
 use berth_layers::LayerSummary;
-use berth_oci::{Client, Descriptor, ManifestKind, OciError, RateLimit, RequestStats};
+use berth_oci::{Client, Descriptor, Manifest, ManifestKind, OciError, RateLimit, RequestStats};
 use berth_store::{
-    ImageRecord, IndexEntry, LayerFact, LayerRecord, ManifestKind as StoredKind, ManifestRecord,
-    Platform, RepoSnapshot, RepositoryName, Store, StoreError, SyncSummary,
+    ConfigFacts, ImageRecord, IndexEntry, LayerFact, LayerRecord, ManifestKind as StoredKind,
+    ManifestRecord, Platform, RepoSnapshot, RepositoryName, Store, StoreError, SyncSummary,
 };
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt as _, stream};
+use tokio::sync::OnceCell;
 
 use crate::layers::{SharedSummaries, scan_layers};
 use crate::targets::Targets;
@@ -95,8 +97,12 @@ pub struct RepositoryCounts {
     pub tags: u64,
     /// The tag listing hit the cap: tags beyond it were not seen (and not marked gone).
     pub truncated: bool,
+    /// Manifests read (by tag for a new tag, by digest for a moved tag or an index's child).
     pub manifests_fetched: u64,
     pub images_added: u64,
+    /// Configs fetched by this repository's trees (a config another repository fetched in the
+    /// same run, or one the store holds, is not fetched again).
+    pub configs_fetched: u64,
     pub layers_read: u64,
     pub layers_cached: u64,
     pub tags_added: u64,
@@ -224,10 +230,11 @@ impl Syncer {
             .store(repositories.len() as u64, Ordering::Relaxed);
 
         let cancel = &self.cancel;
+        let run = &RunCache::default();
         let reports: Vec<Result<RepositoryReport, SyncError>> = stream::iter(repositories)
             .take_while(|_| std::future::ready(!cancel.load(Ordering::Relaxed)))
             .map(|repository| async move {
-                let outcome = match self.sync_repository(&repository).await {
+                let outcome = match self.sync_repository(&repository, run).await {
                     Ok(counts) => RepositoryOutcome::Synced(counts),
                     Err(SyncError::Store(error)) => return Err(SyncError::Store(error)),
                     Err(error) => {
@@ -294,6 +301,7 @@ impl Syncer {
     async fn sync_repository(
         &self,
         repository: &RepositoryName,
+        run: &RunCache,
     ) -> Result<RepositoryCounts, SyncError> {
         let invalid = |message: String| SyncError::Invalid {
             repository: repository.to_string(),
@@ -320,14 +328,26 @@ impl Syncer {
                     .push(format!("tag {name:?} skipped: {error}")),
             }
         }
+        let stored = self.store.tag_digests(repository).await?;
+        let stored_tags: HashSet<&str> = stored.iter().map(|(tag, _)| tag.as_str()).collect();
 
-        // One HEAD per tag. A tag deleted between the listing and its HEAD is simply not there;
-        // any other failure fails the repository, so no tag is marked gone on partial knowledge.
-        let resolved: Vec<(Tag, Result<Digest, OciError>)> = stream::iter(tags)
+        // A tag the store knows costs one HEAD (unchanged, it costs nothing more); a tag it has
+        // never seen costs one GET, which is its resolution and its manifest at once. A tag
+        // deleted between the listing and its request is simply not there; any other failure
+        // fails the repository, so no tag is marked gone on partial knowledge.
+        let resolved: Vec<(Tag, Result<Resolution, OciError>)> = stream::iter(tags)
             .map(|tag| {
                 let reference = image.with_tag(tag.clone());
+                let known = stored_tags.contains(tag.as_str());
                 async move {
-                    let result = self.client.resolve(&reference).await.map(|r| r.digest);
+                    let result = if known {
+                        self.client
+                            .resolve(&reference)
+                            .await
+                            .map(|resolved| Resolution::Head(resolved.digest))
+                    } else {
+                        self.fetch_new_tag(&reference).await
+                    };
                     self.progress.tags_resolved.fetch_add(1, Ordering::Relaxed);
                     (tag, result)
                 }
@@ -336,9 +356,19 @@ impl Syncer {
             .collect()
             .await;
         let mut snapshot = RepoSnapshot::default();
+        let mut prefetched: HashMap<Digest, Manifest> = HashMap::new();
+        let mut unreadable: HashMap<Digest, String> = HashMap::new();
         for (tag, result) in resolved {
             match result {
-                Ok(digest) => snapshot.tags.push((tag, digest)),
+                Ok(Resolution::Head(digest)) => snapshot.tags.push((tag, digest)),
+                Ok(Resolution::Fetched(manifest)) => {
+                    snapshot.tags.push((tag, manifest.digest.clone()));
+                    prefetched.insert(manifest.digest.clone(), *manifest);
+                }
+                Ok(Resolution::Unreadable { digest, reason }) => {
+                    snapshot.tags.push((tag, digest.clone()));
+                    unreadable.insert(digest, reason);
+                }
                 Err(OciError::NotFound { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
@@ -346,9 +376,9 @@ impl Syncer {
         if listing.truncated {
             // Tags past the cap were not seen, so they are not gone: they keep what was known.
             let listed: HashSet<&str> = listing.items.iter().map(String::as_str).collect();
-            for (tag, digest) in self.store.tag_digests(repository).await? {
+            for (tag, digest) in &stored {
                 if !listed.contains(tag.as_str()) {
-                    snapshot.tags.push((tag, digest));
+                    snapshot.tags.push((tag.clone(), digest.clone()));
                 }
             }
         }
@@ -362,35 +392,54 @@ impl Syncer {
             .into_iter()
             .collect();
         let known = self.store.known_manifests(&digests).await?;
-        let mut fetched = HashSet::new();
-        for digest in digests.iter().filter(|d| !known.contains(*d)) {
-            let fetch = self.fetch_tree(
-                &image,
-                digest,
-                None,
-                &mut snapshot,
-                &mut fetched,
-                &mut counts,
-            );
-            match fetch.await {
-                Ok(()) => {}
-                // A manifest berth cannot read (Docker schema 1, an artifact that is no image)
-                // is the tag's problem, not the repository's: its tags are left out, warned of.
-                Err(SyncError::Unreadable { reason, .. }) => {
-                    let skipped: Vec<String> = snapshot
-                        .tags
-                        .iter()
-                        .filter(|(_, target)| target == digest)
-                        .map(|(tag, _)| tag.as_str().to_string())
-                        .collect();
-                    snapshot.tags.retain(|(_, target)| target != digest);
-                    counts.warnings.push(format!(
-                        "tags {} skipped: {digest}: {reason}",
-                        skipped.join(", ")
-                    ));
+        let claimed = Mutex::new(HashSet::new());
+        let wanted: Vec<(Digest, Option<Manifest>)> = digests
+            .iter()
+            .filter(|digest| !known.contains(*digest) && !unreadable.contains_key(*digest))
+            .map(|digest| (digest.clone(), prefetched.remove(digest)))
+            .collect();
+        // Trees are fetched concurrently (the client bounds requests per registry); each
+        // gathers its own records, merged below in digest order.
+        let mut trees: Vec<(Digest, Tree, Result<(), SyncError>)> = stream::iter(wanted)
+            .map(|(digest, manifest)| {
+                let image = &image;
+                let claimed = &claimed;
+                async move {
+                    let mut tree = Tree::default();
+                    let result = self
+                        .fetch_tree(image, &digest, None, manifest, &mut tree, claimed, run)
+                        .await;
+                    (digest, tree, result)
                 }
+            })
+            .buffer_unordered(self.options.tag_concurrency.max(1))
+            .collect()
+            .await;
+        trees.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut failures: Vec<(Digest, String)> = unreadable.into_iter().collect();
+        for (digest, tree, result) in trees {
+            tree.merge_into(&mut snapshot, &mut counts);
+            match result {
+                Ok(()) => {}
+                Err(SyncError::Unreadable { reason, .. }) => failures.push((digest, reason)),
                 Err(error) => return Err(error),
             }
+        }
+        // A manifest berth cannot read (Docker schema 1, an artifact that is no image) is the
+        // tag's problem, not the repository's: its tags are left out, warned of.
+        failures.sort();
+        for (digest, reason) in failures {
+            let skipped: Vec<String> = snapshot
+                .tags
+                .iter()
+                .filter(|(_, target)| *target == digest)
+                .map(|(tag, _)| tag.as_str().to_string())
+                .collect();
+            snapshot.tags.retain(|(_, target)| *target != digest);
+            counts.warnings.push(format!(
+                "tags {} skipped: {digest}: {reason}",
+                skipped.join(", ")
+            ));
         }
         counts.tags = snapshot.tags.len() as u64;
         let summary = self
@@ -401,28 +450,50 @@ impl Syncer {
         Ok(counts)
     }
 
-    /// Fetches a manifest the store does not hold and, for an index, its runnable children;
-    /// for an image, its config and (optionally) its layers' facts. `entry` is the index entry
-    /// that names the manifest (its size is checked too); `None` for what a tag points at.
+    /// Resolves a tag the store has never seen with one GET: the digest (checked against
+    /// `Docker-Content-Digest` by the client) and the manifest at once. A manifest berth does
+    /// not read gets a HEAD too, for the digest its warning names.
+    async fn fetch_new_tag(&self, reference: &ImageRef) -> Result<Resolution, OciError> {
+        match self.client.manifest(reference).await {
+            Ok(manifest) => Ok(Resolution::Fetched(Box::new(manifest))),
+            Err(OciError::UnsupportedMediaType { media_type, .. }) => {
+                let digest = self.client.resolve(reference).await?.digest;
+                Ok(Resolution::Unreadable {
+                    digest,
+                    reason: format!("a {media_type} manifest, which berth does not read"),
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Fetches a manifest the store does not hold (unless `prefetched` is it) and, for an
+    /// index, its runnable children; for an image, its config and (optionally) its layers'
+    /// facts. `entry` is the index entry that names the manifest (its size is checked too);
+    /// `None` for what a tag points at. `claimed` holds the digests this repository's trees
+    /// have taken on, so each is fetched once. On failure `tree` keeps what was fetched.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_tree(
         &self,
         image: &ImageRef,
         digest: &Digest,
         entry: Option<&Descriptor>,
-        snapshot: &mut RepoSnapshot,
-        fetched: &mut HashSet<Digest>,
-        counts: &mut RepositoryCounts,
+        prefetched: Option<Manifest>,
+        tree: &mut Tree,
+        claimed: &Mutex<HashSet<Digest>>,
+        run: &RunCache,
     ) -> Result<(), SyncError> {
-        if !fetched.insert(digest.clone()) {
+        if !claimed.lock().expect("claimed lock").insert(digest.clone()) {
             return Ok(());
         }
-        let fetched_manifest = match entry {
-            None => {
+        let fetched_manifest = match (prefetched, entry) {
+            (Some(manifest), _) => Ok(manifest),
+            (None, None) => {
                 self.client
                     .manifest(&image.with_digest_only(digest.clone()))
                     .await
             }
-            Some(entry) => self.client.manifest_of(image, entry).await,
+            (None, Some(entry)) => self.client.manifest_of(image, entry).await,
         };
         let unreadable = |reason: String| SyncError::Unreadable {
             digest: digest.clone(),
@@ -437,7 +508,7 @@ impl Syncer {
             }
             Err(error) => return Err(error.into()),
         };
-        counts.manifests_fetched += 1;
+        tree.counts.manifests_fetched += 1;
         match &manifest.kind {
             ManifestKind::Index(index) => {
                 if entry.is_some() {
@@ -459,7 +530,7 @@ impl Syncer {
                         is_attestation: entry.is_attestation(),
                     })
                     .collect();
-                snapshot.manifests.push(ManifestRecord {
+                tree.manifests.push(ManifestRecord {
                     digest: manifest.digest.clone(),
                     media_type: manifest.media_type.clone(),
                     raw: manifest.bytes.to_vec(),
@@ -474,9 +545,10 @@ impl Syncer {
                             image,
                             &entry.digest,
                             Some(entry),
-                            snapshot,
-                            fetched,
-                            counts,
+                            None,
+                            tree,
+                            claimed,
+                            run,
                         ))
                         .await?;
                     }
@@ -489,18 +561,20 @@ impl Syncer {
                         "an artifact (config {config_type}), not a runnable image"
                     )));
                 }
-                let (_, config) = self.client.config(image, &image_manifest.config).await?;
-                if config.rootfs.diff_ids.len() != image_manifest.layers.len() {
+                let config = self
+                    .config_facts(image, &image_manifest.config, run, &mut tree.counts)
+                    .await?;
+                if config.diff_ids.len() != image_manifest.layers.len() {
                     return Err(unreadable(format!(
                         "{} layers but {} diff_ids in its config",
                         image_manifest.layers.len(),
-                        config.rootfs.diff_ids.len()
+                        config.diff_ids.len()
                     )));
                 }
                 let layers: Vec<LayerRecord> = image_manifest
                     .layers
                     .iter()
-                    .zip(&config.rootfs.diff_ids)
+                    .zip(&config.diff_ids)
                     .map(|(layer, diff_id)| LayerRecord {
                         digest: layer.digest.clone(),
                         diff_id: diff_id.clone(),
@@ -511,13 +585,9 @@ impl Syncer {
                 let mut record = ImageRecord {
                     digest: manifest.digest.clone(),
                     config_digest: image_manifest.config.digest.clone(),
-                    created: config.created.as_deref().and_then(parse_created),
-                    platform: Platform {
-                        os: config.os.clone(),
-                        architecture: config.architecture.clone(),
-                        variant: config.variant.clone(),
-                    },
-                    labels: config.config.labels.clone(),
+                    created: config.created,
+                    platform: config.platform.clone(),
+                    labels: config.labels.clone(),
                     annotations: image_manifest.annotations.clone(),
                     total_size: image_manifest.config.size
                         + image_manifest.layers.iter().map(|l| l.size).sum::<u64>(),
@@ -527,20 +597,63 @@ impl Syncer {
                     layers,
                 };
                 if self.options.scan_layers && !image_manifest.layers.is_empty() {
-                    self.read_layers(image, &image_manifest.layers, &mut record, snapshot, counts)
+                    self.read_layers(image, &image_manifest.layers, &mut record, tree, run)
                         .await?;
                 }
-                snapshot.manifests.push(ManifestRecord {
+                tree.manifests.push(ManifestRecord {
                     digest: manifest.digest.clone(),
                     media_type: manifest.media_type.clone(),
                     raw: manifest.bytes.to_vec(),
                     kind: StoredKind::Image,
                 });
-                snapshot.images.push(record);
-                counts.images_added += 1;
+                tree.images.push(record);
+                tree.counts.images_added += 1;
             }
         }
         Ok(())
+    }
+
+    /// An image config's facts: from this run's cache, else from an image the store holds
+    /// with that config, else fetched (once per run, however many manifests share it).
+    async fn config_facts(
+        &self,
+        image: &ImageRef,
+        descriptor: &Descriptor,
+        run: &RunCache,
+        counts: &mut RepositoryCounts,
+    ) -> Result<Arc<ConfigFacts>, SyncError> {
+        let cell = run
+            .configs
+            .lock()
+            .expect("config cache lock")
+            .entry(descriptor.digest.clone())
+            .or_default()
+            .clone();
+        let mut fetched = false;
+        let facts = cell
+            .get_or_try_init(|| async {
+                if let Some(facts) = self.store.config_facts(&descriptor.digest).await? {
+                    return Ok::<_, SyncError>(Arc::new(facts));
+                }
+                let (_, config) = self.client.config(image, descriptor).await?;
+                fetched = true;
+                Ok(Arc::new(ConfigFacts {
+                    created: config.created.as_deref().and_then(parse_created),
+                    platform: Platform {
+                        os: config.os,
+                        architecture: config.architecture,
+                        variant: config.variant,
+                    },
+                    labels: config.config.labels,
+                    diff_ids: config.rootfs.diff_ids,
+                }))
+            })
+            .await?
+            .clone();
+        if fetched {
+            counts.configs_fetched += 1;
+        }
+        Ok(facts)
     }
 
     async fn read_layers(
@@ -548,8 +661,8 @@ impl Syncer {
         image: &ImageRef,
         layers: &[Descriptor],
         record: &mut ImageRecord,
-        snapshot: &mut RepoSnapshot,
-        counts: &mut RepositoryCounts,
+        tree: &mut Tree,
+        run: &RunCache,
     ) -> Result<(), SyncError> {
         // Summaries the store has from earlier syncs join the shared cache first.
         for layer in layers {
@@ -559,6 +672,27 @@ impl Syncer {
             {
                 self.summaries.insert(summary);
             }
+        }
+        // Layers still unread are read under their locks (taken in digest order, so two images
+        // never wait on each other in a cycle): an image sharing a layer with one being read
+        // waits, then finds the summary cached. Each layer is read at most once per run.
+        let mut unread: Vec<&Digest> = layers
+            .iter()
+            .map(|layer| &layer.digest)
+            .filter(|digest| !self.summaries.contains(digest))
+            .collect();
+        unread.sort();
+        unread.dedup();
+        let mut held = Vec::with_capacity(unread.len());
+        for digest in unread {
+            let lock = run
+                .layer_locks
+                .lock()
+                .expect("layer lock map")
+                .entry(digest.clone())
+                .or_default()
+                .clone();
+            held.push(lock.lock_owned().await);
         }
         let architecture = Architecture::from_platform(
             &record.platform.architecture,
@@ -573,11 +707,12 @@ impl Syncer {
             &self.options.layer_limits,
         )
         .await;
-        counts.layers_read += scan.layers_read;
-        counts.layers_cached += scan.layers_cached;
+        drop(held);
+        tree.counts.layers_read += scan.layers_read;
+        tree.counts.layers_cached += scan.layers_cached;
         for summary in scan.added {
             let summary_json = serde_json::to_value(&summary).expect("summaries serialize");
-            snapshot.layer_facts.push(LayerFact {
+            tree.layer_facts.push(LayerFact {
                 layer: summary.digest.clone(),
                 summary: summary_json,
             });
@@ -599,11 +734,53 @@ impl Syncer {
                     message: format!("layer {layer}: {source}"),
                 });
             }
-            Err(error) => counts
+            Err(error) => tree
+                .counts
                 .warnings
                 .push(format!("image {}: {error}", record.digest)),
         }
         Ok(())
+    }
+}
+
+/// How one listed tag was resolved.
+enum Resolution {
+    /// By HEAD (a tag the store knew): the digest only.
+    Head(Digest),
+    /// By GET (a tag the store had never seen): the verified manifest, digest included.
+    Fetched(Box<Manifest>),
+    /// By GET, a manifest berth does not read; its digest came from a HEAD.
+    Unreadable { digest: Digest, reason: String },
+}
+
+/// What one run shares across repositories, so content is fetched at most once per digest:
+/// configs (many manifests share one) and a lock per layer being read.
+#[derive(Default)]
+struct RunCache {
+    configs: Mutex<HashMap<Digest, Arc<OnceCell<Arc<ConfigFacts>>>>>,
+    layer_locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The records and counts one tag's tree gathered, merged into the repository's snapshot.
+#[derive(Default)]
+struct Tree {
+    manifests: Vec<ManifestRecord>,
+    images: Vec<ImageRecord>,
+    layer_facts: Vec<LayerFact>,
+    counts: RepositoryCounts,
+}
+
+impl Tree {
+    fn merge_into(self, snapshot: &mut RepoSnapshot, counts: &mut RepositoryCounts) {
+        snapshot.manifests.extend(self.manifests);
+        snapshot.images.extend(self.images);
+        snapshot.layer_facts.extend(self.layer_facts);
+        counts.manifests_fetched += self.counts.manifests_fetched;
+        counts.images_added += self.counts.images_added;
+        counts.configs_fetched += self.counts.configs_fetched;
+        counts.layers_read += self.counts.layers_read;
+        counts.layers_cached += self.counts.layers_cached;
+        counts.warnings.extend(self.counts.warnings);
     }
 }
 

@@ -607,3 +607,149 @@ async fn a_mirrored_registry_is_known_under_its_own_name_while_it_is_down() {
             .is_empty()
     );
 }
+
+/// The sum of one count over a report's synced repositories.
+fn total(report: &SyncReport, count: impl Fn(&berth_sync::RepositoryCounts) -> u64) -> u64 {
+    report
+        .repositories
+        .iter()
+        .map(|r| match &r.outcome {
+            RepositoryOutcome::Synced(counts) => count(counts),
+            RepositoryOutcome::Failed { .. } => panic!("{r:?}"),
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_cold_sync_costs_one_get_per_new_tag_and_each_config_and_layer_once() {
+    let registry = OwnRegistry::start();
+    let address = registry.address.clone();
+    registry.copy_from_testbed("berth/base:1", "cold/a:seed");
+    registry.copy_from_testbed("berth/base:1", "cold/b:seed");
+    // Distinct manifests (a different annotation each) on one config and the base's layers, in
+    // two repositories: what a fleet of rebuilt tags looks like.
+    let setup = client_for(&[&address]);
+    let seed = ImageRef::parse(&format!("{address}/cold/a:seed")).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_slice(&setup.manifest(&seed).await.unwrap().bytes).unwrap();
+    let layers = raw["layers"].as_array().unwrap().len() as u64;
+    let put = |repository: &'static str, tag: String| {
+        let mut manifest = raw.clone();
+        manifest["annotations"] = serde_json::json!({ "berth.test/variant": tag.clone() });
+        let setup = setup.clone();
+        let address = address.clone();
+        async move {
+            let image = ImageRef::parse(&format!("{address}/{repository}:{tag}")).unwrap();
+            setup
+                .put_manifest(
+                    &image,
+                    image.tag().unwrap(),
+                    "application/vnd.oci.image.manifest.v1+json",
+                    serde_json::to_vec(&manifest).unwrap().into(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for n in 1..=5 {
+        put("cold/a", format!("v{n}")).await;
+        put("cold/b", format!("v{n}")).await;
+    }
+
+    let client = client_for(&[&address]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let wanted = targets(&address, &["cold/a", "cold/b"]);
+    let cold = sync(&client, &store, &wanted).await;
+    assert_eq!(cold.failed(), 0, "{cold:#?}");
+    let tags = total(&cold, |c| c.tags);
+    assert_eq!(tags, 12);
+    // No HEAD: a tag the store has never seen is one GET. Beside them, the two listings, the
+    // one config all twelve share and the base's layers, each once across both repositories.
+    assert_eq!(cold.requests.head, 0, "{:?}", cold.requests);
+    assert_eq!(total(&cold, |c| c.configs_fetched), 1, "{cold:#?}");
+    assert_eq!(total(&cold, |c| c.layers_read), layers, "{cold:#?}");
+    assert_eq!(
+        cold.requests.get,
+        2 + tags + 1 + layers,
+        "{:?}",
+        cold.requests
+    );
+
+    // A re-sync: one HEAD per tag and the listings.
+    let again = sync(&client, &store, &wanted).await;
+    assert_eq!(again.requests.head, tags, "{:?}", again.requests);
+    assert_eq!(again.requests.get, 2, "{:?}", again.requests);
+
+    // A new tag whose config and layers the store holds costs its GET and nothing more.
+    put("cold/a", "v6".to_string()).await;
+    let third = sync(&client, &store, &wanted).await;
+    assert_eq!(total(&third, |c| c.images_added), 1, "{third:#?}");
+    assert_eq!(third.requests.head, tags, "{:?}", third.requests);
+    assert_eq!(third.requests.get, 2 + 1, "{:?}", third.requests);
+}
+
+#[tokio::test]
+async fn a_point_lookup_decides_as_the_whole_store() {
+    use berth_core::catalog::{self, Source};
+    use berth_core::policy;
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let client = client_for(&[plain]);
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let all = [
+        "berth/base",
+        "berth/child",
+        "berth/upper",
+        "berth/multi",
+        "berth/multi-list",
+        "berth/docker",
+        "berth/tags",
+    ];
+    let report = sync(&client, &store, &targets(plain, &all)).await;
+    assert_eq!(report.failed(), 0, "{report:#?}");
+
+    let now = catalog::parse_moment("2026-06-01").unwrap();
+    let sources = [Source {
+        name: "catalog.yaml",
+        text: include_str!("../../../examples/catalog.yaml"),
+    }];
+    let catalog = catalog::load(&sources, catalog::Format::Berth, now)
+        .catalog
+        .unwrap();
+    // The demo policy (base: a catalog entry; pins) and one approving an image by reference.
+    let by_reference =
+        format!("base:\n  approved: [{plain}/berth/child:1]\ndigest:\n  action: require\n");
+    let policies = [
+        include_str!("../../../examples/policy.yaml").to_string(),
+        by_reference,
+    ];
+    let (whole, _) = store.knowledge().await.unwrap();
+    let mut images: Vec<String> = all.iter().map(|name| format!("{plain}/{name}:1")).collect();
+    images.push(format!("{plain}/berth/tags:v7"));
+    images.push(format!(
+        "{plain}/berth/child@{}",
+        testbed.digest("berth/child:1")
+    ));
+    images.push(format!("{plain}/berth/upper:no-such-tag"));
+    let mut denied = 0;
+    for text in &policies {
+        let policy = policy::load("policy.yaml", text).policy.unwrap();
+        for image in &images {
+            let references = policy::references_read([image.as_str()], &policy, &catalog);
+            let point = store.knowledge_for(&references).await.unwrap();
+            let expected = policy::evaluate_image(image, &policy, &catalog, &whole, now);
+            let verdict = policy::evaluate_image(image, &policy, &catalog, &point, now);
+            assert_eq!(verdict, expected, "{image} under {text}");
+            denied += usize::from(!verdict.allowed);
+        }
+    }
+    assert!(denied > 0, "the table decides some images both ways");
+
+    // A point lookup reads what one reference needs, not the store.
+    let one = ImageRef::parse(&format!("{plain}/berth/upper:1")).unwrap();
+    let point = store.knowledge_for(&[one]).await.unwrap();
+    let other = ImageRef::parse(&format!("{plain}/berth/child:1")).unwrap();
+    assert!(whole.tag_digest(&other).is_some());
+    assert!(point.tag_digest(&other).is_none());
+    assert!(point.lineage().len() < whole.lineage().len());
+}

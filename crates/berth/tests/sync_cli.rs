@@ -71,6 +71,8 @@ fn sync_then_images_and_inspect_answer_from_the_store() {
         4,
         "{report:#}"
     );
+    // A cold sync resolves no tag by HEAD: each tag it has never seen is one GET.
+    assert_eq!(report["requests"]["head"], 0, "{:#}", report["requests"]);
     let checks = report["declared_bases"].as_array().unwrap();
     let python = checks.iter().find(|c| c["entry"] == "python3.11").unwrap();
     assert_eq!(python["result"], "match", "{python:#}");

@@ -196,6 +196,48 @@ pub fn evaluate_image(
     evaluate(&Request::create(object), policy, catalog, knowledge, now)
 }
 
+/// Every reference whose registry knowledge [`evaluate`] may read when deciding `images`: the
+/// images themselves (those that parse) and, with a base rule, the approved bases (an image
+/// named in the rule, or every repository of a catalog entry at each of its channels). A
+/// store answers a point lookup for these (berth-store's `Store::knowledge_for`) instead of
+/// loading everything. Sorted, without repeats.
+pub fn references_read<'i>(
+    images: impl IntoIterator<Item = &'i str>,
+    policy: &Policy,
+    catalog: &Catalog,
+) -> Vec<ImageRef> {
+    let mut references: Vec<ImageRef> = images
+        .into_iter()
+        .filter_map(|text| ImageRef::parse(text).ok())
+        .collect();
+    if let Some(rule) = &policy.base {
+        references.extend(approved_references(rule, catalog));
+    }
+    references.sort_by_key(ImageRef::canonical);
+    references.dedup_by_key(|image| image.canonical());
+    references
+}
+
+/// The references that name the rule's approved bases.
+fn approved_references(rule: &BaseRule, catalog: &Catalog) -> Vec<ImageRef> {
+    let mut references = Vec::new();
+    for name in &rule.approved {
+        match name {
+            BaseName::Image(image) => references.push(image.clone()),
+            BaseName::Catalog(name) => {
+                if let Some(entry) = catalog.get(name) {
+                    for (_, repository) in entry.images() {
+                        for channel in &entry.channels {
+                            references.push(repository.at(channel));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    references
+}
+
 /// The tag references among `images` worth resolving at a registry before [`evaluate`]: those
 /// the pin rule (`digest: {action: pin}`) or the base rule would look up, that carry no digest
 /// and that `knowledge` does not know. Only images from registries the platform configured are
@@ -445,21 +487,7 @@ impl Run<'_> {
 
     /// The digests of the approved bases' image manifests that berth knows.
     fn approved_digests(&self, rule: &BaseRule) -> Vec<Digest> {
-        let mut references = Vec::new();
-        for name in &rule.approved {
-            match name {
-                BaseName::Image(image) => references.push(image.clone()),
-                BaseName::Catalog(name) => {
-                    if let Some(entry) = self.catalog.get(name) {
-                        for (_, repository) in entry.images() {
-                            for channel in &entry.channels {
-                                references.push(repository.at(channel));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let references = approved_references(rule, self.catalog);
         let mut digests: Vec<Digest> = references
             .iter()
             .filter_map(|reference| self.knowledge.digest_of(reference))

@@ -4,6 +4,11 @@
 //!
 //! A request may add what it learned on the way (tags resolved for pinning) as an overlay
 //! ([`Knowledge::overlay`]) over the shared snapshot, without copying it.
+//!
+//! A long-lived snapshot (the webhook's) need not be rebuilt from the whole store: the store
+//! hands out what changed since a generation ([`KnowledgeChanges`], berth-store's
+//! `Store::knowledge_changes`), and [`Knowledge::apply`] turns the previous snapshot into the
+//! next one.
 
 use std::sync::Arc;
 
@@ -12,8 +17,8 @@ use foldhash::{HashMap, HashMapExt as _};
 use crate::lineage::LineageIndex;
 use crate::reference::{Digest, ImageRef};
 
-/// Registry knowledge for policy decisions.
-#[derive(Debug, Clone, Default)]
+/// Registry knowledge for policy decisions. Equal values answer every question alike.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Knowledge {
     /// `registry/repository:tag` (canonical) → the digest the tag points to (an index or an
     /// image manifest): what a pin writes.
@@ -27,7 +32,62 @@ pub struct Knowledge {
     under: Option<Arc<Knowledge>>,
 }
 
+/// What changed in the store's knowledge between two generations, as a value: what
+/// [`Knowledge::apply`] needs to turn the snapshot of the first into the snapshot of the second.
+/// Applying a change twice, or a change that overlaps one already applied, gives the same
+/// knowledge (every entry states a fact, not a difference).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnowledgeChanges {
+    /// The store's generation these changes bring a snapshot up to.
+    pub generation: u64,
+    /// Tags that are new, moved or back (`Some`: where they point now) or gone (`None`).
+    pub tags: Vec<(ImageRef, Option<Digest>)>,
+    /// Indexes live tags now point at, with their runnable platform images (attestations left
+    /// out): content-addressed, so never different from what a snapshot already holds.
+    pub indexes: Vec<(Digest, Vec<Digest>)>,
+    /// Image manifests that are new (or whose lineage was recomputed), with their layer chains
+    /// (diff_ids, base first).
+    pub images: Vec<(Digest, Vec<Digest>)>,
+}
+
+impl KnowledgeChanges {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.indexes.is_empty() && self.images.is_empty()
+    }
+}
+
 impl Knowledge {
+    /// The knowledge after `changes`: `self` as it was at an earlier generation, plus what
+    /// changed since. Equal to loading the whole store at `changes.generation`. Tags are set or
+    /// removed; indexes no live tag points at any more are dropped (a full load holds only
+    /// tagged ones); the lineage index is rebuilt from the chains it had and the new ones,
+    /// in memory, only when images changed.
+    pub fn apply(mut self, changes: &KnowledgeChanges) -> Knowledge {
+        let mut retargeted = false;
+        for (reference, digest) in &changes.tags {
+            let Some(tag) = reference.tag() else {
+                continue;
+            };
+            let key = reference.with_tag(tag.clone()).canonical();
+            let before = match digest {
+                Some(digest) => self.tags.insert(key, digest.clone()),
+                None => self.tags.remove(&key),
+            };
+            retargeted |= before.is_some_and(|before| Some(&before) != digest.as_ref());
+        }
+        for (index, images) in &changes.indexes {
+            self.indexes.insert(index.clone(), images.clone());
+        }
+        if retargeted {
+            let targets: std::collections::HashSet<&Digest> = self.tags.values().collect();
+            self.indexes.retain(|index, _| targets.contains(index));
+        }
+        if !changes.images.is_empty() {
+            self.lineage = self.lineage.with_images(changes.images.iter().cloned());
+        }
+        self
+    }
+
     /// Knowledge with the given lineage and no tags yet.
     pub fn new(lineage: LineageIndex) -> Knowledge {
         Knowledge {

@@ -934,3 +934,48 @@ fn pins_on_pods_leave_controllers_as_written() {
         ["1:27: digest.on: unknown value \"deployments\"; expected all or pods"]
     );
 }
+
+#[test]
+fn changes_applied_to_a_snapshot_give_the_knowledge_built_whole() {
+    let layer = |n: u32| digest(1000 + n);
+    let tag = |text: &str| ImageRef::parse(text).unwrap();
+    let previous = knowledge();
+    // child:latest moves off index 20 (now untagged) to a new image 8 built on image 6;
+    // ghost:1 goes; a new tag names index 21, which was known already.
+    let changes = KnowledgeChanges {
+        generation: 9,
+        tags: vec![
+            (tag("127.0.0.1:5050/berth/child:latest"), Some(digest(8))),
+            (tag("registry.example.com/ghost:1"), None),
+            (tag("registry.example.com/multi:stable"), Some(digest(21))),
+        ],
+        indexes: vec![(digest(21), vec![digest(2), digest(7)])],
+        images: vec![(digest(8), vec![layer(1), layer(2), layer(5), layer(8)])],
+    };
+    let next = previous.clone().apply(&changes);
+
+    let lineage = LineageIndex::build([
+        (digest(1), vec![layer(1)]),
+        (digest(2), vec![layer(1), layer(2)]),
+        (digest(6), vec![layer(1), layer(2), layer(5)]),
+        (digest(4), vec![layer(3)]),
+        (digest(3), vec![layer(3), layer(4)]),
+        (digest(7), vec![layer(9)]),
+        (digest(8), vec![layer(1), layer(2), layer(5), layer(8)]),
+    ]);
+    let mut whole = Knowledge::new(lineage);
+    whole.add_tag(&tag("127.0.0.1:5050/berth/base:latest"), digest(1));
+    whole.add_tag(&tag("127.0.0.1:5050/berth/child:latest"), digest(8));
+    whole.add_tag(&tag("127.0.0.1:5050/berth/python312:latest"), digest(6));
+    whole.add_tag(&tag("registry.example.com/alpine:3"), digest(4));
+    whole.add_tag(&tag("registry.example.com/app:1"), digest(3));
+    whole.add_tag(&tag("registry.example.com/scratch:1"), digest(7));
+    whole.add_tag(&tag("registry.example.com/multi:1"), digest(21));
+    whole.add_tag(&tag("registry.example.com/multi:stable"), digest(21));
+    whole.add_index(digest(21), vec![digest(2), digest(7)]);
+    assert_eq!(next, whole);
+    assert_eq!(next.lineage().base_of(&digest(8)).unwrap().base, digest(6));
+    // Applying again, or nothing, changes nothing.
+    assert_eq!(next.clone().apply(&changes), whole);
+    assert_eq!(next.apply(&KnowledgeChanges::default()), whole);
+}

@@ -169,7 +169,19 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         None => Knowledge::default(),
         Some(url) => runtime()?.block_on(async {
             let store = open_store(&url).await?;
-            let knowledge = store.policy_knowledge().await;
+            // Only what these checks read, by point lookups; with --resolve, a tag resolved at
+            // the registry may name any stored image, so the whole store is loaded.
+            let knowledge = if args.resolve.resolve {
+                store
+                    .knowledge()
+                    .await
+                    .map(|(knowledge, _generation)| knowledge)
+            } else {
+                let images = checked_images(&args.images, &objects);
+                let references =
+                    policy::references_read(images.iter().map(String::as_str), &policy, &catalog);
+                store.knowledge_for(&references).await
+            };
             store.close().await;
             knowledge.context("read registry knowledge from the store")
         })?,
@@ -262,6 +274,23 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(NEGATIVE)
     })
+}
+
+/// Every image reference the checks will decide: `--image` values and the containers of the
+/// manifests' workloads (objects that are no workload have none).
+fn checked_images(images: &[String], objects: &[Object]) -> Vec<String> {
+    let mut all = images.to_vec();
+    for object in objects {
+        if let Ok(found) = workload::workload(&object.value) {
+            all.extend(
+                found
+                    .containers
+                    .into_iter()
+                    .map(|container| container.image),
+            );
+        }
+    }
+    all
 }
 
 fn labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
