@@ -3,7 +3,7 @@
 //! PostgreSQL, behind one async API: [`Store`].
 //!
 //! Code map:
-//! - [`store`]: `Store::open(url)`, the two backends and the dispatch between them
+//! - [`store`]: `Store::open(url)` and `Store::open_read_only(url)`, the two backends and the dispatch between them
 //!   (docs/decisions/0003-store.md says why one struct over an enum of pools).
 //! - [`migrate`]: embedded migrations per backend (`migrations/sqlite`, `migrations/postgres`),
 //!   run on open; a schema newer than this build is refused.
@@ -11,6 +11,7 @@
 //!   recorded beside what berth knew, never instead of it; tags that vanish are marked gone.
 //! - [`history`]: append-only logs: channel history, audit log, admission usage.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
+//! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns.
 //! - [`error`]: the one error type, [`StoreError`].
 //!
@@ -47,6 +48,7 @@ pub mod migrate;
 pub mod records;
 pub mod schedule;
 pub mod store;
+pub mod url;
 
 pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
@@ -58,3 +60,4 @@ pub use records::{
 };
 pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};
+pub use url::StoreUrl;
