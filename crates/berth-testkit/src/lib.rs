@@ -36,8 +36,11 @@ impl Testbed {
                     env_file.display()
                 )
             });
+            // scripts/postgres writes the PostgreSQL URL beside the registries' variables.
+            let pg_text = std::fs::read_to_string(dir.join("pg.env")).unwrap_or_default();
             let vars = text
                 .lines()
+                .chain(pg_text.lines())
                 .filter_map(|line| line.trim().strip_prefix("export "))
                 .filter_map(|pair| pair.split_once('='))
                 .map(|(key, value)| {
@@ -53,7 +56,8 @@ impl Testbed {
         })
     }
 
-    /// A variable from the env file (`BERTH_TEST_PLAIN_REGISTRY`, ...).
+    /// A variable from the env file (`BERTH_TEST_PLAIN_REGISTRY`, ...) or from `pg.env`
+    /// (`BERTH_TEST_PG_URL`, when `scripts/postgres start` ran).
     pub fn var(&self, name: &str) -> &str {
         self.vars
             .get(name)

@@ -291,3 +291,85 @@ fn a_sync_killed_midway_leaves_a_store_the_next_sync_completes() {
     std::fs::remove_dir_all(dir).unwrap();
     drop(held);
 }
+
+/// Issue 15, item 7: the commands that only read the store neither create a missing SQLite
+/// file (nor its directory) nor answer from an empty store: exit 3 with a hint.
+#[test]
+fn read_only_commands_never_create_a_missing_store() {
+    let plain = Testbed::get().plain();
+    let (dir, catalog, _) = scratch("readers");
+    let missing = dir.join("nope");
+    let store = format!("sqlite://{}/none.db", missing.display());
+    let image = format!("{plain}/berth/base:1");
+    let commands: [&[&str]; 5] = [
+        &["images", "--store", &store],
+        &[
+            "check",
+            "--store",
+            &store,
+            "--catalog",
+            &catalog,
+            "--policy",
+            "examples/policy.yaml",
+            "--image",
+            &image,
+        ],
+        &[
+            "history",
+            "python3.11",
+            "--store",
+            &store,
+            "--catalog",
+            &catalog,
+        ],
+        &["audit", "--store", &store],
+        &[
+            "inspect",
+            "--store",
+            &store,
+            "--insecure-registry",
+            plain,
+            &image,
+        ],
+    ];
+    for args in commands {
+        let output = berth(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "berth {args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no store at") && stderr.contains("`berth sync` creates it"),
+            "berth {args:?}: {stderr}"
+        );
+        assert!(
+            !missing.exists(),
+            "berth {args:?} created {}",
+            missing.display()
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 15, items 5 and 20: a password in the store URL's query string is masked, and the
+/// PostgreSQL driver's error is printed once, not followed by its own source again.
+#[test]
+fn a_postgres_store_error_names_no_password_and_says_it_once() {
+    let base = Testbed::get().var("BERTH_TEST_PG_URL");
+    let (authority, database) = base
+        .trim_start_matches("postgres://")
+        .split_once('/')
+        .unwrap();
+    let host = authority.rsplit('@').next().unwrap();
+    let store = format!("postgres://nosuchrole@{host}/{database}?password=hunter2");
+    let output = berth(&["images", "--store", &store]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(stderr.contains("password=***"), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches(r#"role "nosuchrole" does not exist"#)
+            .count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -146,7 +146,9 @@ impl Common {
         }
     }
 
-    async fn context(&self, env: &Environment) -> anyhow::Result<Context> {
+    /// Reads the catalog, rules and store. `writes`: the command records in the store (moves,
+    /// outside changes it notices); otherwise the store is opened read-only and must exist.
+    async fn context(&self, env: &Environment, writes: bool) -> anyhow::Result<Context> {
         let now = self.now()?;
         let source = CatalogSource {
             path: catalog_path(self.catalog.clone(), env),
@@ -174,7 +176,12 @@ impl Common {
             }
             None => RulesFile::default(),
         };
-        let store = crate::cmd::open_store(&crate::cmd::store_url(self.store.clone(), env)).await?;
+        let url = crate::cmd::store_url(self.store.clone(), env);
+        let store = if writes {
+            crate::cmd::open_store(&url).await?
+        } else {
+            crate::cmd::open_store_read_only(&url).await?
+        };
         let client = Client::new(self.registry.client_config(env)?);
         Ok(Context {
             catalog,
@@ -213,7 +220,7 @@ pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode>
         .map(|text| digest(text, "digest"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, true).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
         if let Some(variant) = args.to_variant.as_deref() {
             Subject::of(entry, Some(variant)).map_err(usage)?;
@@ -254,7 +261,7 @@ pub fn rollback(args: RollbackArgs, env: &Environment) -> anyhow::Result<ExitCod
         .map(|text| digest(text, "to"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, true).await?;
         let (subject, _) = subject(&context.catalog, &args.image)?;
         let request = RollbackRequest {
             channel: channel_tag.clone(),
@@ -385,7 +392,7 @@ pub fn history(args: HistoryArgs, env: &Environment) -> anyhow::Result<ExitCode>
         .map(|text| channel(text, "channel"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, false).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
         let mut names: Vec<Tag> = match only {
             Some(only) => vec![only],
@@ -472,7 +479,7 @@ struct SubjectView {
 
 pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, true).await?;
         let mut subjects: Vec<(Subject, &CatalogEntry)> = Vec::new();
         match &args.image {
             Some(text) => subjects.push(subject(&context.catalog, text)?),
@@ -687,7 +694,7 @@ pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     crate::cmd::runtime()?.block_on(async {
         // The audit log needs neither the catalog nor a registry.
         let url = crate::cmd::store_url(args.common.store.clone(), env);
-        let store = crate::cmd::open_store(&url).await?;
+        let store = crate::cmd::open_store_read_only(&url).await?;
         let entries = store.audit_log(args.subject.as_deref(), args.limit).await?;
         if args.common.json {
             let entries: Vec<serde_json::Value> = entries

@@ -24,7 +24,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store, print_json, print_text, runtime};
+use crate::cmd::{open_store_read_only, print_json, print_text, runtime};
 use crate::environment::Environment;
 use crate::exit::{NEGATIVE, usage};
 use crate::registry_args::RegistryArgs;
@@ -171,7 +171,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let knowledge = match store_url {
         None => Knowledge::default(),
         Some(url) => runtime()?.block_on(async {
-            let store = open_store(&url).await?;
+            let store = open_store_read_only(&url).await?;
             let knowledge = knowledge_from_store(&store).await;
             store.close().await;
             knowledge.context("read registry knowledge from the store")

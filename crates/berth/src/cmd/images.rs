@@ -12,7 +12,7 @@ use berth_store::{ImageFilter, RepositoryName, Store};
 use chrono::Utc;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store, print_json, print_text, runtime, store_url};
+use crate::cmd::{open_store_read_only, print_json, print_text, runtime, store_url};
 use crate::environment::Environment;
 use crate::exit::usage;
 
@@ -43,7 +43,7 @@ pub struct Args {
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let url = store_url(args.store.clone(), env);
     runtime()?.block_on(async {
-        let store = open_store(&url).await?;
+        let store = open_store_read_only(&url).await?;
         let mut filter = ImageFilter {
             os: args.os.clone(),
             ..ImageFilter::default()

@@ -129,7 +129,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let inspection = runtime.block_on(async {
         let mut inspection = inspect(&client, &image, &wanted).await?;
         if let Some(url) = &store_url {
-            let store = crate::cmd::open_store(url).await?;
+            let store = crate::cmd::open_store_read_only(url).await?;
             add_knowledge(&store, &mut inspection).await?;
             store.close().await;
         }
