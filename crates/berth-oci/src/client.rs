@@ -858,10 +858,7 @@ impl Client {
         if let Some(error) = source_error.lock().expect("source error lock").take() {
             return Err(error);
         }
-        let response = sent.map_err(|error| OciError::Transport {
-            target: target.clone(),
-            detail: transport_detail(&error),
-        })?;
+        let response = sent.map_err(|error| send_error(&target, &error))?;
         if response.status() != StatusCode::CREATED {
             return Err(self.response_error(response, target).await);
         }
@@ -1052,10 +1049,10 @@ impl Client {
                 builder = builder.header(header::AUTHORIZATION, value);
             }
             self.count(&method);
-            let response = builder.send().await.map_err(|error| OciError::Transport {
-                target: request.target.clone(),
-                detail: transport_detail(&error),
-            })?;
+            let response = builder
+                .send()
+                .await
+                .map_err(|error| send_error(&request.target, &error))?;
             if !response.status().is_redirection() {
                 return Ok(response);
             }
@@ -1375,10 +1372,7 @@ impl BlobReader {
             .response
             .chunk()
             .await
-            .map_err(|error| OciError::Transport {
-                target: self.target.clone(),
-                detail: transport_detail(&error),
-            })?;
+            .map_err(|error| send_error(&self.target, &error))?;
         match chunk {
             Some(chunk) => {
                 self.received += chunk.len() as u64;
@@ -1637,6 +1631,43 @@ fn error_detail(body: &[u8]) -> String {
         text.push('…');
     }
     text
+}
+
+/// The error of a request to the registry: [`OciError::PlainHttp`] when a TLS connection was
+/// answered in plain HTTP (retrying cannot help), else [`OciError::Transport`].
+fn send_error(target: &Target, error: &reqwest::Error) -> OciError {
+    if answered_plain_http(error) {
+        return OciError::PlainHttp {
+            target: target.clone(),
+        };
+    }
+    OciError::Transport {
+        target: target.clone(),
+        detail: transport_detail(error),
+    }
+}
+
+/// Whether rustls gave up on the server's first bytes because they were no TLS record: a
+/// plain-HTTP server answering the hello (`HTTP/1.1 400 ...`) is what that looks like.
+fn answered_plain_http(error: &reqwest::Error) -> bool {
+    is_invalid_content_type(error)
+}
+
+fn is_invalid_content_type(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+        error.downcast_ref::<rustls::Error>()
+    {
+        return true;
+    }
+    // io::Error's `source` skips the error it wraps (hyper wraps rustls's twice): look inside.
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        && is_invalid_content_type(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(is_invalid_content_type)
 }
 
 /// A transport error with its causes on one line (hyper's and rustls's reasons matter here).
