@@ -15,7 +15,7 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 
-pub use auth::{AuthFile, Credentials, Secret};
+pub use auth::{AuthFile, Credentials, Resolver, Secret};
 pub use client::{
     BlobReader, Client, ClientConfig, Limits, Listing, Manifest, Mount, RegistryConfig,
     RequestStats, Resolved, RetryPolicy,
