@@ -147,7 +147,7 @@ pub async fn schedule(
 fn first_failure(report: &SyncReport) -> String {
     let repository = report.repositories.iter().find_map(|r| match &r.outcome {
         RepositoryOutcome::Failed { error } => Some(error.clone()),
-        RepositoryOutcome::Synced(_) => None,
+        RepositoryOutcome::Synced(_) | RepositoryOutcome::Skipped { .. } => None,
     });
     let registry = report
         .registry_failures

@@ -222,7 +222,7 @@ async fn a_resync_of_unchanged_tags_costs_one_head_each() {
         .iter()
         .map(|r| match &r.outcome {
             RepositoryOutcome::Synced(counts) => counts.tags,
-            RepositoryOutcome::Failed { .. } => 0,
+            RepositoryOutcome::Failed { .. } | RepositoryOutcome::Skipped { .. } => 0,
         })
         .sum();
     assert!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use berth_testkit::Testbed;
+use berth_testkit::{OwnRegistry, Testbed, skopeo};
 use serde_json::Value;
 
 fn repository_root() -> PathBuf {
@@ -372,4 +372,68 @@ fn a_postgres_store_error_names_no_password_and_says_it_once() {
         1,
         "{stderr}"
     );
+}
+
+/// Issue 15, item 16: a whole-registry sync skips, with a warning, a repository `_catalog`
+/// lists whose tag list is 404, and exits 0; one whose manifests were deleted (skopeo delete:
+/// an empty tag list) syncs with no tags.
+#[test]
+fn a_whole_registry_sync_skips_a_listed_repository_without_a_tag_list() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let address = registry.address.clone();
+    registry.copy_from_testbed("berth/base:1", "team/kept:1");
+    registry.copy_from_testbed("berth/base:1", "team/deleted:1");
+    let digest = testbed.digest("berth/base:1");
+    skopeo(&[
+        "delete",
+        "--tls-verify=false",
+        &format!("docker://{address}/team/deleted@{digest}"),
+    ]);
+    registry.push_blob_only("team/orphan");
+    let (dir, _, store) = scratch("whole-registry");
+    let args = [
+        "sync",
+        "--registry",
+        &address,
+        "--insecure-registry",
+        &address,
+        "--store",
+        &store,
+        "--no-layers",
+        "--json",
+    ];
+    let output = berth(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("skipping a listed repository without tags"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcomes: Vec<(String, String, u64)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+                r["tags"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = |name: &str, result: &str, tags: u64| {
+        (format!("{address}/team/{name}"), result.to_string(), tags)
+    };
+    assert_eq!(
+        outcomes,
+        [
+            expected("deleted", "synced", 0),
+            expected("kept", "synced", 1),
+            expected("orphan", "skipped", 0),
+        ],
+        "{report:#}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

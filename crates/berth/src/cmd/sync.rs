@@ -268,6 +268,12 @@ fn report_text(report: &SyncReport) -> String {
                     repository.repository
                 ));
             }
+            RepositoryOutcome::Skipped { reason } => {
+                out.push_str(&format!(
+                    "{}: skipped, kept what was known: {reason}\n",
+                    repository.repository
+                ));
+            }
         }
     }
     let requests = &report.requests;
