@@ -437,3 +437,53 @@ fn a_whole_registry_sync_skips_a_listed_repository_without_a_tag_list() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Issue 15, item 14: `--platform` names a platform the image must have: a single-platform
+/// image of another platform, like an index without it, is a "no" (exit 1) that lists what the
+/// image has, not the other platform's image with exit 0.
+#[test]
+fn inspect_of_a_platform_the_image_lacks_says_no_and_lists_what_it_has() {
+    let plain = Testbed::get().plain();
+    let cases = [
+        ("berth/base:1", "linux/arm64", "linux/amd64"),
+        ("berth/multi:1", "linux/s390x", "linux/amd64, linux/arm64"),
+    ];
+    for (image, platform, available) in cases {
+        let reference = format!("{plain}/{image}");
+        let args = [
+            "inspect",
+            "--insecure-registry",
+            plain,
+            "--no-layers",
+            "--platform",
+            platform,
+            &reference,
+        ];
+        let output = berth(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?} printed an image");
+        assert!(
+            stderr.contains(&format!(
+                "no manifest for platform {platform} (the image has: {available})"
+            )),
+            "{stderr}"
+        );
+    }
+    // The platform it has is described as before.
+    let reference = format!("{plain}/berth/base:1");
+    let inspected = json(
+        &[
+            "inspect",
+            "--insecure-registry",
+            plain,
+            "--no-layers",
+            "--platform",
+            "linux/amd64",
+            &reference,
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(inspected["image"]["platform"], "linux/amd64");
+}
