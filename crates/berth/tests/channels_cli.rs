@@ -262,6 +262,37 @@ fn an_unknown_image_is_a_usage_error() {
     );
 }
 
+/// Issue 15, item 12: a channel the entry does not publish (a typo, or the wrong image) is a
+/// usage error with "did you mean", not "nothing to do" with exit 0.
+#[test]
+fn promote_with_a_channel_the_entry_does_not_publish_is_a_usage_error() {
+    let demo = Demo::new("unpublished");
+    demo.push("berth/base:1", "staging");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["promote", "app", "--from", "stagin", "--to", "latest"],
+            "--from stagin: app is not published under that channel (its channels: staging, latest); did you mean staging?",
+        ),
+        (
+            &["promote", "app", "--from", "staging", "--to", "prod"],
+            "--to prod: app is not published under that channel (its channels: staging, latest)",
+        ),
+        (
+            &["rollback", "app", "--channel", "lates"],
+            "--channel lates: app is not published under that channel (its channels: staging, latest); did you mean latest?",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = demo.berth(args, "2026-11-16T09:05:00Z");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), format!("berth: {message}"), "{args:?}");
+    }
+    // Nothing was recorded for the typo.
+    let history = demo.expect(&["history", "app"], "2026-11-16T09:05:00Z", 0);
+    assert!(!history.contains("stagin "), "{history}");
+}
+
 #[test]
 fn promote_to_another_variant_copies_into_its_repository() {
     let demo = Demo::new("to-variant");

@@ -211,6 +211,25 @@ fn subject<'c>(catalog: &'c Catalog, text: &str) -> anyhow::Result<(Subject, &'c
     Subject::find(catalog, text).map_err(usage)
 }
 
+/// A channel a command moves must be one the entry publishes (`channels` in the catalog):
+/// anything else is a typo or the wrong image, a usage error with "did you mean".
+fn published(entry: &CatalogEntry, channel: &Tag, flag: &str) -> anyhow::Result<()> {
+    if entry.channels.contains(channel) {
+        return Ok(());
+    }
+    let names: Vec<&str> = entry.channels.iter().map(Tag::as_str).collect();
+    let mut message = format!(
+        "--{flag} {channel}: {} is not published under that channel (its channels: {})",
+        entry.name,
+        names.join(", ")
+    );
+    let close = catalog::suggest::closest(channel.as_str(), names.iter().copied(), 3);
+    if !close.is_empty() {
+        message.push_str(&format!("; did you mean {}?", close.join(", ")));
+    }
+    Err(usage(message))
+}
+
 pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let from = channel(&args.from, "from")?;
     let to = channel(&args.to, "to")?;
@@ -222,6 +241,8 @@ pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode>
     crate::cmd::runtime()?.block_on(async {
         let context = args.common.context(env, true).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &from, "from")?;
+        published(entry, &to, "to")?;
         if let Some(variant) = args.to_variant.as_deref() {
             Subject::of(entry, Some(variant)).map_err(usage)?;
         }
@@ -262,7 +283,8 @@ pub fn rollback(args: RollbackArgs, env: &Environment) -> anyhow::Result<ExitCod
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
         let context = args.common.context(env, true).await?;
-        let (subject, _) = subject(&context.catalog, &args.image)?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &channel_tag, "channel")?;
         let request = RollbackRequest {
             channel: channel_tag.clone(),
             to,
