@@ -125,6 +125,12 @@ pub enum BlockReason {
     /// The target was rolled back from this digest: the scheduler does not bring it back (a
     /// person may, by hand).
     RolledBack { at: DateTime<Utc> },
+    /// The target was moved outside berth after berth had moved it (a hand fix): it stays as
+    /// it is until a person acknowledges the change ([`ChannelState::held`]).
+    Held {
+        since: DateTime<Utc>,
+        digest: Digest,
+    },
 }
 
 impl std::fmt::Display for BlockReason {
@@ -139,6 +145,11 @@ impl std::fmt::Display for BlockReason {
             BlockReason::RolledBack { at } => write!(
                 f,
                 "the target was rolled back from it at {at}; promote it by hand to bring it back"
+            ),
+            BlockReason::Held { since, digest } => write!(
+                f,
+                "the target was moved outside berth at {since} (to {digest}) and is held; \
+                 `berth channels ack` accepts that change, --force promotes over it"
             ),
         }
     }
@@ -175,6 +186,12 @@ pub fn evaluate_promotion(
     }
     let first_publish = target.current().is_none() && rule.first_publish == FirstPublish::Immediate;
     let mut reasons = Vec::new();
+    if let Some(held) = target.held() {
+        reasons.push(BlockReason::Held {
+            since: held.at,
+            digest: held.digest.clone(),
+        });
+    }
     for gate in &rule.gates {
         match gate {
             Gate::NotRetired => {

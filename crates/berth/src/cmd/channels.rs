@@ -110,9 +110,35 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ChannelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ChannelsAction>,
     /// Only this NAME or NAME/variant.
     pub image: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ChannelsAction {
+    /// Accept a change made outside berth on a channel berth manages (a hand fix): the channel
+    /// is held — neither the scheduler nor `promote` moves it — until this (or promote --force).
+    Ack(AckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AckArgs {
+    /// NAME or NAME/variant from the catalog.
+    pub image: String,
+    /// The held channel.
+    pub channel: String,
+    /// Why the outside change stands (recorded in the history).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Who is acknowledging (default: as for promote).
+    #[arg(long)]
+    pub actor: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -478,7 +504,17 @@ struct ChannelView {
     /// made outside berth is drift. Other channels (`staging`, pushed by CI) move outside berth
     /// by design.
     managed: bool,
+    /// A hand fix holds the channel: set when it was moved outside berth after berth moved
+    /// it, until `berth channels ack` (or `promote --force`). `null` when not held.
+    held: Option<HeldView>,
     noticed: Vec<berth_channels::Noticed>,
+}
+
+/// Why a channel is held: the outside change, when and to what.
+#[derive(Debug, Serialize)]
+struct HeldView {
+    since: DateTime<Utc>,
+    digest: Digest,
 }
 
 /// One rule in `berth channels`: when it runs next and what it would do now.
@@ -500,6 +536,9 @@ struct SubjectView {
 }
 
 pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    if let Some(ChannelsAction::Ack(ack_args)) = args.action {
+        return ack(ack_args, env);
+    }
     crate::cmd::runtime()?.block_on(async {
         let context = args.common.context(env, true).await?;
         let mut subjects: Vec<(Subject, &CatalogEntry)> = Vec::new();
@@ -531,8 +570,12 @@ pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCod
             .iter()
             .flat_map(|view| &view.channels)
             .filter(|channel| channel.managed)
-            .flat_map(|channel| &channel.noticed)
-            .any(|noticed| matches!(noticed.observation, channels::Observation::Drift { .. }));
+            .any(|channel| {
+                channel.held.is_some()
+                    || channel.noticed.iter().any(|noticed| {
+                        matches!(noticed.observation, channels::Observation::Drift { .. })
+                    })
+            });
         Ok(if drift {
             ExitCode::from(NEGATIVE)
         } else {
@@ -569,6 +612,10 @@ async fn view(
                 .any(|entry| entry.kind != channels::ChangeKind::OutsideChange);
         channel_views.push(ChannelView {
             managed,
+            held: state.held().map(|entry| HeldView {
+                since: entry.at,
+                digest: entry.digest.clone(),
+            }),
             channel: name.to_string(),
             since: digest
                 .as_ref()
@@ -666,6 +713,16 @@ fn channels_text(views: &[SubjectView]) -> String {
                     observation_text(&noticed.observation)
                 ));
             }
+            if let Some(held) = &channel.held {
+                text.push_str(&format!(
+                    "  ! {}: HELD since {}: moved outside berth to {}; `berth channels ack {} {}` accepts it, `promote --force` overrides it\n",
+                    channel.channel,
+                    moment(held.since),
+                    held.digest,
+                    view.image,
+                    channel.channel
+                ));
+            }
             match (&channel.digest, channel.since) {
                 (Some(digest), Some(since)) => text.push_str(&format!(
                     "  {:<10} {digest}  since {}\n",
@@ -710,6 +767,48 @@ fn channels_text(views: &[SubjectView]) -> String {
         }
     }
     text
+}
+
+/// `berth channels ack NAME CHANNEL`: accepts the hand fix that holds a channel.
+fn ack(args: AckArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let channel_tag = channel(&args.channel, "channel")?;
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env, true).await?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &channel_tag, "channel")?;
+        let actor = actor(args.actor, env);
+        let (outcome, noticed) = berth_channels::acknowledge(
+            &context.client,
+            &context.store,
+            &subject,
+            &channel_tag,
+            (&actor, &args.reason),
+            context.now,
+        )
+        .await
+        .with_context(|| format!("acknowledging {}:{channel_tag}", subject.label()))?;
+        if args.common.json {
+            crate::cmd::print_json(&serde_json::json!({
+                "subject": subject.label(),
+                "channel": channel_tag.to_string(),
+                "outcome": outcome,
+                "noticed": noticed,
+            }))?;
+        } else {
+            let target = format!("{}:{channel_tag}", subject.label());
+            let line = match &outcome {
+                berth_channels::Acknowledged::Released { digest, held_since } => format!(
+                    "{target}: acknowledged {digest} (held since {}); promotions resume\n",
+                    moment(*held_since)
+                ),
+                berth_channels::Acknowledged::NotHeld { .. } => {
+                    format!("{target}: not held; nothing to acknowledge\n")
+                }
+            };
+            crate::cmd::print_text(&line);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
