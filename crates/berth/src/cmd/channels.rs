@@ -65,8 +65,7 @@ pub struct PromoteArgs {
     pub digest: Option<String>,
     #[arg(long, default_value = "")]
     pub reason: String,
-    /// Who is acting (default: $BERTH_ACTOR, then $USER).
-    #[arg(long)]
+    #[arg(long, help = ACTOR_HELP)]
     pub actor: Option<String>,
     /// Promote past blocking reasons and over a tag moved outside berth (recorded as manual).
     #[arg(long)]
@@ -89,7 +88,7 @@ pub struct RollbackArgs {
     pub to: Option<String>,
     #[arg(long, default_value = "")]
     pub reason: String,
-    #[arg(long)]
+    #[arg(long, help = ACTOR_HELP)]
     pub actor: Option<String>,
     /// Roll back over a tag moved outside berth.
     #[arg(long)]
@@ -136,8 +135,7 @@ pub struct AckArgs {
     /// Why the outside change stands (recorded in the history).
     #[arg(long, default_value = "")]
     pub reason: String,
-    /// Who is acknowledging (default: as for promote).
-    #[arg(long)]
+    #[arg(long, help = ACTOR_HELP)]
     pub actor: Option<String>,
     #[command(flatten)]
     pub common: Common,
@@ -219,10 +217,27 @@ impl Common {
     }
 }
 
+/// How the actor is chosen, for `--help`.
+const ACTOR_HELP: &str = "Who is acting, recorded in the history and audit log (default: \
+$BERTH_ACTOR, then $USER, then the CI's user: $GITHUB_ACTOR, $GITLAB_USER_LOGIN, \
+$BUILD_REQUESTEDFOR; then the host name)";
+
+/// Who is acting: `--actor`, then the environment in [`ACTOR_HELP`]'s order, so that a
+/// container or CI job without `$USER` still names someone.
 fn actor(flag: Option<String>, env: &Environment) -> String {
-    flag.or_else(|| env.get("BERTH_ACTOR"))
-        .or_else(|| env.get("USER"))
-        .unwrap_or_else(|| "unknown".to_string())
+    flag.or_else(|| {
+        [
+            "BERTH_ACTOR",
+            "USER",
+            "GITHUB_ACTOR",
+            "GITLAB_USER_LOGIN",
+            "BUILD_REQUESTEDFOR",
+        ]
+        .iter()
+        .find_map(|name| env.get(name))
+    })
+    .or_else(|| env.hostname().map(|host| format!("someone on {host}")))
+    .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn channel(text: &str, flag: &str) -> anyhow::Result<Tag> {
@@ -873,4 +888,43 @@ pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
 
 fn moment(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor;
+    use crate::environment::Environment;
+
+    /// Issue 15, item 17: without $USER (containers, CI) the actor is the CI's user, then the
+    /// host, not a silent "unknown".
+    #[test]
+    fn the_actor_falls_back_to_ci_variables_then_the_host() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: [Case<'_>; 6] = [
+            (&[("BERTH_ACTOR", "bot"), ("USER", "carol")], None, "bot"),
+            (
+                &[("USER", "carol"), ("GITHUB_ACTOR", "octo")],
+                None,
+                "carol",
+            ),
+            (&[("GITHUB_ACTOR", "octo")], Some("runner-1"), "octo"),
+            (&[("GITLAB_USER_LOGIN", "lab")], None, "lab"),
+            (
+                &[("BUILD_REQUESTEDFOR", "Ada Lovelace")],
+                None,
+                "Ada Lovelace",
+            ),
+            (&[], Some("runner-1"), "someone on runner-1"),
+        ];
+        for (pairs, host, expected) in cases {
+            let mut env = Environment::from_pairs(pairs);
+            if let Some(host) = host {
+                env = env.on_host(host);
+            }
+            assert_eq!(actor(None, &env), expected, "{pairs:?}");
+        }
+        let env = Environment::from_pairs(&[("USER", "carol")]);
+        assert_eq!(actor(Some("alice".into()), &env), "alice");
+        assert_eq!(actor(None, &Environment::from_pairs(&[])), "unknown");
+    }
 }
