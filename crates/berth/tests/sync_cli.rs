@@ -410,6 +410,9 @@ fn a_whole_registry_sync_skips_a_listed_repository_without_a_tag_list() {
         stderr.contains("skipping a listed repository without tags"),
         "{stderr}"
     );
+    // Issue 15, item 20: stderr is a pipe here, so the WARN line carries no ANSI colours.
+    assert!(stderr.contains(" WARN "), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let outcomes: Vec<(String, String, u64)> = report["repositories"]
         .as_array()

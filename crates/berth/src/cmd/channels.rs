@@ -30,6 +30,7 @@ pub struct Common {
     /// (default: $BERTH_CATALOG, then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// The store: sqlite://FILE or postgres://... (default: $BERTH_STORE, then sqlite://berth.db).
@@ -52,8 +53,10 @@ pub struct Common {
 pub struct PromoteArgs {
     /// NAME or NAME/variant from the catalog.
     pub image: String,
+    /// The channel whose digest is promoted (`staging`): one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub from: String,
+    /// The channel that moves to it (`latest`): one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub to: String,
     /// The target is `--to` of this variant of the entry: its repository, maybe another registry
@@ -63,6 +66,7 @@ pub struct PromoteArgs {
     /// Promote this digest (one the source channel held) instead of the source's current one.
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<String>,
+    /// Why, recorded in the history and audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
     #[arg(long, help = ACTOR_HELP)]
@@ -81,11 +85,13 @@ pub struct PromoteArgs {
 pub struct RollbackArgs {
     /// NAME or NAME/variant from the catalog.
     pub image: String,
+    /// The channel to move back: one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub channel: String,
     /// Go back to this digest (it must be in the channel's history); default: one step back.
     #[arg(long, value_name = "DIGEST")]
     pub to: Option<String>,
+    /// Why, recorded in the history and audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
     #[arg(long, help = ACTOR_HELP)]
@@ -133,6 +139,7 @@ pub struct AckArgs {
     /// The held channel.
     pub channel: String,
     /// Why the outside change stands (recorded in the history).
+    /// Why, recorded in the history and audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
     #[arg(long, help = ACTOR_HELP)]
@@ -145,6 +152,7 @@ pub struct AckArgs {
 pub struct AuditArgs {
     /// Only entries about this subject (`python3.11/jobs:latest`).
     pub subject: Option<String>,
+    /// At most this many entries, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     #[command(flatten)]

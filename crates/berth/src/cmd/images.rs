@@ -31,11 +31,13 @@ pub struct Args {
     /// The catalog, for --built-on NAME (default: $BERTH_CATALOG, then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// The store (default: $BERTH_STORE, then sqlite://berth.db).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
