@@ -136,23 +136,35 @@ pub enum BlockReason {
 impl std::fmt::Display for BlockReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BlockReason::Soaking { until } => write!(f, "soaking on the source until {until}"),
+            BlockReason::Soaking { until } => {
+                write!(f, "soaking on the source until {}", seconds(*until))
+            }
             BlockReason::Retired { state } => write!(f, "the image is {state}"),
             BlockReason::FactsUnknown => f.write_str("berth does not know the image's facts yet"),
             BlockReason::OutsideWindow => f.write_str("outside every promotion window"),
-            BlockReason::Frozen { until, reason } => write!(f, "frozen until {until} ({reason})"),
+            BlockReason::Frozen { until, reason } => {
+                write!(f, "frozen until {} ({reason})", seconds(*until))
+            }
             BlockReason::NotOnSource => f.write_str("the source channel never held this digest"),
             BlockReason::RolledBack { at } => write!(
                 f,
-                "the target was rolled back from it at {at}; promote it by hand to bring it back"
+                "the target was rolled back from it at {}; promote it by hand to bring it back",
+                seconds(*at)
             ),
             BlockReason::Held { since, digest } => write!(
                 f,
-                "the target was moved outside berth at {since} (to {digest}) and is held; \
-                 `berth channels ack` accepts that change, --force promotes over it"
+                "the target was moved outside berth at {} (to {digest}) and is held; \
+                 `berth channels ack` accepts that change, --force promotes over it",
+                seconds(*since)
             ),
         }
     }
+}
+
+/// A moment for people, to the second: history times carry microseconds, which a deadline
+/// computed from them ("soaking until") would print otherwise.
+fn seconds(at: DateTime<Utc>) -> impl std::fmt::Display {
+    at.format("%Y-%m-%d %H:%M:%S UTC")
 }
 
 /// Whether `rule` may move `target` to a digest of `source` at `now`, and which; every

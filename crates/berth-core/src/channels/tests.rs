@@ -185,6 +185,14 @@ fn promotions_wait_for_soak_gates_windows_and_freezes() {
                 ..Case::default()
             },
             Case {
+                // Issue 15, item 20: a deadline computed from a recorded moment prints to the
+                // second, not with its microseconds.
+                source: "b@2026-11-24T12:00:00.123456Z outside",
+                target: on_latest,
+                expect: "blocked b: soaking on the source until 2026-11-26 12:00:00 UTC",
+                ..Case::default()
+            },
+            Case {
                 // Pushed to staging on Monday: two days have not passed by Wednesday 10:00.
                 source: "b@2026-11-24T12:00:00Z outside",
                 target: on_latest,
