@@ -810,6 +810,39 @@ async fn channel_history_audit_and_usage_are_append_only(url: String) {
         .unwrap();
     assert_eq!(about.len(), 1);
     assert_eq!(about[0].entry, audit);
+    // Issue 15, item 20: a name stands for everything under it (`NAME:channel`,
+    // `NAME/variant:channel`), and only for that.
+    for (subject, actor) in [
+        ("python3.11:latest", "a"),
+        ("python3.11/jobs:latest", "b"),
+        ("python3.110:latest", "c"),
+    ] {
+        store
+            .append_audit(&AuditEntry {
+                subject: subject.into(),
+                actor: actor.into(),
+                ..audit.clone()
+            })
+            .await
+            .unwrap();
+    }
+    let actors = |subject: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut actors: Vec<String> = store
+                .audit_log(Some(subject), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|logged| logged.entry.actor)
+                .collect();
+            actors.sort();
+            actors
+        }
+    };
+    assert_eq!(actors("python3.11").await, ["a", "b"]);
+    assert_eq!(actors("python3.11/jobs").await, ["b"]);
+    assert_eq!(actors("python3.11:latest").await, ["a"]);
 
     let usage = |seconds, name: &str, digest_seed: Option<&str>| AdmissionUse {
         at: at(seconds),

@@ -150,7 +150,8 @@ pub struct AckArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// Only entries about this subject (`python3.11/jobs:latest`).
+    /// Only entries about this subject: an image (`python3.11`: all its variants and
+    /// channels), a variant (`python3.11/jobs`) or one channel (`python3.11/jobs:latest`).
     pub subject: Option<String>,
     /// At most this many entries, newest first.
     #[arg(long, default_value_t = 50)]
