@@ -309,7 +309,9 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 /// Loads the policy; its errors (and approved bases the catalog does not name) are printed
 /// as `file:line:column` and make a usage error.
 pub fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
-    let text = read_input(path)?;
+    // Name the option: several files are in play ("nosuch.yaml: no such file" alone is not
+    // enough to find the mistake).
+    let text = read_input(path).map_err(|error| error.context("--policy"))?;
     let name = path.display().to_string();
     let loaded = policy::load(&name, &text);
     let mut diagnostics = loaded.diagnostics;
