@@ -26,7 +26,7 @@ pub use evaluate::{
     tags_to_resolve,
 };
 pub use knowledge::Knowledge;
-pub use pattern::RepositoryPattern;
+pub use pattern::{PathPattern, RepositoryPattern};
 pub use read::{Loaded, load};
 
 use crate::catalog::Location;
