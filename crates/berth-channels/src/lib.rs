@@ -6,7 +6,8 @@
 //! - [`subject`]: which image a command is about (catalog name, variant, repository).
 //! - [`history`]: channel history and audit entries, to and from the store.
 //! - [`tag`]: the registry half: moving a tag to a digest and confirming it.
-//! - [`ops`]: [`promote`], [`rollback`], [`check`]: decision, registry, history, in that order.
+//! - [`ops`]: [`promote`], [`rollback`], [`check`]: decision, registry, history, in that order;
+//!   [`acknowledge`]: a person accepts a hand fix that holds a channel.
 //! - [`scheduler`]: the scheduler, [`scheduler::tick`] (first publishes, due slots claimed once, catch-up once)
 //!   and [`scheduler::run`], the loop around it with an injected clock.
 //! - [`error`]: the one error type ([`ChannelError`]).
@@ -15,8 +16,8 @@
 //! - The registry is written before the history, so a crash leaves the tag ahead of the history,
 //!   never behind: the next run finds the tag already at its target and records the missing
 //!   entry ([`berth_core::channels::Observation::Unrecorded`]).
-//! - A tag someone else moved is recorded as an outside change and reported; it is overwritten
-//!   only when the caller says `force`.
+//! - A tag someone else moved is recorded as an outside change and reported; on a channel berth
+//!   moved before, it holds the channel until a person acknowledges it or promotes with `force`.
 //! - Nothing here reads the clock: `now` is an argument, as in the core.
 
 pub mod error;
@@ -28,6 +29,7 @@ pub mod tag;
 
 pub use error::ChannelError;
 pub use ops::{
-    Action, Noticed, Outcome, PromoteRequest, RollbackRequest, check, promote, rollback,
+    Acknowledged, Action, Noticed, Outcome, PromoteRequest, RollbackRequest, acknowledge, check,
+    promote, rollback,
 };
 pub use subject::Subject;

@@ -461,6 +461,64 @@ pub async fn rollback(
     ))
 }
 
+/// What [`acknowledge`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Acknowledged {
+    /// The outside change is accepted: the channel is no longer held.
+    Released {
+        digest: Digest,
+        held_since: DateTime<Utc>,
+    },
+    /// The channel was not held: nothing recorded.
+    NotHeld { digest: Option<Digest> },
+}
+
+/// A person accepts the outside change that holds `channel` ([`ChannelState::held`]): after
+/// reading the registry (a newer outside change is what gets accepted), a `manual` entry at
+/// the digest found, and an audit entry `channel.ack`.
+pub async fn acknowledge(
+    client: &Client,
+    store: &Store,
+    subject: &Subject,
+    channel: &Tag,
+    (actor, reason): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<(Acknowledged, Vec<Noticed>), ChannelError> {
+    let mut noticed = Vec::new();
+    let mut state = history::load(store, subject, channel).await?;
+    reconcile(
+        (client, store, subject),
+        channel,
+        &mut state,
+        None,
+        now,
+        &mut noticed,
+    )
+    .await?;
+    let Some(held) = state.held().cloned() else {
+        let digest = state.current().cloned();
+        return Ok((Acknowledged::NotHeld { digest }, noticed));
+    };
+    let entry = HistoryEntry {
+        previous: Some(held.digest.clone()),
+        digest: held.digest.clone(),
+        at: now,
+        actor: actor.to_string(),
+        reason: join_reason(reason, "acknowledged the change made outside berth"),
+        kind: ChangeKind::Manual,
+    };
+    history::append(store, subject, channel, &mut state, entry.clone()).await?;
+    history::audit(store, subject, channel, "channel.ack", &entry).await?;
+    Ok((
+        Acknowledged::Released {
+            digest: held.digest,
+            held_since: held.at,
+        },
+        noticed,
+    ))
+}
+
 /// Compares `channel`'s tag with its history and records what moved outside berth.
 pub async fn check(
     client: &Client,

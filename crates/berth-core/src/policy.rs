@@ -26,7 +26,7 @@ pub use evaluate::{
     references_read, tags_to_resolve,
 };
 pub use knowledge::{Knowledge, KnowledgeChanges};
-pub use pattern::RepositoryPattern;
+pub use pattern::{PathPattern, RepositoryPattern};
 pub use read::{Loaded, load, load_checked};
 
 use crate::catalog::Location;

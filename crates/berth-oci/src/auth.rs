@@ -264,20 +264,80 @@ pub fn check_realm(realm: &url::Url, registry_is_http: bool) -> Result<(), &'sta
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
         None => return Err("token realm has no host"),
     };
-    let forbidden = match host {
+    if is_forbidden_address(host) {
+        return Err("token realm is a link-local or metadata address");
+    }
+    Ok(())
+}
+
+/// Link-local (where cloud metadata services live: 169.254.169.254, fe80::/10, AWS's
+/// fd00:ec2::254), unspecified and broadcast addresses: never a token realm.
+pub fn is_forbidden_address(address: IpAddr) -> bool {
+    match address {
         IpAddr::V4(ip) => ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
         IpAddr::V6(ip) => {
             let mapped = ip.to_ipv4_mapped();
             (ip.segments()[0] & 0xffc0) == 0xfe80
                 || ip.is_unspecified()
                 || ip == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                || mapped.is_some_and(|v4| v4.is_link_local())
+                || mapped.is_some_and(|v4| v4.is_link_local() || v4.is_unspecified())
         }
-    };
-    if forbidden {
-        return Err("token realm is a link-local or metadata address");
     }
-    Ok(())
+}
+
+/// Host names → addresses for berth's HTTP clients. The default is the system's resolver; tests
+/// inject one that maps names of their choosing.
+#[derive(Clone)]
+pub struct Resolver(pub std::sync::Arc<dyn reqwest::dns::Resolve>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver(..)")
+    }
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.resolve(name)
+    }
+}
+
+/// What [`RealmGuard`] answers for a name that resolves to a forbidden address; found again in
+/// the connection error's chain to report [`crate::OciError::TokenRealm`].
+#[derive(Debug, thiserror::Error)]
+#[error("token realm resolves to a link-local or metadata address ({address})")]
+pub struct RealmAddressRefused {
+    pub address: IpAddr,
+}
+
+/// The token client's resolver: resolves the realm's host name and hands the connector only
+/// addresses that passed [`is_forbidden_address`], so the address checked is the address
+/// connected to (no second lookup an attacker's DNS could answer differently). A name with any
+/// forbidden address is refused whole. Literal IP realms never reach a resolver; `check_realm`
+/// covers them.
+pub(crate) struct RealmGuard {
+    /// `None`: the system's resolver (getaddrinfo on tokio's blocking pool).
+    pub(crate) inner: Option<Resolver>,
+}
+
+impl reqwest::dns::Resolve for RealmGuard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let addresses: Vec<std::net::SocketAddr> = match inner {
+                Some(resolver) => resolver.0.resolve(name).await?.collect(),
+                None => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
+            if let Some(bad) = addresses
+                .iter()
+                .find(|address| is_forbidden_address(address.ip()))
+            {
+                return Err(Box::new(RealmAddressRefused { address: bad.ip() })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// The body of a token response (Docker token auth and OAuth2 both appear in the wild).

@@ -113,6 +113,9 @@ pub struct ClientConfig {
     /// Per upstream registry, mirrors (`host:port`, configured in `registries` like any other)
     /// tried in order for reads of it before the upstream. Writes go to the upstream only.
     pub mirrors: HashMap<String, Vec<String>>,
+    /// Host name resolution; `None`: the system's. Token realms' addresses are checked
+    /// whichever resolves them (`auth::RealmGuard`).
+    pub resolver: Option<auth::Resolver>,
 }
 
 /// Requests sent and bytes received, for reports and for tests that count requests.
@@ -247,6 +250,9 @@ struct RegistryState {
     base_url: url::Url,
     config: RegistryConfig,
     http: reqwest::Client,
+    /// For token realms only: its resolver refuses names with link-local or metadata
+    /// addresses and connects to the addresses it checked.
+    token_http: reqwest::Client,
     semaphore: Arc<Semaphore>,
     auth: Mutex<AuthState>,
     /// The pull rate limit the registry's last answer stated, if it states one.
@@ -975,10 +981,7 @@ impl Client {
         if let Some(error) = source_error.lock().expect("source error lock").take() {
             return Err(error);
         }
-        let response = sent.map_err(|error| OciError::Transport {
-            target: target.clone(),
-            detail: transport_detail(&error),
-        })?;
+        let response = sent.map_err(|error| send_error(&target, &error))?;
         if response.status() != StatusCode::CREATED {
             return Err(self.response_error(response, target).await);
         }
@@ -1082,23 +1085,39 @@ impl Client {
         let scheme = if config.plain_http { "http" } else { "https" };
         let base_url = url::Url::parse(&format!("{scheme}://{host}/"))
             .map_err(|error| config_error(format!("invalid registry address: {error}")))?;
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .https_only(!config.plain_http);
-        if let Some(pem) = &config.ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|error| config_error(format!("CA bundle is not PEM: {error}")))?;
-            if certificates.is_empty() {
-                return Err(config_error("CA bundle holds no certificate".to_string()));
+        let certificates = match &config.ca_pem {
+            Some(pem) => {
+                let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|error| config_error(format!("CA bundle is not PEM: {error}")))?;
+                if certificates.is_empty() {
+                    return Err(config_error("CA bundle holds no certificate".to_string()));
+                }
+                certificates
             }
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
+            None => Vec::new(),
+        };
+        let builder = || {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(300))
+                .https_only(!config.plain_http);
+            for certificate in &certificates {
+                builder = builder.add_root_certificate(certificate.clone());
             }
+            builder
+        };
+        let resolver = self.inner.config.resolver.clone();
+        let mut registry_builder = builder();
+        if let Some(resolver) = &resolver {
+            registry_builder = registry_builder.dns_resolver(Arc::new(resolver.clone()));
         }
-        let http = builder
+        let http = registry_builder
+            .build()
+            .map_err(|error| config_error(format!("cannot build HTTP client: {error}")))?;
+        let token_http = builder()
+            .dns_resolver(Arc::new(auth::RealmGuard { inner: resolver }))
             .build()
             .map_err(|error| config_error(format!("cannot build HTTP client: {error}")))?;
         let state = Arc::new(RegistryState {
@@ -1107,6 +1126,7 @@ impl Client {
             semaphore: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             config,
             http,
+            token_http,
             auth: Mutex::new(AuthState::default()),
             helper_answer: tokio::sync::OnceCell::new(),
             rate_limit: Mutex::new(None),
@@ -1229,10 +1249,10 @@ impl Client {
                 builder = builder.header(header::AUTHORIZATION, value);
             }
             self.count(&method);
-            let response = builder.send().await.map_err(|error| OciError::Transport {
-                target: request.target.clone(),
-                detail: transport_detail(&error),
-            })?;
+            let response = builder
+                .send()
+                .await
+                .map_err(|error| send_error(&request.target, &error))?;
             if same_origin && let Some(limit) = RateLimit::from_headers(response.headers()) {
                 *registry.rate_limit.lock().expect("rate limit lock") = Some(limit);
             }
@@ -1420,7 +1440,7 @@ impl Client {
                     form.append_pair("service", service);
                 }
                 registry
-                    .http
+                    .token_http
                     .post(url)
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(form.finish())
@@ -1436,7 +1456,7 @@ impl Client {
                         query.append_pair("scope", part);
                     }
                 }
-                let builder = registry.http.get(url);
+                let builder = registry.token_http.get(url);
                 match credentials {
                     Some(Credentials::Basic { username, password }) => {
                         let mut value =
@@ -1451,9 +1471,14 @@ impl Client {
         };
         builder = builder.header(header::ACCEPT, "application/json");
         self.inner.counters.token.fetch_add(1, Ordering::Relaxed);
-        let response = builder.send().await.map_err(|error| OciError::Transport {
-            target: request.target.clone(),
-            detail: format!("token realm: {}", transport_detail(&error)),
+        let response = builder.send().await.map_err(|error| {
+            if chain_has::<auth::RealmAddressRefused>(&error) {
+                return refuse("token realm resolves to a link-local or metadata address");
+            }
+            OciError::Transport {
+                target: request.target.clone(),
+                detail: format!("token realm: {}", transport_detail(&error)),
+            }
         })?;
         let status = response.status();
         if status.is_redirection() {
@@ -1587,10 +1612,7 @@ impl BlobReader {
             .response
             .chunk()
             .await
-            .map_err(|error| OciError::Transport {
-                target: self.target.clone(),
-                detail: transport_detail(&error),
-            })?;
+            .map_err(|error| send_error(&self.target, &error))?;
         match chunk {
             Some(chunk) => {
                 self.received += chunk.len() as u64;
@@ -1857,6 +1879,59 @@ fn error_detail(body: &[u8]) -> String {
         text.push('…');
     }
     text
+}
+
+/// The error of a request to the registry: [`OciError::PlainHttp`] when a TLS connection was
+/// answered in plain HTTP (retrying cannot help), else [`OciError::Transport`].
+fn send_error(target: &Target, error: &reqwest::Error) -> OciError {
+    if answered_plain_http(error) {
+        return OciError::PlainHttp {
+            target: target.clone(),
+        };
+    }
+    OciError::Transport {
+        target: target.clone(),
+        detail: transport_detail(error),
+    }
+}
+
+/// Whether rustls gave up on the server's first bytes because they were no TLS record: a
+/// plain-HTTP server answering the hello (`HTTP/1.1 400 ...`) is what that looks like.
+fn answered_plain_http(error: &reqwest::Error) -> bool {
+    find_in_chain(error, &|cause| {
+        matches!(
+            cause.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        )
+    })
+}
+
+/// Whether an error of type `E` is among `error`'s causes.
+fn chain_has<E: std::error::Error + 'static>(error: &reqwest::Error) -> bool {
+    find_in_chain(error, &|cause| cause.is::<E>())
+}
+
+/// Whether `matches` holds for `error` or any of its causes, including the errors io::Error
+/// wraps (its `source` skips them; hyper wraps rustls's errors in two).
+fn find_in_chain(
+    error: &(dyn std::error::Error + 'static),
+    matches: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    if matches(error) {
+        return true;
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        && find_in_chain(inner, matches)
+    {
+        return true;
+    }
+    error
+        .source()
+        .is_some_and(|source| find_in_chain(source, matches))
 }
 
 /// A transport error with its causes on one line (hyper's and rustls's reasons matter here).

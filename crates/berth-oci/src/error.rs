@@ -74,6 +74,13 @@ pub enum OciError {
     },
     #[error("{target}: cannot reach the registry: {detail}")]
     Transport { target: Target, detail: String },
+    /// An https connection was answered in plain HTTP: the registry speaks only HTTP. Not
+    /// transient: retries cannot change it.
+    #[error(
+        "{target}: the registry answered plain HTTP; pass --insecure-registry {} if you mean it",
+        .target.registry
+    )]
+    PlainHttp { target: Target },
     #[error("{target}: protocol error: {detail}")]
     Protocol { target: Target, detail: String },
     #[error("{target}: refused token realm {realm:?}: {reason}")]

@@ -17,7 +17,7 @@ pub mod error;
 pub mod helper;
 pub mod manifest;
 
-pub use auth::{AuthFile, Credentials, Secret};
+pub use auth::{AuthFile, Credentials, Resolver, Secret};
 pub use client::{
     BlobReader, Client, ClientConfig, Limits, Listing, Manifest, Mount, RateLimit, RegistryConfig,
     RequestStats, Resolved, RetryPolicy,

@@ -246,6 +246,110 @@ async fn token_realm_at_a_metadata_address_is_refused() {
     assert_eq!(client.stats().token, 0, "no token request may be sent");
 }
 
+/// Host names of the test's choosing, as a DNS server under an attacker's control would answer.
+struct FixedNames(Vec<(&'static str, std::net::IpAddr)>);
+
+impl reqwest::dns::Resolve for FixedNames {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found: Vec<SocketAddr> = self
+            .0
+            .iter()
+            .filter(|(known, _)| *known == name.as_str())
+            .map(|(_, address)| SocketAddr::new(*address, 0))
+            .collect();
+        Box::pin(async move {
+            if found.is_empty() {
+                return Err("no such name".into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Issue 15, item 9: a realm whose *name* looks harmless but resolves to a link-local
+/// (metadata) address is refused before any credential is sent; the same realm resolving to
+/// an ordinary address gets its token, so the names are resolved by the guard, not refused
+/// for being unknown.
+#[tokio::test]
+async fn token_realm_resolving_to_a_metadata_address_is_refused() {
+    let server = Hostile::start(|seen, own| {
+        if seen.uri.starts_with("/token") {
+            return respond(200)
+                .body(Body::from(r#"{"token":"tok","expires_in":300}"#))
+                .unwrap();
+        }
+        let realm = if seen.uri.contains("/evil/") {
+            "169.254.169.254.nip.test"
+        } else {
+            "auth.test"
+        };
+        match seen.authorization.as_deref() {
+            Some("Bearer tok") => respond(200)
+                .header(
+                    "docker-content-digest",
+                    sha256(MANIFEST.as_bytes()).to_string(),
+                )
+                .body(Body::empty())
+                .unwrap(),
+            _ => respond(401)
+                .header(
+                    "www-authenticate",
+                    format!(
+                        r#"Bearer realm="http://{realm}:{}/token",service="x""#,
+                        own.port()
+                    ),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        }
+    })
+    .await;
+    let names = FixedNames(vec![
+        (
+            "169.254.169.254.nip.test",
+            "169.254.169.254".parse().unwrap(),
+        ),
+        ("auth.test", "127.0.0.1".parse().unwrap()),
+    ]);
+    let config = RegistryConfig {
+        plain_http: true,
+        credentials: Some(Credentials::Basic {
+            username: "alice".into(),
+            password: Secret::new("hunter2"),
+        }),
+        ..RegistryConfig::default()
+    };
+    let client = Client::new(ClientConfig {
+        registries: [(server.registry(), config)].into(),
+        resolver: Some(berth_oci::Resolver(Arc::new(names))),
+        ..ClientConfig::default()
+    });
+    let error = client
+        .resolve(&server.image("evil/repo:1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            OciError::TokenRealm { reason, .. }
+                if reason == "token realm resolves to a link-local or metadata address"
+        ),
+        "{error:?}"
+    );
+    assert!(!format!("{error} {error:?}").contains("hunter2"));
+    let token_requests = || {
+        server
+            .seen()
+            .iter()
+            .filter(|seen| seen.uri.starts_with("/token"))
+            .count()
+    };
+    assert_eq!(token_requests(), 0);
+
+    client.resolve(&server.image("good/repo:1")).await.unwrap();
+    assert_eq!(token_requests(), 1, "the harmless name got its token");
+}
+
 #[tokio::test]
 async fn token_realm_must_be_https_for_an_https_registry() {
     // The registry is https in the client's eyes; the check happens before any connection.

@@ -267,6 +267,24 @@ async fn tls_registry_is_not_trusted_without_its_ca() {
     assert!(matches!(error, OciError::Transport { .. }), "{error}");
 }
 
+/// Issue 15, item 13: https to a registry that speaks plain HTTP fails at the first answer,
+/// without retries, and says what to do.
+#[tokio::test]
+async fn a_plain_http_answer_to_tls_fails_at_once_with_a_hint() {
+    let client = Client::new(ClientConfig::default());
+    let error = client.resolve(&plain("berth/base:1")).await.unwrap_err();
+    assert!(matches!(error, OciError::PlainHttp { .. }), "{error:?}");
+    assert!(!error.is_transient());
+    let plain_host = Testbed::get().plain();
+    assert!(
+        error.to_string().contains(&format!(
+            "the registry answered plain HTTP; pass --insecure-registry {plain_host} if you mean it"
+        )),
+        "{error}"
+    );
+    assert_eq!(client.stats().total(), 1, "one attempt, no retries");
+}
+
 #[tokio::test]
 async fn put_manifest_keeps_bytes_and_digest_and_skopeo_reads_it_back() {
     let testbed = Testbed::get();

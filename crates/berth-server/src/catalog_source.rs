@@ -80,11 +80,17 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
             continue;
         }
         let file = item.path();
-        // Follows symlinks, as ConfigMap volumes are symlinks into a hidden directory.
-        if std::fs::metadata(&file)
-            .map_err(read_error(&file))?
-            .is_file()
-        {
+        // Follows symlinks, as ConfigMap volumes are symlinks into a hidden directory. A link
+        // to nothing (a removed file, a volume being swapped) is not a catalog file: skipped
+        // with a warning, so that the directory's other files still make the catalog.
+        let metadata = match std::fs::metadata(&file) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && is_symlink(&file) => {
+                tracing::warn!(file = %file.display(), "skipping a symbolic link to nothing");
+                continue;
+            }
+            other => other.map_err(read_error(&file))?,
+        };
+        if metadata.is_file() {
             if !resolves_inside(path, &file).map_err(read_error(&file))? {
                 return Err(SourceError::LinksOutside { path: file });
             }
@@ -106,6 +112,10 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
 pub fn resolves_inside(directory: &Path, file: &Path) -> std::io::Result<bool> {
     let directory = std::fs::canonicalize(directory)?;
     Ok(std::fs::canonicalize(file)?.starts_with(directory))
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink())
 }
 
 /// Reads every catalog file under `path`.
@@ -171,6 +181,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
         dir
+    }
+
+    /// Issue 15, item 20: a dangling `*.yaml` link does not make a valid directory "no
+    /// catalog".
+    #[test]
+    fn a_dangling_link_in_a_directory_is_skipped() {
+        let dir = scratch("dangling");
+        std::fs::write(dir.join("10-a.yaml"), "images: {}\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("gone.yaml"), dir.join("20-gone.yaml")).unwrap();
+        let names: Vec<String> = files(&dir)
+            .unwrap()
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["10-a.yaml"]);
     }
 
     #[test]

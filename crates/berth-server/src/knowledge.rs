@@ -259,7 +259,7 @@ async fn run_once(
 fn first_failure(report: &SyncReport) -> String {
     let repository = report.repositories.iter().find_map(|r| match &r.outcome {
         RepositoryOutcome::Failed { error } => Some(error.clone()),
-        RepositoryOutcome::Synced(_) => None,
+        RepositoryOutcome::Synced(_) | RepositoryOutcome::Skipped { .. } => None,
     });
     let registry = report
         .registry_failures

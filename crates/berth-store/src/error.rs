@@ -1,21 +1,41 @@
 //! The store's one error type: the variants a caller acts on, with context in fields.
 
+use crate::url::StoreUrl;
+
 /// What went wrong in the store. Messages describe this layer only; the database driver's
 /// error is the `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no backend berth knows.
     #[error(
-        "unsupported store URL {url:?}: expected sqlite:///path/to/berth.db, sqlite::memory: or postgres://..."
+        "unsupported store URL \"{url}\": expected sqlite:///path/to/berth.db, sqlite::memory: or postgres://..."
     )]
-    UnsupportedUrl { url: String },
-    /// The database could not be opened or reached (credentials in `url` are masked).
+    UnsupportedUrl { url: StoreUrl },
+    /// The database could not be opened or reached (`url` prints with passwords masked).
     #[error("cannot open the store at {url}")]
     Open {
-        url: String,
+        url: StoreUrl,
         #[source]
         source: sqlx::Error,
     },
+    /// A read-only open found no SQLite file: nothing was created.
+    #[error(
+        "there is no store at {url}: `berth sync` creates it; or name the existing one with --store or BERTH_STORE"
+    )]
+    Missing { url: StoreUrl },
+    /// A writer was given a SQLite path (or its -wal/-shm file) that is a symbolic link.
+    #[error(
+        "the store file {} is a symbolic link; berth writes only to a real file: give the link's target (realpath) in --store or BERTH_STORE", path.display()
+    )]
+    Symlink {
+        url: StoreUrl,
+        path: std::path::PathBuf,
+    },
+    /// A read-only open found a schema older than this build; readers do not migrate.
+    #[error(
+        "the store has schema version {found}, this berth needs {known}; a command that writes (`berth sync`) migrates it"
+    )]
+    SchemaTooOld { found: i64, known: i64 },
     /// The database was migrated by a newer berth; this one would misread it.
     #[error("store schema version {found} is newer than this berth (knows {known}); upgrade berth")]
     SchemaTooNew { found: i64, known: i64 },

@@ -216,7 +216,9 @@ impl Store {
         Ok(id)
     }
 
-    /// The audit log, newest first, about one subject or all.
+    /// The audit log, newest first, about one subject or all. A subject matches itself and,
+    /// as channel subjects are `NAME[/variant]:channel`, what lies under it: `python3.11` is
+    /// every channel of every variant of that image, `python3.11/jobs` those of one variant.
     pub async fn audit_log(
         &self,
         subject: Option<&str>,
@@ -225,7 +227,8 @@ impl Store {
         let rows: Vec<AuditRow> = on_pool!(self, |pool, Db| {
             sqlx::query_as(
                 "SELECT id, at, actor, action, subject, before_state, after_state FROM audit_log
-                 WHERE ($1 IS NULL OR subject = $1)
+                 WHERE ($1 IS NULL OR subject = $1
+                        OR substr(subject, 1, length($1) + 1) IN ($1 || ':', $1 || '/'))
                  ORDER BY at DESC, id DESC LIMIT $2",
             )
             .bind(subject)

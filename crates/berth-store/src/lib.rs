@@ -3,7 +3,7 @@
 //! PostgreSQL, behind one async API: [`Store`].
 //!
 //! Code map:
-//! - [`store`]: `Store::open(url)`, the two backends and the dispatch between them
+//! - [`store`]: `Store::open(url)` and `Store::open_read_only(url)`, the two backends and the dispatch between them
 //!   (docs/decisions/0003-store.md says why one struct over an enum of pools).
 //! - [`migrate`]: embedded migrations per backend (`migrations/sqlite`, `migrations/postgres`),
 //!   run on open; a schema newer than this build is refused.
@@ -17,6 +17,7 @@
 //! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
 //!   claimed and renewed on the database's clock, with a fencing epoch every write of the task
 //!   carries; the runs those tasks finished.
+//! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns.
 //! - [`error`]: the one error type, [`StoreError`].
 //!
@@ -82,6 +83,7 @@ pub mod records;
 pub mod schedule;
 pub mod snapshot;
 pub mod store;
+pub mod url;
 
 pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
@@ -94,3 +96,4 @@ pub use records::{
 };
 pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};
+pub use url::StoreUrl;

@@ -94,7 +94,7 @@ macro_rules! run_migrations {
             .execute(&mut *connection)
             .await
             .map_err(db("create the schema_version table"))?;
-        let read_applied = "SELECT version, name, checksum FROM schema_version ORDER BY version";
+        let read_applied = READ_APPLIED;
         let applied: Vec<Applied> = sqlx::query_as(read_applied)
             .fetch_all(&mut *connection)
             .await
@@ -183,6 +183,62 @@ pub(crate) async fn run_postgres(connection: &mut PgConnection) -> Result<(), St
          name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
         "BEGIN"
     )
+}
+
+/// Checks, without writing, that a database opened read-only is at this build's schema.
+pub(crate) async fn verify_sqlite(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    let (has_table,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(db("read the schema version"))?;
+    let applied: Vec<Applied> = if has_table {
+        sqlx::query_as(READ_APPLIED)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(db("read the schema version"))?
+    } else {
+        Vec::new()
+    };
+    check_current(&applied, SQLITE)
+}
+
+/// [`verify_sqlite`] for PostgreSQL (the schema is the connection's `search_path`).
+pub(crate) async fn verify_postgres(connection: &mut PgConnection) -> Result<(), StoreError> {
+    let (has_table,): (bool,) = sqlx::query_as("SELECT to_regclass('schema_version') IS NOT NULL")
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(db("read the schema version"))?;
+    let applied: Vec<Applied> = if has_table {
+        sqlx::query_as(READ_APPLIED)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(db("read the schema version"))?
+    } else {
+        Vec::new()
+    };
+    check_current(&applied, POSTGRES)
+}
+
+const READ_APPLIED: &str = "SELECT version, name, checksum FROM schema_version ORDER BY version";
+
+/// [`check_applied`], and every known migration applied.
+fn check_current(applied: &[Applied], known: &[Migration]) -> Result<(), StoreError> {
+    check_applied(applied, known)?;
+    let newest_known = known.iter().map(|m| m.version).max().unwrap_or(0);
+    let newest = applied
+        .iter()
+        .map(|(version, _, _)| *version)
+        .max()
+        .unwrap_or(0);
+    if newest < newest_known {
+        return Err(StoreError::SchemaTooOld {
+            found: newest,
+            known: newest_known,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a database migrated past what this build knows, or from different SQL.

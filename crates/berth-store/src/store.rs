@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::StoreError;
 use crate::error::db;
 use crate::migrate;
+use crate::url::StoreUrl;
 
 /// How long a SQLite writer waits for another writer before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,25 +77,47 @@ impl Dialect for sqlx::Postgres {
     const LOCK_ROW: &'static str = " FOR SHARE";
 }
 
+/// Whether the store may be written: read-only commands neither create nor migrate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the store at `url`:
     /// - `sqlite:///var/lib/berth/berth.db` — a file, created with its directory if missing;
-    ///   WAL journal, foreign keys on, a busy timeout for concurrent writers;
+    ///   WAL journal, foreign keys on, a busy timeout for concurrent writers. A database path
+    ///   that is a symbolic link is refused ([`StoreError::Symlink`]): berth writes only to the
+    ///   file it was named;
     /// - `sqlite::memory:` — a private in-memory database (tests, one-shot commands);
     /// - `postgres://user@host:port/db` — PostgreSQL; several replicas may open at once.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(StoreUrl::new(url), Access::ReadWrite).await
+    }
+
+    /// Opens the store at `url` for reading only: a SQLite file that does not exist is
+    /// [`StoreError::Missing`] (nothing is created), nothing is migrated (a schema older than
+    /// this build is [`StoreError::SchemaTooOld`]), and PostgreSQL sessions are read-only.
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(StoreUrl::new(url), Access::ReadOnly).await
+    }
+
+    async fn open_with(url: StoreUrl, access: Access) -> Result<Store, StoreError> {
         let open_error = |source| StoreError::Open {
-            url: redact_url(url),
+            url: url.clone(),
             source,
         };
-        let store = if url.starts_with("sqlite:") {
-            let is_memory = matches!(url, "sqlite::memory:" | "sqlite://:memory:");
-            let options = SqliteConnectOptions::from_str(url)
+        let raw = url.expose();
+        let store = if raw.starts_with("sqlite:") {
+            let is_memory = matches!(raw, "sqlite::memory:" | "sqlite://:memory:");
+            let options = SqliteConnectOptions::from_str(raw)
                 .map_err(open_error)?
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = if is_memory {
                 // An in-memory database lives as long as one connection to it: keep exactly one.
+                // It is private to this process, so even a reader migrates it.
                 SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
@@ -103,7 +126,17 @@ impl Store {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
+            } else if access == Access::ReadOnly {
+                if !options.get_filename().exists() {
+                    return Err(StoreError::Missing { url });
+                }
+                SqlitePoolOptions::new()
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.read_only(true))
+                    .await
             } else {
+                refuse_symlinks(&url, options.get_filename())?;
                 if let Some(parent) = options.get_filename().parent()
                     && !parent.as_os_str().is_empty()
                 {
@@ -125,20 +158,32 @@ impl Store {
             }
             .map_err(open_error)?;
             let mut connection = pool.acquire().await.map_err(open_error)?;
-            migrate::run_sqlite(&mut connection).await?;
+            if access == Access::ReadOnly && !is_memory {
+                migrate::verify_sqlite(&mut connection).await?;
+            } else {
+                migrate::run_sqlite(&mut connection).await?;
+            }
             drop(connection);
             Store {
                 backend: Backend::Sqlite(pool),
                 fence: None,
             }
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url).map_err(open_error)?;
-            // Migrations on a connection of their own: it holds the advisory lock, and closing
-            // it releases the lock whatever happened.
-            let mut connection = options.connect().await.map_err(open_error)?;
-            let migrated = migrate::run_postgres(&mut connection).await;
-            let _ = connection.close().await;
-            migrated?;
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(raw).map_err(open_error)?;
+            if access == Access::ReadOnly {
+                options = options.options([("default_transaction_read_only", "on")]);
+                let mut connection = options.connect().await.map_err(open_error)?;
+                let verified = migrate::verify_postgres(&mut connection).await;
+                let _ = connection.close().await;
+                verified?;
+            } else {
+                // Migrations on a connection of their own: it holds the advisory lock, and
+                // closing it releases the lock whatever happened.
+                let mut connection = options.connect().await.map_err(open_error)?;
+                let migrated = migrate::run_postgres(&mut connection).await;
+                let _ = connection.close().await;
+                migrated?;
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -150,11 +195,9 @@ impl Store {
                 fence: None,
             }
         } else {
-            return Err(StoreError::UnsupportedUrl {
-                url: redact_url(url),
-            });
+            return Err(StoreError::UnsupportedUrl { url });
         };
-        tracing::debug!(url = %redact_url(url), backend = ?store.backend_kind(), "store opened");
+        tracing::debug!(%url, backend = ?store.backend_kind(), ?access, "store opened");
         Ok(store)
     }
 
@@ -189,49 +232,25 @@ pub(crate) fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
     time.trunc_subsecs(6)
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |at| scheme_end + at);
-    let authority = &url[scheme_end..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    match authority[..at].split_once(':') {
-        Some((user, _password)) => format!(
-            "{}{user}:***{}",
-            &url[..scheme_end],
-            &url[scheme_end + at..]
-        ),
-        None => url.to_string(),
+/// Refuses a SQLite database (or its WAL and shared-memory files) that is a symbolic link:
+/// whoever can place the link would choose which file berth writes.
+fn refuse_symlinks(url: &StoreUrl, database: &std::path::Path) -> Result<(), StoreError> {
+    let mut paths = vec![database.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        paths.push(name.into());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        let cases = [
-            (
-                "postgres://berth:s3cret@db:5432/berth",
-                "postgres://berth:***@db:5432/berth",
-            ),
-            ("postgres://berth@db/berth", "postgres://berth@db/berth"),
-            (
-                "postgres://u:p@ss@db/x?sslmode=disable",
-                "postgres://u:***@db/x?sslmode=disable",
-            ),
-            ("sqlite:///var/lib/berth.db", "sqlite:///var/lib/berth.db"),
-            ("sqlite::memory:", "sqlite::memory:"),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(redact_url(url), expected, "{url}");
+    for path in paths {
+        let is_link = std::fs::symlink_metadata(&path)
+            .map(|metadata| metadata.file_type().is_symlink())
+            .unwrap_or(false);
+        if is_link {
+            return Err(StoreError::Symlink {
+                url: url.clone(),
+                path,
+            });
         }
     }
+    Ok(())
 }

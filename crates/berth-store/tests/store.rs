@@ -27,6 +27,7 @@ on_both_backends! {
     file: [
         a_newer_schema_is_refused,
         replicas_opening_at_once_migrate_once,
+        a_read_only_store_reads_and_never_writes,
     ],
 }
 
@@ -809,6 +810,39 @@ async fn channel_history_audit_and_usage_are_append_only(url: String) {
         .unwrap();
     assert_eq!(about.len(), 1);
     assert_eq!(about[0].entry, audit);
+    // Issue 15, item 20: a name stands for everything under it (`NAME:channel`,
+    // `NAME/variant:channel`), and only for that.
+    for (subject, actor) in [
+        ("python3.11:latest", "a"),
+        ("python3.11/jobs:latest", "b"),
+        ("python3.110:latest", "c"),
+    ] {
+        store
+            .append_audit(&AuditEntry {
+                subject: subject.into(),
+                actor: actor.into(),
+                ..audit.clone()
+            })
+            .await
+            .unwrap();
+    }
+    let actors = |subject: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut actors: Vec<String> = store
+                .audit_log(Some(subject), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|logged| logged.entry.actor)
+                .collect();
+            actors.sort();
+            actors
+        }
+    };
+    assert_eq!(actors("python3.11").await, ["a", "b"]);
+    assert_eq!(actors("python3.11/jobs").await, ["b"]);
+    assert_eq!(actors("python3.11:latest").await, ["a"]);
 
     let usage = |seconds, name: &str, digest_seed: Option<&str>| AdmissionUse {
         at: at(seconds),
@@ -866,6 +900,57 @@ async fn a_newer_schema_is_refused(url: String) {
             "store schema version {newer} is newer than this berth (knows {SCHEMA_VERSION}); upgrade berth"
         )
     );
+}
+
+/// Issue 15, item 7: a read-only open migrates nothing (an empty database stays empty), reads
+/// what a writer recorded, and cannot write.
+async fn a_read_only_store_reads_and_never_writes(url: String) {
+    if url.starts_with("sqlite:") {
+        // An empty file is a database without berth's schema.
+        let path = url.trim_start_matches("sqlite://");
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+    let error = Store::open_read_only(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::SchemaTooOld {
+                found: 0,
+                known: SCHEMA_VERSION
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("berth sync"), "{error}");
+
+    let writer = open(&url).await;
+    let app = repo("registry.example/team/app");
+    let (one, one_facts) = image("one", amd64(), &["a"], None);
+    let snapshot = RepoSnapshot {
+        tags: vec![(tag("1"), one.digest.clone())],
+        manifests: vec![one.clone()],
+        images: vec![one_facts],
+        ..RepoSnapshot::default()
+    };
+    writer
+        .record_repository_sync(&app, &snapshot, at(0))
+        .await
+        .unwrap();
+    writer.close().await;
+
+    let reader = Store::open_read_only(&url)
+        .await
+        .unwrap_or_else(|error| panic!("{error:?}"));
+    assert_eq!(
+        reader.tag_digests(&app).await.unwrap(),
+        vec![(tag("1"), one.digest.clone())]
+    );
+    let error = reader
+        .record_repository_sync(&app, &snapshot, at(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Database { .. }), "{error:?}");
 }
 
 async fn replicas_opening_at_once_migrate_once(url: String) {
@@ -926,6 +1011,64 @@ async fn unknown_urls_are_refused_without_leaking_passwords() {
         .unwrap_err();
     assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+/// Issue 15, item 5: a password in the query string (which the driver honours) or in a
+/// key=value DSN is masked like one in the authority, in `Display` and `Debug` alike.
+#[tokio::test]
+async fn query_string_and_dsn_passwords_never_reach_messages() {
+    for url in [
+        "postgres://user@127.0.0.1:1/berth?password=hunter2",
+        "postgres://127.0.0.1:1/berth?sslmode=disable&password=hunter2",
+        "host=127.0.0.1 port=1 password=hunter2 dbname=berth",
+    ] {
+        for read_only in [false, true] {
+            let error = if read_only {
+                Store::open_read_only(url).await.unwrap_err()
+            } else {
+                Store::open(url).await.unwrap_err()
+            };
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("password=***"), "{shown}");
+        }
+    }
+}
+
+/// Issue 15, item 7: a reader given a SQLite path that does not exist creates neither the file
+/// nor its directory, and says so.
+#[tokio::test]
+async fn a_missing_store_is_not_created_by_a_reader() {
+    let dir = common::temp_dir().join("nope");
+    let url = format!("sqlite://{}/none.db", dir.display());
+    let error = Store::open_read_only(&url).await.unwrap_err();
+    assert!(matches!(error, StoreError::Missing { .. }), "{error:?}");
+    assert!(error.to_string().contains("berth sync"), "{error}");
+    assert!(!dir.exists(), "{} was created", dir.display());
+}
+
+/// Issue 15, item 7: a writer refuses a database path that is a symbolic link (whoever places
+/// the link would choose the file berth writes), and leaves the link's target alone.
+#[tokio::test]
+async fn a_symlinked_database_is_refused_for_writing() {
+    let dir = common::temp_dir();
+    let target = dir.join("elsewhere.db");
+    std::fs::write(&target, b"not berth's").unwrap();
+    let link = dir.join("berth.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let url = format!("sqlite://{}", link.display());
+    let error = Store::open(&url).await.unwrap_err();
+    assert!(matches!(error, StoreError::Symlink { .. }), "{error:?}");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"not berth's");
+
+    // Its WAL file likewise.
+    let real = dir.join("real.db");
+    let wal = dir.join("real.db-wal");
+    std::os::unix::fs::symlink(&target, &wal).unwrap();
+    let url = format!("sqlite://{}", real.display());
+    let error = Store::open(&url).await.unwrap_err();
+    assert!(matches!(error, StoreError::Symlink { .. }), "{error:?}");
 }
 
 async fn a_promotion_slot_is_claimed_once(url: String) {

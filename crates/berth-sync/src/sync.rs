@@ -62,6 +62,11 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("{repository}: {message}")]
     Invalid { repository: String, message: String },
+    /// The registry does not know the repository's tag list (404): a repository `_catalog`
+    /// still lists after its content went (distribution keeps them), or a push that never got
+    /// to a manifest.
+    #[error("{repository}: the registry has no tag list for it (404)")]
+    NoTagList { repository: String },
     /// A manifest berth does not read as an image: its tags are skipped, the repository is not
     /// failed for it.
     #[error("{digest}: {reason}")]
@@ -89,6 +94,11 @@ pub enum RepositoryOutcome {
     /// Nothing was changed; the store keeps what it knew, marked with this error.
     Failed {
         error: String,
+    },
+    /// A repository a registry scan listed but that has no tag list any more: left alone, with
+    /// a warning; not a failure.
+    Skipped {
+        reason: String,
     },
 }
 
@@ -200,6 +210,8 @@ impl Syncer {
         let started = Instant::now();
         let before = self.client.stats();
         let mut repositories: BTreeSet<RepositoryName> = targets.repositories.clone();
+        // Named repositories that vanish are failures; scanned ones may be leftovers.
+        let named = &targets.repositories;
         let mut registry_failures = Vec::new();
         for scan in &targets.registries {
             match self.list_registry(&scan.registry).await {
@@ -237,6 +249,13 @@ impl Syncer {
                 let outcome = match self.sync_repository(&repository, run).await {
                     Ok(counts) => RepositoryOutcome::Synced(counts),
                     Err(SyncError::Store(error)) => return Err(SyncError::Store(error)),
+                    Err(error @ SyncError::NoTagList { .. }) if !named.contains(&repository) => {
+                        tracing::warn!(%repository, %error, "skipping a listed repository without tags");
+                        RepositoryOutcome::Skipped {
+                            reason: "the registry lists it, but its tag list is 404 (no tags left)"
+                                .to_string(),
+                        }
+                    }
                     Err(error) => {
                         let message = error.to_string();
                         tracing::warn!(%repository, error = %message, "repository sync failed");
@@ -314,7 +333,15 @@ impl Syncer {
             Reference::Tag(latest),
         )
         .map_err(|error| invalid(error.to_string()))?;
-        let listing = self.client.list_tags(&image, self.options.tag_cap).await?;
+        let listing = match self.client.list_tags(&image, self.options.tag_cap).await {
+            Ok(listing) => listing,
+            Err(OciError::NotFound { .. }) => {
+                return Err(SyncError::NoTagList {
+                    repository: repository.to_string(),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         let mut counts = RepositoryCounts {
             truncated: listing.truncated,
             ..RepositoryCounts::default()

@@ -2,69 +2,11 @@
 //! listed in the configuration, and whole registries listed with include/exclude patterns.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use berth_core::catalog::Catalog;
+/// The policy's path patterns (`team/*`, `**/base`, `team/m*`): one syntax, one matcher.
+pub use berth_core::policy::PathPattern;
 use berth_store::RepositoryName;
-
-/// A pattern over repository paths, matched segment by segment: `*` is one whole segment,
-/// `**` any number of segments (none included), anything else a literal segment. `team/*`
-/// matches `team/app` but not `team/app/x` nor `team-x/app`; `**` matches everything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathPattern {
-    text: String,
-    segments: Vec<String>,
-}
-
-impl PathPattern {
-    pub fn parse(text: &str) -> Result<PathPattern, String> {
-        let trimmed = text.trim_matches('/');
-        if trimmed.is_empty() {
-            return Err(format!("pattern {text:?} is empty"));
-        }
-        let segments: Vec<String> = trimmed.split('/').map(str::to_string).collect();
-        for segment in &segments {
-            if segment.is_empty() {
-                return Err(format!("pattern {text:?} has an empty segment"));
-            }
-            if segment.contains('*') && segment != "*" && segment != "**" {
-                return Err(format!(
-                    "pattern {text:?}: `*` and `**` stand for whole segments (`team/*`), not parts of one (`{segment}`)"
-                ));
-            }
-        }
-        Ok(PathPattern {
-            text: text.to_string(),
-            segments,
-        })
-    }
-
-    pub fn matches(&self, path: &str) -> bool {
-        let path: Vec<&str> = path.split('/').collect();
-        matches_from(&self.segments, &path)
-    }
-}
-
-fn matches_from(pattern: &[String], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| matches_from(rest, &path[skip..]))
-        }
-        Some((first, rest)) => match path.split_first() {
-            Some((segment, path_rest)) => {
-                (first == "*" || first == segment) && matches_from(rest, path_rest)
-            }
-            None => false,
-        },
-    }
-}
-
-impl fmt::Display for PathPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
 
 /// A whole registry to walk (through its `_catalog`), narrowed by patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,11 +78,21 @@ mod tests {
         }
     }
 
+    /// Issue 15, item 15: `--include 'team/m*'`, which the policy's syntax allows, was
+    /// refused; sync now takes the policy's patterns, globs inside a segment included.
     #[test]
-    fn partial_segment_wildcards_are_refused() {
-        assert!(PathPattern::parse("team-*").is_err());
+    fn globs_inside_a_segment_are_the_policys() {
+        let scan = RegistryScan {
+            registry: "r.example".into(),
+            include: vec![PathPattern::parse("team/m*").unwrap()],
+            exclude: vec![],
+        };
+        assert!(scan.selects("team/mail"));
+        assert!(!scan.selects("team/app"));
+        assert!(!scan.selects("team/mail/x"));
         assert!(PathPattern::parse("a//b").is_err());
         assert!(PathPattern::parse("/").is_err());
+        assert!(PathPattern::parse("a**").is_err());
     }
 
     #[test]

@@ -222,7 +222,7 @@ async fn a_resync_of_unchanged_tags_costs_one_head_each() {
         .iter()
         .map(|r| match &r.outcome {
             RepositoryOutcome::Synced(counts) => counts.tags,
-            RepositoryOutcome::Failed { .. } => 0,
+            RepositoryOutcome::Failed { .. } | RepositoryOutcome::Skipped { .. } => 0,
         })
         .sum();
     assert!(
@@ -615,7 +615,7 @@ fn total(report: &SyncReport, count: impl Fn(&berth_sync::RepositoryCounts) -> u
         .iter()
         .map(|r| match &r.outcome {
             RepositoryOutcome::Synced(counts) => count(counts),
-            RepositoryOutcome::Failed { .. } => panic!("{r:?}"),
+            RepositoryOutcome::Failed { .. } | RepositoryOutcome::Skipped { .. } => panic!("{r:?}"),
         })
         .sum()
 }

@@ -36,8 +36,11 @@ impl Testbed {
                     env_file.display()
                 )
             });
+            // scripts/postgres writes the PostgreSQL URL beside the registries' variables.
+            let pg_text = std::fs::read_to_string(dir.join("pg.env")).unwrap_or_default();
             let vars = text
                 .lines()
+                .chain(pg_text.lines())
                 .filter_map(|line| line.trim().strip_prefix("export "))
                 .filter_map(|pair| pair.split_once('='))
                 .map(|(key, value)| {
@@ -53,7 +56,8 @@ impl Testbed {
         })
     }
 
-    /// A variable from the env file (`BERTH_TEST_PLAIN_REGISTRY`, ...).
+    /// A variable from the env file (`BERTH_TEST_PLAIN_REGISTRY`, ...) or from `pg.env`
+    /// (`BERTH_TEST_PG_URL`, when `scripts/postgres start` ran).
     pub fn var(&self, name: &str) -> &str {
         self.vars
             .get(name)
@@ -241,6 +245,52 @@ impl OwnRegistry {
             "--dest-tls-verify=false",
             &format!("docker://{plain}/{source}"),
             &format!("docker://{}/{destination}", self.address),
+        ]);
+    }
+}
+
+impl OwnRegistry {
+    /// Uploads one blob into `repository` and no manifest: the registry's `_catalog` lists the
+    /// repository, its tag list answers 404 (as after an interrupted push, or what distribution
+    /// keeps of a repository whose content went).
+    pub fn push_blob_only(&self, repository: &str) {
+        let curl = |args: &[&str]| {
+            let output = std::process::Command::new("curl")
+                .args(["-sS", "--fail", "-D", "-", "-o", "/dev/null"])
+                .args(args)
+                .output()
+                .expect("curl is installed by scripts/testbed");
+            assert!(
+                output.status.success(),
+                "curl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let headers = curl(&[
+            "-X",
+            "POST",
+            &format!("http://{}/v2/{repository}/blobs/uploads/", self.address),
+        ]);
+        let location = headers
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("location")
+                    .then(|| value.trim().to_string())
+            })
+            .expect("the registry answers an upload start with a Location");
+        let separator = if location.contains('?') { '&' } else { '?' };
+        // sha256 of "hello".
+        let digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            "hello",
+            &format!("{location}{separator}digest={digest}"),
         ]);
     }
 }

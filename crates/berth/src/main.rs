@@ -92,12 +92,43 @@ fn init_logging(json: bool, env: &environment::Environment, default_level: &str)
         .get("BERTH_LOG")
         .unwrap_or_else(|| default_level.to_string());
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level));
+    use std::io::IsTerminal as _;
+    // Colours only for a person at a terminal: not in files, pipes or a pod's log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Issue 15, item 20: every option and argument of every command says what it is in
+    /// `--help` (`promote --from`, `images --json` had nothing).
+    #[test]
+    fn every_option_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "berth", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
     }
 }

@@ -247,6 +247,66 @@ fn drift_on_a_channel_berth_manages_is_reported_and_exits_one() {
     assert!(history.contains("outside-change"), "{history}");
 }
 
+/// Issue 15, item 10: a hand fix on `latest` is not overwritten by the next promotion (the
+/// first refusal records the drift; before the fix, the second promotion went over it). The
+/// channel stays held, shown by `berth channels`, until a person acknowledges it.
+#[test]
+fn a_hand_fix_holds_the_channel_until_acknowledged() {
+    let demo = Demo::new("held");
+    let base = Testbed::get().digest("berth/base:1");
+    let child = Testbed::get().digest("berth/child:1");
+    const PROMOTE: &[&str] = &["promote", "app", "--from", "staging", "--to", "latest"];
+    demo.push("berth/base:1", "staging");
+    demo.expect(PROMOTE, "2026-11-16T09:05:00Z", 0);
+    // The hand fix, then a new build on staging that soaked long enough.
+    demo.push("berth/child:1", "latest");
+    demo.push("berth/upper:1", "staging");
+    let wednesday = "2026-11-25T09:30:00Z";
+    let first = demo.expect(PROMOTE, wednesday, 1);
+    assert!(first.contains("the tag was moved outside berth"), "{first}");
+    let second = demo.expect(PROMOTE, wednesday, 1);
+    assert!(second.contains("is held"), "{second}");
+    assert_eq!(demo.seen("latest"), child, "the hand fix stays");
+
+    let status = demo.expect(&["channels"], wednesday, 1);
+    assert!(
+        status.contains("latest: HELD since 2026-11-25T09:30:00Z"),
+        "{status}"
+    );
+    let views: serde_json::Value =
+        serde_json::from_str(&demo.expect(&["channels", "--json"], wednesday, 1)).unwrap();
+    let latest = &views[0]["channels"][1];
+    assert_eq!(latest["channel"], "latest");
+    assert_eq!(latest["held"]["digest"], child.as_str(), "{views:#}");
+    assert!(views[0]["channels"][0]["held"].is_null(), "{views:#}");
+
+    let acked = demo.expect(
+        &[
+            "channels",
+            "ack",
+            "app",
+            "latest",
+            "--reason",
+            "hotfix stays",
+        ],
+        wednesday,
+        0,
+    );
+    assert!(
+        acked.contains(&format!("app:latest: acknowledged {child}")),
+        "{acked}"
+    );
+    let views: serde_json::Value =
+        serde_json::from_str(&demo.expect(&["channels", "--json"], wednesday, 0)).unwrap();
+    assert!(views[0]["channels"][1]["held"].is_null(), "{views:#}");
+    let audit = demo.expect(&["audit", "app:latest"], wednesday, 0);
+    assert!(audit.contains("channel.ack"), "{audit}");
+    // Promotions resume (once the new build has soaked since berth first saw it).
+    demo.expect(PROMOTE, "2026-11-30T09:30:00Z", 0);
+    assert_ne!(demo.seen("latest"), child);
+    assert_ne!(demo.seen("latest"), base);
+}
+
 #[test]
 fn an_unknown_image_is_a_usage_error() {
     let demo = Demo::new("usage");
@@ -260,6 +320,37 @@ fn an_unknown_image_is_a_usage_error() {
         stderr.contains("\"ap\" is not in the catalog; did you mean app?"),
         "{stderr}"
     );
+}
+
+/// Issue 15, item 12: a channel the entry does not publish (a typo, or the wrong image) is a
+/// usage error with "did you mean", not "nothing to do" with exit 0.
+#[test]
+fn promote_with_a_channel_the_entry_does_not_publish_is_a_usage_error() {
+    let demo = Demo::new("unpublished");
+    demo.push("berth/base:1", "staging");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["promote", "app", "--from", "stagin", "--to", "latest"],
+            "--from stagin: app is not published under that channel (its channels: staging, latest); did you mean staging?",
+        ),
+        (
+            &["promote", "app", "--from", "staging", "--to", "prod"],
+            "--to prod: app is not published under that channel (its channels: staging, latest)",
+        ),
+        (
+            &["rollback", "app", "--channel", "lates"],
+            "--channel lates: app is not published under that channel (its channels: staging, latest); did you mean latest?",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = demo.berth(args, "2026-11-16T09:05:00Z");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), format!("berth: {message}"), "{args:?}");
+    }
+    // Nothing was recorded for the typo.
+    let history = demo.expect(&["history", "app"], "2026-11-16T09:05:00Z", 0);
+    assert!(!history.contains("stagin "), "{history}");
 }
 
 #[test]

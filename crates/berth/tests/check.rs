@@ -671,3 +671,14 @@ fn an_unreachable_store_is_a_fault() {
         "{stderr}"
     );
 }
+
+/// Issue 15, item 20: a missing policy file is named with the option that named it.
+#[test]
+fn a_missing_policy_file_names_the_option() {
+    let (code, _, stderr) = run(
+        &["check", "--policy", "nosuch.yaml", CATALOG, "--image", "x"],
+        "",
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr, "berth: --policy: nosuch.yaml: no such file\n");
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use berth_testkit::Testbed;
+use berth_testkit::{OwnRegistry, Testbed, skopeo};
 use serde_json::Value;
 
 fn repository_root() -> PathBuf {
@@ -292,4 +292,203 @@ fn a_sync_killed_midway_leaves_a_store_the_next_sync_completes() {
     assert_eq!(lineage[0]["base"], testbed.digest("berth/base:1"));
     std::fs::remove_dir_all(dir).unwrap();
     drop(held);
+}
+
+/// Issue 15, item 7: the commands that only read the store neither create a missing SQLite
+/// file (nor its directory) nor answer from an empty store: exit 3 with a hint.
+#[test]
+fn read_only_commands_never_create_a_missing_store() {
+    let plain = Testbed::get().plain();
+    let (dir, catalog, _) = scratch("readers");
+    let missing = dir.join("nope");
+    let store = format!("sqlite://{}/none.db", missing.display());
+    let image = format!("{plain}/berth/base:1");
+    let commands: [&[&str]; 5] = [
+        &["images", "--store", &store],
+        &[
+            "check",
+            "--store",
+            &store,
+            "--catalog",
+            &catalog,
+            "--policy",
+            "examples/policy.yaml",
+            "--image",
+            &image,
+        ],
+        &[
+            "history",
+            "python3.11",
+            "--store",
+            &store,
+            "--catalog",
+            &catalog,
+        ],
+        &["audit", "--store", &store],
+        &[
+            "inspect",
+            "--store",
+            &store,
+            "--insecure-registry",
+            plain,
+            &image,
+        ],
+    ];
+    for args in commands {
+        let output = berth(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "berth {args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no store at") && stderr.contains("`berth sync` creates it"),
+            "berth {args:?}: {stderr}"
+        );
+        assert!(
+            !missing.exists(),
+            "berth {args:?} created {}",
+            missing.display()
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 15, items 5 and 20: a password in the store URL's query string is masked, and the
+/// PostgreSQL driver's error is printed once, not followed by its own source again.
+#[test]
+fn a_postgres_store_error_names_no_password_and_says_it_once() {
+    let base = Testbed::get().var("BERTH_TEST_PG_URL");
+    let (authority, database) = base
+        .trim_start_matches("postgres://")
+        .split_once('/')
+        .unwrap();
+    let host = authority.rsplit('@').next().unwrap();
+    let store = format!("postgres://nosuchrole@{host}/{database}?password=hunter2");
+    let output = berth(&["images", "--store", &store]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(stderr.contains("password=***"), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches(r#"role "nosuchrole" does not exist"#)
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// Issue 15, item 16: a whole-registry sync skips, with a warning, a repository `_catalog`
+/// lists whose tag list is 404, and exits 0; one whose manifests were deleted (skopeo delete:
+/// an empty tag list) syncs with no tags.
+#[test]
+fn a_whole_registry_sync_skips_a_listed_repository_without_a_tag_list() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let address = registry.address.clone();
+    registry.copy_from_testbed("berth/base:1", "team/kept:1");
+    registry.copy_from_testbed("berth/base:1", "team/deleted:1");
+    let digest = testbed.digest("berth/base:1");
+    skopeo(&[
+        "delete",
+        "--tls-verify=false",
+        &format!("docker://{address}/team/deleted@{digest}"),
+    ]);
+    registry.push_blob_only("team/orphan");
+    let (dir, _, store) = scratch("whole-registry");
+    let args = [
+        "sync",
+        "--registry",
+        &address,
+        "--insecure-registry",
+        &address,
+        "--store",
+        &store,
+        "--no-layers",
+        "--json",
+    ];
+    let output = berth(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("skipping a listed repository without tags"),
+        "{stderr}"
+    );
+    // Issue 15, item 20: stderr is a pipe here, so the WARN line carries no ANSI colours.
+    assert!(stderr.contains(" WARN "), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcomes: Vec<(String, String, u64)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+                r["tags"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = |name: &str, result: &str, tags: u64| {
+        (format!("{address}/team/{name}"), result.to_string(), tags)
+    };
+    assert_eq!(
+        outcomes,
+        [
+            expected("deleted", "synced", 0),
+            expected("kept", "synced", 1),
+            expected("orphan", "skipped", 0),
+        ],
+        "{report:#}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 15, item 14: `--platform` names a platform the image must have: a single-platform
+/// image of another platform, like an index without it, is a "no" (exit 1) that lists what the
+/// image has, not the other platform's image with exit 0.
+#[test]
+fn inspect_of_a_platform_the_image_lacks_says_no_and_lists_what_it_has() {
+    let plain = Testbed::get().plain();
+    let cases = [
+        ("berth/base:1", "linux/arm64", "linux/amd64"),
+        ("berth/multi:1", "linux/s390x", "linux/amd64, linux/arm64"),
+    ];
+    for (image, platform, available) in cases {
+        let reference = format!("{plain}/{image}");
+        let args = [
+            "inspect",
+            "--insecure-registry",
+            plain,
+            "--no-layers",
+            "--platform",
+            platform,
+            &reference,
+        ];
+        let output = berth(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?} printed an image");
+        assert!(
+            stderr.contains(&format!(
+                "no manifest for platform {platform} (the image has: {available})"
+            )),
+            "{stderr}"
+        );
+    }
+    // The platform it has is described as before.
+    let reference = format!("{plain}/berth/base:1");
+    let inspected = json(
+        &[
+            "inspect",
+            "--insecure-registry",
+            plain,
+            "--no-layers",
+            "--platform",
+            "linux/amd64",
+            &reference,
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(inspected["image"]["platform"], "linux/amd64");
 }

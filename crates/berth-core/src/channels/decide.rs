@@ -125,23 +125,46 @@ pub enum BlockReason {
     /// The target was rolled back from this digest: the scheduler does not bring it back (a
     /// person may, by hand).
     RolledBack { at: DateTime<Utc> },
+    /// The target was moved outside berth after berth had moved it (a hand fix): it stays as
+    /// it is until a person acknowledges the change ([`ChannelState::held`]).
+    Held {
+        since: DateTime<Utc>,
+        digest: Digest,
+    },
 }
 
 impl std::fmt::Display for BlockReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BlockReason::Soaking { until } => write!(f, "soaking on the source until {until}"),
+            BlockReason::Soaking { until } => {
+                write!(f, "soaking on the source until {}", seconds(*until))
+            }
             BlockReason::Retired { state } => write!(f, "the image is {state}"),
             BlockReason::FactsUnknown => f.write_str("berth does not know the image's facts yet"),
             BlockReason::OutsideWindow => f.write_str("outside every promotion window"),
-            BlockReason::Frozen { until, reason } => write!(f, "frozen until {until} ({reason})"),
+            BlockReason::Frozen { until, reason } => {
+                write!(f, "frozen until {} ({reason})", seconds(*until))
+            }
             BlockReason::NotOnSource => f.write_str("the source channel never held this digest"),
             BlockReason::RolledBack { at } => write!(
                 f,
-                "the target was rolled back from it at {at}; promote it by hand to bring it back"
+                "the target was rolled back from it at {}; promote it by hand to bring it back",
+                seconds(*at)
+            ),
+            BlockReason::Held { since, digest } => write!(
+                f,
+                "the target was moved outside berth at {} (to {digest}) and is held; \
+                 `berth channels ack` accepts that change, --force promotes over it",
+                seconds(*since)
             ),
         }
     }
+}
+
+/// A moment for people, to the second: history times carry microseconds, which a deadline
+/// computed from them ("soaking until") would print otherwise.
+fn seconds(at: DateTime<Utc>) -> impl std::fmt::Display {
+    at.format("%Y-%m-%d %H:%M:%S UTC")
 }
 
 /// Whether `rule` may move `target` to a digest of `source` at `now`, and which; every
@@ -175,6 +198,12 @@ pub fn evaluate_promotion(
     }
     let first_publish = target.current().is_none() && rule.first_publish == FirstPublish::Immediate;
     let mut reasons = Vec::new();
+    if let Some(held) = target.held() {
+        reasons.push(BlockReason::Held {
+            since: held.at,
+            digest: held.digest.clone(),
+        });
+    }
     for gate in &rule.gates {
         match gate {
             Gate::NotRetired => {

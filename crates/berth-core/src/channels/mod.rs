@@ -98,6 +98,20 @@ impl ChannelState {
         Some((self.history[start].at, end))
     }
 
+    /// The outside change that holds the channel, if any: berth moved it before (an entry that
+    /// is not an outside change), then someone else did (the latest entry), and no person has
+    /// acknowledged that since. A held channel is not promoted over — by the scheduler or by
+    /// hand — until a person acknowledges it (a `manual` entry at the digest found, which
+    /// `berth channels ack` records) or promotes with force.
+    pub fn held(&self) -> Option<&HistoryEntry> {
+        let latest = self.history.last()?;
+        let managed = self
+            .history
+            .iter()
+            .any(|entry| entry.kind != ChangeKind::OutsideChange);
+        (latest.kind == ChangeKind::OutsideChange && managed).then_some(latest)
+    }
+
     /// Whether the channel ever pointed at `digest`.
     pub fn has_held(&self, digest: &Digest) -> bool {
         self.history.iter().any(|entry| entry.digest == *digest)

@@ -185,6 +185,14 @@ fn promotions_wait_for_soak_gates_windows_and_freezes() {
                 ..Case::default()
             },
             Case {
+                // Issue 15, item 20: a deadline computed from a recorded moment prints to the
+                // second, not with its microseconds.
+                source: "b@2026-11-24T12:00:00.123456Z outside",
+                target: on_latest,
+                expect: "blocked b: soaking on the source until 2026-11-26 12:00:00 UTC",
+                ..Case::default()
+            },
+            Case {
                 // Pushed to staging on Monday: two days have not passed by Wednesday 10:00.
                 source: "b@2026-11-24T12:00:00Z outside",
                 target: on_latest,
@@ -262,6 +270,48 @@ fn the_scheduler_does_not_bring_back_what_was_rolled_back() {
             },
         ],
     );
+}
+
+/// Issue 15, item 10: a hand fix on a channel berth manages holds it — for the scheduler and
+/// by hand — until a person acknowledges it (a manual entry); a channel only ever moved
+/// outside berth (staging, pushed by CI) is never held.
+#[test]
+fn a_hand_fix_holds_the_channel_until_acknowledged() {
+    let source = "c@2026-11-10T12:00:00Z outside";
+    let fixed = "a@2026-11-01T09:00:00Z promotion, b@2026-11-20T08:00:00Z outside";
+    let held = "blocked c: the target was moved outside berth at 2026-11-20 08:00:00 UTC (to sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb) and is held; `berth channels ack` accepts that change, --force promotes over it";
+    check_evaluate(
+        &weekly(),
+        vec![
+            Case {
+                source,
+                target: fixed,
+                expect: held,
+                ..Case::default()
+            },
+            Case {
+                source,
+                target: fixed,
+                request: Request::ByHand { digest: None },
+                expect: held,
+                ..Case::default()
+            },
+            Case {
+                source,
+                target: "a@2026-11-01T09:00:00Z promotion, b@2026-11-20T08:00:00Z outside, b@2026-11-21T08:00:00Z manual",
+                expect: "promote c",
+                ..Case::default()
+            },
+            Case {
+                source,
+                target: "b@2026-11-01T09:00:00Z outside, d@2026-11-20T08:00:00Z outside",
+                expect: "promote c",
+                ..Case::default()
+            },
+        ],
+    );
+    assert!(channel(fixed).held().is_some());
+    assert!(channel("b@2026-11-01T09:00:00Z outside").held().is_none());
 }
 
 #[test]

@@ -1,6 +1,9 @@
-//! Repository patterns (`registry.example.com/team/**`) and name globs (`tool-*`), matched by
-//! exact host and whole path segments, never by string prefix: `registry.example.com.evil.io`
-//! and `registry.example.com-x/app` are other hosts, not longer spellings of the allowed one.
+//! Repository patterns (`registry.example.com/team/**`), their path half without a host
+//! ([`PathPattern`], `team/m*`: `berth sync --include`/`--exclude`) and name globs (`tool-*`),
+//! matched by exact host and whole path segments, never by string prefix:
+//! `registry.example.com.evil.io` and `registry.example.com-x/app` are other hosts, not longer
+//! spellings of the allowed one. One syntax and one matcher for policy and sync
+//! (docs/patterns.md).
 
 use std::fmt;
 
@@ -56,23 +59,7 @@ impl RepositoryPattern {
             "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
             _ => host,
         };
-        let mut segments = Vec::new();
-        for segment in path.split('/') {
-            if segment.is_empty() {
-                return Err(format!("{text:?} has an empty path segment"));
-            }
-            if segment == "**" {
-                if segments.last() != Some(&Segment::Any) {
-                    segments.push(Segment::Any);
-                }
-            } else if segment.contains("**") {
-                return Err(format!(
-                    "{text:?}: `**` must be a whole segment (`a/**/b`, not `a**`)"
-                ));
-            } else {
-                segments.push(Segment::Glob(segment.to_string()));
-            }
-        }
+        let segments = parse_segments(text, path)?;
         Ok(RepositoryPattern {
             text: text.to_string(),
             host,
@@ -98,6 +85,73 @@ impl fmt::Display for RepositoryPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// Repository path segments, without a host: `team/*`, `**/base`, `team/m*`. The same syntax
+/// and matcher as the path of a [`RepositoryPattern`]: `**` is any number of whole segments
+/// (none included), `*` inside a segment any run of characters within it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    /// As written, for messages.
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    /// Leading and trailing `/` are ignored (`/team/**/` is `team/**`).
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let trimmed = text.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err(format!("pattern {text:?} is empty"));
+        }
+        if trimmed.contains([':', '@']) {
+            return Err(format!(
+                "{text:?}: a pattern names repositories only, without tag or digest"
+            ));
+        }
+        Ok(PathPattern {
+            text: text.to_string(),
+            segments: parse_segments(text, trimmed)?,
+        })
+    }
+
+    /// Whether a repository path (`team/app`, no host) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let path: Vec<&str> = path.split('/').collect();
+        segments_match(&self.segments, &path)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The segments of a pattern's path (`text` is the whole pattern, for messages).
+fn parse_segments(text: &str, path: &str) -> Result<Vec<Segment>, String> {
+    let mut segments = Vec::new();
+    for segment in path.split('/') {
+        if segment.is_empty() {
+            return Err(format!("{text:?} has an empty path segment"));
+        }
+        if segment == "**" {
+            if segments.last() != Some(&Segment::Any) {
+                segments.push(Segment::Any);
+            }
+        } else if segment.contains("**") {
+            return Err(format!(
+                "{text:?}: `**` must be a whole segment (`a/**/b`, not `a**`)"
+            ));
+        } else {
+            segments.push(Segment::Glob(segment.to_string()));
+        }
+    }
+    Ok(segments)
 }
 
 fn segments_match(pattern: &[Segment], path: &[&str]) -> bool {
@@ -139,6 +193,41 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15, item 15: a path pattern is a repository pattern's path, with the same globs;
+    /// `team/m*` (which the policy accepted and sync refused) matches within one segment.
+    #[test]
+    fn path_patterns_match_as_the_path_of_a_repository_pattern() {
+        let cases = [
+            ("team/m*", "team/mail", true),
+            ("team/m*", "team/app", false),
+            ("team/m*", "team/mail/x", false),
+            ("team/*", "team/app", true),
+            ("team/*", "team-x/app", false),
+            ("team/*", "team/app/x", false),
+            ("**", "a/b/c", true),
+            ("**/base", "base", true),
+            ("**/base", "x/y/base", true),
+            ("/team/**/", "team/x/y", true),
+            ("tool-*/*", "tool-a/b", true),
+        ];
+        for (pattern, path, expected) in cases {
+            let parsed = PathPattern::parse(pattern).unwrap();
+            assert_eq!(parsed.matches(path), expected, "{pattern} {path}");
+            let whole =
+                RepositoryPattern::parse(&format!("r.example/{}", pattern.trim_matches('/')))
+                    .unwrap();
+            let reference = ImageRef::parse(&format!("r.example/{path}")).unwrap();
+            assert_eq!(
+                whole.matches(&reference),
+                expected,
+                "r.example/{pattern} {path}"
+            );
+        }
+        for bad in ["", "/", "a//b", "a**", "team/app:1"] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn hosts_are_exact_and_segments_whole() {

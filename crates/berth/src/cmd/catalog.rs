@@ -83,9 +83,13 @@ pub enum Command {
         all: bool,
     },
     /// Everything about one entry (by canonical name or alias).
-    Show { name: String },
+    Show {
+        /// A catalog name or alias.
+        name: String,
+    },
     /// The image reference a name or alias runs.
     Resolve {
+        /// A catalog name or alias.
         name: String,
         /// The consumer's variant (jobs, webservice, ...); without one, the default image.
         #[arg(long)]
@@ -96,11 +100,13 @@ pub enum Command {
     },
     /// The canonical name and variant of an image reference (any spelling, tag or digest).
     Which {
+        /// An image reference as a workload writes it (`python:3.11`, `registry/repo@sha256:...`).
         #[arg(value_name = "REF")]
         reference: String,
     },
     /// Write the catalog out: berth's format, Toolforge's images-v1.yaml, or a ConfigMap.
     Export {
+        /// What to write: berth's catalog, Toolforge's images-v1.yaml, or a ConfigMap holding it.
         #[arg(long, value_enum, default_value_t = ExportFormat::Berth)]
         format: ExportFormat,
         /// The ConfigMap's name.
@@ -112,8 +118,10 @@ pub enum Command {
     },
     /// Convert another format's file into a berth catalog (printed).
     Import {
+        /// The file's format.
         #[arg(long, value_enum)]
         format: ImportFormat,
+        /// The file to convert.
         file: PathBuf,
     },
     /// Print the catalog's JSON Schema (for editors).

@@ -30,6 +30,7 @@ pub struct Common {
     /// (default: $BERTH_CATALOG, then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// The store: sqlite://FILE or postgres://... (default: $BERTH_STORE, then sqlite://berth.db).
@@ -52,8 +53,10 @@ pub struct Common {
 pub struct PromoteArgs {
     /// NAME or NAME/variant from the catalog.
     pub image: String,
+    /// The channel whose digest is promoted (`staging`): one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub from: String,
+    /// The channel that moves to it (`latest`): one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub to: String,
     /// The target is `--to` of this variant of the entry: its repository, maybe another registry
@@ -63,10 +66,10 @@ pub struct PromoteArgs {
     /// Promote this digest (one the source channel held) instead of the source's current one.
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<String>,
+    /// Why, recorded in the history and audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
-    /// Who is acting (default: $BERTH_ACTOR, then $USER).
-    #[arg(long)]
+    #[arg(long, help = ACTOR_HELP)]
     pub actor: Option<String>,
     /// Promote past blocking reasons and over a tag moved outside berth (recorded as manual).
     #[arg(long)]
@@ -82,14 +85,16 @@ pub struct PromoteArgs {
 pub struct RollbackArgs {
     /// NAME or NAME/variant from the catalog.
     pub image: String,
+    /// The channel to move back: one the entry publishes.
     #[arg(long, value_name = "CHANNEL")]
     pub channel: String,
     /// Go back to this digest (it must be in the channel's history); default: one step back.
     #[arg(long, value_name = "DIGEST")]
     pub to: Option<String>,
+    /// Why, recorded in the history and audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
-    #[arg(long)]
+    #[arg(long, help = ACTOR_HELP)]
     pub actor: Option<String>,
     /// Roll back over a tag moved outside berth.
     #[arg(long)]
@@ -110,17 +115,45 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ChannelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ChannelsAction>,
     /// Only this NAME or NAME/variant.
     pub image: Option<String>,
     #[command(flatten)]
     pub common: Common,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum ChannelsAction {
+    /// Accept a change made outside berth on a channel berth manages (a hand fix): the channel
+    /// is held — neither the scheduler nor `promote` moves it — until this (or promote --force).
+    Ack(AckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AckArgs {
+    /// NAME or NAME/variant from the catalog.
+    pub image: String,
+    /// The held channel.
+    pub channel: String,
+    /// Why the outside change stands (recorded in the history).
+    /// Why, recorded in the history and audit log.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    #[arg(long, help = ACTOR_HELP)]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// Only entries about this subject (`python3.11/jobs:latest`).
+    /// Only entries about this subject: an image (`python3.11`: all its variants and
+    /// channels), a variant (`python3.11/jobs`) or one channel (`python3.11/jobs:latest`).
     pub subject: Option<String>,
+    /// At most this many entries, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     #[command(flatten)]
@@ -146,7 +179,9 @@ impl Common {
         }
     }
 
-    async fn context(&self, env: &Environment) -> anyhow::Result<Context> {
+    /// Reads the catalog, rules and store. `writes`: the command records in the store (moves,
+    /// outside changes it notices); otherwise the store is opened read-only and must exist.
+    async fn context(&self, env: &Environment, writes: bool) -> anyhow::Result<Context> {
         let now = self.now()?;
         let source = CatalogSource {
             path: catalog_path(self.catalog.clone(), env),
@@ -176,7 +211,12 @@ impl Common {
             }
             None => RulesFile::default(),
         };
-        let store = crate::cmd::open_store(&crate::cmd::store_url(self.store.clone(), env)).await?;
+        let url = crate::cmd::store_url(self.store.clone(), env);
+        let store = if writes {
+            crate::cmd::open_store(&url).await?
+        } else {
+            crate::cmd::open_store_read_only(&url).await?
+        };
         let client = Client::new(self.registry.client_config(env)?);
         Ok(Context {
             catalog,
@@ -188,10 +228,27 @@ impl Common {
     }
 }
 
+/// How the actor is chosen, for `--help`.
+const ACTOR_HELP: &str = "Who is acting, recorded in the history and audit log (default: \
+$BERTH_ACTOR, then $USER, then the CI's user: $GITHUB_ACTOR, $GITLAB_USER_LOGIN, \
+$BUILD_REQUESTEDFOR; then the host name)";
+
+/// Who is acting: `--actor`, then the environment in [`ACTOR_HELP`]'s order, so that a
+/// container or CI job without `$USER` still names someone.
 fn actor(flag: Option<String>, env: &Environment) -> String {
-    flag.or_else(|| env.get("BERTH_ACTOR"))
-        .or_else(|| env.get("USER"))
-        .unwrap_or_else(|| "unknown".to_string())
+    flag.or_else(|| {
+        [
+            "BERTH_ACTOR",
+            "USER",
+            "GITHUB_ACTOR",
+            "GITLAB_USER_LOGIN",
+            "BUILD_REQUESTEDFOR",
+        ]
+        .iter()
+        .find_map(|name| env.get(name))
+    })
+    .or_else(|| env.hostname().map(|host| format!("someone on {host}")))
+    .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn channel(text: &str, flag: &str) -> anyhow::Result<Tag> {
@@ -206,6 +263,25 @@ fn subject<'c>(catalog: &'c Catalog, text: &str) -> anyhow::Result<(Subject, &'c
     Subject::find(catalog, text).map_err(usage)
 }
 
+/// A channel a command moves must be one the entry publishes (`channels` in the catalog):
+/// anything else is a typo or the wrong image, a usage error with "did you mean".
+fn published(entry: &CatalogEntry, channel: &Tag, flag: &str) -> anyhow::Result<()> {
+    if entry.channels.contains(channel) {
+        return Ok(());
+    }
+    let names: Vec<&str> = entry.channels.iter().map(Tag::as_str).collect();
+    let mut message = format!(
+        "--{flag} {channel}: {} is not published under that channel (its channels: {})",
+        entry.name,
+        names.join(", ")
+    );
+    let close = catalog::suggest::closest(channel.as_str(), names.iter().copied(), 3);
+    if !close.is_empty() {
+        message.push_str(&format!("; did you mean {}?", close.join(", ")));
+    }
+    Err(usage(message))
+}
+
 pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let from = channel(&args.from, "from")?;
     let to = channel(&args.to, "to")?;
@@ -215,8 +291,10 @@ pub fn promote(args: PromoteArgs, env: &Environment) -> anyhow::Result<ExitCode>
         .map(|text| digest(text, "digest"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, true).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &from, "from")?;
+        published(entry, &to, "to")?;
         if let Some(variant) = args.to_variant.as_deref() {
             Subject::of(entry, Some(variant)).map_err(usage)?;
         }
@@ -256,8 +334,9 @@ pub fn rollback(args: RollbackArgs, env: &Environment) -> anyhow::Result<ExitCod
         .map(|text| digest(text, "to"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
-        let (subject, _) = subject(&context.catalog, &args.image)?;
+        let context = args.common.context(env, true).await?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &channel_tag, "channel")?;
         let request = RollbackRequest {
             channel: channel_tag.clone(),
             to,
@@ -387,7 +466,7 @@ pub fn history(args: HistoryArgs, env: &Environment) -> anyhow::Result<ExitCode>
         .map(|text| channel(text, "channel"))
         .transpose()?;
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, false).await?;
         let (subject, entry) = subject(&context.catalog, &args.image)?;
         let mut names: Vec<Tag> = match only {
             Some(only) => vec![only],
@@ -451,7 +530,17 @@ struct ChannelView {
     /// made outside berth is drift. Other channels (`staging`, pushed by CI) move outside berth
     /// by design.
     managed: bool,
+    /// A hand fix holds the channel: set when it was moved outside berth after berth moved
+    /// it, until `berth channels ack` (or `promote --force`). `null` when not held.
+    held: Option<HeldView>,
     noticed: Vec<berth_channels::Noticed>,
+}
+
+/// Why a channel is held: the outside change, when and to what.
+#[derive(Debug, Serialize)]
+struct HeldView {
+    since: DateTime<Utc>,
+    digest: Digest,
 }
 
 /// One rule in `berth channels`: when it runs next and what it would do now.
@@ -473,8 +562,11 @@ struct SubjectView {
 }
 
 pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    if let Some(ChannelsAction::Ack(ack_args)) = args.action {
+        return ack(ack_args, env);
+    }
     crate::cmd::runtime()?.block_on(async {
-        let context = args.common.context(env).await?;
+        let context = args.common.context(env, true).await?;
         let mut subjects: Vec<(Subject, &CatalogEntry)> = Vec::new();
         match &args.image {
             Some(text) => subjects.push(subject(&context.catalog, text)?),
@@ -504,8 +596,12 @@ pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCod
             .iter()
             .flat_map(|view| &view.channels)
             .filter(|channel| channel.managed)
-            .flat_map(|channel| &channel.noticed)
-            .any(|noticed| matches!(noticed.observation, channels::Observation::Drift { .. }));
+            .any(|channel| {
+                channel.held.is_some()
+                    || channel.noticed.iter().any(|noticed| {
+                        matches!(noticed.observation, channels::Observation::Drift { .. })
+                    })
+            });
         Ok(if drift {
             ExitCode::from(NEGATIVE)
         } else {
@@ -542,6 +638,10 @@ async fn view(
                 .any(|entry| entry.kind != channels::ChangeKind::OutsideChange);
         channel_views.push(ChannelView {
             managed,
+            held: state.held().map(|entry| HeldView {
+                since: entry.at,
+                digest: entry.digest.clone(),
+            }),
             channel: name.to_string(),
             since: digest
                 .as_ref()
@@ -639,6 +739,16 @@ fn channels_text(views: &[SubjectView]) -> String {
                     observation_text(&noticed.observation)
                 ));
             }
+            if let Some(held) = &channel.held {
+                text.push_str(&format!(
+                    "  ! {}: HELD since {}: moved outside berth to {}; `berth channels ack {} {}` accepts it, `promote --force` overrides it\n",
+                    channel.channel,
+                    moment(held.since),
+                    held.digest,
+                    view.image,
+                    channel.channel
+                ));
+            }
             match (&channel.digest, channel.since) {
                 (Some(digest), Some(since)) => text.push_str(&format!(
                     "  {:<10} {digest}  since {}\n",
@@ -685,11 +795,53 @@ fn channels_text(views: &[SubjectView]) -> String {
     text
 }
 
+/// `berth channels ack NAME CHANNEL`: accepts the hand fix that holds a channel.
+fn ack(args: AckArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let channel_tag = channel(&args.channel, "channel")?;
+    crate::cmd::runtime()?.block_on(async {
+        let context = args.common.context(env, true).await?;
+        let (subject, entry) = subject(&context.catalog, &args.image)?;
+        published(entry, &channel_tag, "channel")?;
+        let actor = actor(args.actor, env);
+        let (outcome, noticed) = berth_channels::acknowledge(
+            &context.client,
+            &context.store,
+            &subject,
+            &channel_tag,
+            (&actor, &args.reason),
+            context.now,
+        )
+        .await
+        .with_context(|| format!("acknowledging {}:{channel_tag}", subject.label()))?;
+        if args.common.json {
+            crate::cmd::print_json(&serde_json::json!({
+                "subject": subject.label(),
+                "channel": channel_tag.to_string(),
+                "outcome": outcome,
+                "noticed": noticed,
+            }))?;
+        } else {
+            let target = format!("{}:{channel_tag}", subject.label());
+            let line = match &outcome {
+                berth_channels::Acknowledged::Released { digest, held_since } => format!(
+                    "{target}: acknowledged {digest} (held since {}); promotions resume\n",
+                    moment(*held_since)
+                ),
+                berth_channels::Acknowledged::NotHeld { .. } => {
+                    format!("{target}: not held; nothing to acknowledge\n")
+                }
+            };
+            crate::cmd::print_text(&line);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     crate::cmd::runtime()?.block_on(async {
         // The audit log needs neither the catalog nor a registry.
         let url = crate::cmd::store_url(args.common.store.clone(), env);
-        let store = crate::cmd::open_store(&url).await?;
+        let store = crate::cmd::open_store_read_only(&url).await?;
         let entries = store.audit_log(args.subject.as_deref(), args.limit).await?;
         if args.common.json {
             let entries: Vec<serde_json::Value> = entries
@@ -747,4 +899,43 @@ pub fn audit(args: AuditArgs, env: &Environment) -> anyhow::Result<ExitCode> {
 
 fn moment(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor;
+    use crate::environment::Environment;
+
+    /// Issue 15, item 17: without $USER (containers, CI) the actor is the CI's user, then the
+    /// host, not a silent "unknown".
+    #[test]
+    fn the_actor_falls_back_to_ci_variables_then_the_host() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: [Case<'_>; 6] = [
+            (&[("BERTH_ACTOR", "bot"), ("USER", "carol")], None, "bot"),
+            (
+                &[("USER", "carol"), ("GITHUB_ACTOR", "octo")],
+                None,
+                "carol",
+            ),
+            (&[("GITHUB_ACTOR", "octo")], Some("runner-1"), "octo"),
+            (&[("GITLAB_USER_LOGIN", "lab")], None, "lab"),
+            (
+                &[("BUILD_REQUESTEDFOR", "Ada Lovelace")],
+                None,
+                "Ada Lovelace",
+            ),
+            (&[], Some("runner-1"), "someone on runner-1"),
+        ];
+        for (pairs, host, expected) in cases {
+            let mut env = Environment::from_pairs(pairs);
+            if let Some(host) = host {
+                env = env.on_host(host);
+            }
+            assert_eq!(actor(None, &env), expected, "{pairs:?}");
+        }
+        let env = Environment::from_pairs(&[("USER", "carol")]);
+        assert_eq!(actor(Some("alice".into()), &env), "alice");
+        assert_eq!(actor(None, &Environment::from_pairs(&[])), "unknown");
+    }
 }

@@ -21,7 +21,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store, print_json, print_text, runtime};
+use crate::cmd::{open_store_read_only, print_json, print_text, runtime};
 use crate::environment::Environment;
 use crate::exit::{NEGATIVE, usage};
 use crate::registry_args::RegistryArgs;
@@ -39,6 +39,7 @@ pub struct Args {
     /// (default: $BERTH_CATALOG, then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// An image reference to check as a new Pod would run it; repeatable.
@@ -168,7 +169,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let knowledge = match store_url {
         None => Knowledge::default(),
         Some(url) => runtime()?.block_on(async {
-            let store = open_store(&url).await?;
+            let store = open_store_read_only(&url).await?;
             // Only what these checks read, by point lookups; with --resolve, a tag resolved at
             // the registry may name any stored image, so the whole store is loaded.
             let knowledge = if args.resolve.resolve {
@@ -335,7 +336,9 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 /// Loads the policy; its errors (and approved bases the catalog does not name) are printed
 /// as `file:line:column` and make a usage error.
 pub fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
-    let text = read_input(path)?;
+    // Name the option: several files are in play ("nosuch.yaml: no such file" alone is not
+    // enough to find the mistake).
+    let text = read_input(path).map_err(|error| error.context("--policy"))?;
     let name = path.display().to_string();
     let loaded = policy::load_checked(&name, &text, catalog);
     for diagnostic in &loaded.diagnostics {

@@ -12,7 +12,7 @@ use berth_store::{ImageFilter, RepositoryName, Store};
 use chrono::Utc;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store, print_json, print_text, runtime, store_url};
+use crate::cmd::{open_store_read_only, print_json, print_text, runtime, store_url};
 use crate::environment::Environment;
 use crate::exit::usage;
 
@@ -31,11 +31,13 @@ pub struct Args {
     /// The catalog, for --built-on NAME (default: $BERTH_CATALOG, then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// The store (default: $BERTH_STORE, then sqlite://berth.db).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -43,7 +45,7 @@ pub struct Args {
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let url = store_url(args.store.clone(), env);
     runtime()?.block_on(async {
-        let store = open_store(&url).await?;
+        let store = open_store_read_only(&url).await?;
         let mut filter = ImageFilter {
             os: args.os.clone(),
             ..ImageFilter::default()

@@ -19,8 +19,9 @@ use crate::registry_args::RegistryArgs;
 pub struct Args {
     /// The image reference (`registry/repo:tag`, `repo@sha256:...`).
     pub reference: String,
-    /// Platform to describe when the image is an index, as os/arch[/variant]
-    /// (default: this machine's, e.g. linux/amd64).
+    /// Platform to describe, as os/arch[/variant]; an image without it is a "no" (exit 1)
+    /// naming the platforms it has (default: this machine's, e.g. linux/amd64, when the image
+    /// is an index; a single-platform image is described whatever its platform).
     #[arg(long)]
     pub platform: Option<String>,
     /// Take OS identity and lineage from this store when it knows the image (default:
@@ -119,17 +120,22 @@ pub struct Layer {
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let image = ImageRef::parse(&args.reference).map_err(|error| usage(error.to_string()))?;
     let wanted = match &args.platform {
-        Some(text) => Platform::parse(text)
-            .ok_or_else(|| usage(format!("--platform {text:?}: expected os/arch[/variant]")))?,
-        None => Platform::host(),
+        Some(text) => Wanted::Asked(
+            Platform::parse(text)
+                .ok_or_else(|| usage(format!("--platform {text:?}: expected os/arch[/variant]")))?,
+        ),
+        None => Wanted::Host(Platform::host()),
     };
     let client = Client::new(args.registry.client_config(env)?);
     let runtime = crate::cmd::runtime()?;
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let inspection = runtime.block_on(async {
-        let mut inspection = inspect(&client, &image, &wanted).await?;
+        let mut inspection = match inspect(&client, &image, &wanted).await? {
+            Ok(inspection) => inspection,
+            Err(missing) => return anyhow::Ok(Err(missing)),
+        };
         if let Some(url) = &store_url {
-            let store = crate::cmd::open_store(url).await?;
+            let store = crate::cmd::open_store_read_only(url).await?;
             add_knowledge(&store, &mut inspection).await?;
             store.close().await;
         }
@@ -161,8 +167,16 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
                 source: "layers",
             });
         }
-        anyhow::Ok(inspection)
+        anyhow::Ok(Ok(inspection))
     })?;
+    let inspection = match inspection {
+        Ok(inspection) => inspection,
+        // The image exists, but not for that platform: a "no".
+        Err(missing) => {
+            eprintln!("berth: {missing}");
+            return Ok(ExitCode::from(crate::exit::NEGATIVE));
+        }
+    };
     if args.json {
         crate::cmd::print_json(&inspection)?;
     } else {
@@ -171,28 +185,47 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The platform to describe: one the user asked for must exist; the host's is only a
+/// preference (a single-platform image is described whatever its platform).
+pub enum Wanted {
+    Asked(Platform),
+    Host(Platform),
+}
+
+/// The image has no manifest for the platform asked for; names those it has.
+#[derive(Debug, thiserror::Error)]
+#[error("{image}: no manifest for platform {wanted} (the image has: {})", available.join(", "))]
+pub struct PlatformMissing {
+    image: String,
+    wanted: String,
+    available: Vec<String>,
+}
+
 /// Reads an image from its registry: the manifest (or index, then the wanted platform's
-/// manifest), and its config.
+/// manifest), and its config. `Ok(Err(..))`: the image has no manifest for the platform.
 pub async fn inspect(
     client: &Client,
     image: &ImageRef,
-    wanted: &Platform,
-) -> anyhow::Result<Inspection> {
+    wanted: &Wanted,
+) -> anyhow::Result<Result<Inspection, PlatformMissing>> {
+    let (Wanted::Asked(platform) | Wanted::Host(platform)) = wanted;
+    let missing = |available: Vec<String>| PlatformMissing {
+        image: image.to_string(),
+        wanted: platform.to_string(),
+        available,
+    };
     let top = client.manifest(image).await?;
     let (platforms, manifest) = match &top.kind {
         ManifestKind::Image(_) => (Vec::new(), top.clone()),
         ManifestKind::Index(index) => {
             let entries = index.manifests.iter().map(index_entry).collect();
-            let chosen = index.select(wanted).with_context(|| {
+            let Some(chosen) = index.select(platform) else {
                 let available: Vec<String> = index
                     .runnable()
                     .filter_map(|entry| entry.platform.as_ref().map(Platform::to_string))
                     .collect();
-                format!(
-                    "{image}: no manifest for platform {wanted} (available: {})",
-                    available.join(", ")
-                )
-            })?;
+                return Ok(Err(missing(available)));
+            };
             (entries, client.manifest_of(image, chosen).await?)
         }
     };
@@ -220,7 +253,12 @@ pub async fn inspect(
         variant: config.variant.clone(),
         os_version: None,
     };
-    Ok(Inspection {
+    if let Wanted::Asked(asked) = wanted
+        && !platform.satisfies(asked)
+    {
+        return Ok(Err(missing(vec![platform.to_string()])));
+    }
+    Ok(Ok(Inspection {
         reference: image.canonical(),
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
@@ -244,7 +282,7 @@ pub async fn inspect(
         },
         identity: None,
         lineage: None,
-    })
+    }))
 }
 
 /// OS identity and lineage from the store, when it holds the platform image.

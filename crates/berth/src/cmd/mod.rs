@@ -26,9 +26,16 @@ pub fn store_url(flag: Option<String>, env: &crate::environment::Environment) ->
         .unwrap_or_else(|| "sqlite://berth.db".to_string())
 }
 
-/// Opens (and migrates) the store; its errors name the URL without a password.
+/// Opens (creating and migrating if needed) the store, for commands that write to it; its
+/// errors name the URL without a password.
 pub async fn open_store(url: &str) -> anyhow::Result<berth_store::Store> {
     Ok(berth_store::Store::open(url).await?)
+}
+
+/// Opens the store for commands that only read it: a store that does not exist is an error
+/// with a hint (exit 3), never a new empty store.
+pub async fn open_store_read_only(url: &str) -> anyhow::Result<berth_store::Store> {
+    Ok(berth_store::Store::open_read_only(url).await?)
 }
 
 /// Writes text to stdout. A closed pipe (`berth ... | head`) is not an error.

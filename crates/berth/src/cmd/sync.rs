@@ -30,6 +30,7 @@ pub struct Args {
     /// $BERTH_CATALOG, then ./catalog.yaml, when no --repo or --registry is given).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// Also walk this repository (`registry/path`). Repeatable.
@@ -265,6 +266,12 @@ fn report_text(report: &SyncReport) -> String {
             RepositoryOutcome::Failed { error } => {
                 out.push_str(&format!(
                     "{}: FAILED, kept what was known: {error}\n",
+                    repository.repository
+                ));
+            }
+            RepositoryOutcome::Skipped { reason } => {
+                out.push_str(&format!(
+                    "{}: skipped, kept what was known: {reason}\n",
                     repository.repository
                 ));
             }
