@@ -97,6 +97,16 @@ impl SnapshotCell {
         }));
     }
 
+    /// The registry knowledge being served (with or without a policy).
+    pub fn knowledge(&self) -> Arc<Knowledge> {
+        Arc::clone(
+            &self
+                .knowledge
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     pub fn set_knowledge(&self, knowledge: Knowledge) {
         let knowledge = Arc::new(knowledge);
         *self

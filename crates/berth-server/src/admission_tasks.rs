@@ -209,11 +209,15 @@ pub async fn first_loads(catalog: &CatalogState, policy: Option<&PolicyState>, l
     .await;
 }
 
-/// Re-reads the store's knowledge every `interval` until `stopped`; a failure keeps the last.
+/// Brings the webhook's knowledge up to date every `interval` until `stopped`, from
+/// `generation` (that of the knowledge the cell holds): only what the store changed since is
+/// read (`Store::knowledge_changes`), and the next snapshot is built from the previous one, so
+/// an idle refresh costs two small queries whatever the store's size. A failure keeps the last.
 pub async fn refresh_knowledge(
     cell: Arc<SnapshotCell>,
     store: Store,
     interval: Duration,
+    mut generation: u64,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -221,10 +225,19 @@ pub async fn refresh_knowledge(
             () = tokio::time::sleep(interval) => {}
             () = crate::until_stopped(&mut stopped) => return,
         }
-        match store.knowledge().await {
-            Ok((knowledge, _generation)) => {
-                cell.set_knowledge(knowledge);
-                tracing::debug!("registry knowledge refreshed");
+        match store.knowledge_changes(generation).await {
+            Ok(changes) if changes.generation == generation => {}
+            Ok(changes) => {
+                let next = (*cell.knowledge()).clone().apply(&changes);
+                cell.set_knowledge(next);
+                tracing::debug!(
+                    from = generation,
+                    to = changes.generation,
+                    tags = changes.tags.len(),
+                    images = changes.images.len(),
+                    "registry knowledge refreshed"
+                );
+                generation = changes.generation;
             }
             Err(error) => tracing::warn!(
                 error = %error,

@@ -670,7 +670,7 @@ mod tests {
     fn registry_mirrors() {
         check(
             "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [] }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
         );
     }
 

@@ -173,10 +173,15 @@ pub async fn run_with_clock(
     let leases = Arc::new(leases::LeaseBook::default());
     // The webhook's snapshot: the store's knowledge read once now, the policy once the catalog
     // has loaded (by the watcher; until then the webhook and /readyz answer 503).
+    let mut generation = 0;
     let policy = match &settings.policy {
         Some(path) => {
             let known = match &store {
-                Some(store) => store.knowledge().await.map_err(std::io::Error::other)?.0,
+                Some(store) => {
+                    let (known, at) = store.knowledge().await.map_err(std::io::Error::other)?;
+                    generation = at;
+                    known
+                }
                 None => berth_core::policy::Knowledge::default(),
             };
             let cell = Arc::new(admission::SnapshotCell::without_policy(known));
@@ -285,6 +290,7 @@ pub async fn run_with_clock(
                     Arc::clone(&policy.cell),
                     store.clone(),
                     settings.knowledge_refresh,
+                    generation,
                     stopped.clone(),
                 )),
             ));

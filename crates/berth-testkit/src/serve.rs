@@ -85,6 +85,37 @@ impl ServeProcess {
             .unwrap_or_else(|error| panic!("checking on berth serve: {error}"))
     }
 
+    /// GETs `path` over plain HTTP/1.0 and returns the status code and the body as JSON (a
+    /// JSON string when it is not JSON); status 0 when the server does not answer.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        use std::io::{Read as _, Write as _};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.address) else {
+            return (0, Value::Null);
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        if write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.address
+        )
+        .is_err()
+        {
+            return (0, Value::Null);
+        }
+        let mut response = String::new();
+        if stream.read_to_string(&mut response).is_err() {
+            return (0, Value::Null);
+        }
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+        (status, body)
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.address

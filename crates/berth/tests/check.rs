@@ -432,13 +432,16 @@ fn invalid_utf8_is_a_bad_file_not_a_fault() {
     let good_policy = format!("--policy={}", write_policy(&dir, OFFLINE_POLICY));
     let bad_policy = format!("--policy={bad}");
     let bad_catalog = format!("--catalog={bad}");
-    let expect =
-        format!("berth: {bad}:2:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8\n");
-    for args in [
-        vec!["check", &good_policy, CATALOG, &bad],
-        vec!["check", &bad_policy, CATALOG, "--image=x"],
-        vec!["check", &good_policy, &bad_catalog, "--image=x"],
+    let message = format!("{bad}:2:6: error: not UTF-8 text (byte 0xff); save the file as UTF-8\n");
+    for (args, option) in [
+        (vec!["check", &good_policy, CATALOG, &bad], ""),
+        (
+            vec!["check", &bad_policy, CATALOG, "--image=x"],
+            "--policy: ",
+        ),
+        (vec!["check", &good_policy, &bad_catalog, "--image=x"], ""),
     ] {
+        let expect = format!("berth: {option}{message}");
         let (code, stdout, stderr) = run(&args, "");
         assert_eq!(
             (code, stdout.as_str(), stderr.as_str()),
