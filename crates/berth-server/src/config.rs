@@ -351,6 +351,41 @@ impl ServeFile {
     }
 }
 
+/// Where each field of a config file's text is, two levels deep (`sync`, `sync.interval`):
+/// `(field path, line, column)` of each value, for `berth config show`. A text that does not
+/// parse yields nothing ([`ServeFile::parse`] reports why).
+pub fn field_positions(text: &str) -> Vec<(String, usize, usize)> {
+    let Ok(Some(root)) = berth_core::catalog::yaml::parse(text) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let berth_core::catalog::yaml::Value::Mapping(pairs) = &root.value else {
+        return found;
+    };
+    for (key, value) in pairs {
+        let berth_core::catalog::yaml::Value::Scalar(name) = &key.value else {
+            continue;
+        };
+        found.push((
+            name.text.to_string(),
+            value.position.line,
+            value.position.column,
+        ));
+        if let berth_core::catalog::yaml::Value::Mapping(inner) = &value.value {
+            for (key, value) in inner {
+                if let berth_core::catalog::yaml::Value::Scalar(inner_name) = &key.value {
+                    found.push((
+                        format!("{}.{}", name.text, inner_name.text),
+                        value.position.line,
+                        value.position.column,
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
 fn api_tokens(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<ApiToken> {
     let mut tokens = Vec::new();
     let Some(items) = walker.sequence(node, path) else {

@@ -56,6 +56,8 @@ enum Command {
     Audit(cmd::channels::AuditArgs),
     /// Make a CA and the webhook's serving certificate (for clusters without cert-manager).
     Certs(cmd::certs::Args),
+    /// The effective `berth serve` settings, with where each came from (secrets redacted).
+    Config(cmd::config::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Channels(args) => cmd::channels::channels(args, &env),
         Command::Audit(args) => cmd::channels::audit(args, &env),
         Command::Certs(args) => cmd::certs::exec(args, &env),
+        Command::Config(args) => cmd::config::exec(args, &env),
     };
     exit::report(result)
 }

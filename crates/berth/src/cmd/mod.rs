@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod certs;
 pub mod channels;
 pub mod check;
+pub mod config;
 pub mod images;
 pub mod inspect;
 pub mod serve;

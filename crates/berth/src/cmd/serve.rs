@@ -22,7 +22,7 @@ use crate::exit::usage;
 use crate::registry_args::RegistryArgs;
 use crate::resolve_args::ResolveArgs;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Config file (YAML): listen, catalog, catalog_format, catalog_poll_interval. See
     /// docs/serve.md.
@@ -102,7 +102,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
 const DEFAULT_KNOWLEDGE_REFRESH: Duration = Duration::from_secs(60);
 
 /// The config file (if any), then flags over it, then the environment and defaults.
-fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
+pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSettings> {
     let (file, base) = match &args.config {
         Some(path) => (read_config(path)?, path.parent().map(Path::to_path_buf)),
         None => (ServeFile::default(), None),
@@ -398,7 +398,7 @@ fn file_registry_args(file: &ServeFile, relative: &dyn Fn(&Path) -> PathBuf) -> 
     }
 }
 
-fn read_config(path: &Path) -> anyhow::Result<ServeFile> {
+pub(crate) fn read_config(path: &Path) -> anyhow::Result<ServeFile> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
