@@ -10,7 +10,8 @@
 //! - [`leases`]: singleton tasks (scheduled sync, promotion scheduler) on the replica holding
 //!   their lease in the store; what this replica saw of each lease.
 //! - [`config`]: the config file (`listen`, `catalog`, ...), every error reported at once.
-//! - [`catalog_source`]: reading a catalog file or directory; fingerprints for polling.
+//! - `catalog_source` (re-exported from berth-files): reading a catalog file or directory;
+//!   fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
 //! - [`resolve`]: tags the snapshot does not know, resolved for pins (cache, single-flight,
@@ -29,7 +30,7 @@
 pub mod admission;
 pub mod admission_tasks;
 mod api;
-pub mod catalog_source;
+pub use berth_files::catalog_source;
 pub mod channels_api;
 pub mod config;
 mod expiring;

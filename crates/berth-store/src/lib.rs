@@ -18,7 +18,7 @@
 //!   claimed and renewed on the database's clock, with a fencing epoch every write of the task
 //!   carries; the runs those tasks finished.
 //! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
-//! - [`records`]: the types the API takes and returns.
+//! - [`records`]: the types the API takes and returns; [`view`]: how an image reads in JSON.
 //! - [`error`]: the one error type, [`StoreError`].
 //!
 //! Invariants:
@@ -84,6 +84,7 @@ pub mod schedule;
 pub mod snapshot;
 pub mod store;
 pub mod url;
+pub mod view;
 
 pub use error::StoreError;
 pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
@@ -97,3 +98,4 @@ pub use records::{
 pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};
 pub use url::StoreUrl;
+pub use view::ImageView;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use berth_server::config;
 use berth_server::resolve::ResolveSettings;
 
 use crate::exit::usage;
@@ -47,7 +46,7 @@ impl ResolveArgs {
         }
         let duration = |flag: &str, text: &Option<String>, default: Duration| match text {
             Some(text) => {
-                config::poll_interval(text).map_err(|error| usage(format!("{flag}: {error}")))
+                berth_core::duration::parse(text).map_err(|error| usage(format!("{flag}: {error}")))
             }
             None => Ok(default),
         };

@@ -11,7 +11,7 @@ use berth_core::catalog::{
     self, Catalog, Diagnostic, EntryView, Format, LifecycleView, Listing, Resolution, ResolveError,
     State, Which,
 };
-use berth_server::catalog_source::{self, CatalogSource, SourceError};
+use berth_files::catalog_source::{self, CatalogSource, SourceError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

@@ -12,8 +12,8 @@ use berth_core::channels::{
     self, ChannelState, Decision, Due, Evidence, Idle, PromotionRule, Request, RulesFile,
 };
 use berth_core::{Digest, Tag};
+use berth_files::catalog_source::CatalogSource;
 use berth_oci::Client;
-use berth_server::catalog_source::CatalogSource;
 use berth_store::Store;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;

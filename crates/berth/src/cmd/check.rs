@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use berth_core::catalog::{self, Catalog};
 use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
-use berth_server::catalog_source::CatalogSource;
+use berth_files::catalog_source::CatalogSource;
 use berth_server::resolve::TagResolver;
 use chrono::Utc;
 use serde::Serialize;

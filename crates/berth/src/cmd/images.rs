@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_core::{Digest, ImageRef};
-use berth_server::catalog_source::CatalogSource;
-use berth_server::knowledge::ImageView;
+use berth_files::catalog_source::CatalogSource;
+use berth_store::ImageView;
 use berth_store::{ImageFilter, RepositoryName, Store};
 use chrono::Utc;
 

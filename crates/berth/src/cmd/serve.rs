@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use berth_core::catalog::Format;
-use berth_server::catalog_source::CatalogSource;
+use berth_files::catalog_source::CatalogSource;
 use berth_server::config::{self, ServeFile, ServeSettings};
 use berth_server::leases::LeaseSettings;
 use berth_server::namespaces::NamespaceSettings;

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use berth_core::lineage::BaseCheck;
+use berth_files::catalog_source::CatalogSource;
 use berth_oci::Client;
-use berth_server::catalog_source::CatalogSource;
 use berth_store::RepositoryName;
 use berth_sync::{
     DeclaredBase, PathPattern, Progress, RegistryRateLimit, RegistryScan, RepositoryOutcome,

@@ -1,0 +1,6 @@
+//! Reading the platform's files from disk: a catalog is one file or a directory of them
+//! ([`catalog_source`]), with size limits, symlinks kept inside the directory, and the
+//! fingerprint `berth serve` polls. The CLI and the server both read catalogs through this
+//! crate, so commands such as `berth catalog` and `berth sync` need nothing of the HTTP server.
+
+pub mod catalog_source;
