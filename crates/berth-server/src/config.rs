@@ -56,7 +56,9 @@ pub const FIELDS: &[&str] = &[
     "resolve",
     "namespace_labels",
     "leases",
+    "connections",
 ];
+const CONNECTION_FIELDS: &[&str] = &["handshake_timeout", "header_read_timeout", "max"];
 const TLS_FIELDS: &[&str] = &["cert", "key"];
 const RESOLVE_FIELDS: &[&str] = &["enabled", "deadline", "ttl", "failure_ttl", "cache"];
 const NAMESPACE_FIELDS: &[&str] = &["enabled", "api", "token_file", "ca_file"];
@@ -108,6 +110,16 @@ pub struct ServeFile {
     pub namespace_labels: Option<NamespaceFile>,
     /// How long this replica's leases last (`leases.ttl`).
     pub lease_ttl: Option<Duration>,
+    /// Connection limits (`connections`).
+    pub connections: Option<ConnectionsFile>,
+}
+
+/// The `connections` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionsFile {
+    pub handshake_timeout: Option<Duration>,
+    pub header_read_timeout: Option<Duration>,
+    pub max: Option<usize>,
 }
 
 /// The `tls` section: both files are needed.
@@ -225,6 +237,8 @@ pub struct ServeSettings {
     pub knowledge_refresh: Duration,
     /// Who this replica is and how long its leases last.
     pub leases: crate::leases::LeaseSettings,
+    /// Handshake and header timeouts and the bound on open connections.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 /// The channel API, ready to serve.
@@ -331,6 +345,41 @@ impl ServeFile {
                     "resolve" => config.resolve = resolve_section(&mut walker, value, &path),
                     "namespace_labels" => {
                         config.namespace_labels = namespace_section(&mut walker, value, &path)
+                    }
+                    "connections" => {
+                        if let Some(fields) = walker.fields(value, &path, CONNECTION_FIELDS) {
+                            let mut section = ConnectionsFile::default();
+                            for (name, field) in fields.iter() {
+                                let field_path = path.field(name);
+                                match name {
+                                    "handshake_timeout" => {
+                                        section.handshake_timeout = parse_with(
+                                            &mut walker,
+                                            field.value,
+                                            &field_path,
+                                            positive,
+                                        )
+                                    }
+                                    "header_read_timeout" => {
+                                        section.header_read_timeout = parse_with(
+                                            &mut walker,
+                                            field.value,
+                                            &field_path,
+                                            positive,
+                                        )
+                                    }
+                                    "max" => {
+                                        section.max =
+                                            parse_with(&mut walker, field.value, &field_path, count)
+                                                .filter(|max| *max > 0)
+                                    }
+                                    other => unreachable!(
+                                        "field {other} is in CONNECTION_FIELDS but not read"
+                                    ),
+                                }
+                            }
+                            config.connections = Some(section);
+                        }
                     }
                     "leases" => {
                         if let Some(fields) = walker.fields(value, &path, LEASE_FIELDS)
@@ -594,6 +643,15 @@ pub fn span(text: &str) -> Result<Duration, String> {
     berth_core::duration::parse(text)
 }
 
+/// A duration above zero.
+fn positive(text: &str) -> Result<Duration, String> {
+    let duration = span(text)?;
+    if duration.is_zero() {
+        return Err(format!("{text:?} must be more than 0"));
+    }
+    Ok(duration)
+}
+
 /// A lease's time to live: at least [`crate::leases::LeaseSettings::TTL_MIN`].
 pub fn lease_ttl(text: &str) -> Result<Duration, String> {
     let ttl = span(text)?;
@@ -693,11 +751,11 @@ mod tests {
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
         );
     }
 
@@ -705,7 +763,7 @@ mod tests {
     fn registry_mirrors() {
         check(
             "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
         );
     }
 
@@ -728,7 +786,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
         );
         check(
             "
@@ -763,7 +821,7 @@ resolve: {deadline: 1500ms, ttl: 1m, failure_ttl: 0, cache: 500}
 namespace_labels: {api: 'https://10.0.0.1:443', token_file: t, ca_file: c}
 leases: {ttl: 1m30s}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s) }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None }"#,
         );
         check(
             "

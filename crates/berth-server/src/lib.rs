@@ -18,7 +18,8 @@
 //!   deadline); shared with `berth check --resolve`.
 //! - [`namespaces`]: namespace labels read from the Kubernetes API for label-selected
 //!   exceptions (cache, single-flight, deadline; fail safe: no labels).
-//! - [`tls`]: HTTPS with certificate files reloaded when they change.
+//! - [`tls`]: HTTPS with certificate files reloaded when they change; [`connections`]:
+//!   accepting and serving connections within handshake, header and count limits.
 //! - [`knowledge`]: the scheduled registry sync (under the sync lease) and the read-only
 //!   endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
@@ -33,6 +34,7 @@ mod api;
 pub use berth_files::catalog_source;
 pub mod channels_api;
 pub mod config;
+pub mod connections;
 mod expiring;
 pub mod knowledge;
 pub mod leases;
@@ -364,19 +366,14 @@ pub async fn run_with_clock(
         "berth serve listening"
     );
     // 1. Serve until the stop signal; then stop accepting and finish requests in flight.
-    let served = match certificates {
-        Some(certificates) => {
-            tls::serve(listener, certificates.server_config(), router, stopped).await
-        }
-        None => {
-            let mut server_stopped = stopped;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-    };
+    let served = connections::serve(
+        listener,
+        certificates.map(|certificates| certificates.server_config()),
+        router,
+        settings.connections,
+        stopped,
+    )
+    .await;
     // 2. Every task has seen the signal: wait for each to end (a sync at its repository
     //    boundary, leases released).
     let mut ended = Stopped::default();

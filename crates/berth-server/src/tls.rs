@@ -2,23 +2,17 @@
 //! provider, a certificate and key read from PEM files and re-read when they change (cert-manager
 //! renews them in place), an edit that does not load keeping the last good pair.
 //!
-//! Connections are served with hyper's HTTP/1.1 over `tokio-rustls`; a shutdown stops accepting
-//! and lets requests in flight finish.
+//! Connections themselves (TLS handshake, HTTP/1.1, their limits) are `crate::connections`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Where the serving certificate and key are.
@@ -169,56 +163,4 @@ pub async fn watch_certificates(
             ),
         }
     }
-}
-
-/// Serves `router` over TLS on `listener` until `stop` says so, then waits for the
-/// connections in flight.
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = crate::until_stopped(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Answers are small and written at once: Nagle's algorithm would only hold back the
-        // last segment of one until the client's delayed ACK (tens of ms at p99).
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(peer = %peer, error = %error, "cannot set TCP_NODELAY");
-        }
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(tls) => tls,
-                Err(error) => {
-                    tracing::debug!(peer = %peer, error = %error, "TLS handshake failed");
-                    return;
-                }
-            };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(peer = %peer, error = %error, "connection ended with an error");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }

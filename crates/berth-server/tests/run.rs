@@ -58,6 +58,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
             holder: LeaseSettings::holder_for("test"),
             ttl: LeaseSettings::DEFAULT_TTL,
         },
+        connections: Default::default(),
     }
 }
 
@@ -273,4 +274,108 @@ async fn a_policy_broken_at_start_is_unready_until_fixed() {
         "{:?}",
         stopped.tasks
     );
+}
+
+/// Reads from `stream` until the server closes it or `limit` passes; true when it closed.
+fn closed_by_server(stream: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(limit))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut buffer = [0u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// issue 15, item 4: a client sending its headers a byte at a time, or never finishing a TLS
+/// handshake, held its connection for minutes; enough of them starved everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_open_connections_are_bounded() {
+    use std::io::Write as _;
+    let dir = temp_dir("slow");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap_or_else(|error| panic!("{error}"));
+    let mut plain = settings(&dir, &policy);
+    plain.connections = berth_server::connections::ConnectionLimits {
+        handshake_timeout: Duration::from_millis(500),
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 2,
+    };
+    let server = start(plain).await;
+    server.wait_ready().await;
+    let address = server.address.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Two clients that send half a request line and stop: they hold both slots.
+        let mut slow: Vec<std::net::TcpStream> = (0..2)
+            .map(|_| {
+                let mut stream = std::net::TcpStream::connect(&address)
+                    .unwrap_or_else(|error| panic!("{error}"));
+                stream
+                    .write_all(b"GET /healthz HT")
+                    .unwrap_or_else(|error| panic!("{error}"));
+                stream
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        // A third client is answered only once a slot frees, when the slow ones are cut off.
+        let mut third =
+            std::net::TcpStream::connect(&address).unwrap_or_else(|error| panic!("{error}"));
+        third
+            .write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+            .unwrap_or_else(|error| panic!("{error}"));
+        let answered = closed_by_server(&mut third, Duration::from_secs(10));
+        let freed_a_slot = slow
+            .iter_mut()
+            .map(|stream| closed_by_server(stream, Duration::from_millis(50)))
+            .any(|closed| closed);
+        let all_cut_off = slow
+            .iter_mut()
+            .all(|stream| closed_by_server(stream, Duration::from_secs(5)));
+        (answered, freed_a_slot, all_cut_off)
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        outcome.0,
+        "the third client was answered (and its HTTP/1.0 connection closed)"
+    );
+    assert!(
+        outcome.1,
+        "the third client was served only once a slow one had been cut off"
+    );
+    assert!(outcome.2, "every slow client is cut off");
+    server.shut_down().await;
+
+    // Over TLS: a client that connects and never says hello is cut off at the handshake timeout.
+    let (cert, key) = berth_testkit::Testbed::get().server_cert_pair();
+    let mut tls = settings(&temp_dir("slow-tls"), &policy);
+    tls.tls = Some(berth_server::tls::TlsSettings { cert, key });
+    tls.connections = berth_server::connections::ConnectionLimits {
+        handshake_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let server = start(tls).await;
+    let address = server.address.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut silent =
+            std::net::TcpStream::connect(&address).unwrap_or_else(|error| panic!("{error}"));
+        closed_by_server(&mut silent, Duration::from_secs(10))
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert!(closed, "a silent TLS client is cut off");
+    server.shut_down().await;
 }

@@ -126,6 +126,16 @@ impl Testbed {
     }
 
     /// The directory holding the test bed's CA as `ca.crt` (skopeo's `--cert-dir`).
+    /// The TLS registry's serving certificate and key (a leaf for 127.0.0.1 signed by
+    /// `BERTH_TEST_CA`), for tests that serve TLS themselves.
+    pub fn server_cert_pair(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let state = std::path::Path::new(self.var("BERTH_TEST_CA"))
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("the CA file is in the test bed's certs directory");
+        (state.join("tls/server.crt"), state.join("tls/server.key"))
+    }
+
     pub fn cert_dir(&self) -> String {
         std::path::Path::new(self.var("BERTH_TEST_CA"))
             .parent()

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use berth_core::catalog::Format;
 use berth_files::catalog_source::CatalogSource;
 use berth_server::config::{self, ServeFile, ServeSettings};
+use berth_server::connections::ConnectionLimits;
 use berth_server::leases::LeaseSettings;
 use berth_server::namespaces::NamespaceSettings;
 use berth_server::tls::TlsSettings;
@@ -264,6 +265,19 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
                 &env.get("HOSTNAME").unwrap_or_else(|| "berth".to_string()),
             ),
             ttl: file.lease_ttl.unwrap_or(LeaseSettings::DEFAULT_TTL),
+        },
+        connections: {
+            let defaults = ConnectionLimits::default();
+            let section = file.connections.clone().unwrap_or_default();
+            ConnectionLimits {
+                handshake_timeout: section
+                    .handshake_timeout
+                    .unwrap_or(defaults.handshake_timeout),
+                header_read_timeout: section
+                    .header_read_timeout
+                    .unwrap_or(defaults.header_read_timeout),
+                max_connections: section.max.unwrap_or(defaults.max_connections),
+            }
         },
     })
 }
