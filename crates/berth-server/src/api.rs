@@ -283,7 +283,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text.push_str(&crate::knowledge::metrics(&knowledge.runs()));
     }
     if let Some(resolver) = &state.resolver {
-        text.push_str(&crate::resolve::metrics(&resolver.stats()));
+        text.push_str(&crate::metrics::resolve_metrics(&resolver.stats()));
     }
     if let Some(reader) = &state.namespace_labels {
         text.push_str(&crate::namespaces::metrics(&reader.stats()));

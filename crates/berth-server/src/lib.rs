@@ -14,8 +14,8 @@
 //!   fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
 //! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
-//! - [`resolve`]: tags the snapshot does not know, resolved for pins (cache, single-flight,
-//!   deadline); shared with `berth check --resolve`.
+//! - `resolve` (re-exported from berth-sync): tags the snapshot does not know, resolved for pins
+//!   (cache, single-flight, deadline); shared with `berth check --resolve`.
 //! - [`namespaces`]: namespace labels read from the Kubernetes API for label-selected
 //!   exceptions (cache, single-flight, deadline; fail safe: no labels).
 //! - [`tls`]: HTTPS with certificate files reloaded when they change; [`connections`]:
@@ -35,14 +35,13 @@ pub use berth_files::catalog_source;
 pub mod channels_api;
 pub mod config;
 pub mod connections;
-mod expiring;
 pub mod knowledge;
 pub mod leases;
-mod metrics;
+pub mod metrics;
 pub mod namespaces;
 pub mod promotion;
 pub mod reload;
-pub mod resolve;
+pub use berth_sync::resolve;
 pub mod tls;
 
 use std::future::Future;

@@ -8,7 +8,7 @@
 //! counted (`berth_namespace_labels_total{outcome}`), never cached, never raised. The bearer
 //! token is read from its file on every request (projected service-account tokens rotate).
 
-use crate::expiring::{insert_bounded, lock};
+use berth_sync::expiring::{insert_bounded, lock};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

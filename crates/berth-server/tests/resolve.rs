@@ -206,7 +206,7 @@ async fn a_tag_unknown_to_the_store_is_pinned_to_the_digest_skopeo_reports() {
     // The validating call was answered from the cache the mutating call filled.
     let stats = resolver.stats();
     assert_eq!((stats.requests, stats.hits), (1, 1), "{stats:?}");
-    let metrics = berth_server::resolve::metrics(&stats);
+    let metrics = berth_server::metrics::resolve_metrics(&stats);
     for line in [
         "berth_resolve_total{outcome=\"cache_hit\"} 1",
         "berth_resolve_total{outcome=\"request\"} 1",

@@ -9,6 +9,10 @@
 //! - `layers`: an image's layers streamed from the registry into berth-layers' scanner on a
 //!   blocking thread, summaries shared by digest.
 //! - [`blob_read`]: the bridge from an async blob stream to `std::io::Read`.
+//! - [`resolve`]: one tag resolved at its registry on demand (the webhook's and `berth check
+//!   --resolve`'s tags the store does not know), cached and single-flight within a deadline.
+//! - [`expiring`]: the bounded expiring cache the resolver and the server's namespace-label
+//!   reader share.
 //!
 //! # Invariants
 //! - A known digest is never fetched again: manifests, configs and layers are content-addressed.
@@ -19,7 +23,9 @@
 
 pub mod blob_read;
 pub mod declared;
+pub mod expiring;
 mod layers;
+pub mod resolve;
 pub mod sync;
 pub mod targets;
 

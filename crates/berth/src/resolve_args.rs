@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use berth_server::resolve::ResolveSettings;
+use berth_sync::resolve::ResolveSettings;
 
 use crate::exit::usage;
 

@@ -16,7 +16,7 @@ use berth_core::catalog::{self, Catalog};
 use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
 use berth_core::workload::{self, WorkloadError};
 use berth_files::catalog_source::CatalogSource;
-use berth_server::resolve::TagResolver;
+use berth_sync::resolve::TagResolver;
 use chrono::Utc;
 use serde::Serialize;
 

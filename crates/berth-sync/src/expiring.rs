@@ -1,4 +1,4 @@
-//! The small pieces the webhook's look-up caches share (tags in `resolve`, namespace labels in
+//! The small pieces the look-up caches share (tags in `resolve`, namespace labels in berth-server's
 //! `namespaces`): a lock that survives poisoning, and a bounded insert with expiry.
 
 use std::collections::HashMap;
@@ -7,13 +7,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::time::Instant;
 
 /// Locks a cache; a panic elsewhere while it was held does not make it unusable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Inserts `value` under `key` until `expires`, keeping at most `capacity` entries: expired
 /// ones go first, then the one closest to expiry.
-pub(crate) fn insert_bounded<V>(
+pub fn insert_bounded<V>(
     cache: &mut HashMap<String, (V, Instant)>,
     capacity: usize,
     key: String,

@@ -272,23 +272,3 @@ impl TagResolver {
         let _ = sender.send(Some(outcome));
     }
 }
-
-/// The resolver's counters in the Prometheus text format, for `/metrics`.
-pub fn metrics(stats: &ResolveStats) -> String {
-    let mut text = String::new();
-    crate::metrics::write_metric(
-        &mut text,
-        "berth_resolve_total",
-        "counter",
-        "Tags the webhook's knowledge lacked, by outcome: answered from the cache, requested \
-         at the registry (one per tag however many admissions wait), and of those requests the \
-         registry errors and the ones past the deadline (the rule's unknown handling applied).",
-        &[
-            (r#"{outcome="cache_hit"}"#, stats.hits as f64),
-            (r#"{outcome="request"}"#, stats.requests as f64),
-            (r#"{outcome="error"}"#, stats.errors as f64),
-            (r#"{outcome="timeout"}"#, stats.timeouts as f64),
-        ],
-    );
-    text
-}
