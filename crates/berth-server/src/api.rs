@@ -289,6 +289,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text.push_str(&crate::namespaces::metrics(&reader.stats()));
     }
     text.push_str(&state.leases.metrics());
+    if let Some(events) = &state.events {
+        text.push_str(&events.metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -139,6 +139,16 @@ fn authorize(
     headers: &HeaderMap,
     needed: Scope,
 ) -> Result<String, ChannelsApiError> {
+    authorize_token(&api.tokens, headers, needed)
+}
+
+/// The name of the token `headers` present (`Authorization: Bearer ...`) when it is one of
+/// `tokens` and its scope allows `needed`.
+pub(crate) fn authorize_token(
+    tokens: &[ApiToken],
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<String, ChannelsApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -148,12 +158,11 @@ fn authorize(
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    let token = api
-        .tokens
+    let token = tokens
         .iter()
         .find(|token| token.sha256 == hash)
         .ok_or(ChannelsApiError::Unauthorized)?;
-    if token.scope < needed {
+    if !token.scope.allows(needed) {
         return Err(ChannelsApiError::Forbidden { needed });
     }
     Ok(token.name.clone())

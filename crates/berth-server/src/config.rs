@@ -157,6 +157,9 @@ pub enum Scope {
     Promote,
     /// Everything (later: deletions, configuration).
     Admin,
+    /// Only `POST /api/v1/registry-events`: what a registry's notifications carry. Outside
+    /// the read < promote < admin chain, so a registry's token can do nothing else.
+    Events,
 }
 
 impl Scope {
@@ -165,9 +168,20 @@ impl Scope {
             "read" => Ok(Scope::Read),
             "promote" => Ok(Scope::Promote),
             "admin" => Ok(Scope::Admin),
+            "events" => Ok(Scope::Events),
             _ => Err(format!(
-                "unknown scope {text:?}; expected read, promote or admin"
+                "unknown scope {text:?}; expected read, promote, admin or events"
             )),
+        }
+    }
+
+    /// Whether a token of this scope may do what `needed` guards.
+    pub fn allows(self, needed: Scope) -> bool {
+        match (self, needed) {
+            (Scope::Admin, _) => true,
+            (Scope::Events, needed) => needed == Scope::Events,
+            (_, Scope::Events) => false,
+            (have, needed) => have >= needed,
         }
     }
 }
@@ -805,7 +819,7 @@ berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected 
 berth.yaml:5:13: error: sync.interval: \"1s\" is shorter than the minimum, 10s
 berth.yaml:7:7: error: sync.registries[0]: a registry to walk needs `registry`
 berth.yaml:9:25: error: api_tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex digits (`printf %s TOKEN | sha256sum`), never the token itself
-berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote or admin
+berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote, admin or events
 ",
         );
     }

@@ -35,6 +35,7 @@ pub use berth_files::catalog_source;
 pub mod channels_api;
 pub mod config;
 pub mod connections;
+pub mod events;
 pub mod knowledge;
 pub mod leases;
 pub mod metrics;
@@ -92,6 +93,9 @@ pub struct AppState {
     pub policy: Option<Arc<admission_tasks::PolicyState>>,
     /// The leases this replica takes part in, as last seen (`/api/v1/status`, `/metrics`).
     pub leases: Arc<leases::LeaseBook>,
+    /// Registry push events (`POST /api/v1/registry-events`); `None` without a store, a `sync`
+    /// section and an `events` token, when the route answers 503.
+    pub events: Option<Arc<events::RegistryEvents>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -124,6 +128,7 @@ pub fn app(state: AppState) -> Router {
             post(channels_api::rollback),
         )
         .route("/api/v1/audit", get(channels_api::audit))
+        .route("/api/v1/registry-events", post(events::receive))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
         .with_state(state)
@@ -221,7 +226,28 @@ pub async fn run_with_clock(
         })),
         _ => None,
     };
+    // Registry push events: with a store, a sync section and a token of the `events` scope.
+    let event_tokens: Vec<config::ApiToken> = settings
+        .channels_api
+        .as_ref()
+        .map(|api| {
+            api.tokens
+                .iter()
+                .filter(|token| token.scope.allows(config::Scope::Events))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let (events, event_queue) = match (&store, &settings.sync) {
+        (Some(_), Some(sync)) if !event_tokens.is_empty() => {
+            let (events, queue) =
+                events::RegistryEvents::new(event_tokens, Arc::clone(&catalog), sync.clone());
+            (Some(events), Some(queue))
+        }
+        _ => (None, None),
+    };
     let state = AppState {
+        events: events.clone(),
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
         knowledge: knowledge.clone(),
@@ -321,6 +347,17 @@ pub async fn run_with_clock(
                     settings: settings.leases.clone(),
                     book: Arc::clone(&leases),
                 },
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(events), Some(queue), Some(store)) = (&events, event_queue, &store) {
+        tasks.push((
+            "event sync",
+            tokio::spawn(events::work(
+                Arc::clone(events),
+                store.clone(),
+                queue,
                 stopped.clone(),
             )),
         ));

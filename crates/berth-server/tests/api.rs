@@ -57,6 +57,7 @@ fn state_with(catalog: Catalog) -> AppState {
         channels: None,
         policy: None,
         leases: Default::default(),
+        events: None,
     }
 }
 
@@ -223,6 +224,7 @@ async fn the_clock_decides_effective_states() {
         channels: None,
         policy: None,
         leases: Default::default(),
+        events: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -245,6 +247,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         channels: None,
         policy: None,
         leases: Default::default(),
+        events: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -289,6 +292,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         channels: None,
         policy: None,
         leases: Default::default(),
+        events: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -386,6 +390,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         channels: None,
         policy: None,
         leases: Default::default(),
+        events: None,
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();
@@ -472,6 +477,7 @@ async fn openapi_describes_the_routes() {
         "/api/v1/channels/{name}/rollback",
         "/api/v1/images",
         "/api/v1/images/{digest}",
+        "/api/v1/registry-events",
         "/api/v1/repositories",
         "/api/v1/resolve/{name}",
         "/api/v1/status",

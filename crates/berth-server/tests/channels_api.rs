@@ -140,6 +140,7 @@ impl World {
             channels: Some(Arc::clone(&self.api)),
             policy: None,
             leases: Default::default(),
+            events: None,
         })
         .oneshot(request)
         .await

@@ -176,6 +176,14 @@ pub fn skopeo(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("skopeo prints UTF-8")
 }
 
+/// A free loopback port (bound and released: nothing else on this machine takes it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A registry of a test's own (same binary as the test bed's), on a free loopback port, with
 /// its own storage: for tests that delete, break or stop a registry. Stopped when dropped.
 pub struct OwnRegistry {
@@ -188,11 +196,13 @@ pub struct OwnRegistry {
 impl OwnRegistry {
     /// Starts a plain-HTTP registry with deletes enabled and waits until it answers.
     pub fn start() -> OwnRegistry {
+        OwnRegistry::start_on(free_port(), "")
+    }
+
+    /// Starts one on `port` (from [`free_port`], so that a test can name it before it runs),
+    /// with `extra` appended to its config.yml (a `notifications:` block, say).
+    pub fn start_on(port: u16, extra: &str) -> OwnRegistry {
         let testbed = Testbed::get();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
         let address = format!("127.0.0.1:{port}");
         let dir = testbed.dir.join(format!("own-registry-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -201,7 +211,7 @@ impl OwnRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{address}\", secret: own}}\n",
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{address}\", secret: own}}\n{extra}",
                 dir.join("storage").display()
             ),
         )
