@@ -88,18 +88,33 @@ impl ServeProcess {
     /// GETs `path` over plain HTTP/1.0 and returns the status code and the body as JSON (a
     /// JSON string when it is not JSON); status 0 when the server does not answer.
     pub fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path, &[], "")
+    }
+
+    /// Sends one plain HTTP/1.0 request with `headers` (`("Authorization", "Bearer x")`) and
+    /// `body`; the status code and the body as [`ServeProcess::get`] returns them.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
         use std::io::{Read as _, Write as _};
         let Ok(mut stream) = std::net::TcpStream::connect(&self.address) else {
             return (0, Value::Null);
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        if write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.address
-        )
-        .is_err()
-        {
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        if stream.write_all(request.as_bytes()).is_err() {
             return (0, Value::Null);
         }
         let mut response = String::new();

@@ -3,7 +3,6 @@
 //! `GET /api/v1/images` within seconds while no scheduled sync runs; bad bodies and tokens are
 //! refused and queue nothing.
 
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,31 +24,18 @@ fn sha256_hex(text: &str) -> String {
         .to_string()
 }
 
-/// POSTs `body` to `path` with `token`; the status code and the body as JSON.
-fn post(server: &ServeProcess, path: &str, token: &str, body: &str) -> (u16, Value) {
-    let mut stream =
-        std::net::TcpStream::connect(&server.address).unwrap_or_else(|error| panic!("{error}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap_or_else(|error| panic!("{error}"));
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
+/// POSTs `body` to the events endpoint with `token`.
+fn post(server: &ServeProcess, token: &str, body: &str) -> (u16, Value) {
+    let authorization = format!("Bearer {token}");
+    server.request(
+        "POST",
+        "/api/v1/registry-events",
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        body,
     )
-    .unwrap_or_else(|error| panic!("{error}"));
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .unwrap_or_else(|error| panic!("{error}"));
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 #[test]
@@ -93,26 +79,21 @@ fn a_push_reaches_the_store_through_the_registrys_notification() {
     };
 
     // Bad input: refused, nothing queued.
-    let (status, _) = post(
-        &server,
-        "/api/v1/registry-events",
-        "wrong",
-        "{\"events\":[]}",
-    );
+    let (status, _) = post(&server, "wrong", "{\"events\":[]}");
     assert_eq!(status, 401);
-    let (status, body) = post(&server, "/api/v1/registry-events", TOKEN, "{\"nope\":1}");
+    let (status, body) = post(&server, TOKEN, "{\"nope\":1}");
     assert_eq!(status, 400, "{body}");
     let oversized = format!(
         "{{\"events\":[],\"pad\":\"{}\"}}",
         "x".repeat(1024 * 1024 + 1)
     );
-    let (status, _) = post(&server, "/api/v1/registry-events", TOKEN, &oversized);
+    let (status, _) = post(&server, TOKEN, &oversized);
     assert_eq!(status, 400);
     // An event for a repository outside the sync's scope is ignored.
     let outside = format!(
         r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"other/app","tag":"1","url":"http://{registry}/v2/other/app/manifests/1"}}}}]}}"#
     );
-    let (status, body) = post(&server, "/api/v1/registry-events", TOKEN, &outside);
+    let (status, body) = post(&server, TOKEN, &outside);
     assert_eq!((status, body["ignored"].as_u64()), (202, Some(1)), "{body}");
 
     // The registry, configured to notify berth, takes a push.

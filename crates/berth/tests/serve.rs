@@ -3,8 +3,6 @@
 //! old catalog answering while the status reports the error; fixing it serves the new one; and
 //! SIGTERM stops the server cleanly.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,7 +22,6 @@ fn berth() -> Command {
 /// A running `berth serve` (the testkit's `ServeProcess`), killed if the test ends early.
 struct Server {
     process: ServeProcess,
-    address: String,
 }
 
 impl Server {
@@ -35,36 +32,13 @@ impl Server {
             .args(["--log-json", "serve", "--config"])
             .arg(config);
         let process = ServeProcess::start(command);
-        let address = process.address.clone();
-        Server { process, address }
+        Server { process }
     }
 
     /// GETs `path` over HTTP/1.0 and returns the status code and the body as JSON (or as a
     /// JSON string when it is not JSON).
     fn get(&self, path: &str) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.address)
-            .unwrap_or_else(|error| panic!("connect {}: {error}", self.address));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap_or_else(|error| panic!("{error}"));
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.address
-        )
-        .unwrap_or_else(|error| panic!("{error}"));
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .unwrap_or_else(|error| panic!("{error}"));
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
-        (status, body)
+        self.process.get(path)
     }
 
     /// Polls `/api/v1/status` until `done` holds for it.
