@@ -212,7 +212,7 @@ pub async fn first_loads(catalog: &CatalogState, policy: Option<&PolicyState>, l
 /// Brings the webhook's knowledge up to date every `interval` until `stopped`, from
 /// `generation` (that of the knowledge the cell holds): only what the store changed since is
 /// read (`Store::knowledge_changes`), and the next snapshot is built from the previous one, so
-/// an idle refresh costs two small queries whatever the store's size. A failure keeps the last.
+/// an idle refresh costs one one-row query whatever the store's size. A failure keeps the last.
 pub async fn refresh_knowledge(
     cell: Arc<SnapshotCell>,
     store: Store,
@@ -224,6 +224,15 @@ pub async fn refresh_knowledge(
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = crate::until_stopped(&mut stopped) => return,
+        }
+        // An idle store costs one one-row query: the changes are read only when it moved.
+        match store.knowledge_generation().await {
+            Ok(current) if current == generation => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "registry knowledge not refreshed; the last is kept");
+                continue;
+            }
         }
         match store.knowledge_changes(generation).await {
             Ok(changes) if changes.generation == generation => {}

@@ -147,10 +147,14 @@ impl Store {
             .await
             .map_err(db("read changed tags"))?;
             let indexes = sqlx::query_as(
+                // Driven from the changed tags (indexed by generation), not from manifests:
+                // its cost follows the changes, not the store.
                 "SELECT m.digest, e.child_digest, e.is_attestation
-                     FROM manifests m LEFT JOIN index_entries e ON e.index_digest = m.digest
-                     WHERE m.is_index AND m.digest IN
-                         (SELECT digest FROM tags WHERE generation > $1 AND gone_at IS NULL)
+                     FROM (SELECT DISTINCT digest FROM tags
+                           WHERE generation > $1 AND gone_at IS NULL) t
+                     JOIN manifests m ON m.digest = t.digest
+                     LEFT JOIN index_entries e ON e.index_digest = m.digest
+                     WHERE m.is_index
                      ORDER BY m.digest, e.position",
             )
             .bind(since)
