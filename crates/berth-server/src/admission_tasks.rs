@@ -140,24 +140,25 @@ impl PolicyState {
     }
 }
 
+/// The policy file's text: at most [`POLICY_SIZE_MAX`] bytes, and UTF-8 as every berth reader
+/// checks it (`catalog::read::utf8_text`: the bad byte's file:line:column).
 fn read_bounded(path: &std::path::Path) -> Result<String, String> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    if metadata.len() > POLICY_SIZE_MAX {
+    use std::io::Read as _;
+    let cannot = |error: std::io::Error| format!("cannot read {}: {error}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(POLICY_SIZE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > POLICY_SIZE_MAX {
         return Err(format!(
             "{} is larger than {POLICY_SIZE_MAX} bytes",
             path.display()
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    String::from_utf8(bytes).map_err(|error| {
-        format!(
-            "{} is not UTF-8 (byte {})",
-            path.display(),
-            error.utf8_error().valid_up_to()
-        )
-    })
+    berth_core::catalog::read::utf8_text(&path.display().to_string(), bytes)
+        .map_err(|diagnostic| diagnostic.to_string())
 }
 
 /// Loads the policy once the catalog has loaded, then re-loads it whenever the policy file

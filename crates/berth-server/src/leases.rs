@@ -137,17 +137,7 @@ impl LeaseHolder {
         let now = Utc::now();
         match claimed {
             Ok(Some(fence)) => {
-                self.book.set(LeaseView {
-                    name: self.name.to_string(),
-                    holder: Some(fence.holder.clone()),
-                    held_here: true,
-                    epoch: Some(fence.epoch),
-                    expires_at: Some(
-                        now + chrono::Duration::from_std(self.settings.ttl)
-                            .unwrap_or(chrono::Duration::MAX),
-                    ),
-                    checked_at: now,
-                });
+                self.held(&fence);
                 Some(fence)
             }
             Ok(None) => {
@@ -180,6 +170,22 @@ impl LeaseHolder {
         }
     }
 
+    /// Tells the book this replica holds the lease until one time to live from now.
+    fn held(&self, fence: &Fence) {
+        let now = Utc::now();
+        self.book.set(LeaseView {
+            name: self.name.to_string(),
+            holder: Some(fence.holder.clone()),
+            held_here: true,
+            epoch: Some(fence.epoch),
+            expires_at: Some(
+                now + chrono::Duration::from_std(self.settings.ttl)
+                    .unwrap_or(chrono::Duration::MAX),
+            ),
+            checked_at: now,
+        });
+    }
+
     /// Renews while `work` runs; when a renewal fails, `lost` is called once (the work should
     /// stop at its next safe point; its writes are refused by the store meanwhile).
     pub async fn renewing<T>(
@@ -195,17 +201,7 @@ impl LeaseHolder {
                 output = &mut work => return output,
                 () = tokio::time::sleep(self.settings.renew_every()), if held => {
                     match self.store.renew_lease(fence, self.settings.ttl).await {
-                        Ok(true) => {
-                            let now = Utc::now();
-                            self.book.set(LeaseView {
-                                name: self.name.to_string(),
-                                holder: Some(fence.holder.clone()),
-                                held_here: true,
-                                epoch: Some(fence.epoch),
-                                expires_at: Some(now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX)),
-                                checked_at: now,
-                            });
-                        }
+                        Ok(true) => self.held(fence),
                         Ok(false) | Err(_) => {
                             tracing::warn!(lease = self.name, epoch = fence.epoch, "lease lost; stopping the task at its next boundary");
                             held = false;
