@@ -152,23 +152,82 @@ impl LineageIndex {
     /// Indexes `(image digest, diff_ids bottom first)` pairs. An image listed twice keeps its
     /// first chain.
     pub fn build(images: impl IntoIterator<Item = (Digest, Vec<Digest>)>) -> LineageIndex {
-        let mut entries: Vec<(Digest, Vec<Digest>)> = images.into_iter().collect();
+        // Intern layers in order of appearance; `from_interned` renumbers them in digest order.
+        let mut interned: HashMap<Digest, u32> = HashMap::new();
+        let entries: Vec<(Digest, Vec<u32>)> = images
+            .into_iter()
+            .map(|(image, chain)| {
+                let chain = chain
+                    .into_iter()
+                    .map(|layer| {
+                        let next = u32::try_from(interned.len()).expect("fewer than 2^32 layers");
+                        *interned.entry(layer).or_insert(next)
+                    })
+                    .collect();
+                (image, chain)
+            })
+            .collect();
+        let mut layers: Vec<(Digest, u32)> = interned.into_iter().collect();
+        layers.sort_unstable_by_key(|(_, id)| *id);
+        LineageIndex::from_interned(
+            entries,
+            layers.into_iter().map(|(layer, _)| layer).collect(),
+        )
+    }
+
+    /// This index with `images` added (an image it holds already keeps its chain), consuming
+    /// it: its images and chains are moved, not copied, so a refresh that learns a few images
+    /// holds one index and the few new chains, not two indexes.
+    pub fn into_with_images(
+        self,
+        images: impl IntoIterator<Item = (Digest, Vec<Digest>)>,
+    ) -> LineageIndex {
+        let LineageIndex {
+            images: own_images,
+            layers: mut all_layers,
+            chains: own_chains,
+            ..
+        } = self;
+        // Existing layers keep their ids (sorted by digest); new ones are numbered after them.
+        let known = all_layers.len();
+        let mut new_layers: HashMap<Digest, u32> = HashMap::new();
+        let mut entries: Vec<(Digest, Vec<u32>)> = own_images
+            .into_iter()
+            .zip(own_chains)
+            .map(|(image, chain)| (image, chain.into_vec()))
+            .collect();
+        for (image, chain) in images {
+            let chain = chain
+                .into_iter()
+                .map(|layer| match all_layers[..known].binary_search(&layer) {
+                    Ok(id) => id as u32,
+                    Err(_) => {
+                        let next = u32::try_from(known + new_layers.len())
+                            .expect("fewer than 2^32 layers");
+                        *new_layers.entry(layer).or_insert(next)
+                    }
+                })
+                .collect();
+            entries.push((image, chain));
+        }
+        let mut added: Vec<(Digest, u32)> = new_layers.into_iter().collect();
+        added.sort_unstable_by_key(|(_, id)| *id);
+        all_layers.extend(added.into_iter().map(|(layer, _)| layer));
+        LineageIndex::from_interned(entries, all_layers)
+    }
+
+    /// The index of `entries` (image, chain of ids into `layers`), the first of equal image
+    /// digests kept; layers are renumbered in digest order.
+    fn from_interned(mut entries: Vec<(Digest, Vec<u32>)>, layers: Vec<Digest>) -> LineageIndex {
         // Stable, so the first of equal digests stays first and `dedup_by` keeps it.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
 
-        // Intern layers in order of appearance, then renumber them in digest order.
-        let mut interned: HashMap<Digest, u32> = HashMap::new();
         let mut index = LineageIndex::default();
+        index.images.reserve_exact(entries.len());
+        index.chains.reserve_exact(entries.len());
         let mut chains: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
         for (image, chain) in entries {
-            let chain = chain
-                .into_iter()
-                .map(|layer| {
-                    let next = u32::try_from(interned.len()).expect("fewer than 2^32 layers");
-                    *interned.entry(layer).or_insert(next)
-                })
-                .collect();
             chains.push(chain);
             let id = u32::try_from(index.images.len()).expect("fewer than 2^32 images");
             index
@@ -178,7 +237,11 @@ impl LineageIndex {
                 .or_insert(Group::One(id));
             index.images.push(image);
         }
-        let mut layers: Vec<(Digest, u32)> = interned.into_iter().collect();
+        let mut layers: Vec<(Digest, u32)> = layers
+            .into_iter()
+            .enumerate()
+            .map(|(id, layer)| (layer, id as u32))
+            .collect();
         layers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut renumber = vec![0u32; layers.len()];
         for (new, (_, old)) in layers.iter().enumerate() {
@@ -251,22 +314,6 @@ impl LineageIndex {
                 .find(|&&candidate| *self.chains[candidate as usize] == *prefix)?;
             Some((*base, length as u32))
         })
-    }
-
-    /// This index with `images` added (an image it holds already keeps its chain): rebuilt in
-    /// memory from the chains it has, for a snapshot that learns a few new images.
-    pub fn with_images(
-        &self,
-        images: impl IntoIterator<Item = (Digest, Vec<Digest>)>,
-    ) -> LineageIndex {
-        let own = self.images.iter().zip(&self.chains).map(|(image, chain)| {
-            let chain = chain
-                .iter()
-                .map(|&layer| self.layers[layer as usize].clone())
-                .collect();
-            (image.clone(), chain)
-        });
-        LineageIndex::build(own.chain(images))
     }
 
     pub fn len(&self) -> usize {
@@ -448,6 +495,40 @@ mod tests {
     fn d(name: &str) -> Digest {
         let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
         Digest::parse(&format!("sha256:{hex:0<64}")).expect("test names are short")
+    }
+
+    #[test]
+    fn an_index_extended_in_place_equals_one_built_from_everything() {
+        let chain = |layers: &[&str]| layers.iter().map(|layer| d(layer)).collect::<Vec<_>>();
+        let first = vec![
+            (d("m-debian"), chain(&["l-debian"])),
+            (d("m-runtime"), chain(&["l-debian", "l-runtime"])),
+            (d("m-zeta"), chain(&["l-zz"])),
+        ];
+        // New images with layers that sort before, between and after the known ones, an image
+        // built on a known one, and an image already held (it keeps its first chain).
+        let later = vec![
+            (d("m-app"), chain(&["l-debian", "l-runtime", "l-app"])),
+            (d("m-alpine"), chain(&["l-alpine"])),
+            (d("m-runtime"), chain(&["l-other"])),
+            (d("m-tools"), chain(&["l-debian", "l-aa", "l-zzz"])),
+        ];
+        let extended = LineageIndex::build(first.clone()).into_with_images(later.clone());
+        let whole = LineageIndex::build(first.into_iter().chain(later));
+        assert_eq!(extended, whole);
+        assert_eq!(extended.base_of(&d("m-app")), whole.base_of(&d("m-app")));
+        assert_eq!(
+            extended.base_of(&d("m-app")).map(|base| name(&base.base)),
+            Some("m-runtime".to_string())
+        );
+        assert_eq!(
+            extended.descendants(&d("m-debian")),
+            whole.descendants(&d("m-debian"))
+        );
+        assert_eq!(
+            extended.chain(&d("m-runtime")),
+            whole.chain(&d("m-runtime"))
+        );
     }
 
     fn name(digest: &Digest) -> String {

@@ -191,7 +191,8 @@ impl Store {
     /// All of the store's policy knowledge (what the webhook's first snapshot starts from).
     pub async fn knowledge(&self) -> Result<(Knowledge, u64), StoreError> {
         let changes = self.knowledge_changes(0).await?;
-        Ok((Knowledge::default().apply(&changes), changes.generation))
+        let generation = changes.generation;
+        Ok((Knowledge::from_changes(changes), generation))
     }
 
     /// The indexes among `digests` that a live tag points at, with their runnable children.

@@ -83,9 +83,36 @@ impl Knowledge {
             self.indexes.retain(|index, _| targets.contains(index));
         }
         if !changes.images.is_empty() {
-            self.lineage = self.lineage.with_images(changes.images.iter().cloned());
+            self.lineage =
+                std::mem::take(&mut self.lineage).into_with_images(changes.images.iter().cloned());
         }
         self
+    }
+
+    /// The knowledge of a whole load: `changes` since generation 0, consumed. Equal to
+    /// `Knowledge::default().apply(&changes)`, without holding a second copy of every chain
+    /// and reference while the snapshot is built (what a webhook's RSS at start is made of).
+    pub fn from_changes(changes: KnowledgeChanges) -> Knowledge {
+        let mut tags = HashMap::with_capacity(changes.tags.len());
+        for (reference, digest) in changes.tags {
+            let (Some(tag), Some(digest)) = (reference.tag(), digest) else {
+                continue;
+            };
+            tags.insert(reference.with_tag(tag.clone()).canonical(), digest);
+        }
+        tags.shrink_to_fit();
+        let targets: std::collections::HashSet<&Digest> = tags.values().collect();
+        let indexes: HashMap<Digest, Vec<Digest>> = changes
+            .indexes
+            .into_iter()
+            .filter(|(index, _)| targets.contains(index))
+            .collect();
+        Knowledge {
+            lineage: LineageIndex::build(changes.images),
+            tags,
+            indexes,
+            under: None,
+        }
     }
 
     /// Knowledge with the given lineage and no tags yet.
