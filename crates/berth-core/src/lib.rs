@@ -14,6 +14,7 @@ pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
 pub mod catalog;
 pub mod channels;
 pub mod duration;
+pub mod freshness;
 pub mod lineage;
 pub mod osrelease;
 pub mod policy;

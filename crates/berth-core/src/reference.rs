@@ -137,6 +137,12 @@ impl<'de> serde::Deserialize<'de> for Digest {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
 
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl Tag {
     pub fn parse(input: &str) -> Result<Tag, RefError> {
         let invalid = |reason| RefError::InvalidTag {

@@ -33,6 +33,9 @@ pub struct CatalogEntry {
     /// `[latest]` unless the file says otherwise. Resolution uses `latest` when it is listed,
     /// else the first.
     pub channels: Vec<Tag>,
+    /// Images of this entry older than this are stale (`too-old`); `None`: the freshness
+    /// settings' default applies.
+    pub max_age: Option<std::time::Duration>,
 }
 
 impl CatalogEntry {

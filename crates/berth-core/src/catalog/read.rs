@@ -33,6 +33,7 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "replacement",
     "base",
     "channels",
+    "max_age",
     "image",
     "variants",
 ];
@@ -432,6 +433,17 @@ impl Walker<'_> {
         }
     }
 
+    pub fn duration(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<std::time::Duration> {
+        let text = self.text(node, path)?;
+        match crate::duration::parse(&text) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.error(node.position, path, message);
+                None
+            }
+        }
+    }
+
     pub fn state(&mut self, node: &Node<'_>, path: &Path<'_>) -> Option<State> {
         let text = self.required_text(node, path)?;
         let state = State::parse(&text);
@@ -716,6 +728,7 @@ impl Walker<'_> {
                     at.base = Some(value.position);
                 }
                 "channels" => entry.channels = self.channels(value, &here),
+                "max_age" => entry.max_age = self.duration(value, &here),
                 "image" => {
                     at.images.push((None, value.position));
                     entry.image = self.image(value, &here);
@@ -787,6 +800,7 @@ fn empty_entry(name: String) -> CatalogEntry {
         base: None,
         owners: Vec::new(),
         channels: default_channels(),
+        max_age: None,
     }
 }
 

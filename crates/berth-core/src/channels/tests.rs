@@ -70,6 +70,7 @@ fn entry(lifecycle: Lifecycle) -> CatalogEntry {
             channel_tag("staging").unwrap(),
             channel_tag("latest").unwrap(),
         ],
+        max_age: None,
     }
 }
 
