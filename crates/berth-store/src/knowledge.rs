@@ -325,6 +325,25 @@ impl Store {
                     Some((was, false)) if *was != digest.as_str() => summary.tags_moved += 1,
                     Some(_) => {}
                 }
+                // Where it pointed before, for freshness: "the base's channel moved from B".
+                if let Some((was, _)) = known.get(tag)
+                    && *was != digest.as_str()
+                {
+                    sqlx::query(
+                        "INSERT INTO tag_moves (registry, repository, tag, from_digest,
+                             to_digest, moved_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(registry)
+                    .bind(name)
+                    .bind(*tag)
+                    .bind(*was)
+                    .bind(digest.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("record a tag move"))?;
+                }
                 sqlx::query(
                     "INSERT INTO tags (registry, repository, tag, digest, first_seen_at,
                          last_seen_at, digest_since, gone_at, generation)

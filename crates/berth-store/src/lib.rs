@@ -75,6 +75,7 @@ macro_rules! check_fence {
 }
 
 pub mod error;
+pub mod freshness;
 pub mod history;
 pub mod knowledge;
 pub mod leases;

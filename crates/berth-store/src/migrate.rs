@@ -46,6 +46,11 @@ const SQLITE: &[Migration] = &[
         name: "leases",
         sql: include_str!("../migrations/sqlite/0005_leases.sql"),
     },
+    Migration {
+        version: 6,
+        name: "tag_moves",
+        sql: include_str!("../migrations/sqlite/0006_tag_moves.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -74,10 +79,15 @@ const POSTGRES: &[Migration] = &[
         name: "leases",
         sql: include_str!("../migrations/postgres/0005_leases.sql"),
     },
+    Migration {
+        version: 6,
+        name: "tag_moves",
+        sql: include_str!("../migrations/postgres/0006_tag_moves.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

@@ -313,6 +313,28 @@ async fn tags_that_disappear_are_gone_not_deleted(url: String) {
         (stable.first_seen_at, stable.digest_since),
         (at(0), at(120))
     );
+
+    // Freshness reads where a tag pointed before it moved; a tag back at its digest is no move.
+    let stable_ref = berth_core::ImageRef::parse("ghcr.io/org/app:stable").unwrap();
+    assert_eq!(
+        store.tag_moves(&stable_ref).await.unwrap(),
+        vec![(one.digest.clone(), two.digest.clone(), at(120))]
+    );
+    let facts = store.freshness_facts().await.unwrap();
+    let moves: Vec<String> = facts
+        .moves
+        .iter()
+        .map(|moved| format!("{} {}->{}", moved.reference, moved.from, moved.to))
+        .collect();
+    assert_eq!(
+        moves,
+        [format!(
+            "ghcr.io/org/app:stable {}->{}",
+            one.digest, two.digest
+        )]
+    );
+    assert_eq!(facts.tags.len(), 2);
+    assert_eq!(facts.images.len(), 2);
 }
 
 async fn failures_keep_what_was_known(url: String) {
