@@ -468,10 +468,15 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
         let ancestors = index.ancestors(&digest);
         let mut reasons = Vec::new();
 
-        if let Some(moved) = ancestors
-            .iter()
-            .find_map(|base| base_moved(catalog, &index, base))
-        {
+        // A base's channel that moved to this image or to one of its own bases is not news:
+        // the image is the new base (a fix layered on the old one), or built on it already.
+        let on_new_base = |now: &Digest| {
+            index.same_image(now, &digest) || ancestors.iter().any(|a| index.same_image(now, a))
+        };
+        if let Some(moved) = ancestors.iter().find_map(|base| {
+            base_moved(catalog, &index, base)
+                .filter(|moved| !matches!(moved, Reason::BaseMoved { now, .. } if on_new_base(now)))
+        }) {
             reasons.push(moved);
         }
 
@@ -586,15 +591,49 @@ pub fn plan(report: &Report, target: impl Fn(&StaleImage) -> Option<String>) -> 
     order.sort_by_key(|image| image.ancestors.len());
     let mut wave_of: HashMap<&Digest, u32> = HashMap::new();
     let mut items = Vec::with_capacity(order.len());
-    for image in order {
-        let wave = 1 + image
-            .ancestors
-            .iter()
-            .filter_map(|base| wave_of.get(base))
-            .max()
-            .copied()
-            .unwrap_or(0);
-        wave_of.insert(&image.digest, wave);
+    let mut placed: Vec<(&StaleImage, u32)> = Vec::with_capacity(order.len());
+    // The new base a moved channel points at waits like an ancestor: when it is itself in the
+    // plan, rebuilding on it now would build on what is about to be replaced.
+    let moved_to = |image: &StaleImage| -> Option<Digest> {
+        image.reasons.iter().find_map(|reason| match reason {
+            Reason::BaseMoved { now, .. } => Some(now.clone()),
+            _ => None,
+        })
+    };
+    let in_plan: HashSet<&Digest> = report.stale.iter().map(|image| &image.digest).collect();
+    let mut pending: Vec<&StaleImage> = order;
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|image| {
+            let target_base = moved_to(image);
+            let waits_on: Vec<&Digest> =
+                image.ancestors.iter().chain(target_base.as_ref()).collect();
+            let waits = waits_on.iter().any(|base| {
+                in_plan.contains(*base) && !wave_of.contains_key(*base) && **base != image.digest
+            });
+            if waits {
+                return true; // its base is placed first
+            }
+            let wave = 1 + waits_on
+                .iter()
+                .filter_map(|base| wave_of.get(*base))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            wave_of.insert(&image.digest, wave);
+            placed.push((image, wave));
+            false
+        });
+        if pending.len() == before {
+            // A cycle in bad data: place the rest in one more wave rather than loop.
+            let last = wave_of.values().max().copied().unwrap_or(0) + 1;
+            for image in pending.drain(..) {
+                wave_of.insert(&image.digest, last);
+                placed.push((image, last));
+            }
+        }
+    }
+    for (image, wave) in placed {
         items.push(PlanItem {
             reference: image.reference.clone(),
             digest: image.digest.clone(),

@@ -169,3 +169,17 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// The stale images in scope at `now` (`berth stale`, `GET /api/v1/stale`). The decision is
+    /// CPU work over the whole store: a server calls this off its request threads.
+    pub async fn stale(
+        &self,
+        catalog: &berth_core::catalog::Catalog,
+        settings: &berth_core::freshness::Settings,
+        now: DateTime<Utc>,
+    ) -> Result<berth_core::freshness::Report, StoreError> {
+        let facts = self.freshness_facts().await?;
+        Ok(berth_core::freshness::stale(catalog, &facts, settings, now))
+    }
+}

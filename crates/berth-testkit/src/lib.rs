@@ -322,3 +322,50 @@ impl Drop for OwnRegistry {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Builds an image on top of `from` (a `docker://` reference skopeo can read without TLS
+/// verification): one more layer holding `path` with `content`, made with umoci (rootless), and
+/// pushes it to `to`. What a CI job rebuilding an image on its base does, with real tools.
+pub fn derive_image(from: &str, to: &str, path: &str, content: &str) {
+    let work = std::env::temp_dir().join(format!(
+        "berth-derive-{}-{}",
+        std::process::id(),
+        DERIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let layout = format!("{}:image", work.join("layout").display());
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{from}"),
+        &format!("oci:{layout}"),
+    ]);
+    let bundle = work.join("bundle");
+    let umoci = |args: &[&str]| {
+        let output = std::process::Command::new("umoci")
+            .args(args)
+            .output()
+            .expect("umoci is installed by scripts/testbed");
+        assert!(
+            output.status.success(),
+            "umoci {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let bundle_text = bundle.display().to_string();
+    umoci(&["unpack", "--rootless", "--image", &layout, &bundle_text]);
+    let file = bundle.join("rootfs").join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, content).unwrap();
+    umoci(&["repack", "--image", &layout, &bundle_text]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{layout}"),
+        &format!("docker://{to}"),
+    ]);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+static DERIVED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -40,6 +40,11 @@ enum Command {
     Sync(cmd::sync::Args),
     /// What the store knows about images: by repository, OS, or the base they are built on.
     Images(cmd::images::Args),
+    /// Images in scope that should be rebuilt, and why: base moved, too old, OS end of life,
+    /// base retired.
+    Stale(cmd::freshness::StaleArgs),
+    /// Rebuilds of stale images: the plan, in waves by lineage.
+    Rebuild(cmd::freshness::RebuildArgs),
     /// Decide images and Kubernetes manifests with the admission policy, as the webhook would.
     Check(cmd::check::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
         Command::Sync(args) => cmd::sync::exec(args, &env),
         Command::Images(args) => cmd::images::exec(args, &env),
         Command::Check(args) => cmd::check::exec(args, &env),
+        Command::Stale(args) => cmd::freshness::stale(args, &env),
+        Command::Rebuild(args) => cmd::freshness::rebuild(args, &env),
         Command::Promote(args) => cmd::channels::promote(args, &env),
         Command::Rollback(args) => cmd::channels::rollback(args, &env),
         Command::History(args) => cmd::channels::history(args, &env),

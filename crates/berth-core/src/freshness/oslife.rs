@@ -9,6 +9,12 @@ use serde::Serialize;
 /// --help` states it, so a reader knows how old berth's knowledge of the future is.
 pub const TABLE_DATE: &str = "2026-12-01";
 
+/// What `berth stale --help` says of the table (its date must be [`TABLE_DATE`]).
+pub const TABLE_NOTE: &str = "OS end of life comes from berth's lifecycle table of 2026-12-01 \
+(Debian, Ubuntu, Alpine, Fedora, RHEL/UBI, CentOS Stream, Rocky, Alma, Oracle Linux, Amazon \
+Linux, Azure Linux/Mariner, openSUSE Leap); `freshness.os_lifecycle` in the config adds or \
+overrides rows. See docs/freshness.md.";
+
 /// One release of a distribution and the day its support ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OsLifecycle {
@@ -143,6 +149,11 @@ mod tests {
         );
         assert_eq!(find("ubuntu-22.04-arm64-v8").as_deref(), Some("2027-06-01"));
         assert_eq!(find("plan9-4-amd64"), None);
+    }
+
+    #[test]
+    fn the_help_states_the_table_date() {
+        assert!(TABLE_NOTE.contains(TABLE_DATE), "{TABLE_NOTE}");
     }
 
     #[test]
