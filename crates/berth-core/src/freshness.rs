@@ -75,7 +75,7 @@ pub struct TagMove {
 }
 
 /// The operator's settings for the stale questions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Images older than this are `too-old`, unless their catalog entry sets its own
     /// `max_age`. `None`: age alone never makes an image stale.
@@ -656,6 +656,32 @@ pub fn plan(report: &Report, target: impl Fn(&StaleImage) -> Option<String>) -> 
     });
     let waves = items.iter().map(|item| item.wave).max().unwrap_or(0);
     Plan { items, waves }
+}
+
+/// What `berth stale --json` prints and `GET /api/v1/stale` answers (docs/freshness.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing<'r> {
+    /// The moment decided at (RFC 3339, seconds).
+    pub now: String,
+    /// The date of berth's OS lifecycle table.
+    pub os_table_date: &'static str,
+    /// Images in scope.
+    pub checked: usize,
+    /// Stale images per reason (an image counts once per reason it has).
+    pub counts: BTreeMap<&'static str, usize>,
+    pub stale: &'r [StaleImage],
+}
+
+impl<'r> Listing<'r> {
+    pub fn new(report: &'r Report, now: DateTime<Utc>) -> Listing<'r> {
+        Listing {
+            now: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            os_table_date: oslife::TABLE_DATE,
+            checked: report.checked,
+            counts: count_by_reason(report),
+            stale: &report.stale,
+        }
+    }
 }
 
 /// How many stale images there are per reason (an image counts once per reason it has).

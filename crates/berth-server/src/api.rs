@@ -292,6 +292,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(events) = &state.events {
         text.push_str(&events.metrics());
     }
+    if let Some(freshness) = &state.freshness {
+        text.push_str(&freshness.metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,

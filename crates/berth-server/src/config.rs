@@ -57,7 +57,10 @@ pub const FIELDS: &[&str] = &[
     "namespace_labels",
     "leases",
     "connections",
+    "freshness",
 ];
+const FRESHNESS_FIELDS: &[&str] = &["interval", "max_age", "eol_warning", "os_lifecycle"];
+const OS_LIFECYCLE_FIELDS: &[&str] = &["distribution", "version", "eol_on"];
 const CONNECTION_FIELDS: &[&str] = &["handshake_timeout", "header_read_timeout", "max"];
 const TLS_FIELDS: &[&str] = &["cert", "key"];
 const RESOLVE_FIELDS: &[&str] = &["enabled", "deadline", "ttl", "failure_ttl", "cache"];
@@ -112,6 +115,21 @@ pub struct ServeFile {
     pub lease_ttl: Option<Duration>,
     /// Connection limits (`connections`).
     pub connections: Option<ConnectionsFile>,
+    /// The freshness pass (`freshness`).
+    pub freshness: Option<FreshnessFile>,
+}
+
+/// The `freshness` section (docs/freshness.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreshnessFile {
+    /// How often the pass runs.
+    pub interval: Option<Duration>,
+    /// The catalog-wide default age after which an image is `too-old`.
+    pub max_age: Option<Duration>,
+    /// How close to an OS's end of life it is reported.
+    pub eol_warning: Option<Duration>,
+    /// Rows that add to or override berth's OS lifecycle table.
+    pub os_lifecycle: Vec<berth_core::freshness::OsLifecycle>,
 }
 
 /// The `connections` section.
@@ -253,6 +271,8 @@ pub struct ServeSettings {
     pub leases: crate::leases::LeaseSettings,
     /// Handshake and header timeouts and the bound on open connections.
     pub connections: crate::connections::ConnectionLimits,
+    /// The freshness pass (`freshness`); `None` without a store.
+    pub freshness: Option<crate::freshness::FreshnessSettings>,
 }
 
 /// The channel API, ready to serve.
@@ -395,6 +415,7 @@ impl ServeFile {
                             config.connections = Some(section);
                         }
                     }
+                    "freshness" => config.freshness = freshness_section(&mut walker, value, &path),
                     "leases" => {
                         if let Some(fields) = walker.fields(value, &path, LEASE_FIELDS)
                             && let Some(ttl) = fields.get("ttl")
@@ -447,6 +468,70 @@ pub fn field_positions(text: &str) -> Vec<(String, usize, usize)> {
         }
     }
     found
+}
+
+fn freshness_section(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    path: &Path<'_>,
+) -> Option<FreshnessFile> {
+    let fields = walker.fields(node, path, FRESHNESS_FIELDS)?;
+    let mut section = FreshnessFile::default();
+    for (name, field) in fields.iter() {
+        let field_path = path.field(name);
+        match name {
+            "interval" => {
+                section.interval = parse_with(walker, field.value, &field_path, sync_interval)
+            }
+            "max_age" => section.max_age = parse_with(walker, field.value, &field_path, positive),
+            "eol_warning" => {
+                section.eol_warning = parse_with(walker, field.value, &field_path, span)
+            }
+            "os_lifecycle" => section.os_lifecycle = os_lifecycle(walker, field.value, &field_path),
+            other => unreachable!("field {other} is in FRESHNESS_FIELDS but not read"),
+        }
+    }
+    Some(section)
+}
+
+fn os_lifecycle(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    path: &Path<'_>,
+) -> Vec<berth_core::freshness::OsLifecycle> {
+    let mut rows = Vec::new();
+    let Some(items) = walker.sequence(node, path) else {
+        return rows;
+    };
+    for (index, item) in items.iter().enumerate() {
+        let item_path = path.index(index);
+        let Some(fields) = walker.fields(item, &item_path, OS_LIFECYCLE_FIELDS) else {
+            continue;
+        };
+        let mut field = |name: &'static str| {
+            let found = fields.get(name);
+            if found.is_none() {
+                let message = format!("an os_lifecycle row needs `{name}`");
+                walker.error(item.position, &item_path, message);
+            }
+            found
+        };
+        let (distribution, version, eol_on) =
+            (field("distribution"), field("version"), field("eol_on"));
+        let distribution = distribution
+            .and_then(|found| walker.required_text(found.value, &item_path.field("distribution")));
+        let version = version
+            .and_then(|found| walker.required_text(found.value, &item_path.field("version")));
+        let eol_on = eol_on.and_then(|found| walker.date(found.value, &item_path.field("eol_on")));
+        if let (Some(distribution), Some(version), Some(eol_on)) = (distribution, version, eol_on) {
+            rows.push(berth_core::freshness::OsLifecycle {
+                distribution,
+                version,
+                eol_on,
+            });
+        }
+    }
+    rows
 }
 
 fn api_tokens(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<ApiToken> {
@@ -762,14 +847,30 @@ mod tests {
     }
 
     #[test]
+    fn the_freshness_section() {
+        check(
+            "freshness:\n  interval: 30m\n  max_age: 30d\n  eol_warning: 60d\n  os_lifecycle:\n    - {distribution: debian, version: \"11\", eol_on: 2031-06-30}\n",
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: Some(FreshnessFile { interval: Some(1800s), max_age: Some(2592000s), eol_warning: Some(5184000s), os_lifecycle: [OsLifecycle { distribution: "debian", version: "11", eol_on: 2031-06-30 }] }) }"#,
+        );
+        check(
+            "freshness:\n  max_age: soon\n  os_lifecycle:\n    - {distribution: debian, eol_on: 2031-13-01}\n  every: 1h\n",
+            r#"
+berth.yaml:2:12: error: freshness.max_age: "soon" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)
+berth.yaml:4:7: error: freshness.os_lifecycle[0]: an os_lifecycle row needs `version`
+berth.yaml:4:38: error: freshness.os_lifecycle[0].eol_on: "2031-13-01" is not a date (YYYY-MM-DD)
+berth.yaml:5:3: error: freshness.every: unknown field `every`; expected one of: interval, max_age, eol_warning, os_lifecycle"#,
+        );
+    }
+
+    #[test]
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None }"#,
         );
     }
 
@@ -777,7 +878,7 @@ mod tests {
     fn registry_mirrors() {
         check(
             "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None }"#,
         );
     }
 
@@ -800,7 +901,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None }"#,
         );
         check(
             "
@@ -835,7 +936,7 @@ resolve: {deadline: 1500ms, ttl: 1m, failure_ttl: 0, cache: 500}
 namespace_labels: {api: 'https://10.0.0.1:443', token_file: t, ca_file: c}
 leases: {ttl: 1m30s}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None, freshness: None }"#,
         );
         check(
             "

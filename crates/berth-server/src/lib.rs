@@ -36,6 +36,7 @@ pub mod channels_api;
 pub mod config;
 pub mod connections;
 pub mod events;
+pub mod freshness;
 pub mod knowledge;
 pub mod leases;
 pub mod metrics;
@@ -96,6 +97,9 @@ pub struct AppState {
     /// Registry push events (`POST /api/v1/registry-events`); `None` without a store, a `sync`
     /// section and an `events` token, when the route answers 503.
     pub events: Option<Arc<events::RegistryEvents>>,
+    /// The freshness pass's last report (`GET /api/v1/stale`, `/metrics`); `None` without a
+    /// store, when the route answers 503.
+    pub freshness: Option<Arc<freshness::FreshnessState>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -112,6 +116,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/resolve/{name}", get(api::resolve))
         .route("/api/v1/which", get(api::which))
         .route("/api/v1/images", get(knowledge::images))
+        .route("/api/v1/stale", get(freshness::stale))
         .route("/api/v1/images/{digest}", get(knowledge::image))
         .route("/api/v1/repositories", get(knowledge::repositories))
         .route("/api/v1/sync", get(knowledge::sync_status))
@@ -246,7 +251,15 @@ pub async fn run_with_clock(
         }
         _ => (None, None),
     };
+    let freshness_state = match (&store, &settings.freshness) {
+        (Some(store), Some(freshness)) => Some(Arc::new(freshness::FreshnessState::new(
+            store.clone(),
+            freshness.clone(),
+        ))),
+        _ => None,
+    };
     let state = AppState {
+        freshness: freshness_state.clone(),
         events: events.clone(),
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
@@ -358,6 +371,17 @@ pub async fn run_with_clock(
                 Arc::clone(events),
                 store.clone(),
                 queue,
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let Some(freshness) = &freshness_state {
+        tasks.push((
+            "freshness pass",
+            tokio::spawn(freshness::schedule(
+                Arc::clone(freshness),
+                Arc::clone(&catalog),
+                Arc::clone(&clock),
                 stopped.clone(),
             )),
         ));

@@ -58,6 +58,7 @@ fn state_with(catalog: Catalog) -> AppState {
         policy: None,
         leases: Default::default(),
         events: None,
+        freshness: None,
     }
 }
 
@@ -225,6 +226,7 @@ async fn the_clock_decides_effective_states() {
         policy: None,
         leases: Default::default(),
         events: None,
+        freshness: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -248,6 +250,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         policy: None,
         leases: Default::default(),
         events: None,
+        freshness: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -293,6 +296,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         policy: None,
         leases: Default::default(),
         events: None,
+        freshness: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -391,6 +395,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         policy: None,
         leases: Default::default(),
         events: None,
+        freshness: None,
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();

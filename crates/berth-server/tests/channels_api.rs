@@ -141,6 +141,7 @@ impl World {
             policy: None,
             leases: Default::default(),
             events: None,
+            freshness: None,
         })
         .oneshot(request)
         .await

@@ -59,6 +59,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
             ttl: LeaseSettings::DEFAULT_TTL,
         },
         connections: Default::default(),
+        freshness: None,
     }
 }
 

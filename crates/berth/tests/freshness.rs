@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use berth_testkit::{Testbed, derive_image, skopeo};
+use berth_testkit::{ServeProcess, Testbed, derive_image, skopeo};
 use serde_json::Value;
 
 fn berth(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -292,6 +292,42 @@ fn a_moved_base_makes_its_family_stale_and_the_plan_follows_lineage() {
         reason(&warned, "grandchild:latest", "os-eol")["warning"],
         true
     );
+
+    // `berth serve` runs the pass and answers GET /api/v1/stale with the same list; its
+    // config's os_lifecycle extends Alpine 3.20 (so only the grandchild is stale).
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: {catalog}\nstore: {store}\nfreshness:\n  interval: 1h\n  os_lifecycle:\n    - {{distribution: alpine, version: \"3.20\", eol_on: 2031-01-01}}\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = ServeProcess::start(command);
+    let (status, listing) = server.get("/api/v1/stale");
+    assert_eq!(status, 200, "{listing:#}");
+    assert_eq!(
+        stale_of(&listing),
+        [(
+            "grandchild:latest".to_string(),
+            vec!["base-moved".to_string()]
+        )]
+    );
+    assert_eq!(listing["checked"], 3);
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("berth_stale_images{reason=\"base-moved\"} 1\n")
+            && metrics.contains("berth_stale_images{reason=\"os-eol\"} 0\n"),
+        "{metrics}"
+    );
+    drop(server);
 
     // Bad input names the flag.
     let output = berth(

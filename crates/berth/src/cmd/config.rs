@@ -312,6 +312,24 @@ fn explain(
         None,
     );
     push(
+        "freshness",
+        match &settings.freshness {
+            Some(freshness) => text(format!(
+                "every {}, max_age {}, eol_warning {}, {} os_lifecycle row(s)",
+                duration_text(freshness.interval),
+                freshness
+                    .settings
+                    .max_age
+                    .map_or("none".to_string(), duration_text),
+                duration_text(freshness.settings.eol_warning),
+                freshness.settings.os_lifecycle.len()
+            )),
+            None => text("off (no store)".into()),
+        },
+        None,
+        None,
+    );
+    push(
         "tls",
         match &settings.tls {
             Some(tls) => text(format!(

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use berth_core::catalog;
 use berth_core::freshness::{self, Plan, Reason, Report, Settings, oslife};
 use berth_files::catalog_source::CatalogSource;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
 use crate::cmd::{open_store_read_only, print_json, print_text, runtime, store_url};
@@ -69,20 +68,6 @@ pub struct PlanArgs {
     pub common: Common,
 }
 
-/// `berth stale --json` and `GET /api/v1/stale`.
-#[derive(Debug, Serialize)]
-pub struct StaleOutput<'r> {
-    /// The moment decided at.
-    pub now: String,
-    /// The date of berth's OS lifecycle table.
-    pub os_table_date: &'static str,
-    /// Images in scope.
-    pub checked: usize,
-    /// Stale images per reason (an image counts once per reason it has).
-    pub counts: std::collections::BTreeMap<&'static str, usize>,
-    pub stale: &'r [freshness::StaleImage],
-}
-
 struct Decided {
     now: DateTime<Utc>,
     report: Report,
@@ -127,17 +112,11 @@ fn decide(common: &Common, env: &Environment) -> anyhow::Result<Decided> {
 
 pub fn stale(args: StaleArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let Decided { now, report } = decide(&args.common, env)?;
-    let counts = freshness::count_by_reason(&report);
     if args.common.json {
-        print_json(&StaleOutput {
-            now: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            os_table_date: oslife::TABLE_DATE,
-            checked: report.checked,
-            counts,
-            stale: &report.stale,
-        })?;
+        print_json(&freshness::Listing::new(&report, now))?;
         return Ok(ExitCode::SUCCESS);
     }
+    let counts = freshness::count_by_reason(&report);
     let mut text = String::new();
     for image in &report.stale {
         text.push_str(&format!(

@@ -235,6 +235,7 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
             client: file_registry_args(&file, &relative).client_config(env)?,
         }),
     };
+    let has_store = store.is_some();
     Ok(ServeSettings {
         listen,
         catalog: CatalogSource {
@@ -260,6 +261,20 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
         },
         policy,
         knowledge_refresh,
+        freshness: has_store.then(|| {
+            let section = file.freshness.clone().unwrap_or_default();
+            let defaults = berth_core::freshness::Settings::default();
+            berth_server::freshness::FreshnessSettings {
+                interval: section
+                    .interval
+                    .unwrap_or(berth_server::freshness::DEFAULT_INTERVAL),
+                settings: berth_core::freshness::Settings {
+                    max_age: section.max_age,
+                    eol_warning: section.eol_warning.unwrap_or(defaults.eol_warning),
+                    os_lifecycle: section.os_lifecycle,
+                },
+            }
+        }),
         leases: LeaseSettings {
             holder: LeaseSettings::holder_for(
                 &env.get("HOSTNAME").unwrap_or_else(|| "berth".to_string()),
