@@ -476,6 +476,7 @@ async fn openapi_describes_the_routes() {
     let mut served = vec![
         "/api/v1/catalog",
         "/api/v1/catalog/{name}",
+        "/api/v1/stale",
         "/api/v1/audit",
         "/api/v1/channels/{name}/history",
         "/api/v1/channels/{name}/promote",
