@@ -11,8 +11,10 @@
 
 pub mod oslife;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
@@ -119,7 +121,7 @@ pub struct StaleImage {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<ImageRef>,
     pub reasons: Vec<Reason>,
-    /// Its bases by lineage, nearest first (what the plan orders by).
+    /// Its bases by lineage that are stale themselves, nearest first (what the plan orders by).
     #[serde(skip)]
     pub ancestors: Vec<Digest>,
 }
@@ -186,118 +188,152 @@ pub enum AgeSource {
     FirstSeen,
 }
 
+/// An image's place in [`Index::images`]: every question below is asked by number, so a
+/// pass over 100,000 images hashes each digest once.
+type Id = u32;
+
 /// Everything [`stale`] looks things up in, indexed once.
 struct Index<'f> {
-    images: HashMap<&'f Digest, &'f ImageFacts>,
+    images: Vec<&'f ImageFacts>,
+    ids: HashMap<&'f Digest, Id>,
+    /// The nearest base, when the store knows it as an image.
+    bases: Vec<Option<Id>>,
+    /// Twin group of each image (equal layer chains share one) and the members of each group.
+    group: Vec<u32>,
+    groups: Vec<Vec<Id>>,
     indexes: HashMap<&'f Digest, &'f [(Digest, String)]>,
-    twins: HashMap<&'f str, Vec<&'f Digest>>,
-    /// Canonical `registry/repository:tag` → the live tag.
-    tags: HashMap<String, &'f TagFacts>,
-    /// Platform image → the live tags resolving to it now.
-    tagged_now: HashMap<&'f Digest, Vec<&'f TagFacts>>,
-    /// Platform image → tags that pointed at it and moved away, with when.
-    moved_from: HashMap<&'f Digest, Vec<(&'f ImageRef, DateTime<Utc>)>>,
+    /// `registry/repository:tag` → the live tag.
+    tags: HashMap<&'f ImageRef, &'f TagFacts>,
+    /// Image → the live tags resolving to it now.
+    tagged_now: Vec<Vec<&'f TagFacts>>,
+    /// Image → tags that pointed at it and moved away, with when.
+    moved_from: Vec<Vec<(&'f ImageRef, DateTime<Utc>)>>,
 }
 
 impl<'f> Index<'f> {
     fn new(facts: &'f Facts) -> Index<'f> {
-        let images: HashMap<_, _> = facts.images.iter().map(|i| (&i.digest, i)).collect();
+        let mut images: Vec<&ImageFacts> = Vec::with_capacity(facts.images.len());
+        let mut ids: HashMap<&Digest, Id> = HashMap::with_capacity(facts.images.len());
+        for image in &facts.images {
+            if !ids.contains_key(&image.digest) {
+                ids.insert(&image.digest, images.len() as Id);
+                images.push(image);
+            }
+        }
+        let bases = images
+            .iter()
+            .map(|image| image.base.as_ref().and_then(|base| ids.get(base).copied()))
+            .collect();
+        let mut by_key: HashMap<&str, u32> = HashMap::new();
+        let mut groups: Vec<Vec<Id>> = Vec::new();
+        let mut group = Vec::with_capacity(images.len());
+        for (id, image) in images.iter().enumerate() {
+            let number = match image.chain_key.as_deref() {
+                Some(key) => *by_key.entry(key).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    (groups.len() - 1) as u32
+                }),
+                None => {
+                    groups.push(Vec::new());
+                    (groups.len() - 1) as u32
+                }
+            };
+            groups[number as usize].push(id as Id);
+            group.push(number);
+        }
         let indexes: HashMap<_, _> = facts
             .indexes
             .iter()
             .map(|(digest, children)| (digest, children.as_slice()))
             .collect();
-        let mut twins: HashMap<&str, Vec<&Digest>> = HashMap::new();
-        for image in &facts.images {
-            if let Some(key) = &image.chain_key {
-                twins.entry(key).or_default().push(&image.digest);
-            }
-        }
         let mut index = Index {
+            tagged_now: vec![Vec::new(); images.len()],
+            moved_from: vec![Vec::new(); images.len()],
             images,
+            ids,
+            bases,
+            group,
+            groups,
             indexes,
-            twins,
-            tags: HashMap::new(),
-            tagged_now: HashMap::new(),
-            moved_from: HashMap::new(),
+            tags: HashMap::with_capacity(facts.tags.len()),
         };
         for tag in &facts.tags {
-            index.tags.insert(tag.reference.canonical(), tag);
-            for image in index.expand(&tag.digest) {
-                index.tagged_now.entry(image).or_default().push(tag);
+            index.tags.insert(&tag.reference, tag);
+            let images: Vec<Id> = index.expand(&tag.digest).collect();
+            for image in images {
+                index.tagged_now[image as usize].push(tag);
             }
         }
         for moved in &facts.moves {
-            for image in index.expand(&moved.from) {
-                index
-                    .moved_from
-                    .entry(image)
-                    .or_default()
-                    .push((&moved.reference, moved.at));
+            let images: Vec<Id> = index.expand(&moved.from).collect();
+            for image in images {
+                index.moved_from[image as usize].push((&moved.reference, moved.at));
             }
         }
         index
     }
 
-    /// The platform images a manifest stands for: an index's children, or the image itself.
-    fn expand(&self, digest: &'f Digest) -> Vec<&'f Digest> {
-        match self.indexes.get(digest) {
-            Some(children) => children.iter().map(|(child, _)| child).collect(),
-            None => vec![digest],
-        }
+    fn facts(&self, id: Id) -> &'f ImageFacts {
+        self.images[id as usize]
+    }
+
+    /// The platform images a manifest stands for (an index's children, or the image itself),
+    /// those the store knows.
+    fn expand<'s>(&'s self, digest: &'s Digest) -> impl Iterator<Item = Id> + 's {
+        let children = self.indexes.get(digest).copied();
+        let single = match children {
+            Some(_) => None,
+            None => self.ids.get(digest).copied(),
+        };
+        children
+            .into_iter()
+            .flatten()
+            .filter_map(|(child, _)| self.ids.get(child).copied())
+            .chain(single)
     }
 
     /// The platform image `digest` stands for on `platform`.
-    fn on_platform(&self, digest: &'f Digest, platform: &str) -> Option<&'f Digest> {
+    fn on_platform(&self, digest: &Digest, platform: &str) -> Option<Id> {
         match self.indexes.get(digest) {
             Some(children) => children
                 .iter()
                 .find(|(_, child_platform)| child_platform == platform)
-                .map(|(child, _)| child),
-            None => Some(digest),
+                .and_then(|(child, _)| self.ids.get(child).copied()),
+            None => self.ids.get(digest).copied(),
         }
     }
 
     /// `image` and its twins (the same layers under other manifests).
-    fn twins_of(&self, image: &'f Digest) -> Vec<&'f Digest> {
-        let key = self.images.get(image).and_then(|i| i.chain_key.as_deref());
-        match key.and_then(|key| self.twins.get(key)) {
-            Some(group) => group.clone(),
-            None => vec![image],
-        }
+    fn twins_of(&self, image: Id) -> &[Id] {
+        &self.groups[self.group[image as usize] as usize]
     }
 
-    fn same_image(&self, a: &Digest, b: &Digest) -> bool {
-        if a == b {
-            return true;
-        }
-        let key = |d: &Digest| self.images.get(d).and_then(|i| i.chain_key.as_deref());
-        matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
+    fn same_image(&self, a: Id, b: Id) -> bool {
+        self.group[a as usize] == self.group[b as usize]
     }
 
-    /// Bases by lineage, nearest first.
-    fn ancestors(&self, image: &Digest) -> Vec<Digest> {
+    /// Bases by lineage, nearest first (at most [`CHAIN_DEPTH_MAX`]: bad data may loop).
+    fn ancestors(&self, image: Id) -> Vec<Id> {
         let mut chain = Vec::new();
-        let mut seen = HashSet::new();
-        let mut at = self.images.get(image).and_then(|i| i.base.as_ref());
+        let mut at = self.bases[image as usize];
         while let Some(base) = at {
-            if chain.len() >= CHAIN_DEPTH_MAX || !seen.insert(base) {
+            if chain.len() >= CHAIN_DEPTH_MAX {
                 break;
             }
-            chain.push(base.clone());
-            at = self.images.get(base).and_then(|i| i.base.as_ref());
+            chain.push(base);
+            at = self.bases[base as usize];
         }
         chain
     }
 
     /// Every reference that held `image` (or a twin), now or before.
-    fn references_of(&self, image: &'f Digest) -> Vec<&'f ImageRef> {
+    fn references_of(&self, image: Id) -> Vec<&'f ImageRef> {
         let mut references = Vec::new();
-        for twin in self.twins_of(image) {
-            for tag in self.tagged_now.get(twin).into_iter().flatten() {
+        for &twin in self.twins_of(image) {
+            for tag in &self.tagged_now[twin as usize] {
                 references.push(&tag.reference);
             }
-            for (reference, _) in self.moved_from.get(twin).into_iter().flatten() {
+            for (reference, _) in &self.moved_from[twin as usize] {
                 references.push(*reference);
             }
         }
@@ -305,81 +341,118 @@ impl<'f> Index<'f> {
     }
 }
 
-/// The catalog entry (and variant) owning any reference that ever held `image`.
-fn owner<'c>(
+/// The catalog entry (and variant) owning a reference, and the reference.
+type Owner<'c, 'f> = (
+    &'c crate::catalog::CatalogEntry,
+    Option<&'c str>,
+    &'f ImageRef,
+);
+
+/// What [`stale`] asks about a base many times (every image built on it asks again), asked once.
+struct Memo<'c, 'f> {
     catalog: &'c Catalog,
-    index: &Index<'_>,
-    image: &Digest,
-) -> Option<(&'c crate::catalog::CatalogEntry, Option<&'c str>, ImageRef)> {
-    let image = index.images.get_key_value(image)?.0;
-    index
-        .references_of(image)
-        .into_iter()
-        .find_map(|reference| {
-            catalog
-                .owner_of(reference)
-                .map(|(entry, variant)| (entry, variant, reference.clone()))
-        })
+    owners: Vec<Option<Option<Owner<'c, 'f>>>>,
+    moved: Vec<Option<Option<(Reason, Id)>>>,
 }
 
-/// Whether the base `base` moved: its channel (the owning entry's channels, else any tag that
-/// held it) no longer holds it or a twin, and holds another image of its platform.
-fn base_moved(catalog: &Catalog, index: &Index<'_>, base: &Digest) -> Option<Reason> {
-    let (base, facts) = index.images.get_key_value(base)?;
-    let references = index.references_of(base);
-    let channel_tags: Vec<&ImageRef> = match owner(catalog, index, base) {
-        Some((entry, _, owned)) => {
-            let channels: Vec<&ImageRef> = references
-                .iter()
-                .copied()
-                .filter(|reference| {
-                    reference.name() == owned.name()
-                        && reference
-                            .tag()
-                            .is_some_and(|tag| entry.channels.contains(tag))
-                })
-                .collect();
-            if channels.is_empty() {
-                references
-            } else {
-                channels
-            }
-        }
-        None => references,
-    };
-    let mut moved: Option<Reason> = None;
-    for reference in channel_tags {
-        let Some(tag) = index.tags.get(&reference.canonical()) else {
-            continue; // the tag is gone: nothing points elsewhere
-        };
-        let Some(now) = index.on_platform(&tag.digest, &facts.platform) else {
-            continue;
-        };
-        if index.same_image(now, base) {
-            return None; // a channel still holds it
-        }
-        let since = index
-            .twins_of(base)
-            .into_iter()
-            .flat_map(|twin| index.moved_from.get(twin).into_iter().flatten())
-            .filter(|(from, _)| from.canonical() == reference.canonical())
-            .map(|(_, at)| *at)
-            .max()
-            .unwrap_or(tag.since);
-        let newer = match &moved {
-            Some(Reason::BaseMoved { since: earlier, .. }) => since > *earlier,
-            _ => true,
-        };
-        if newer {
-            moved = Some(Reason::BaseMoved {
-                base: (*base).clone(),
-                channel: reference.clone(),
-                now: now.clone(),
-                since,
-            });
+impl<'c, 'f> Memo<'c, 'f> {
+    fn new(catalog: &'c Catalog, images: usize) -> Memo<'c, 'f> {
+        Memo {
+            catalog,
+            owners: vec![None; images],
+            moved: vec![None; images],
         }
     }
-    moved
+
+    /// The catalog entry owning any reference that ever held `image`.
+    fn owner(&mut self, index: &Index<'f>, image: Id) -> Option<Owner<'c, 'f>> {
+        if let Some(known) = self.owners[image as usize] {
+            return known;
+        }
+        let catalog = self.catalog;
+        let found = index
+            .references_of(image)
+            .into_iter()
+            .find_map(|reference| {
+                catalog
+                    .owner_of(reference)
+                    .map(|(entry, variant)| (entry, variant, reference))
+            });
+        self.owners[image as usize] = Some(found);
+        found
+    }
+
+    /// Whether `base` moved, and the image its channel holds now.
+    fn base_moved(&mut self, index: &Index<'f>, base: Id) -> Option<(Reason, Id)> {
+        if let Some(known) = &self.moved[base as usize] {
+            return known.clone();
+        }
+        let moved = self.decide_base_moved(index, base);
+        self.moved[base as usize] = Some(moved.clone());
+        moved
+    }
+
+    /// Whether the base `base` moved: its channel (the owning entry's channels, else any tag
+    /// that held it) no longer holds it or a twin, and holds another image of its platform.
+    fn decide_base_moved(&mut self, index: &Index<'f>, base: Id) -> Option<(Reason, Id)> {
+        let facts = index.facts(base);
+        let references = index.references_of(base);
+        let channel_tags: Vec<&ImageRef> = match self.owner(index, base) {
+            Some((entry, _, owned)) => {
+                let channels: Vec<&ImageRef> = references
+                    .iter()
+                    .copied()
+                    .filter(|reference| {
+                        reference.registry() == owned.registry()
+                            && reference.repository() == owned.repository()
+                            && reference
+                                .tag()
+                                .is_some_and(|tag| entry.channels.contains(tag))
+                    })
+                    .collect();
+                if channels.is_empty() {
+                    references
+                } else {
+                    channels
+                }
+            }
+            None => references,
+        };
+        let mut moved: Option<(Reason, Id)> = None;
+        for reference in channel_tags {
+            let Some(tag) = index.tags.get(reference) else {
+                continue; // the tag is gone: nothing points elsewhere
+            };
+            let Some(now) = index.on_platform(&tag.digest, &facts.platform) else {
+                continue;
+            };
+            if index.same_image(now, base) {
+                return None; // a channel still holds it
+            }
+            let since = index
+                .twins_of(base)
+                .iter()
+                .flat_map(|&twin| &index.moved_from[twin as usize])
+                .filter(|(from, _)| *from == reference)
+                .map(|(_, at)| *at)
+                .max()
+                .unwrap_or(tag.since);
+            let newer = match &moved {
+                Some((Reason::BaseMoved { since: earlier, .. }, _)) => since > *earlier,
+                _ => true,
+            };
+            if newer {
+                let reason = Reason::BaseMoved {
+                    base: facts.digest.clone(),
+                    channel: reference.clone(),
+                    now: index.facts(now).digest.clone(),
+                    since,
+                };
+                moved = Some((reason, now));
+            }
+        }
+        moved
+    }
 }
 
 /// A `created` that cannot be right: before 2000 (the 1970 epoch of reproducible builds among
@@ -397,85 +470,90 @@ fn days(duration: Duration) -> u64 {
 pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTime<Utc>) -> Report {
     let index = Index::new(facts);
     let builtin = oslife::builtin();
+    let mut memo = Memo::new(catalog, index.images.len());
 
-    // Scope, by digest: (reference, entry, variant, channel, max_age), first reference wins.
-    struct InScope<'c> {
-        reference: ImageRef,
+    // Scope, by image: the first reference wins, the others are listed in `also`.
+    struct InScope<'c, 'r> {
+        reference: std::borrow::Cow<'r, ImageRef>,
         entry: Option<&'c crate::catalog::CatalogEntry>,
-        variant: Option<String>,
-        also: Vec<ImageRef>,
+        variant: Option<&'c str>,
+        also: Vec<std::borrow::Cow<'r, ImageRef>>,
     }
-    let mut scope: BTreeMap<Digest, InScope<'_>> = BTreeMap::new();
-    let mut add = |digest: &Digest, reference: ImageRef, entry, variant: Option<&str>| match scope
-        .get_mut(digest)
-    {
-        Some(existing) => {
+    let mut order: Vec<(Id, InScope<'_, '_>)> = Vec::new();
+    let mut position: Vec<Option<usize>> = vec![None; index.images.len()];
+    let mut add = |image: Id, reference, entry, variant| match position[image as usize] {
+        Some(at) => {
+            let existing = &mut order[at].1;
             if existing.reference != reference && !existing.also.contains(&reference) {
                 existing.also.push(reference);
             }
         }
         None => {
-            scope.insert(
-                digest.clone(),
+            position[image as usize] = Some(order.len());
+            order.push((
+                image,
                 InScope {
                     reference,
                     entry,
-                    variant: variant.map(str::to_string),
+                    variant,
                     also: Vec::new(),
                 },
-            );
+            ));
         }
     };
     for entry in catalog.entries() {
         for (variant, name) in entry.images() {
             for channel in &entry.channels {
                 let reference = name.at(channel);
-                let Some(tag) = index.tags.get(&reference.canonical()) else {
+                let Some(tag) = index.tags.get(&reference) else {
                     continue;
                 };
                 for image in index.expand(&tag.digest) {
-                    if index.images.contains_key(image) {
-                        add(image, reference.clone(), Some(entry), variant);
-                    }
+                    let reference = std::borrow::Cow::Owned(reference.clone());
+                    add(image, reference, Some(entry), variant);
                 }
             }
         }
     }
-    let mut tags: Vec<&TagFacts> = facts.tags.iter().collect();
-    tags.sort_by_key(|tag| tag.reference.canonical());
-    for tag in tags {
+    // The store lists tags sorted, so the first reference of an image is the same every time.
+    for tag in &facts.tags {
         if catalog.owner_of(&tag.reference).is_some() {
             continue;
         }
         for image in index.expand(&tag.digest) {
-            if !index.images.contains_key(image) {
-                continue;
-            }
             let reaches_catalog = index
                 .ancestors(image)
-                .iter()
-                .any(|base| owner(catalog, &index, base).is_some());
+                .into_iter()
+                .any(|base| memo.owner(&index, base).is_some());
             if reaches_catalog {
-                add(image, tag.reference.clone(), None, None);
+                add(
+                    image,
+                    std::borrow::Cow::Borrowed(&tag.reference),
+                    None,
+                    None,
+                );
             }
         }
     }
 
     let mut stale = Vec::new();
-    let checked = scope.len();
-    for (digest, in_scope) in scope {
-        let facts = index.images[&digest];
-        let ancestors = index.ancestors(&digest);
+    let mut is_stale = vec![false; index.images.len()];
+    let checked = order.len();
+    let mut os_rows: HashMap<&str, Option<(&OsLifecycle, LifecycleSource)>> = HashMap::new();
+    let warning = chrono::Duration::from_std(settings.eol_warning).ok();
+    for (image, in_scope) in order {
+        let facts = index.facts(image);
+        let ancestors = index.ancestors(image);
         let mut reasons = Vec::new();
 
         // A base's channel that moved to this image or to one of its own bases is not news:
         // the image is the new base (a fix layered on the old one), or built on it already.
-        let on_new_base = |now: &Digest| {
-            index.same_image(now, &digest) || ancestors.iter().any(|a| index.same_image(now, a))
+        let on_new_base = |now: Id| {
+            index.same_image(now, image) || ancestors.iter().any(|&a| index.same_image(now, a))
         };
-        if let Some(moved) = ancestors.iter().find_map(|base| {
-            base_moved(catalog, &index, base)
-                .filter(|moved| !matches!(moved, Reason::BaseMoved { now, .. } if on_new_base(now)))
+        if let Some((moved, _)) = ancestors.iter().find_map(|&base| {
+            memo.base_moved(&index, base)
+                .filter(|(_, now)| !on_new_base(*now))
         }) {
             reasons.push(moved);
         }
@@ -501,12 +579,12 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
         }
 
         if let Some(os) = &facts.os_id
-            && let Some((row, table)) =
-                oslife::lookup(os.as_str(), &settings.os_lifecycle, &builtin)
+            && let Some((row, table)) = *os_rows
+                .entry(os.as_str())
+                .or_insert_with(|| oslife::lookup(os.as_str(), &settings.os_lifecycle, &builtin))
         {
             let today = now.date_naive();
-            let warn_from = chrono::Duration::from_std(settings.eol_warning)
-                .ok()
+            let warn_from = warning
                 .and_then(|window| row.eol_on.checked_sub_signed(window))
                 .unwrap_or(row.eol_on);
             if today >= warn_from {
@@ -519,11 +597,11 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
             }
         }
 
-        let retired = ancestors.iter().find_map(|base| {
-            let (entry, _, _) = owner(catalog, &index, base)?;
+        let retired = ancestors.iter().find_map(|&base| {
+            let (entry, _, _) = memo.owner(&index, base)?;
             let state = entry.lifecycle.at(now).state;
             (state != State::Stable).then(|| Reason::BaseRetired {
-                base: base.clone(),
+                base: index.facts(base).digest.clone(),
                 entry: entry.name.clone(),
                 state,
                 replacement: entry.lifecycle.replacement.clone(),
@@ -539,41 +617,55 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
             .tag()
             .cloned()
             .unwrap_or_else(|| Tag::parse("latest").expect("a valid tag"));
-        stale.push(StaleImage {
-            reference: in_scope.reference,
-            digest,
-            platform: facts.platform.clone(),
-            entry: in_scope.entry.map(|entry| entry.name.clone()),
-            variant: in_scope.variant,
-            channel,
-            also: in_scope.also,
-            reasons,
+        is_stale[image as usize] = true;
+        stale.push((
+            StaleImage {
+                reference: in_scope.reference.into_owned(),
+                digest: facts.digest.clone(),
+                platform: facts.platform.clone(),
+                entry: in_scope.entry.map(|entry| entry.name.clone()),
+                variant: in_scope.variant.map(str::to_string),
+                channel,
+                also: in_scope.also.into_iter().map(|r| r.into_owned()).collect(),
+                reasons,
+                ancestors: Vec::new(),
+            },
             ancestors,
-        });
+        ));
     }
-    stale.sort_by(|a, b| {
-        (a.reference.canonical(), &a.platform).cmp(&(b.reference.canonical(), &b.platform))
-    });
+    // The plan needs only the bases that are themselves stale.
+    let mut stale: Vec<StaleImage> = stale
+        .into_iter()
+        .map(|(mut image, ancestors)| {
+            image.ancestors = ancestors
+                .into_iter()
+                .filter(|&base| is_stale[base as usize])
+                .map(|base| index.facts(base).digest.clone())
+                .collect();
+            image
+        })
+        .collect();
+    stale.sort_by_cached_key(|image| (image.reference.canonical(), image.platform.clone()));
     Report { checked, stale }
 }
 
 /// What to rebuild, in waves by lineage.
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub items: Vec<PlanItem>,
+pub struct Plan<'r> {
+    pub items: Vec<PlanItem<'r>>,
     /// How many waves the plan has (0 when there is nothing to rebuild).
     pub waves: u32,
 }
 
 /// One image to rebuild.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanItem {
-    pub reference: ImageRef,
-    pub digest: Digest,
-    pub platform: String,
-    pub entry: Option<String>,
-    pub variant: Option<String>,
-    pub channel: Tag,
+pub struct PlanItem<'r> {
+    pub reference: &'r ImageRef,
+    pub digest: &'r Digest,
+    pub platform: &'r str,
+    pub entry: Option<&'r str>,
+    pub variant: Option<&'r str>,
+    pub channel: &'r Tag,
     /// The reasons' names (`base-moved`, ...); `berth stale` has the evidence.
     pub reasons: Vec<&'static str>,
     /// The build target that rebuilds it, when one is declared.
@@ -585,76 +677,76 @@ pub struct PlanItem {
 
 /// Orders `report`'s images into waves: an image whose base (at any depth) is itself in the plan
 /// comes in a later wave than that base. `target` names each image's build target.
-pub fn plan(report: &Report, target: impl Fn(&StaleImage) -> Option<String>) -> Plan {
-    let mut order: Vec<&StaleImage> = report.stale.iter().collect();
-    // A base's chain is a proper prefix of its child's: fewer ancestors first.
-    order.sort_by_key(|image| image.ancestors.len());
-    let mut wave_of: HashMap<&Digest, u32> = HashMap::new();
-    let mut items = Vec::with_capacity(order.len());
-    let mut placed: Vec<(&StaleImage, u32)> = Vec::with_capacity(order.len());
-    // The new base a moved channel points at waits like an ancestor: when it is itself in the
-    // plan, rebuilding on it now would build on what is about to be replaced.
-    let moved_to = |image: &StaleImage| -> Option<Digest> {
-        image.reasons.iter().find_map(|reason| match reason {
-            Reason::BaseMoved { now, .. } => Some(now.clone()),
-            _ => None,
+pub fn plan<'r>(report: &'r Report, target: impl Fn(&StaleImage) -> Option<String>) -> Plan<'r> {
+    let stale = &report.stale;
+    let position: HashMap<&Digest, usize> = stale
+        .iter()
+        .enumerate()
+        .map(|(at, image)| (&image.digest, at))
+        .collect();
+    // What each image waits on, as positions in the plan: its stale bases, and the new base a
+    // moved channel points at when that is itself in the plan (rebuilding on it now would build
+    // on what is about to be replaced).
+    let waits_on: Vec<Vec<usize>> = stale
+        .iter()
+        .enumerate()
+        .map(|(at, image)| {
+            let moved_to = image.reasons.iter().find_map(|reason| match reason {
+                Reason::BaseMoved { now, .. } => Some(now),
+                _ => None,
+            });
+            image
+                .ancestors
+                .iter()
+                .chain(moved_to)
+                .filter_map(|base| position.get(base).copied())
+                .filter(|&base| base != at)
+                .collect()
         })
-    };
-    let in_plan: HashSet<&Digest> = report.stale.iter().map(|image| &image.digest).collect();
-    let mut pending: Vec<&StaleImage> = order;
+        .collect();
+    // Bases first: a base's chain is a proper prefix of its child's.
+    let mut pending: Vec<usize> = (0..stale.len()).collect();
+    pending.sort_by_key(|&at| stale[at].ancestors.len());
+    let mut wave: Vec<u32> = vec![0; stale.len()];
     while !pending.is_empty() {
         let before = pending.len();
-        pending.retain(|image| {
-            let target_base = moved_to(image);
-            let waits_on: Vec<&Digest> =
-                image.ancestors.iter().chain(target_base.as_ref()).collect();
-            let waits = waits_on.iter().any(|base| {
-                in_plan.contains(*base) && !wave_of.contains_key(*base) && **base != image.digest
-            });
-            if waits {
+        pending.retain(|&at| {
+            if waits_on[at].iter().any(|&base| wave[base] == 0) {
                 return true; // its base is placed first
             }
-            let wave = 1 + waits_on
+            wave[at] = 1 + waits_on[at]
                 .iter()
-                .filter_map(|base| wave_of.get(*base))
+                .map(|&base| wave[base])
                 .max()
-                .copied()
                 .unwrap_or(0);
-            wave_of.insert(&image.digest, wave);
-            placed.push((image, wave));
             false
         });
         if pending.len() == before {
             // A cycle in bad data: place the rest in one more wave rather than loop.
-            let last = wave_of.values().max().copied().unwrap_or(0) + 1;
-            for image in pending.drain(..) {
-                wave_of.insert(&image.digest, last);
-                placed.push((image, last));
+            let last = wave.iter().max().copied().unwrap_or(0) + 1;
+            for at in pending.drain(..) {
+                wave[at] = last;
             }
         }
     }
-    for (image, wave) in placed {
-        items.push(PlanItem {
-            reference: image.reference.clone(),
-            digest: image.digest.clone(),
-            platform: image.platform.clone(),
-            entry: image.entry.clone(),
-            variant: image.variant.clone(),
-            channel: image.channel.clone(),
+    let mut items: Vec<PlanItem> = stale
+        .iter()
+        .zip(&wave)
+        .map(|(image, &wave)| PlanItem {
+            reference: &image.reference,
+            digest: &image.digest,
+            platform: &image.platform,
+            entry: image.entry.as_deref(),
+            variant: image.variant.as_deref(),
+            channel: &image.channel,
             reasons: image.reasons.iter().map(Reason::kind).collect(),
             target: target(image),
             wave,
-        });
-    }
-    items.sort_by(|a, b| {
-        (&a.target, a.wave, a.reference.canonical(), &a.platform).cmp(&(
-            &b.target,
-            b.wave,
-            b.reference.canonical(),
-            &b.platform,
-        ))
-    });
-    let waves = items.iter().map(|item| item.wave).max().unwrap_or(0);
+        })
+        .collect();
+    // The report is sorted by reference and platform; a stable sort keeps that within a group.
+    items.sort_by(|a, b| (&a.target, a.wave).cmp(&(&b.target, b.wave)));
+    let waves = wave.iter().max().copied().unwrap_or(0);
     Plan { items, waves }
 }
 
