@@ -346,3 +346,60 @@ impl KnowledgeBuilder {
         knowledge
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{n:064x}")).expect("valid digest")
+    }
+
+    fn r(text: &str) -> ImageRef {
+        ImageRef::parse(text).expect("valid reference")
+    }
+
+    #[test]
+    fn tags_are_found_by_name_whatever_order_their_repositories_arrived_in() {
+        let tags = [("a.io/x:1", 1), ("b.io/y:1", 2), ("a.io/x:2", 3)];
+        let changes = |order: &[usize]| KnowledgeChanges {
+            generation: 1,
+            tags: order
+                .iter()
+                .map(|&i| (r(tags[i].0), Some(d(tags[i].1))))
+                .collect(),
+            indexes: vec![(d(3), vec![d(4), d(5)])],
+            images: vec![(d(4), vec![d(9)])],
+        };
+        let forward = Knowledge::from_changes(changes(&[0, 1, 2]));
+        let backward = Knowledge::from_changes(changes(&[2, 1, 0]));
+        assert_eq!(forward, backward);
+        assert_eq!(forward, Knowledge::default().apply(&changes(&[1, 0, 2])));
+        assert_eq!(forward.tag_digest(&r("a.io/x:2")), Some(d(3)));
+        assert_eq!(forward.digest_of(&r("a.io/x:9")), None);
+        assert_eq!(forward.platform_images(&d(3)), [d(4), d(5)]);
+        assert_eq!(forward.name_of(&d(5)).as_deref(), Some("a.io/x:2"));
+
+        // A tag gone, and its index with it: the same as never having had it.
+        let gone = forward.clone().apply(&KnowledgeChanges {
+            generation: 2,
+            tags: vec![(r("a.io/x:2"), None)],
+            ..KnowledgeChanges::default()
+        });
+        let without = Knowledge::from_changes(KnowledgeChanges {
+            tags: vec![(r("b.io/y:1"), Some(d(2))), (r("a.io/x:1"), Some(d(1)))],
+            images: vec![(d(4), vec![d(9)])],
+            ..KnowledgeChanges::default()
+        });
+        assert_eq!(gone, without);
+        assert_ne!(gone, forward);
+
+        // An overlay's tags win; the rest is read below.
+        let mut overlay = Knowledge::overlay(Arc::new(forward));
+        overlay.add_tag(&r("a.io/x:1"), d(7));
+        assert_eq!(overlay.tag_digest(&r("a.io/x:1")), Some(d(7)));
+        assert_eq!(overlay.tag_digest(&r("b.io/y:1")), Some(d(2)));
+        assert_eq!(overlay.name_of(&d(7)).as_deref(), Some("a.io/x:1"));
+        assert!(overlay.lineage().contains(&d(4)));
+    }
+}
