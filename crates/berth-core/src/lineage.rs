@@ -12,8 +12,9 @@
 //! [`LineageIndex::check_declared`] accepts any of them.
 //!
 //! # Index
-//! Image and layer digests are kept once each, sorted, so an id is a position and a digest is
-//! found by binary search; chains are lists of `u32` layer ids. Each chain gets a 64-bit
+//! Image and layer digests are kept once each, as raw bytes (40 bytes, not a string on the heap),
+//! sorted, so an id is a position and a digest is found by binary search; chains are runs of
+//! `u32` layer ids in one flat array. Each chain gets a 64-bit
 //! rolling hash per prefix; a map from the hash of each *whole* chain to the images with that
 //! chain answers "which images have exactly these layers". An image's base is found by walking
 //! its own prefixes from longest to shortest, comparing chains on a hash hit: O(layers) per
@@ -27,7 +28,7 @@ use std::hash::BuildHasher as _;
 
 use foldhash::{HashMap, HashMapExt as _};
 
-use crate::reference::Digest;
+use crate::reference::{Digest, DigestKey};
 
 /// How a base was found. Only layer prefixes for now; a label or annotation naming the base
 /// (`org.opencontainers.image.base.digest`) would be another way.
@@ -82,16 +83,19 @@ pub enum UnknownBase {
 /// Images by layer chain, with every image's base and children precomputed.
 #[derive(Debug, Clone, Default)]
 pub struct LineageIndex {
-    /// Image digests in ascending order; an image's position is its id everywhere below.
-    images: Vec<Digest>,
+    /// Image digests (raw bytes) in ascending order; an image's position is its id everywhere
+    /// below.
+    images: Vec<DigestKey>,
     /// Hash of an image digest → the images with that hash (confirmed against `images`): one
     /// hash and one comparison per lookup, where a binary search costs ~17 cache misses.
     by_digest: HashMap<u64, Group>,
     hasher: foldhash::fast::RandomState,
-    /// Layer digests in ascending order; a layer's position is its id in `chains`.
-    layers: Vec<Digest>,
-    /// Each image's chain, as interned layer ids, bottom first.
-    chains: Vec<Box<[u32]>>,
+    /// Layer digests (raw bytes) in ascending order; a layer's position is its id in chains.
+    layers: Vec<DigestKey>,
+    /// `chain_layers[chain_start[i]..chain_start[i + 1]]`: image `i`'s chain, as layer ids,
+    /// bottom first (one flat array, not one allocation per image).
+    chain_start: Vec<u32>,
+    chain_layers: Vec<u32>,
     /// Hash of a whole chain → the images with a chain of that hash, ascending (equal hashes of
     /// different chains are possible; callers compare chains).
     by_chain: HashMap<u64, Group>,
@@ -106,7 +110,9 @@ pub struct LineageIndex {
 /// else is derived from those; the hasher's seed is not part of the value).
 impl PartialEq for LineageIndex {
     fn eq(&self, other: &LineageIndex) -> bool {
-        self.images == other.images && self.layers == other.layers && self.chains == other.chains
+        self.images == other.images
+            && self.layers == other.layers
+            && (0..self.images.len()).all(|id| self.chain_of(id) == other.chain_of(id))
     }
 }
 
@@ -148,96 +154,67 @@ fn chain_hash(chain: &[u32]) -> u64 {
         .fold(EMPTY_CHAIN_HASH, |h, &l| prefix_hash(h, l))
 }
 
-impl LineageIndex {
-    /// Indexes `(image digest, diff_ids bottom first)` pairs. An image listed twice keeps its
-    /// first chain.
-    pub fn build(images: impl IntoIterator<Item = (Digest, Vec<Digest>)>) -> LineageIndex {
-        // Intern layers in order of appearance; `from_interned` renumbers them in digest order.
-        let mut interned: HashMap<Digest, u32> = HashMap::new();
-        let entries: Vec<(Digest, Vec<u32>)> = images
-            .into_iter()
-            .map(|(image, chain)| {
-                let chain = chain
-                    .into_iter()
-                    .map(|layer| {
-                        let next = u32::try_from(interned.len()).expect("fewer than 2^32 layers");
-                        *interned.entry(layer).or_insert(next)
-                    })
-                    .collect();
-                (image, chain)
-            })
-            .collect();
-        let mut layers: Vec<(Digest, u32)> = interned.into_iter().collect();
-        layers.sort_unstable_by_key(|(_, id)| *id);
-        LineageIndex::from_interned(
-            entries,
-            layers.into_iter().map(|(layer, _)| layer).collect(),
-        )
+fn id_of(position: usize, what: &str) -> u32 {
+    u32::try_from(position).unwrap_or_else(|_| panic!("fewer than 2^32 {what}"))
+}
+
+/// Images and their chains gathered one at a time (from a stream of rows, say), then indexed
+/// by [`LineageBuilder::finish`]: each chain is kept as layer ids as it arrives, so nothing
+/// holds the chains as digests meanwhile. An image pushed twice keeps its first chain.
+#[derive(Debug, Default)]
+pub struct LineageBuilder {
+    /// Image, start of its chain in `chain_layers`, chain length; in order of arrival.
+    entries: Vec<(DigestKey, u32, u32)>,
+    chain_layers: Vec<u32>,
+    /// Layer ids index this; `layers[..sorted]` is in digest order (an index's own layers,
+    /// found by binary search), later ones are numbered in order of appearance.
+    layers: Vec<DigestKey>,
+    sorted: usize,
+    new_layers: HashMap<DigestKey, u32>,
+}
+
+impl LineageBuilder {
+    pub fn new() -> LineageBuilder {
+        LineageBuilder::default()
     }
 
-    /// This index with `images` added (an image it holds already keeps its chain), consuming
-    /// it: its images and chains are moved, not copied, so a refresh that learns a few images
-    /// holds one index and the few new chains, not two indexes.
-    pub fn into_with_images(
-        self,
-        images: impl IntoIterator<Item = (Digest, Vec<Digest>)>,
-    ) -> LineageIndex {
-        let LineageIndex {
-            images: own_images,
-            layers: mut all_layers,
-            chains: own_chains,
+    /// Adds an image and its chain (diff_ids, bottom first).
+    pub fn push<'a>(&mut self, image: &Digest, chain: impl IntoIterator<Item = &'a Digest>) {
+        let start = id_of(self.chain_layers.len(), "layer references");
+        for layer in chain {
+            let layer = DigestKey::of(layer);
+            let id = match self.layers[..self.sorted].binary_search(&layer) {
+                Ok(id) => id as u32,
+                Err(_) => match self.new_layers.get(&layer) {
+                    Some(&id) => id,
+                    None => {
+                        let id = id_of(self.layers.len(), "layers");
+                        self.layers.push(layer.clone());
+                        self.new_layers.insert(layer, id);
+                        id
+                    }
+                },
+            };
+            self.chain_layers.push(id);
+        }
+        let length = id_of(self.chain_layers.len(), "layer references") - start;
+        self.entries.push((DigestKey::of(image), start, length));
+    }
+
+    /// The index of everything pushed, the first chain of equal image digests kept; layers
+    /// are renumbered in digest order.
+    pub fn finish(self) -> LineageIndex {
+        let LineageBuilder {
+            mut entries,
+            chain_layers,
+            layers,
             ..
         } = self;
-        // Existing layers keep their ids (sorted by digest); new ones are numbered after them.
-        let known = all_layers.len();
-        let mut new_layers: HashMap<Digest, u32> = HashMap::new();
-        let mut entries: Vec<(Digest, Vec<u32>)> = own_images
-            .into_iter()
-            .zip(own_chains)
-            .map(|(image, chain)| (image, chain.into_vec()))
-            .collect();
-        for (image, chain) in images {
-            let chain = chain
-                .into_iter()
-                .map(|layer| match all_layers[..known].binary_search(&layer) {
-                    Ok(id) => id as u32,
-                    Err(_) => {
-                        let next = u32::try_from(known + new_layers.len())
-                            .expect("fewer than 2^32 layers");
-                        *new_layers.entry(layer).or_insert(next)
-                    }
-                })
-                .collect();
-            entries.push((image, chain));
-        }
-        let mut added: Vec<(Digest, u32)> = new_layers.into_iter().collect();
-        added.sort_unstable_by_key(|(_, id)| *id);
-        all_layers.extend(added.into_iter().map(|(layer, _)| layer));
-        LineageIndex::from_interned(entries, all_layers)
-    }
-
-    /// The index of `entries` (image, chain of ids into `layers`), the first of equal image
-    /// digests kept; layers are renumbered in digest order.
-    fn from_interned(mut entries: Vec<(Digest, Vec<u32>)>, layers: Vec<Digest>) -> LineageIndex {
         // Stable, so the first of equal digests stays first and `dedup_by` keeps it.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|later, earlier| later.0 == earlier.0);
 
-        let mut index = LineageIndex::default();
-        index.images.reserve_exact(entries.len());
-        index.chains.reserve_exact(entries.len());
-        let mut chains: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
-        for (image, chain) in entries {
-            chains.push(chain);
-            let id = u32::try_from(index.images.len()).expect("fewer than 2^32 images");
-            index
-                .by_digest
-                .entry(index.hasher.hash_one(image.as_str()))
-                .and_modify(|group| group.push(id))
-                .or_insert(Group::One(id));
-            index.images.push(image);
-        }
-        let mut layers: Vec<(Digest, u32)> = layers
+        let mut layers: Vec<(DigestKey, u32)> = layers
             .into_iter()
             .enumerate()
             .map(|(id, layer)| (layer, id as u32))
@@ -247,21 +224,45 @@ impl LineageIndex {
         for (new, (_, old)) in layers.iter().enumerate() {
             renumber[*old as usize] = new as u32;
         }
-        index.layers = layers.into_iter().map(|(layer, _)| layer).collect();
 
-        for (id, chain) in chains.into_iter().enumerate() {
-            let id = u32::try_from(id).expect("fewer than 2^32 images");
-            let chain: Box<[u32]> = chain.iter().map(|&old| renumber[old as usize]).collect();
+        let mut index = LineageIndex {
+            layers: layers.into_iter().map(|(layer, _)| layer).collect(),
+            ..LineageIndex::default()
+        };
+        index.images.reserve_exact(entries.len());
+        index.chain_start.reserve_exact(entries.len() + 1);
+        index.chain_start.push(0);
+        index.chain_layers.reserve_exact(chain_layers.len());
+        for (image, start, length) in entries {
+            let id = id_of(index.images.len(), "images");
             index
-                .by_chain
-                .entry(chain_hash(&chain))
+                .by_digest
+                .entry(index.hasher.hash_one(&image))
                 .and_modify(|group| group.push(id))
                 .or_insert(Group::One(id));
-            index.chains.push(chain);
+            index.images.push(image);
+            let chain = &chain_layers[start as usize..(start + length) as usize];
+            index
+                .chain_layers
+                .extend(chain.iter().map(|&old| renumber[old as usize]));
+            index
+                .chain_start
+                .push(id_of(index.chain_layers.len(), "layer references"));
+        }
+        drop(chain_layers);
+        index.chain_layers.shrink_to_fit();
+
+        for id in 0..index.images.len() {
+            let hash = chain_hash(index.chain_of(id));
+            index
+                .by_chain
+                .entry(hash)
+                .and_modify(|group| group.push(id as u32))
+                .or_insert(Group::One(id as u32));
         }
 
-        index.bases = (0..index.chains.len())
-            .map(|id| index.longest_proper_prefix(&index.chains[id]))
+        index.bases = (0..index.images.len())
+            .map(|id| index.longest_proper_prefix(index.chain_of(id)))
             .collect();
 
         let mut counts = vec![0u32; index.images.len() + 1];
@@ -283,18 +284,85 @@ impl LineageIndex {
         index.child_start = counts;
         index
     }
+}
+
+/// An index taken apart to be extended: its images keep their chains (moved, not copied) and
+/// its layers their ids.
+impl From<LineageIndex> for LineageBuilder {
+    fn from(index: LineageIndex) -> LineageBuilder {
+        let LineageIndex {
+            images,
+            layers,
+            chain_start,
+            chain_layers,
+            ..
+        } = index;
+        let entries = images
+            .into_iter()
+            .enumerate()
+            .map(|(id, image)| {
+                (
+                    image,
+                    chain_start[id],
+                    chain_start[id + 1] - chain_start[id],
+                )
+            })
+            .collect();
+        LineageBuilder {
+            entries,
+            chain_layers,
+            sorted: layers.len(),
+            layers,
+            new_layers: HashMap::new(),
+        }
+    }
+}
+
+impl LineageIndex {
+    /// Indexes `(image digest, diff_ids bottom first)` pairs. An image listed twice keeps its
+    /// first chain.
+    pub fn build(images: impl IntoIterator<Item = (Digest, Vec<Digest>)>) -> LineageIndex {
+        let mut builder = LineageBuilder::new();
+        for (image, chain) in images {
+            builder.push(&image, &chain);
+        }
+        builder.finish()
+    }
+
+    /// This index with `images` added (an image it holds already keeps its chain), consuming
+    /// it: its images and chains are moved, not copied, so a refresh that learns a few images
+    /// holds one index and the few new chains, not two indexes.
+    pub fn into_with_images(
+        self,
+        images: impl IntoIterator<Item = (Digest, Vec<Digest>)>,
+    ) -> LineageIndex {
+        let mut builder = LineageBuilder::from(self);
+        for (image, chain) in images {
+            builder.push(&image, &chain);
+        }
+        builder.finish()
+    }
+
+    /// Image `id`'s chain, as layer ids.
+    fn chain_of(&self, id: usize) -> &[u32] {
+        &self.chain_layers[self.chain_start[id] as usize..self.chain_start[id + 1] as usize]
+    }
 
     fn image_id(&self, image: &Digest) -> Option<u32> {
-        let group = self.by_digest.get(&self.hasher.hash_one(image.as_str()))?;
+        let image = DigestKey::of(image);
+        let group = self.by_digest.get(&self.hasher.hash_one(&image))?;
         group
             .as_slice()
             .iter()
             .copied()
-            .find(|&id| self.images[id as usize] == *image)
+            .find(|&id| self.images[id as usize] == image)
     }
 
     fn layer_id(&self, layer: &Digest) -> Option<u32> {
-        self.layers.binary_search(layer).ok().map(|id| id as u32)
+        self.layers
+            .binary_search(&DigestKey::of(layer))
+            .ok()
+            .map(|id| id as u32)
     }
 
     /// The known image (id) whose chain is the longest proper prefix of `chain`, and its length.
@@ -311,7 +379,7 @@ impl LineageIndex {
             let base = group
                 .as_slice()
                 .iter()
-                .find(|&&candidate| *self.chains[candidate as usize] == *prefix)?;
+                .find(|&&candidate| *self.chain_of(candidate as usize) == *prefix)?;
             Some((*base, length as u32))
         })
     }
@@ -332,10 +400,10 @@ impl LineageIndex {
     /// The layer chain an image was indexed with.
     pub fn chain(&self, image: &Digest) -> Option<Vec<Digest>> {
         let id = self.image_id(image)?;
-        let chain = self.chains[id as usize].iter();
+        let chain = self.chain_of(id as usize).iter();
         Some(
             chain
-                .map(|&layer| self.layers[layer as usize].clone())
+                .map(|&layer| self.layers[layer as usize].to_digest())
                 .collect(),
         )
     }
@@ -367,7 +435,7 @@ impl LineageIndex {
 
     fn base_match(&self, (base, shared): (u32, u32)) -> BaseMatch {
         BaseMatch {
-            base: self.images[base as usize].clone(),
+            base: self.images[base as usize].to_digest(),
             shared_layers: shared as usize,
             method: LineageMethod::LayerPrefix,
         }
@@ -377,7 +445,7 @@ impl LineageIndex {
     pub fn built_on(&self, image: &Digest) -> Vec<Digest> {
         self.children_of(image)
             .iter()
-            .map(|&child| self.images[child as usize].clone())
+            .map(|&child| self.images[child as usize].to_digest())
             .collect()
     }
 
@@ -398,7 +466,7 @@ impl LineageIndex {
         let mut found = Vec::new();
         let mut queue: VecDeque<u32> = self.children_of(image).iter().copied().collect();
         while let Some(id) = queue.pop_front() {
-            found.push(self.images[id as usize].clone());
+            found.push(self.images[id as usize].to_digest());
             let start = self.child_start[id as usize] as usize;
             let end = self.child_start[id as usize + 1] as usize;
             queue.extend(&self.children[start..end]);
@@ -425,14 +493,14 @@ impl LineageIndex {
         let Some(id) = self.image_id(image) else {
             return Vec::new();
         };
-        let chain = &self.chains[id as usize];
+        let chain = self.chain_of(id as usize);
         self.by_chain
             .get(&chain_hash(chain))
             .map(Group::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter(|&&other| other != id && self.chains[other as usize] == *chain)
-            .map(|&other| self.images[other as usize].clone())
+            .filter(|&&other| other != id && self.chain_of(other as usize) == chain)
+            .map(|&other| self.images[other as usize].to_digest())
             .collect()
     }
 
@@ -464,9 +532,9 @@ impl LineageIndex {
         let mut generations = 0;
         while let Some(current) = ancestor {
             generations += 1;
-            let chain = &self.chains[current as usize];
+            let chain = self.chain_of(current as usize);
             let matched = declared_ids.iter().find(|(declared, _)| {
-                *declared == current || self.chains[*declared as usize] == *chain
+                *declared == current || self.chain_of(*declared as usize) == chain
             });
             if let Some((_, declared)) = matched {
                 return BaseCheck::Match {
@@ -481,7 +549,7 @@ impl LineageIndex {
         declared.dedup();
         BaseCheck::Mismatch {
             declared,
-            actual: self.images[direct as usize].clone(),
+            actual: self.images[direct as usize].to_digest(),
         }
     }
 }

@@ -25,7 +25,7 @@ pub use evaluate::{
     Exempted, Finding, Operation, Patch, Request, Verdict, evaluate, evaluate_image,
     references_read, tags_to_resolve,
 };
-pub use knowledge::{Knowledge, KnowledgeChanges};
+pub use knowledge::{Knowledge, KnowledgeBuilder, KnowledgeChanges};
 pub use pattern::{PathPattern, RepositoryPattern};
 pub use read::{Loaded, load, load_checked};
 

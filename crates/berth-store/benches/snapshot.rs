@@ -133,6 +133,21 @@ async fn main() {
     let rss_refreshed = status_kib("VmRSS:");
     std::hint::black_box(&knowledge);
 
+    // `berth serve` refreshes a snapshot requests still share: it clones it, applies the
+    // changes to the clone, and swaps; until the swap both are held.
+    store
+        .record_repository_sync(&name, &repo_snapshot(repos + 1, tags), now)
+        .await
+        .expect("record a second move");
+    let changes = store
+        .knowledge_changes(changes.generation)
+        .await
+        .expect("changes");
+    let next: Knowledge = knowledge.clone().apply(&changes);
+    let rss_both = status_kib("VmRSS:");
+    std::hint::black_box(&next);
+    drop(next);
+
     println!(
         "| what ({repos} x {tags} = {} tags) | figure |",
         repos * tags
@@ -156,6 +171,11 @@ async fn main() {
         "| refresh after {tags} tags moved | {:.0} ms, RSS after {} |",
         refresh.as_secs_f64() * 1e3,
         mib(rss_refreshed)
+    );
+    println!(
+        "| refresh as `berth serve` does it (a clone, applied; both held) | RSS {} / peak {} |",
+        mib(rss_both),
+        mib(status_kib("VmHWM:"))
     );
     drop(knowledge);
     store.close().await;

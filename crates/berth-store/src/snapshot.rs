@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_core::lineage::LineageIndex;
-use berth_core::policy::{Knowledge, KnowledgeChanges};
+use berth_core::policy::{Knowledge, KnowledgeBuilder, KnowledgeChanges};
 use berth_core::{Digest, ImageRef};
+use futures_util::TryStreamExt as _;
 use sqlx::types::Json;
 
 use crate::error::db;
@@ -18,6 +19,21 @@ use crate::{RepositoryName, Store, StoreError};
 /// `(index, child, is_attestation)` rows of indexes, in entry order; an index without entries
 /// has one row with no child.
 type IndexRow = (String, Option<String>, Option<bool>);
+
+/// The indexes live tags stamped after `$1` point at: [`IndexRow`]s, by index and position.
+/// Driven from the changed tags (indexed by generation), not from manifests: its cost follows
+/// the changes, not the store.
+const CHANGED_INDEXES: &str = "SELECT m.digest, e.child_digest, e.is_attestation
+     FROM (SELECT DISTINCT digest FROM tags WHERE generation > $1 AND gone_at IS NULL) t
+     JOIN manifests m ON m.digest = t.digest
+     LEFT JOIN index_entries e ON e.index_digest = m.digest
+     WHERE m.is_index
+     ORDER BY m.digest, e.position";
+
+/// `(image, diff_id)` rows of the images stamped after `$1`, by image and position.
+const CHANGED_CHAINS: &str = "SELECT l.image_digest, l.diff_id
+     FROM image_layers l JOIN images i ON i.digest = l.image_digest
+     WHERE i.generation > $1 ORDER BY l.image_digest, l.position";
 
 impl Store {
     /// The knowledge `policy::evaluate` reads when deciding `references` (give it
@@ -122,7 +138,8 @@ impl Store {
     /// What changed in policy knowledge after generation `since`, and the generation that
     /// brings a snapshot to: `previous.apply(&changes)` (berth-core's `Knowledge::apply`) is the
     /// knowledge a whole load would give now. `since = 0` is everything: a whole load in four
-    /// queries (`Knowledge::default().apply(..)`, what [`Store::knowledge`] does).
+    /// queries (`Knowledge::from_changes(..)`; [`Store::knowledge`] reads the same rows as
+    /// streams instead).
     ///
     /// Four queries whose cost follows the changes, not the store: the generation, then the
     /// tags, indexes and image chains stamped after `since`. The generation is read first, so a
@@ -146,30 +163,16 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(db("read changed tags"))?;
-            let indexes = sqlx::query_as(
-                // Driven from the changed tags (indexed by generation), not from manifests:
-                // its cost follows the changes, not the store.
-                "SELECT m.digest, e.child_digest, e.is_attestation
-                     FROM (SELECT DISTINCT digest FROM tags
-                           WHERE generation > $1 AND gone_at IS NULL) t
-                     JOIN manifests m ON m.digest = t.digest
-                     LEFT JOIN index_entries e ON e.index_digest = m.digest
-                     WHERE m.is_index
-                     ORDER BY m.digest, e.position",
-            )
-            .bind(since)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read changed indexes"))?;
-            let chains = sqlx::query_as(
-                "SELECT l.image_digest, l.diff_id
-                     FROM image_layers l JOIN images i ON i.digest = l.image_digest
-                     WHERE i.generation > $1 ORDER BY l.image_digest, l.position",
-            )
-            .bind(since)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read changed images"))?;
+            let indexes = sqlx::query_as(CHANGED_INDEXES)
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read changed indexes"))?;
+            let chains = sqlx::query_as(CHANGED_CHAINS)
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read changed images"))?;
             (tags, indexes, chains)
         });
         let mut tags = Vec::with_capacity(tag_rows.len());
@@ -188,11 +191,77 @@ impl Store {
         })
     }
 
-    /// All of the store's policy knowledge (what the webhook's first snapshot starts from).
+    /// All of the store's policy knowledge (what the webhook's first snapshot starts from):
+    /// what `Knowledge::from_changes(self.knowledge_changes(0)?)` gives, read as three streams
+    /// of rows that go into the snapshot as they arrive (`KnowledgeBuilder`), so the load never
+    /// holds every row, or every tag and chain as text, beside the snapshot it builds.
     pub async fn knowledge(&self) -> Result<(Knowledge, u64), StoreError> {
-        let changes = self.knowledge_changes(0).await?;
-        let generation = changes.generation;
-        Ok((Knowledge::from_changes(changes), generation))
+        let generation = self.knowledge_generation().await?;
+        let mut builder = KnowledgeBuilder::new();
+        on_pool!(self, |pool, Db| {
+            let mut rows = sqlx::query_as::<_, (String, String, String, String)>(
+                "SELECT registry, repository, tag, digest FROM tags
+                 WHERE generation > 0 AND gone_at IS NULL ORDER BY registry, repository, tag",
+            )
+            .fetch(pool);
+            while let Some((registry, repository, tag, digest)) =
+                rows.try_next().await.map_err(db("read tags"))?
+            {
+                let digest = digest_from("tags.digest", digest)?;
+                let name = RepositoryName::new(&registry, &repository).ok();
+                if let Some(reference) = name.and_then(|name| tag_reference(&name, &tag)) {
+                    builder.tag(&reference, &digest);
+                }
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, IndexRow>(CHANGED_INDEXES)
+                .bind(0i64)
+                .fetch(pool);
+            let mut index: Option<(Digest, Vec<Digest>)> = None;
+            while let Some((digest, child, is_attestation)) =
+                rows.try_next().await.map_err(db("read indexes"))?
+            {
+                if index
+                    .as_ref()
+                    .is_none_or(|(held, _)| held.as_str() != digest)
+                {
+                    if let Some((done, children)) = index.take() {
+                        builder.index(&done, &children);
+                    }
+                    index = Some((digest_from("manifests.digest", digest)?, Vec::new()));
+                }
+                if let (Some((_, children)), Some(child)) = (index.as_mut(), child)
+                    && is_attestation != Some(true)
+                {
+                    children.push(digest_from("index_entries.child_digest", child)?);
+                }
+            }
+            if let Some((done, children)) = index {
+                builder.index(&done, &children);
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, (String, String)>(CHANGED_CHAINS)
+                .bind(0i64)
+                .fetch(pool);
+            let mut image: Option<Digest> = None;
+            let mut chain: Vec<Digest> = Vec::new();
+            while let Some((digest, diff_id)) = rows.try_next().await.map_err(db("read images"))? {
+                if image.as_ref().is_none_or(|held| held.as_str() != digest) {
+                    if let Some(done) = image.take() {
+                        builder.image(&done, &chain);
+                    }
+                    chain.clear();
+                    image = Some(digest_from("image_layers.image_digest", digest)?);
+                }
+                chain.push(digest_from("image_layers.diff_id", diff_id)?);
+            }
+            if let Some(done) = image {
+                builder.image(&done, &chain);
+            }
+        });
+        Ok((builder.finish(), generation))
     }
 
     /// The indexes among `digests` that a live tag points at, with their runnable children.

@@ -74,6 +74,9 @@ async fn changes_since_a_generation_rebuild_the_whole_load(url: String) {
         .unwrap();
     let (snapshot, generation) = store.knowledge().await.unwrap();
     assert_eq!(snapshot, whole_load(&store).await);
+    // The streamed load and the change set since generation 0 give the same snapshot.
+    let everything = store.knowledge_changes(0).await.unwrap();
+    assert_eq!(Knowledge::from_changes(everything), snapshot);
 
     // Nothing written: nothing changed, the same generation.
     let idle = store.knowledge_changes(generation).await.unwrap();

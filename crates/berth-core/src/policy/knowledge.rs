@@ -10,26 +10,53 @@
 //! `Store::knowledge_changes`), and [`Knowledge::apply`] turns the previous snapshot into the
 //! next one.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt as _};
+use foldhash::HashMap;
 
-use crate::lineage::LineageIndex;
-use crate::reference::{Digest, ImageRef};
+use crate::lineage::{LineageBuilder, LineageIndex};
+use crate::reference::{Digest, DigestKey, ImageRef, Tag};
 
 /// Registry knowledge for policy decisions. Equal values answer every question alike.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Sized for a webhook's snapshot of a whole store (100,000 tags in well under 100 MiB,
+/// docs/benchmarks.md): digests are kept as raw bytes ([`DigestKey`]), and a tag's key names
+/// its repository by number instead of repeating `registry/repository` for every tag.
+#[derive(Debug, Clone, Default)]
 pub struct Knowledge {
-    /// `registry/repository:tag` (canonical) → the digest the tag points to (an index or an
-    /// image manifest): what a pin writes.
-    tags: HashMap<String, Digest>,
+    /// Repository names (`registry/repository`) of the tags below → their number in a tag key.
+    repositories: HashMap<Box<str>, u32>,
+    /// Tag key ([`tag_key`]: repository number and tag) → the digest the tag points to (an
+    /// index or an image manifest): what a pin writes.
+    tags: HashMap<Box<[u8]>, DigestKey>,
     /// Index digest → its runnable platform images (attestations left out by the caller).
-    indexes: HashMap<Digest, Vec<Digest>>,
+    indexes: HashMap<DigestKey, Box<[DigestKey]>>,
     /// Layer lineage of image manifests: what the approved-base rule asks.
     lineage: LineageIndex,
     /// The knowledge this one lies over (an overlay's tags win; indexes and lineage come from
     /// below), so a request can add a few tags without copying the snapshot.
     under: Option<Arc<Knowledge>>,
+}
+
+/// Two snapshots are equal when they hold the same tags (by name: repository numbers depend on
+/// the order tags arrived in), indexes and lineage.
+impl PartialEq for Knowledge {
+    fn eq(&self, other: &Knowledge) -> bool {
+        self.tags.len() == other.tags.len()
+            && self.named_tags() == other.named_tags()
+            && self.indexes == other.indexes
+            && self.lineage == other.lineage
+            && self.under == other.under
+    }
+}
+
+/// The key of `tag` in repository number `repository`: the number's 4 bytes, then the tag.
+fn tag_key(repository: u32, tag: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + tag.len());
+    key.extend_from_slice(&repository.to_le_bytes());
+    key.extend_from_slice(tag.as_bytes());
+    key
 }
 
 /// What changed in the store's knowledge between two generations, as a value: what
@@ -68,19 +95,18 @@ impl Knowledge {
             let Some(tag) = reference.tag() else {
                 continue;
             };
-            let key = reference.with_tag(tag.clone()).canonical();
-            let before = match digest {
-                Some(digest) => self.tags.insert(key, digest.clone()),
-                None => self.tags.remove(&key),
+            let digest = digest.as_ref().map(DigestKey::of);
+            let before = match &digest {
+                Some(digest) => self.insert_tag(reference, tag, digest.clone()),
+                None => self.remove_tag(reference, tag),
             };
             retargeted |= before.is_some_and(|before| Some(&before) != digest.as_ref());
         }
         for (index, images) in &changes.indexes {
-            self.indexes.insert(index.clone(), images.clone());
+            self.add_index_key(index, images);
         }
         if retargeted {
-            let targets: std::collections::HashSet<&Digest> = self.tags.values().collect();
-            self.indexes.retain(|index, _| targets.contains(index));
+            self.drop_untagged_indexes();
         }
         if !changes.images.is_empty() {
             self.lineage =
@@ -93,35 +119,26 @@ impl Knowledge {
     /// `Knowledge::default().apply(&changes)`, without holding a second copy of every chain
     /// and reference while the snapshot is built (what a webhook's RSS at start is made of).
     pub fn from_changes(changes: KnowledgeChanges) -> Knowledge {
-        let mut tags = HashMap::with_capacity(changes.tags.len());
+        let mut builder = KnowledgeBuilder::new();
         for (reference, digest) in changes.tags {
-            let (Some(tag), Some(digest)) = (reference.tag(), digest) else {
-                continue;
-            };
-            tags.insert(reference.with_tag(tag.clone()).canonical(), digest);
+            if let Some(digest) = digest {
+                builder.tag(&reference, &digest);
+            }
         }
-        tags.shrink_to_fit();
-        let targets: std::collections::HashSet<&Digest> = tags.values().collect();
-        let indexes: HashMap<Digest, Vec<Digest>> = changes
-            .indexes
-            .into_iter()
-            .filter(|(index, _)| targets.contains(index))
-            .collect();
-        Knowledge {
-            lineage: LineageIndex::build(changes.images),
-            tags,
-            indexes,
-            under: None,
+        for (index, images) in changes.indexes {
+            builder.index(&index, &images);
         }
+        for (image, chain) in changes.images {
+            builder.image(&image, &chain);
+        }
+        builder.finish()
     }
 
     /// Knowledge with the given lineage and no tags yet.
     pub fn new(lineage: LineageIndex) -> Knowledge {
         Knowledge {
-            tags: HashMap::new(),
-            indexes: HashMap::new(),
             lineage,
-            under: None,
+            ..Knowledge::default()
         }
     }
 
@@ -129,10 +146,8 @@ impl Knowledge {
     /// else (indexes, lineage) is `under`'s.
     pub fn overlay(under: Arc<Knowledge>) -> Knowledge {
         Knowledge {
-            tags: HashMap::new(),
-            indexes: HashMap::new(),
-            lineage: LineageIndex::default(),
             under: Some(under),
+            ..Knowledge::default()
         }
     }
 
@@ -140,14 +155,52 @@ impl Knowledge {
     /// ignored: there is nothing to record).
     pub fn add_tag(&mut self, reference: &ImageRef, digest: Digest) {
         if let Some(tag) = reference.tag() {
-            let key = reference.with_tag(tag.clone()).canonical();
-            self.tags.insert(key, digest);
+            self.insert_tag(reference, tag, DigestKey::of(&digest));
         }
     }
 
     /// Records an index and its platform images.
     pub fn add_index(&mut self, index: Digest, images: Vec<Digest>) {
-        self.indexes.insert(index, images);
+        self.add_index_key(&index, &images);
+    }
+
+    fn add_index_key(&mut self, index: &Digest, images: &[Digest]) {
+        self.indexes.insert(
+            DigestKey::of(index),
+            images.iter().map(DigestKey::of).collect(),
+        );
+    }
+
+    /// Sets `reference`'s repository at `tag` to `digest`; what it pointed to before.
+    fn insert_tag(
+        &mut self,
+        reference: &ImageRef,
+        tag: &Tag,
+        digest: DigestKey,
+    ) -> Option<DigestKey> {
+        let name = reference.name();
+        let next = u32::try_from(self.repositories.len()).expect("fewer than 2^32 repositories");
+        let repository = match self.repositories.get(name.as_str()) {
+            Some(&repository) => repository,
+            None => {
+                self.repositories.insert(name.into_boxed_str(), next);
+                next
+            }
+        };
+        self.tags
+            .insert(tag_key(repository, tag.as_str()).into_boxed_slice(), digest)
+    }
+
+    /// Forgets `reference`'s repository at `tag`; what it pointed to.
+    fn remove_tag(&mut self, reference: &ImageRef, tag: &Tag) -> Option<DigestKey> {
+        let repository = *self.repositories.get(reference.name().as_str())?;
+        self.tags.remove(&tag_key(repository, tag.as_str())[..])
+    }
+
+    /// Drops the indexes no tag here points at (a full load holds only tagged ones).
+    fn drop_untagged_indexes(&mut self) {
+        let targets: HashSet<&DigestKey> = self.tags.values().collect();
+        self.indexes.retain(|index, _| targets.contains(index));
     }
 
     /// The digest `reference` runs: its own when it has one, else what its tag points to.
@@ -161,19 +214,22 @@ impl Knowledge {
     /// What `reference`'s tag points to, ignoring any digest it carries.
     pub fn tag_digest(&self, reference: &ImageRef) -> Option<Digest> {
         let tag = reference.tag()?;
-        let key = reference.with_tag(tag.clone()).canonical();
-        self.tag_by_key(&key)
+        self.tag_by_name(&reference.name(), tag.as_str())
     }
 
-    fn tag_by_key(&self, key: &str) -> Option<Digest> {
-        match self.tags.get(key) {
-            Some(digest) => Some(digest.clone()),
-            None => self.under.as_ref()?.tag_by_key(key),
+    fn tag_by_name(&self, name: &str, tag: &str) -> Option<Digest> {
+        let here = self
+            .repositories
+            .get(name)
+            .and_then(|&repository| self.tags.get(&tag_key(repository, tag)[..]));
+        match here {
+            Some(digest) => Some(digest.to_digest()),
+            None => self.under.as_ref()?.tag_by_name(name, tag),
         }
     }
 
     /// The index's platform images, if `digest` is an index berth knows.
-    fn index(&self, digest: &Digest) -> Option<&Vec<Digest>> {
+    fn index(&self, digest: &DigestKey) -> Option<&[DigestKey]> {
         match self.indexes.get(digest) {
             Some(images) => Some(images),
             None => self.under.as_ref()?.index(digest),
@@ -182,8 +238,8 @@ impl Knowledge {
 
     /// The image manifests behind `digest`: an index's platform images, or the digest itself.
     pub fn platform_images(&self, digest: &Digest) -> Vec<Digest> {
-        match self.index(digest) {
-            Some(images) => images.clone(),
+        match self.index(&DigestKey::of(digest)) {
+            Some(images) => images.iter().map(DigestKey::to_digest).collect(),
             None => vec![digest.clone()],
         }
     }
@@ -195,21 +251,155 @@ impl Knowledge {
         }
     }
 
+    /// The tags recorded here (not below), each with its canonical name
+    /// (`registry/repository:tag`).
+    fn named_tags(&self) -> BTreeMap<String, &DigestKey> {
+        let mut names: Vec<&str> = vec![""; self.repositories.len()];
+        for (name, &repository) in &self.repositories {
+            names[repository as usize] = name;
+        }
+        self.tags
+            .iter()
+            .map(|(key, digest)| {
+                let (repository, tag) = key.split_at(4);
+                let repository = u32::from_le_bytes([
+                    repository[0],
+                    repository[1],
+                    repository[2],
+                    repository[3],
+                ]);
+                let name = format!(
+                    "{}:{}",
+                    names[repository as usize],
+                    String::from_utf8_lossy(tag)
+                );
+                (name, digest)
+            })
+            .collect()
+    }
+
     /// A tag that points to `digest` (directly, or to an index holding it), for messages; the
     /// smallest such name, so the answer does not depend on insertion order.
     pub fn name_of(&self, digest: &Digest) -> Option<String> {
+        let digest = DigestKey::of(digest);
         let here = self
-            .tags
-            .iter()
-            .filter(|(_, target)| {
-                *target == digest
+            .named_tags()
+            .into_iter()
+            .find(|(_, target)| {
+                **target == digest
                     || self
                         .index(target)
-                        .is_some_and(|images| images.contains(digest))
+                        .is_some_and(|images| images.contains(&digest))
             })
-            .map(|(name, _)| name.clone())
-            .min();
-        let below = self.under.as_ref().and_then(|under| under.name_of(digest));
+            .map(|(name, _)| name);
+        let below = self
+            .under
+            .as_ref()
+            .and_then(|under| under.name_of(&digest.to_digest()));
         here.into_iter().chain(below).min()
+    }
+}
+
+/// A whole snapshot gathered one fact at a time (a store's rows as they stream in), so that no
+/// list of every tag and chain is held beside it while it is built. [`KnowledgeBuilder::finish`]
+/// gives what [`Knowledge::from_changes`] gives for the same facts in the same order.
+#[derive(Debug, Default)]
+pub struct KnowledgeBuilder {
+    knowledge: Knowledge,
+    lineage: LineageBuilder,
+}
+
+impl KnowledgeBuilder {
+    pub fn new() -> KnowledgeBuilder {
+        KnowledgeBuilder::default()
+    }
+
+    /// A live tag (a reference without a tag is ignored); a later one of the same name wins.
+    pub fn tag(&mut self, reference: &ImageRef, digest: &Digest) {
+        if let Some(tag) = reference.tag() {
+            self.knowledge
+                .insert_tag(reference, tag, DigestKey::of(digest));
+        }
+    }
+
+    /// An index and its runnable platform images; kept only if a tag points at it.
+    pub fn index(&mut self, index: &Digest, images: &[Digest]) {
+        self.knowledge.add_index_key(index, images);
+    }
+
+    /// An image manifest and its layer chain (diff_ids, base first); the first chain of an
+    /// image pushed twice is kept.
+    pub fn image<'a>(&mut self, image: &Digest, chain: impl IntoIterator<Item = &'a Digest>) {
+        self.lineage.push(image, chain);
+    }
+
+    pub fn finish(self) -> Knowledge {
+        let KnowledgeBuilder {
+            mut knowledge,
+            lineage,
+        } = self;
+        knowledge.tags.shrink_to_fit();
+        knowledge.repositories.shrink_to_fit();
+        knowledge.drop_untagged_indexes();
+        knowledge.indexes.shrink_to_fit();
+        knowledge.lineage = lineage.finish();
+        knowledge
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::parse(&format!("sha256:{n:064x}")).expect("valid digest")
+    }
+
+    fn r(text: &str) -> ImageRef {
+        ImageRef::parse(text).expect("valid reference")
+    }
+
+    #[test]
+    fn tags_are_found_by_name_whatever_order_their_repositories_arrived_in() {
+        let tags = [("a.io/x:1", 1), ("b.io/y:1", 2), ("a.io/x:2", 3)];
+        let changes = |order: &[usize]| KnowledgeChanges {
+            generation: 1,
+            tags: order
+                .iter()
+                .map(|&i| (r(tags[i].0), Some(d(tags[i].1))))
+                .collect(),
+            indexes: vec![(d(3), vec![d(4), d(5)])],
+            images: vec![(d(4), vec![d(9)])],
+        };
+        let forward = Knowledge::from_changes(changes(&[0, 1, 2]));
+        let backward = Knowledge::from_changes(changes(&[2, 1, 0]));
+        assert_eq!(forward, backward);
+        assert_eq!(forward, Knowledge::default().apply(&changes(&[1, 0, 2])));
+        assert_eq!(forward.tag_digest(&r("a.io/x:2")), Some(d(3)));
+        assert_eq!(forward.digest_of(&r("a.io/x:9")), None);
+        assert_eq!(forward.platform_images(&d(3)), [d(4), d(5)]);
+        assert_eq!(forward.name_of(&d(5)).as_deref(), Some("a.io/x:2"));
+
+        // A tag gone, and its index with it: the same as never having had it.
+        let gone = forward.clone().apply(&KnowledgeChanges {
+            generation: 2,
+            tags: vec![(r("a.io/x:2"), None)],
+            ..KnowledgeChanges::default()
+        });
+        let without = Knowledge::from_changes(KnowledgeChanges {
+            tags: vec![(r("b.io/y:1"), Some(d(2))), (r("a.io/x:1"), Some(d(1)))],
+            images: vec![(d(4), vec![d(9)])],
+            ..KnowledgeChanges::default()
+        });
+        assert_eq!(gone, without);
+        assert_ne!(gone, forward);
+
+        // An overlay's tags win; the rest is read below.
+        let mut overlay = Knowledge::overlay(Arc::new(forward));
+        overlay.add_tag(&r("a.io/x:1"), d(7));
+        assert_eq!(overlay.tag_digest(&r("a.io/x:1")), Some(d(7)));
+        assert_eq!(overlay.tag_digest(&r("b.io/y:1")), Some(d(2)));
+        assert_eq!(overlay.name_of(&d(7)).as_deref(), Some("a.io/x:1"));
+        assert!(overlay.lineage().contains(&d(4)));
     }
 }
