@@ -793,4 +793,4 @@ pub fn count_by_reason(report: &Report) -> BTreeMap<&'static str, usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -19,4 +19,5 @@ pub mod lineage;
 pub mod osrelease;
 pub mod policy;
 pub mod quote;
+pub mod rebuild;
 pub mod workload;

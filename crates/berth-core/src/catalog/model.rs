@@ -36,6 +36,9 @@ pub struct CatalogEntry {
     /// Images of this entry older than this are stale (`too-old`); `None`: the freshness
     /// settings' default applies.
     pub max_age: Option<std::time::Duration>,
+    /// The rebuild target (declared in the config's `rebuild.targets`) that rebuilds this
+    /// entry's images when they go stale; `None`: the config's `default_target`.
+    pub build: Option<String>,
 }
 
 impl CatalogEntry {

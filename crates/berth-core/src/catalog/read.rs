@@ -34,6 +34,7 @@ pub const ENTRY_FIELDS: &[&str] = &[
     "base",
     "channels",
     "max_age",
+    "build",
     "image",
     "variants",
 ];
@@ -729,6 +730,7 @@ impl Walker<'_> {
                 }
                 "channels" => entry.channels = self.channels(value, &here),
                 "max_age" => entry.max_age = self.duration(value, &here),
+                "build" => entry.build = self.name(value, &here),
                 "image" => {
                     at.images.push((None, value.position));
                     entry.image = self.image(value, &here);
@@ -801,6 +803,7 @@ fn empty_entry(name: String) -> CatalogEntry {
         owners: Vec::new(),
         channels: default_channels(),
         max_age: None,
+        build: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub use decide::{
     BlockReason, Decision, Due, Evidence, Idle, Observation, Request, RollbackRefused, due,
     evaluate_promotion, observe, rollback_target,
 };
+pub(crate) use rule::read_window;
 pub use rule::{FirstPublish, Freeze, Gate, PromotionRule, RulesFile, Trigger, Window};
 pub use schedule::Schedule;
 

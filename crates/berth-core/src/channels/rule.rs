@@ -392,7 +392,11 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
     ok.then_some(rule)
 }
 
-fn read_window(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<Window> {
+pub(crate) fn read_window(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    path: &Path<'_>,
+) -> Option<Window> {
     let fields = walker.fields(node, path, WINDOW_FIELDS)?;
     let mut days = Vec::new();
     if let Some(field) = fields.get("days") {

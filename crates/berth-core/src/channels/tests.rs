@@ -71,6 +71,7 @@ fn entry(lifecycle: Lifecycle) -> CatalogEntry {
             channel_tag("latest").unwrap(),
         ],
         max_age: None,
+        build: None,
     }
 }
 

@@ -5,11 +5,11 @@
 use super::*;
 use crate::catalog::{self, Source};
 
-fn at(day: &str) -> DateTime<Utc> {
+pub(crate) fn at(day: &str) -> DateTime<Utc> {
     format!("{day}T00:00:00Z").parse().unwrap()
 }
 
-fn digest(name: &str) -> Digest {
+pub(crate) fn digest(name: &str) -> Digest {
     use std::fmt::Write as _;
     let mut hex = String::new();
     for byte in name.bytes().cycle().take(32) {
@@ -18,11 +18,11 @@ fn digest(name: &str) -> Digest {
     Digest::parse(&format!("sha256:{hex}")).unwrap()
 }
 
-fn reference(text: &str) -> ImageRef {
+pub(crate) fn reference(text: &str) -> ImageRef {
     ImageRef::parse(text).unwrap()
 }
 
-const CATALOG: &str = "
+pub(crate) const CATALOG: &str = "
 images:
   base:
     image: registry.test/base
@@ -36,7 +36,7 @@ images:
     max_age: 10d
 ";
 
-fn catalog(text: &str) -> Catalog {
+pub(crate) fn catalog(text: &str) -> Catalog {
     let loaded = catalog::load(
         &[Source {
             name: "catalog.yaml",
@@ -51,12 +51,12 @@ fn catalog(text: &str) -> Catalog {
 
 /// A store in the making: images by name, tags, moves.
 #[derive(Default)]
-struct Bed {
-    facts: Facts,
+pub(crate) struct Bed {
+    pub(crate) facts: Facts,
 }
 
 impl Bed {
-    fn image(&mut self, name: &str, base: Option<&str>) -> &mut ImageFacts {
+    pub(crate) fn image(&mut self, name: &str, base: Option<&str>) -> &mut ImageFacts {
         self.facts.images.push(ImageFacts {
             digest: digest(name),
             platform: "linux/amd64".into(),
@@ -69,7 +69,7 @@ impl Bed {
         self.facts.images.last_mut().unwrap()
     }
 
-    fn tag(&mut self, text: &str, name: &str) {
+    pub(crate) fn tag(&mut self, text: &str, name: &str) {
         self.facts.tags.push(TagFacts {
             reference: reference(text),
             digest: digest(name),
@@ -77,7 +77,7 @@ impl Bed {
         });
     }
 
-    fn moved(&mut self, text: &str, from: &str, to: &str, day: &str) {
+    pub(crate) fn moved(&mut self, text: &str, from: &str, to: &str, day: &str) {
         self.facts.moves.push(TagMove {
             reference: reference(text),
             from: digest(from),
@@ -105,7 +105,7 @@ fn kinds(report: &Report, text: &str) -> Vec<&'static str> {
 }
 
 /// base v1 → child → grandchild; then base:latest moves to v2.
-fn moved_base() -> Bed {
+pub(crate) fn moved_base() -> Bed {
     let mut bed = Bed::default();
     bed.image("base-v1", None);
     bed.image("base-v2", None);
