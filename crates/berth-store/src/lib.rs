@@ -17,6 +17,9 @@
 //! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
 //!   claimed and renewed on the database's clock, with a fencing epoch every write of the task
 //!   carries; the runs those tasks finished.
+//! - [`rebuild`]: rebuild dispatches, recorded with their audit entry before they are sent,
+//!   their delivery attempts, the images each carried and what became of them, and targets'
+//!   failures and suspension.
 //! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns; [`view`]: how an image reads in JSON.
 //! - [`error`]: the one error type, [`StoreError`].
@@ -80,6 +83,7 @@ pub mod history;
 pub mod knowledge;
 pub mod leases;
 pub mod migrate;
+pub mod rebuild;
 pub mod records;
 pub mod schedule;
 pub mod snapshot;

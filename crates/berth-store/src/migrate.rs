@@ -51,6 +51,11 @@ const SQLITE: &[Migration] = &[
         name: "tag_moves",
         sql: include_str!("../migrations/sqlite/0006_tag_moves.sql"),
     },
+    Migration {
+        version: 7,
+        name: "rebuilds",
+        sql: include_str!("../migrations/sqlite/0007_rebuilds.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -84,10 +89,15 @@ const POSTGRES: &[Migration] = &[
         name: "tag_moves",
         sql: include_str!("../migrations/postgres/0006_tag_moves.sql"),
     },
+    Migration {
+        version: 7,
+        name: "rebuilds",
+        sql: include_str!("../migrations/postgres/0007_rebuilds.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;
