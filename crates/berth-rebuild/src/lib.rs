@@ -61,6 +61,15 @@ pub struct Dispatcher {
     pub actor: String,
 }
 
+impl PartialEq for Dispatcher {
+    fn eq(&self, other: &Self) -> bool {
+        // Secrets and the HTTP client are not comparable; settings are compared only in tests.
+        self.settings == other.settings && self.actor == other.actor
+    }
+}
+
+impl Eq for Dispatcher {}
+
 /// What one pass did (what `berth rebuild run --json` prints).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassReport {
@@ -179,10 +188,7 @@ impl Dispatcher {
             ..PassReport::default()
         };
         if !dry_run {
-            for record in store.due_dispatches(now).await? {
-                let sent = self.deliver(store, &record, now).await?;
-                report.redelivered.push(sent);
-            }
+            report.redelivered = self.deliver_due(store, now).await?;
         }
         let facts = store.freshness_facts().await?;
         let stale = freshness::stale(catalog, &facts, freshness_settings, now);
@@ -278,6 +284,20 @@ impl Dispatcher {
                 .push(self.deliver(store, &record, now).await?);
         }
         Ok(report)
+    }
+
+    /// Sends every recorded dispatch whose next attempt is due (after a crash, or a receiver
+    /// that answered 5xx or 429), with its key unchanged.
+    pub async fn deliver_due(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Sent>, RebuildError> {
+        let mut sent = Vec::new();
+        for record in store.due_dispatches(now).await? {
+            sent.push(self.deliver(store, &record, now).await?);
+        }
+        Ok(sent)
     }
 
     /// One delivery attempt of a recorded dispatch, and its outcome recorded.

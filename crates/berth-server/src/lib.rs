@@ -42,6 +42,7 @@ pub mod leases;
 pub mod metrics;
 pub mod namespaces;
 pub mod promotion;
+pub mod rebuild;
 pub mod reload;
 pub use berth_sync::resolve;
 pub mod tls;
@@ -100,6 +101,8 @@ pub struct AppState {
     /// The freshness pass's last report (`GET /api/v1/stale`, `/metrics`); `None` without a
     /// store, when the route answers 503.
     pub freshness: Option<Arc<freshness::FreshnessState>>,
+    /// Rebuild dispatch's counters (`/metrics`); `None` without a `rebuild` section.
+    pub rebuild: Option<Arc<rebuild::RebuildState>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -258,8 +261,15 @@ pub async fn run_with_clock(
         ))),
         _ => None,
     };
+    let rebuild_state = match (&store, &settings.freshness, &settings.rebuild) {
+        (Some(_), Some(_), Some(dispatcher)) => {
+            Some(Arc::new(rebuild::RebuildState::new(dispatcher.clone())))
+        }
+        _ => None,
+    };
     let state = AppState {
         freshness: freshness_state.clone(),
+        rebuild: rebuild_state.clone(),
         events: events.clone(),
         catalog: Arc::clone(&catalog),
         clock: Arc::clone(&clock),
@@ -382,6 +392,30 @@ pub async fn run_with_clock(
                 Arc::clone(freshness),
                 Arc::clone(&catalog),
                 Arc::clone(&clock),
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(rebuild), Some(store), Some(freshness)) =
+        (&rebuild_state, &store, &settings.freshness)
+    {
+        tasks.push((
+            "rebuild dispatch",
+            tokio::spawn(rebuild::schedule(
+                rebuild::RebuildTask {
+                    state: Arc::clone(rebuild),
+                    store: store.clone(),
+                    catalog: Arc::clone(&catalog),
+                    freshness: freshness.settings.clone(),
+                    interval: freshness.interval,
+                    clock: Arc::clone(&clock),
+                    lease: leases::LeaseHolder {
+                        name: berth_rebuild::LEASE,
+                        store: store.clone(),
+                        settings: settings.leases.clone(),
+                        book: Arc::clone(&leases),
+                    },
+                },
                 stopped.clone(),
             )),
         ));

@@ -59,6 +59,7 @@ fn state_with(catalog: Catalog) -> AppState {
         leases: Default::default(),
         events: None,
         freshness: None,
+        rebuild: None,
     }
 }
 
@@ -227,6 +228,7 @@ async fn the_clock_decides_effective_states() {
         leases: Default::default(),
         events: None,
         freshness: None,
+        rebuild: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -251,6 +253,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         leases: Default::default(),
         events: None,
         freshness: None,
+        rebuild: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -297,6 +300,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         leases: Default::default(),
         events: None,
         freshness: None,
+        rebuild: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -396,6 +400,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         leases: Default::default(),
         events: None,
         freshness: None,
+        rebuild: None,
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();

@@ -142,6 +142,7 @@ impl World {
             leases: Default::default(),
             events: None,
             freshness: None,
+            rebuild: None,
         })
         .oneshot(request)
         .await

@@ -60,6 +60,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
         },
         connections: Default::default(),
         freshness: None,
+        rebuild: None,
     }
 }
 

@@ -229,13 +229,13 @@ impl Common {
 }
 
 /// How the actor is chosen, for `--help`.
-const ACTOR_HELP: &str = "Who is acting, recorded in the history and audit log (default: \
+pub(crate) const ACTOR_HELP: &str = "Who is acting, recorded in the history and audit log (default: \
 $BERTH_ACTOR, then $USER, then the CI's user: $GITHUB_ACTOR, $GITLAB_USER_LOGIN, \
 $BUILD_REQUESTEDFOR; then the host name)";
 
 /// Who is acting: `--actor`, then the environment in [`ACTOR_HELP`]'s order, so that a
 /// container or CI job without `$USER` still names someone.
-fn actor(flag: Option<String>, env: &Environment) -> String {
+pub(crate) fn actor(flag: Option<String>, env: &Environment) -> String {
     flag.or_else(|| {
         [
             "BERTH_ACTOR",

@@ -1,17 +1,22 @@
-//! `berth stale` and `berth rebuild plan`: which images in scope should be rebuilt and why
-//! (berth-core's `freshness`, over what the store knows), and the plan that orders them in waves
-//! by lineage. `--json` prints what `GET /api/v1/stale` answers.
+//! `berth stale` and `berth rebuild plan|run|status|resume`: which images in scope should be
+//! rebuilt and why (berth-core's `freshness`, over what the store knows), the plan that orders
+//! them in waves by lineage, one dispatch pass from the CLI (berth-rebuild, under the same
+//! `rebuild` lease `berth serve` takes), and what the dispatches came to. `berth stale --json`
+//! prints what `GET /api/v1/stale` answers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use berth_core::catalog;
+use berth_core::catalog::{self, Catalog};
 use berth_core::freshness::{self, Plan, Reason, Report, Settings, oslife};
+use berth_core::rebuild::{RebuildSettings, SecretSource};
 use berth_files::catalog_source::CatalogSource;
+use berth_rebuild::Dispatcher;
+use berth_server::config::ServeFile;
 use chrono::{DateTime, Utc};
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store_read_only, print_json, print_text, runtime, store_url};
+use crate::cmd::{open_store, open_store_read_only, print_json, print_text, runtime, store_url};
 use crate::environment::Environment;
 use crate::exit::usage;
 
@@ -60,12 +65,65 @@ pub struct RebuildArgs {
 pub enum RebuildCommand {
     /// What to rebuild, grouped by build target, in waves by lineage.
     Plan(PlanArgs),
+    /// One dispatch pass: close rebuilds that landed, send what is stale to its build target
+    /// (recorded and audited first), within the config's limits. Takes the `rebuild` lease.
+    Run(RunArgs),
+    /// Dispatches in flight, closed, failed and timed out, and suspended targets.
+    Status(StatusArgs),
+    /// Resume a target suspended after consecutive failures.
+    Resume(ResumeArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub common: Common,
+    /// The config file whose `rebuild` section names the build targets (and whose
+    /// `freshness` section gives defaults for --max-age and --eol-warning).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The config file with the `rebuild` section (targets, limits, windows), as for
+    /// `berth serve --config`.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Decide and print, without recording or sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, help = crate::cmd::channels::ACTOR_HELP)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The store (default: $BERTH_STORE, then sqlite://berth.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Only this target's dispatches.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// How many of the newest dispatches to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The suspended target.
+    pub target: String,
+    /// The store (default: $BERTH_STORE, then sqlite://berth.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    #[arg(long, help = crate::cmd::channels::ACTOR_HELP)]
+    pub actor: Option<String>,
 }
 
 struct Decided {
@@ -81,18 +139,30 @@ fn duration_flag(flag: &str, text: &Option<String>) -> anyhow::Result<Option<std
         .transpose()
 }
 
-fn decide(common: &Common, env: &Environment) -> anyhow::Result<Decided> {
+/// The moment, the freshness settings (flags over the config's `freshness` section) and the
+/// catalog the commands decide with.
+fn inputs(
+    common: &Common,
+    file: Option<&ServeFile>,
+    env: &Environment,
+) -> anyhow::Result<(DateTime<Utc>, Settings, Catalog)> {
     let now = match &common.now {
         Some(text) => {
             catalog::parse_moment(text).map_err(|error| usage(format!("--now: {error}")))?
         }
         None => Utc::now(),
     };
+    let section = file
+        .and_then(|file| file.freshness.clone())
+        .unwrap_or_default();
     let mut settings = Settings {
-        max_age: duration_flag("--max-age", &common.max_age)?,
+        max_age: duration_flag("--max-age", &common.max_age)?.or(section.max_age),
+        os_lifecycle: section.os_lifecycle,
         ..Settings::default()
     };
-    if let Some(window) = duration_flag("--eol-warning", &common.eol_warning)? {
+    if let Some(window) =
+        duration_flag("--eol-warning", &common.eol_warning)?.or(section.eol_warning)
+    {
         settings.eol_warning = window;
     }
     let source = CatalogSource {
@@ -100,6 +170,11 @@ fn decide(common: &Common, env: &Environment) -> anyhow::Result<Decided> {
         format: common.catalog_format.into(),
     };
     let catalog = read_valid(&source, now)?;
+    Ok((now, settings, catalog))
+}
+
+fn decide(common: &Common, env: &Environment) -> anyhow::Result<Decided> {
+    let (now, settings, catalog) = inputs(common, None, env)?;
     let url = store_url(common.store.clone(), env);
     let report = runtime()?.block_on(async {
         let store = open_store_read_only(&url).await?;
@@ -108,6 +183,37 @@ fn decide(common: &Common, env: &Environment) -> anyhow::Result<Decided> {
         anyhow::Ok(report?)
     })?;
     Ok(Decided { now, report })
+}
+
+/// The `rebuild` section with every target's secret read (files relative to `base`, the
+/// config file's directory): what `berth serve` and `berth rebuild run` dispatch with.
+pub(crate) fn dispatcher(
+    section: &RebuildSettings,
+    base: Option<&Path>,
+    env: &Environment,
+    actor: &str,
+) -> anyhow::Result<Dispatcher> {
+    let mut section = section.clone();
+    for target in &mut section.targets {
+        if let (SecretSource::File(path), Some(base)) = (&mut target.secret, base)
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+    }
+    let lookup = |name: &str| env.get(name);
+    Dispatcher::new(section, &lookup, DISPATCH_TIMEOUT, actor)
+        .map_err(|error| usage(error.to_string()))
+}
+
+/// How long one dispatch request may take.
+const DISPATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long `berth rebuild run` holds the `rebuild` lease at most.
+const CLI_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn config_file(path: &Path) -> anyhow::Result<(ServeFile, Option<PathBuf>)> {
+    let file = crate::cmd::serve::read_config(path)?;
+    Ok((file, path.parent().map(Path::to_path_buf)))
 }
 
 pub fn stale(args: StaleArgs, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -146,18 +252,324 @@ pub fn stale(args: StaleArgs, env: &Environment) -> anyhow::Result<ExitCode> {
 pub fn rebuild(args: RebuildArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     match args.command {
         RebuildCommand::Plan(args) => plan(args, env),
+        RebuildCommand::Run(args) => run(args, env),
+        RebuildCommand::Status(args) => status(args, env),
+        RebuildCommand::Resume(args) => resume(args, env),
     }
 }
 
 fn plan(args: PlanArgs, env: &Environment) -> anyhow::Result<ExitCode> {
-    let Decided { report, .. } = decide(&args.common, env)?;
-    let plan = freshness::plan(&report, |_| None);
+    let file = args.config.as_deref().map(config_file).transpose()?;
+    let (now, settings, catalog) = inputs(&args.common, file.as_ref().map(|(f, _)| f), env)?;
+    let url = store_url(args.common.store.clone(), env);
+    let report = runtime()?.block_on(async {
+        let store = open_store_read_only(&url).await?;
+        let report = store.stale(&catalog, &settings, now).await;
+        store.close().await;
+        anyhow::Ok(report?)
+    })?;
+    let rebuild = file.as_ref().and_then(|(file, _)| file.rebuild.clone());
+    let plan = freshness::plan(&report, |image| {
+        rebuild
+            .as_ref()
+            .and_then(|rebuild| rebuild.target_of(&catalog, image))
+            .map(str::to_string)
+    });
     if args.common.json {
         print_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_text(&plan_text(&plan));
     Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let (file, base) = config_file(&args.config)?;
+    let Some(section) = &file.rebuild else {
+        return Err(usage(format!(
+            "{}: no `rebuild` section (targets to dispatch to)",
+            args.config.display()
+        )));
+    };
+    let (now, settings, catalog) = inputs(&args.common, Some(&file), env)?;
+    for problem in section.unknown_builds(&catalog) {
+        eprintln!("warning: {problem}");
+    }
+    let actor = crate::cmd::channels::actor(args.actor, env);
+    let dispatcher = dispatcher(section, base.as_deref(), env, &actor)?;
+    let url = store_url(args.common.store.clone(), env);
+    let report = runtime()?.block_on(async {
+        let store = open_store(&url).await?;
+        let holder = format!("cli/{actor}/{}", std::process::id());
+        let outcome = async {
+            let Some(fence) = store
+                .claim_lease(berth_rebuild::LEASE, &holder, CLI_LEASE_TTL)
+                .await?
+            else {
+                let holder = store
+                    .leases()
+                    .await?
+                    .into_iter()
+                    .find(|lease| lease.name == berth_rebuild::LEASE && lease.live)
+                    .map(|lease| lease.holder)
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "the rebuild lease is held by {holder}: that replica dispatches; try again later"
+                );
+            };
+            let fenced = store.fenced(fence.clone());
+            let report = dispatcher
+                .pass(&fenced, &catalog, &settings, now, args.dry_run)
+                .await;
+            store.release_lease(&fence).await?;
+            anyhow::Ok(report?)
+        }
+        .await;
+        store.close().await;
+        outcome
+    })?;
+    if args.common.json {
+        print_json(&report)?;
+    } else {
+        print_text(&run_text(&report));
+    }
+    let failed = report
+        .dispatched
+        .iter()
+        .chain(&report.redelivered)
+        .any(|sent| sent.result == "failed");
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_text(report: &berth_rebuild::PassReport) -> String {
+    let mut text = String::new();
+    let verb = if report.dry_run {
+        "would dispatch"
+    } else {
+        "dispatched"
+    };
+    for sent in report.redelivered.iter().chain(&report.dispatched) {
+        let key = sent.key.as_deref().unwrap_or("-");
+        text.push_str(&format!(
+            "{verb} to {} ({} image(s)): {}{}  key {key}\n",
+            sent.target,
+            sent.images.len(),
+            sent.result,
+            sent.error
+                .as_ref()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default(),
+        ));
+        for image in &sent.images {
+            text.push_str(&format!("    {image}\n"));
+        }
+    }
+    for closed in &report.closed {
+        let fresh = closed
+            .time_to_fresh_seconds
+            .map(|seconds| format!(" after {}", human(seconds)))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{} {}: {}{fresh}\n",
+            closed.reference, closed.platform, closed.state
+        ));
+    }
+    for held in &report.held {
+        let target = held.target.as_deref().unwrap_or("(no build target)");
+        text.push_str(&format!(
+            "held: {target}, {}: {} image(s)\n",
+            held.hold.as_str(),
+            held.images.len()
+        ));
+    }
+    for target in &report.suspended {
+        text.push_str(&format!(
+            "suspended: {target} (consecutive failures; `berth rebuild resume {target}`)\n"
+        ));
+    }
+    if text.is_empty() {
+        text.push_str("nothing to dispatch\n");
+    }
+    text
+}
+
+fn human(seconds: u64) -> String {
+    match seconds {
+        0..120 => format!("{seconds}s"),
+        120..7200 => format!("{}m", seconds / 60),
+        7200..172_800 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// `berth rebuild status --json`: dispatches newest first, and targets that failed.
+#[derive(serde::Serialize)]
+struct StatusView {
+    dispatches: Vec<DispatchView>,
+    targets: Vec<TargetView>,
+}
+
+#[derive(serde::Serialize)]
+struct DispatchView {
+    id: i64,
+    key: String,
+    target: String,
+    wave: u32,
+    state: &'static str,
+    attempts: u32,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    images: Vec<ImageView>,
+}
+
+#[derive(serde::Serialize)]
+struct ImageView {
+    reference: String,
+    platform: String,
+    digest: String,
+    reasons: Vec<&'static str>,
+    state: &'static str,
+    new_digest: Option<String>,
+    stale_since: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(serde::Serialize)]
+struct TargetView {
+    name: String,
+    failures: u32,
+    suspended_at: Option<DateTime<Utc>>,
+    suspended_reason: Option<String>,
+}
+
+fn status(args: StatusArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let url = store_url(args.store.clone(), env);
+    let (dispatches, targets) = runtime()?.block_on(async {
+        let store = open_store_read_only(&url).await?;
+        let dispatches = store
+            .rebuild_dispatches(args.target.as_deref(), args.limit)
+            .await;
+        let targets = store.rebuild_targets().await;
+        store.close().await;
+        anyhow::Ok((dispatches?, targets?))
+    })?;
+    let view = StatusView {
+        dispatches: dispatches
+            .into_iter()
+            .map(|record| DispatchView {
+                id: record.id,
+                key: record.key,
+                target: record.target,
+                wave: record.wave,
+                state: record.state.as_str(),
+                attempts: record.attempts,
+                created_at: record.created_at,
+                sent_at: record.sent_at,
+                finished_at: record.finished_at,
+                last_error: record.last_error,
+                images: record
+                    .items
+                    .into_iter()
+                    .map(|item| ImageView {
+                        reference: item.item.reference.to_string(),
+                        platform: item.item.platform,
+                        digest: item.item.digest.to_string(),
+                        reasons: item.item.reasons,
+                        state: item.state.as_str(),
+                        new_digest: item.new_digest.map(|digest| digest.to_string()),
+                        stale_since: item.item.stale_since,
+                        closed_at: item.closed_at,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        targets: targets
+            .into_iter()
+            .map(|target| TargetView {
+                name: target.name,
+                failures: target.failures,
+                suspended_at: target.suspended_at,
+                suspended_reason: target.suspended_reason,
+            })
+            .collect(),
+    };
+    if args.json {
+        print_json(&view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    for dispatch in &view.dispatches {
+        text.push_str(&format!(
+            "#{} {} {} wave {}, {} image(s), {} attempt(s), created {}{}\n",
+            dispatch.id,
+            dispatch.target,
+            dispatch.state,
+            dispatch.wave,
+            dispatch.images.len(),
+            dispatch.attempts,
+            dispatch.created_at.format("%Y-%m-%d %H:%M"),
+            dispatch
+                .last_error
+                .as_ref()
+                .map(|error| format!(": {error}"))
+                .unwrap_or_default()
+        ));
+        for image in &dispatch.images {
+            text.push_str(&format!(
+                "    {} {}  {}  {}\n",
+                image.reference,
+                image.platform,
+                short(&image.digest),
+                image.state
+            ));
+        }
+    }
+    for target in &view.targets {
+        match &target.suspended_at {
+            Some(at) => text.push_str(&format!(
+                "target {} suspended since {}: {}\n",
+                target.name,
+                at.format("%Y-%m-%d %H:%M"),
+                target.suspended_reason.as_deref().unwrap_or("")
+            )),
+            None if target.failures > 0 => text.push_str(&format!(
+                "target {}: {} consecutive failure(s)\n",
+                target.name, target.failures
+            )),
+            None => {}
+        }
+    }
+    if text.is_empty() {
+        text.push_str("no rebuilds dispatched\n");
+    }
+    print_text(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resume(args: ResumeArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let url = store_url(args.store.clone(), env);
+    let actor = crate::cmd::channels::actor(args.actor, env);
+    let resumed = runtime()?.block_on(async {
+        let store = open_store(&url).await?;
+        let resumed = store
+            .resume_rebuild_target(&args.target, &actor, Utc::now())
+            .await;
+        store.close().await;
+        anyhow::Ok(resumed?)
+    })?;
+    if resumed {
+        print_text(&format!("resumed {}\n", args.target));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} is not suspended", args.target);
+        Ok(ExitCode::from(1))
+    }
 }
 
 fn plan_text(plan: &Plan) -> String {

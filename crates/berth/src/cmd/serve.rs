@@ -236,7 +236,22 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
         }),
     };
     let has_store = store.is_some();
+    let rebuild = match (&file.rebuild, has_store) {
+        (Some(section), true) => Some(crate::cmd::freshness::dispatcher(
+            section,
+            base.as_deref(),
+            env,
+            "berth",
+        )?),
+        (Some(_), false) => {
+            return Err(usage(
+                "the config has a `rebuild` section but no `store` to record dispatches in",
+            ));
+        }
+        (None, _) => None,
+    };
     Ok(ServeSettings {
+        rebuild,
         listen,
         catalog: CatalogSource {
             path: catalog,
