@@ -47,12 +47,20 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long to hold the answer back (a receiver that hangs, for crash tests).
+    pub delay: Duration,
 }
 
 impl Reply {
     /// This status with one extra header.
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// This answer, held back for `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
         self
     }
 
@@ -69,6 +77,7 @@ impl From<u16> for Reply {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
     }
 }
@@ -160,6 +169,7 @@ fn serve_connection(stream: TcpStream, shared: &Mutex<Shared>) {
                 shared.replies.remove(0)
             }
         };
+        std::thread::sleep(reply.delay);
         let mut head = format!(
             "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
             reply.status,
