@@ -1,10 +1,14 @@
-//! `berth stale` and `berth rebuild plan` end to end: images built with umoci and pushed with
-//! skopeo to the test bed's plain registry, synced into a SQLite store, a base moved, a child
-//! rebuilt; age and OS end of life decided at a `--now` ahead.
+//! `berth stale` and `berth rebuild plan|run|status` end to end: images built with umoci and
+//! pushed with skopeo to the test bed's plain registry, synced into a SQLite store, a base
+//! moved, a child rebuilt; age and OS end of life decided at a `--now` ahead; rebuilds
+//! dispatched to a real receiver that checks their signatures, closed when the rebuild lands on
+//! the new base, reported when it lands on the old one; a dispatch killed mid-send is sent
+//! again with the same key, never twice under two; `berth serve` dispatching on its lease.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use berth_testkit::receiver::{Receiver, Reply, verify_standard_signature};
 use berth_testkit::{ServeProcess, Testbed, derive_image, skopeo};
 use serde_json::Value;
 
@@ -345,5 +349,382 @@ fn a_moved_base_makes_its_family_stale_and_the_plan_follows_lineage() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--max-age"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Standard Webhooks secret of the tests' receiver, and its key bytes.
+const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn hook_key() -> Vec<u8> {
+    // `whsec_` + base64 of the key; decoded here by hand to keep berth's decoder out of it.
+    let text = HOOK_SECRET.trim_start_matches("whsec_");
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut key = Vec::new();
+    for c in text.chars().filter(|c| *c != '=') {
+        bits = (bits << 6) | alphabet.find(c).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            key.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    key
+}
+
+/// A family for rebuilds: base v1, a child on it (also kept at `child:v1`) and a grandchild on
+/// the child; a catalog whose child and grandchild are rebuilt by target `ci`; a config whose
+/// `rebuild` section sends to `receiver`. Returns (dir, prefix, config path).
+fn rebuild_bed(name: &str, receiver: &Receiver) -> (PathBuf, String, String) {
+    let testbed = Testbed::get();
+    let plain = testbed.plain();
+    let prefix = format!("{plain}/{name}-{}", std::process::id());
+    let dir: PathBuf = testbed
+        .dir
+        .join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    copy(
+        &format!("{plain}/berth/base:1"),
+        &format!("{prefix}/base:latest"),
+    );
+    copy(
+        &format!("{plain}/berth/child:1"),
+        &format!("{prefix}/child:latest"),
+    );
+    copy(
+        &format!("{plain}/berth/child:1"),
+        &format!("{prefix}/child:v1"),
+    );
+    derive_image(
+        &format!("{prefix}/child:latest"),
+        &format!("{prefix}/grandchild:latest"),
+        "/srv/grandchild.txt",
+        "the grandchild's layer\n",
+    );
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n  base:\n    image: {prefix}/base\n  child:\n    image: {prefix}/child\n    base: base\n    build: ci\n  grandchild:\n    image: {prefix}/grandchild\n    base: child\n    build: ci\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("hook.secret"), format!("{HOOK_SECRET}\n")).unwrap();
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\nfreshness:\n  interval: 1h\nrebuild:\n  targets:\n    - name: ci\n      webhook: {{url: '{}', secret_file: hook.secret}}\n",
+            dir.join("berth.db").display(),
+            receiver.url("/hooks/rebuild"),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    json(
+        &dir,
+        &[
+            "sync",
+            "--catalog",
+            &dir.join("catalog.yaml").display().to_string(),
+            "--store",
+            &store,
+            "--insecure-registry",
+            plain,
+            "--json",
+        ],
+    );
+    (dir, prefix, config)
+}
+
+fn sync_bed(dir: &std::path::Path) {
+    let plain = Testbed::get().plain();
+    json(
+        dir,
+        &[
+            "sync",
+            "--catalog",
+            &dir.join("catalog.yaml").display().to_string(),
+            "--store",
+            &format!("sqlite://{}", dir.join("berth.db").display()),
+            "--insecure-registry",
+            plain,
+            "--json",
+        ],
+    );
+}
+
+/// Repository names (`child:latest`) of a list of references.
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|reference| {
+            let text = reference
+                .as_str()
+                .unwrap_or_else(|| reference["reference"].as_str().unwrap());
+            text.rsplit('/').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn rebuilds_go_out_once_per_wave_and_close_on_the_new_base() {
+    let receiver = Receiver::start(Vec::new());
+    let (dir, prefix, config) = rebuild_bed("rebuild", &receiver);
+    let plain = Testbed::get().plain();
+    let run = || json(&dir, &["rebuild", "run", "--config", &config, "--json"]);
+
+    // Nothing is stale: nothing goes out.
+    let report = run();
+    assert_eq!(report["dispatched"], serde_json::json!([]), "{report:#}");
+
+    // The base moves (v2: Alpine 3.20, itself os-eol, which a rebuild alone cannot fix).
+    copy(
+        &format!("{plain}/berth/upper:1"),
+        &format!("{prefix}/base:latest"),
+    );
+    sync_bed(&dir);
+    let dry = json(
+        &dir,
+        &["rebuild", "run", "--config", &config, "--json", "--dry-run"],
+    );
+    assert_eq!(dry["dispatched"][0]["result"], "planned");
+    assert!(receiver.requests().is_empty(), "a dry run sends nothing");
+
+    let report = run();
+    let dispatched = report["dispatched"].as_array().unwrap();
+    assert_eq!(dispatched.len(), 1, "{report:#}");
+    assert_eq!(dispatched[0]["target"], "ci");
+    assert_eq!(dispatched[0]["result"], "delivered");
+    assert_eq!(names(&dispatched[0]["images"]), ["child:latest"]);
+    let held: Vec<(String, Vec<String>)> = report["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|held| {
+            (
+                held["hold"].as_str().unwrap().to_string(),
+                names(&held["images"]),
+            )
+        })
+        .collect();
+    assert!(
+        held.contains(&(
+            "not-dispatched".to_string(),
+            vec!["base:latest".to_string()]
+        )),
+        "{held:?}"
+    );
+    assert!(
+        held.contains(&(
+            "waiting-for-base".to_string(),
+            vec!["grandchild:latest".to_string()]
+        )),
+        "{held:?}"
+    );
+
+    let requests = receiver.wait_for(1, std::time::Duration::from_secs(5));
+    assert_eq!(requests.len(), 1);
+    let first = &requests[0];
+    assert_eq!(
+        (first.method.as_str(), first.path.as_str()),
+        ("POST", "/hooks/rebuild")
+    );
+    verify_standard_signature(&hook_key(), first).unwrap();
+    let body = first.json();
+    assert_eq!(body["type"], "berth.rebuild");
+    assert_eq!(body["data"]["wave"], 1);
+    assert_eq!(body["data"]["key"], dispatched[0]["key"]);
+    assert_eq!(first.header("webhook-id"), dispatched[0]["key"].as_str());
+    let child_v1 = digest_of(&format!("{prefix}/child:latest"));
+    assert_eq!(body["data"]["images"][0]["digest"], child_v1.as_str());
+    assert_eq!(
+        body["data"]["images"][0]["reasons"],
+        serde_json::json!(["base-moved"])
+    );
+
+    // A second pass sends nothing: the child's rebuild is in flight.
+    let report = run();
+    assert_eq!(report["dispatched"], serde_json::json!([]), "{report:#}");
+    assert_eq!(receiver.requests().len(), 1);
+
+    // The child is rebuilt on v2: it closes, and the grandchild goes out.
+    derive_image(
+        &format!("{prefix}/base:latest"),
+        &format!("{prefix}/child:latest"),
+        "/srv/app/hello.txt",
+        "hello from the child layer\n",
+    );
+    let child_v2 = digest_of(&format!("{prefix}/child:latest"));
+    sync_bed(&dir);
+    let report = run();
+    let closed = &report["closed"][0];
+    assert_eq!(closed["state"], "closed", "{report:#}");
+    assert_eq!(closed["new_digest"], child_v2.as_str());
+    assert!(closed["time_to_fresh_seconds"].as_u64().is_some());
+    assert_eq!(
+        names(&report["dispatched"][0]["images"]),
+        ["grandchild:latest"],
+        "{report:#}"
+    );
+    let requests = receiver.wait_for(2, std::time::Duration::from_secs(5));
+    assert_eq!(requests.len(), 2);
+    assert_ne!(
+        requests[0].header("webhook-id"),
+        requests[1].header("webhook-id")
+    );
+
+    // The grandchild is rebuilt on the old child (a cached base): reported, left open.
+    derive_image(
+        &format!("{prefix}/child:v1"),
+        &format!("{prefix}/grandchild:latest"),
+        "/srv/grandchild.txt",
+        "rebuilt, but on the old child\n",
+    );
+    sync_bed(&dir);
+    let report = run();
+    assert_eq!(
+        report["closed"][0]["state"], "rebuilt-on-old-base",
+        "{report:#}"
+    );
+    assert_eq!(report["dispatched"], serde_json::json!([]));
+    assert_eq!(receiver.requests().len(), 2);
+
+    let status = json(
+        &dir,
+        &[
+            "rebuild",
+            "status",
+            "--store",
+            &format!("sqlite://{}", dir.join("berth.db").display()),
+            "--json",
+        ],
+    );
+    let dispatches = status["dispatches"].as_array().unwrap();
+    assert_eq!(dispatches.len(), 2, "{status:#}");
+    assert_eq!(dispatches[0]["state"], "in-flight");
+    assert_eq!(dispatches[0]["images"][0]["state"], "rebuilt-on-old-base");
+    assert_eq!(dispatches[1]["state"], "closed");
+    assert_eq!(dispatches[1]["images"][0]["state"], "closed");
+    assert_eq!(dispatches[1]["images"][0]["new_digest"], child_v2.as_str());
+    let text = berth(
+        &dir,
+        &[
+            "rebuild",
+            "status",
+            "--store",
+            &format!("sqlite://{}", dir.join("berth.db").display()),
+        ],
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("rebuilt-on-old-base"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_dispatch_killed_mid_send_is_sent_again_with_its_key_and_serve_dispatches_on_its_lease() {
+    // The first answer hangs: berth is killed while the request is in flight.
+    let receiver = Receiver::start(vec![
+        Reply::from(200).after(std::time::Duration::from_secs(60)),
+    ]);
+    let (dir, prefix, config) = rebuild_bed("rebuild-kill", &receiver);
+    let plain = Testbed::get().plain();
+    copy(
+        &format!("{plain}/berth/upper:1"),
+        &format!("{prefix}/base:latest"),
+    );
+    sync_bed(&dir);
+    let mut running = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["rebuild", "run", "--config", &config, "--json"])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let requests = receiver.wait_for(1, std::time::Duration::from_secs(30));
+    assert_eq!(requests.len(), 1, "the dispatch reached the receiver");
+    running.kill().unwrap(); // SIGKILL
+    running.wait().unwrap();
+
+    // Restarted once the killed run's lease expired (10 s): the recorded dispatch goes out again
+    // under the same key; nothing new.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let output = berth(&dir, &["rebuild", "run", "--config", &config, "--json"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.code() == Some(3)
+            && stderr.contains("rebuild lease is held")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        break serde_json::from_slice::<Value>(&output.stdout).unwrap();
+    };
+    assert_eq!(report["dispatched"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report["redelivered"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    let requests = receiver.wait_for(2, std::time::Duration::from_secs(5));
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("webhook-id"),
+        requests[1].header("webhook-id")
+    );
+    assert_eq!(requests[0].json()["data"], requests[1].json()["data"]);
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    let status = json(&dir, &["rebuild", "status", "--store", &store, "--json"]);
+    assert_eq!(
+        status["dispatches"].as_array().unwrap().len(),
+        1,
+        "{status:#}"
+    );
+    assert_eq!(status["dispatches"][0]["state"], "in-flight");
+    assert_eq!(status["dispatches"][0]["attempts"], 1);
+
+    // `berth serve` with the same config: its first pass (on the rebuild lease) closes the
+    // child once rebuilt and sends the grandchild's wave.
+    derive_image(
+        &format!("{prefix}/base:latest"),
+        &format!("{prefix}/child:latest"),
+        "/srv/app/hello.txt",
+        "hello from the child layer\n",
+    );
+    sync_bed(&dir);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config", &config])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = ServeProcess::start(command);
+    server.wait_for_log("rebuild pass");
+    let requests = receiver.wait_for(3, std::time::Duration::from_secs(10));
+    assert_eq!(requests.len(), 3);
+    assert_eq!(
+        names(&requests[2].json()["data"]["images"]),
+        ["grandchild:latest"]
+    );
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("berth_rebuild_dispatch_total{target=\"ci\",result=\"delivered\"} 1\n")
+            && metrics.contains("berth_rebuild_time_to_fresh_seconds_count 1\n")
+            && metrics.contains("berth_lease_held{lease=\"rebuild\""),
+        "{metrics}"
+    );
+    // While serve holds the lease, the CLI refuses to dispatch beside it.
+    let output = berth(&dir, &["rebuild", "run", "--config", &config]);
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rebuild lease is held"), "{stderr}");
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

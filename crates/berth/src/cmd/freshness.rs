@@ -89,7 +89,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
     /// The config file with the `rebuild` section (targets, limits, windows), as for
-    /// `berth serve --config`.
+    /// `berth serve --config`; its `catalog`, `store` and `freshness` apply unless flags say
+    /// otherwise.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Decide and print, without recording or sending anything.
@@ -143,7 +144,7 @@ fn duration_flag(flag: &str, text: &Option<String>) -> anyhow::Result<Option<std
 /// catalog the commands decide with.
 fn inputs(
     common: &Common,
-    file: Option<&ServeFile>,
+    file: Option<(&ServeFile, Option<&Path>)>,
     env: &Environment,
 ) -> anyhow::Result<(DateTime<Utc>, Settings, Catalog)> {
     let now = match &common.now {
@@ -153,7 +154,7 @@ fn inputs(
         None => Utc::now(),
     };
     let section = file
-        .and_then(|file| file.freshness.clone())
+        .and_then(|(file, _)| file.freshness.clone())
         .unwrap_or_default();
     let mut settings = Settings {
         max_age: duration_flag("--max-age", &common.max_age)?.or(section.max_age),
@@ -165,8 +166,19 @@ fn inputs(
     {
         settings.eol_warning = window;
     }
+    // A catalog the config file names is relative to the file's directory, as for serve.
+    let from_file = file.and_then(|(file, base)| {
+        let path = file.catalog.clone()?;
+        Some(match base {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path,
+        })
+    });
     let source = CatalogSource {
-        path: catalog_path(common.catalog.clone(), env),
+        path: match common.catalog.clone().or(from_file) {
+            Some(path) => path,
+            None => catalog_path(None, env),
+        },
         format: common.catalog_format.into(),
     };
     let catalog = read_valid(&source, now)?;
@@ -208,8 +220,9 @@ pub(crate) fn dispatcher(
 
 /// How long one dispatch request may take.
 const DISPATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long `berth rebuild run` holds the `rebuild` lease at most.
-const CLI_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// How long `berth rebuild run`'s hold on the `rebuild` lease lasts unless renewed (it renews
+/// every third of it): a killed run keeps `berth serve` from dispatching for at most this long.
+const CLI_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn config_file(path: &Path) -> anyhow::Result<(ServeFile, Option<PathBuf>)> {
     let file = crate::cmd::serve::read_config(path)?;
@@ -260,8 +273,18 @@ pub fn rebuild(args: RebuildArgs, env: &Environment) -> anyhow::Result<ExitCode>
 
 fn plan(args: PlanArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let file = args.config.as_deref().map(config_file).transpose()?;
-    let (now, settings, catalog) = inputs(&args.common, file.as_ref().map(|(f, _)| f), env)?;
-    let url = store_url(args.common.store.clone(), env);
+    let (now, settings, catalog) = inputs(
+        &args.common,
+        file.as_ref().map(|(file, base)| (file, base.as_deref())),
+        env,
+    )?;
+    let url = store_url(
+        args.common
+            .store
+            .clone()
+            .or_else(|| file.as_ref().and_then(|(file, _)| file.store.clone())),
+        env,
+    );
     let report = runtime()?.block_on(async {
         let store = open_store_read_only(&url).await?;
         let report = store.stale(&catalog, &settings, now).await;
@@ -291,13 +314,13 @@ fn run(args: RunArgs, env: &Environment) -> anyhow::Result<ExitCode> {
             args.config.display()
         )));
     };
-    let (now, settings, catalog) = inputs(&args.common, Some(&file), env)?;
+    let (now, settings, catalog) = inputs(&args.common, Some((&file, base.as_deref())), env)?;
     for problem in section.unknown_builds(&catalog) {
         eprintln!("warning: {problem}");
     }
     let actor = crate::cmd::channels::actor(args.actor, env);
     let dispatcher = dispatcher(section, base.as_deref(), env, &actor)?;
-    let url = store_url(args.common.store.clone(), env);
+    let url = store_url(args.common.store.clone().or(file.store.clone()), env);
     let report = runtime()?.block_on(async {
         let store = open_store(&url).await?;
         let holder = format!("cli/{actor}/{}", std::process::id());
@@ -318,9 +341,18 @@ fn run(args: RunArgs, env: &Environment) -> anyhow::Result<ExitCode> {
                 );
             };
             let fenced = store.fenced(fence.clone());
-            let report = dispatcher
-                .pass(&fenced, &catalog, &settings, now, args.dry_run)
-                .await;
+            let pass = dispatcher.pass(&fenced, &catalog, &settings, now, args.dry_run);
+            tokio::pin!(pass);
+            let report = loop {
+                tokio::select! {
+                    report = &mut pass => break report,
+                    () = tokio::time::sleep(CLI_LEASE_TTL / 3) => {
+                        // A lost lease needs no action here: the store refuses the pass's
+                        // writes from then on.
+                        let _ = store.renew_lease(&fence, CLI_LEASE_TTL).await;
+                    }
+                }
+            };
             store.release_lease(&fence).await?;
             anyhow::Ok(report?)
         }
