@@ -330,6 +330,30 @@ fn explain(
         None,
     );
     push(
+        "rebuild",
+        match &settings.rebuild {
+            Some(dispatcher) => {
+                let rebuild = &dispatcher.settings;
+                let targets: Vec<&str> = rebuild
+                    .targets
+                    .iter()
+                    .map(|target| target.name.as_str())
+                    .collect();
+                text(format!(
+                    "targets {}, at most {}/h ({}/h per target), in flight for {}, suspended after {} failures",
+                    targets.join(", "),
+                    rebuild.per_hour,
+                    rebuild.per_target_per_hour,
+                    duration_text(rebuild.in_flight_timeout),
+                    rebuild.suspend_after
+                ))
+            }
+            None => text("off (no rebuild section)".into()),
+        },
+        None,
+        None,
+    );
+    push(
         "tls",
         match &settings.tls {
             Some(tls) => text(format!(
