@@ -225,15 +225,18 @@ pub enum ItemState {
     Gone,
     /// The dispatch timed out with this image still open.
     TimedOut,
+    /// The dispatch was rejected or could not be delivered.
+    Failed,
 }
 
 impl ItemState {
-    pub const ALL: [ItemState; 5] = [
+    pub const ALL: [ItemState; 6] = [
         ItemState::InFlight,
         ItemState::Closed,
         ItemState::RebuiltOnOldBase,
         ItemState::Gone,
         ItemState::TimedOut,
+        ItemState::Failed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +246,7 @@ impl ItemState {
             ItemState::RebuiltOnOldBase => "rebuilt-on-old-base",
             ItemState::Gone => "gone",
             ItemState::TimedOut => "timed-out",
+            ItemState::Failed => "failed",
         }
     }
 

@@ -404,7 +404,7 @@ impl Store {
             let mut suspended = false;
             if let (Some((target,)), Attempt::Failed { error }) = (target, attempt) {
                 sqlx::query(
-                    "UPDATE rebuild_items SET state = 'timed-out', closed_at = $2
+                    "UPDATE rebuild_items SET state = 'failed', closed_at = $2
                      WHERE dispatch_id = $1 AND state IN ('in-flight', 'rebuilt-on-old-base')",
                 )
                 .bind(id)

@@ -171,6 +171,10 @@ async fn failures_suspend_a_target_and_a_closed_rebuild_or_a_person_lifts_it(url
             .await
             .unwrap()
     );
+    let failed = &store.rebuild_dispatches(None, 10).await.unwrap()[2];
+    assert_eq!((failed.id, failed.state), (ids[0], DispatchState::Failed));
+    assert_eq!(failed.items[0].state, ItemState::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("answered 401"));
     store
         .record_attempt(ids[1], &Attempt::Delivered, 3, at(2))
         .await

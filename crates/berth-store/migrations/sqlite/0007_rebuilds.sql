@@ -30,7 +30,7 @@ CREATE TABLE rebuild_items (
     reasons TEXT NOT NULL,
     old_base TEXT,
     stale_since TEXT NOT NULL,
-    -- in-flight | closed | rebuilt-on-old-base | gone | timed-out
+    -- in-flight | closed | rebuilt-on-old-base | gone | timed-out | failed
     state TEXT NOT NULL,
     new_digest TEXT,
     closed_at TEXT,
