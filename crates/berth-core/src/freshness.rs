@@ -314,16 +314,15 @@ impl<'f> Index<'f> {
 
     /// Bases by lineage, nearest first (at most [`CHAIN_DEPTH_MAX`]: bad data may loop).
     fn ancestors(&self, image: Id) -> Vec<Id> {
-        let mut chain = Vec::new();
-        let mut at = self.bases[image as usize];
-        while let Some(base) = at {
-            if chain.len() >= CHAIN_DEPTH_MAX {
-                break;
-            }
-            chain.push(base);
-            at = self.bases[base as usize];
-        }
-        chain
+        self.walk_bases(image).collect()
+    }
+
+    /// [`Index::ancestors`] without collecting them.
+    fn walk_bases(&self, image: Id) -> impl Iterator<Item = Id> + '_ {
+        std::iter::successors(self.bases[image as usize], |&base| {
+            self.bases[base as usize]
+        })
+        .take(CHAIN_DEPTH_MAX)
     }
 
     /// Every reference that held `image` (or a twin), now or before.
@@ -382,14 +381,23 @@ impl<'c, 'f> Memo<'c, 'f> {
         found
     }
 
-    /// Whether `base` moved, and the image its channel holds now.
-    fn base_moved(&mut self, index: &Index<'f>, base: Id) -> Option<(Reason, Id)> {
-        if let Some(known) = &self.moved[base as usize] {
-            return known.clone();
+    /// Whether `base` moved: the image its channel holds now (the reason is
+    /// [`Memo::moved_reason`]'s, cloned only for the image that reports it).
+    fn base_moved(&mut self, index: &Index<'f>, base: Id) -> Option<Id> {
+        if self.moved[base as usize].is_none() {
+            let moved = self.decide_base_moved(index, base);
+            self.moved[base as usize] = Some(moved);
         }
-        let moved = self.decide_base_moved(index, base);
-        self.moved[base as usize] = Some(moved.clone());
-        moved
+        self.moved[base as usize]
+            .as_ref()
+            .and_then(|moved| moved.as_ref().map(|(_, now)| *now))
+    }
+
+    /// The `base-moved` reason of a base [`Memo::base_moved`] found moved.
+    fn moved_reason(&self, base: Id) -> Option<Reason> {
+        self.moved[base as usize]
+            .as_ref()
+            .and_then(|moved| moved.as_ref().map(|(reason, _)| reason.clone()))
     }
 
     /// Whether the base `base` moved: its channel (the owning entry's channels, else any tag
@@ -522,8 +530,7 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
         }
         for image in index.expand(&tag.digest) {
             let reaches_catalog = index
-                .ancestors(image)
-                .into_iter()
+                .walk_bases(image)
                 .any(|base| memo.owner(&index, base).is_some());
             if reaches_catalog {
                 add(
@@ -551,10 +558,15 @@ pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTim
         let on_new_base = |now: Id| {
             index.same_image(now, image) || ancestors.iter().any(|&a| index.same_image(now, a))
         };
-        if let Some((moved, _)) = ancestors.iter().find_map(|&base| {
-            memo.base_moved(&index, base)
-                .filter(|(_, now)| !on_new_base(*now))
-        }) {
+        if let Some(moved) = ancestors
+            .iter()
+            .copied()
+            .find(|&base| {
+                memo.base_moved(&index, base)
+                    .is_some_and(|now| !on_new_base(now))
+            })
+            .and_then(|base| memo.moved_reason(base))
+        {
             reasons.push(moved);
         }
 

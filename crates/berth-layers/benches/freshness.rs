@@ -3,6 +3,8 @@
 //! image; every other image at its own tag outside the catalog, so all are in scope; ages spread
 //! over two years (max_age 365d); every tenth image on Debian 11 (end of life). Baseline in the
 //! same run: copying the input once (`Facts::clone`), the floor of any pass that reads it all.
+//! Also measured: what a rebuild pass adds on top (`rebuild::dispatchable`, its plan with
+//! targets, and `rebuild::decide` with nothing in flight; every image to one target).
 //! Run: `cargo bench -p berth-layers --bench freshness`.
 
 use std::hint::black_box;
@@ -12,6 +14,7 @@ use berth_core::catalog::{self, Source};
 use berth_core::freshness::{self, Facts, ImageFacts, Settings, TagFacts, TagMove};
 use berth_core::lineage::LineageIndex;
 use berth_core::osrelease::OsIdentity;
+use berth_core::rebuild;
 use berth_core::{Digest, ImageRef};
 use chrono::{DateTime, Utc};
 
@@ -137,6 +140,41 @@ fn main() {
         last = Some((report, summary));
     }
     let (report, (plan_items, plan_waves)) = last.expect("RUNS > 0");
+    let rebuild = rebuild::RebuildSettings {
+        targets: vec![rebuild::Target {
+            name: "ci".into(),
+            kind: rebuild::TargetKind::Webhook {
+                url: "http://127.0.0.1:9/".into(),
+            },
+            secret: rebuild::SecretSource::Env("S".into()),
+        }],
+        default_target: Some("ci".into()),
+        repositories: vec![rebuild::RepositoryTarget {
+            pattern: berth_core::policy::RepositoryPattern::parse("registry.test/**")
+                .expect("a valid pattern"),
+            target: "ci".into(),
+        }],
+        ..rebuild::RebuildSettings::default()
+    };
+    let mut decides = Vec::new();
+    let mut sent = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let (dispatchable, _held) = rebuild::dispatchable(&report, &catalog, &rebuild);
+        let plan = freshness::plan(&dispatchable, |image| {
+            rebuild.target_of(&catalog, image).map(str::to_string)
+        });
+        let decision = rebuild::decide(
+            &plan,
+            &dispatchable,
+            &facts,
+            &rebuild::Ledger::default(),
+            &rebuild,
+            now,
+        );
+        decides.push(started.elapsed());
+        sent = decision.send.iter().map(|d| d.items.len()).sum();
+    }
     let counts = freshness::count_by_reason(&report);
     println!(
         "{} images, {} in scope, {} stale ({counts:?}); plan: {} items in {} waves",
@@ -150,6 +188,7 @@ fn main() {
     let (copy_best, copy_median) = median(copies);
     let (stale_best, stale_median) = median(stales);
     let (plan_best, plan_median) = median(plans);
+    let (decide_best, decide_median) = median(decides);
     println!("| measure ({RUNS} runs) | best | median |");
     println!("|---|---|---|");
     println!(
@@ -171,6 +210,11 @@ fn main() {
         "| stale + plan | {:.0} ms | {:.0} ms |",
         ms(stale_best + plan_best),
         ms(stale_median + plan_median)
+    );
+    println!(
+        "| rebuild pass on top (dispatchable + plan + decide; {sent} images in wave 1) | {:.0} ms | {:.0} ms |",
+        ms(decide_best),
+        ms(decide_median)
     );
     println!(
         "| RSS of the input / peak (VmHWM) | {:.0} MB / {:.0} MB | |",

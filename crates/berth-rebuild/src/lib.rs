@@ -36,6 +36,9 @@ pub enum RebuildError {
     Secret { target: String, problem: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The decision's blocking thread failed (a panic).
+    #[error("the rebuild decision failed: {0}")]
+    Decision(String),
 }
 
 /// A target's token or signing secret, read once. `Debug` never shows it.
@@ -191,13 +194,24 @@ impl Dispatcher {
             report.redelivered = self.deliver_due(store, now).await?;
         }
         let facts = store.freshness_facts().await?;
-        let stale = freshness::stale(catalog, &facts, freshness_settings, now);
-        let (dispatchable, held) = rebuild::dispatchable(&stale, catalog, &self.settings);
-        let plan = freshness::plan(&dispatchable, |image| {
-            self.settings.target_of(catalog, image).map(str::to_string)
-        });
         let ledger = store.rebuild_ledger(now).await?;
-        let decision = rebuild::decide(&plan, &dispatchable, &facts, &ledger, &self.settings, now);
+        // A second of work at 100k images: off the async threads, as the freshness pass is.
+        let (catalog, freshness_settings, settings) = (
+            catalog.clone(),
+            freshness_settings.clone(),
+            self.settings.clone(),
+        );
+        let (held, decision) = tokio::task::spawn_blocking(move || {
+            let stale = freshness::stale(&catalog, &facts, &freshness_settings, now);
+            let (dispatchable, held) = rebuild::dispatchable(&stale, &catalog, &settings);
+            let plan = freshness::plan(&dispatchable, |image| {
+                settings.target_of(&catalog, image).map(str::to_string)
+            });
+            let decision = rebuild::decide(&plan, &dispatchable, &facts, &ledger, &settings, now);
+            (held, decision)
+        })
+        .await
+        .map_err(|error| RebuildError::Decision(error.to_string()))?;
         report.held = held;
         report.held.extend(decision.held.iter().cloned());
         report.timed_out = decision.timed_out.clone();
