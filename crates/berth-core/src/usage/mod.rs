@@ -152,7 +152,7 @@ impl From<SyntaxError> for Problem {
     }
 }
 
-/// What one file references, in file order, and what of it could not be read.
+/// What one file references, in file order, and what of it could not be read (in file order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scan {
     pub findings: Vec<Finding>,
@@ -234,7 +234,7 @@ fn is_dockerfile(name: &str) -> bool {
 /// Every image reference in the file at `path` (relative, `/`-separated) with this `text`.
 /// A file [`recognize`] does not know yields nothing.
 pub fn scan(path: &str, text: &str) -> Scan {
-    match recognize(path) {
+    let mut scan = match recognize(path) {
         None => Scan::default(),
         Some(Reader::Dockerfile) => dockerfile::scan(text),
         Some(Reader::Yaml) => kubernetes::scan(text),
@@ -242,5 +242,9 @@ pub fn scan(path: &str, text: &str) -> Scan {
         Some(Reader::GithubActions) => pipelines::yaml(text, &[], pipelines::github_actions),
         Some(Reader::GitlabCi) => pipelines::yaml(text, &["!reference"], pipelines::gitlab_ci),
         Some(Reader::AzurePipelines) => pipelines::yaml(text, &[], pipelines::azure_pipelines),
-    }
+    };
+    // In file order, whichever order the reader found them in (stable: one place, one order).
+    scan.findings.sort_by_key(|finding| finding.position);
+    scan.problems.sort_by_key(|problem| problem.position);
+    scan
 }

@@ -337,10 +337,10 @@ image: nginx
              unresolved: a variable filled in when the pipeline runs",
             "38:50 kubernetes [CronJob/report container report] busybox:1.36 => \
              docker.io/library/busybox:1.36",
-            "22:18 problem: Deployment/web: /spec/template/spec/containers/1/imgae: unknown \
-             field `imgae` in a container; did you mean `image`?",
             "21:11 problem: Deployment/web: /spec/template/spec/containers/1: the container \
              has no `image` (Kubernetes requires one)",
+            "22:18 problem: Deployment/web: /spec/template/spec/containers/1/imgae: unknown \
+             field `imgae` in a container; did you mean `image`?",
             "47:15 problem: Pod: /spec/containers: expected a list",
         ],
     );
