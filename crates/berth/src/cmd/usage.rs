@@ -152,6 +152,10 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
                 reason: reason.to_string(),
             },
         }));
+    // In walk order (path components compared one by one), each file's own in file order.
+    report
+        .skipped
+        .sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
     if args.json {
         print_json(&report)?;
     } else {
