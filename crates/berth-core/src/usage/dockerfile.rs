@@ -143,22 +143,31 @@ fn heredocs(text: &str) -> Vec<(String, bool)> {
         return Vec::new();
     }
     let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("<<") {
-        rest = &rest[at + 2..];
+    let mut searched = 0;
+    while let Some(at) = text[searched..].find("<<") {
+        let before = &text[..searched + at];
+        let rest = &text[searched + at + 2..];
+        searched += at + 2;
         if rest.starts_with('<') {
-            rest = rest.trim_start_matches('<');
+            // `<<<` is a here-string.
+            searched += rest.len() - rest.trim_start_matches('<').len();
+            continue;
+        }
+        // Inside quotes (`echo "a<<b"`) it is text, not a here-document.
+        if before.matches('"').count() % 2 == 1 || before.matches('\'').count() % 2 == 1 {
             continue;
         }
         let strip_tabs = rest.starts_with('-');
         let word = rest.strip_prefix('-').unwrap_or(rest);
         let word = word.trim_start_matches(['"', '\'']);
+        // A delimiter is a word (`EOF`, `_end`), so `$((1<<3))` shifts and opens nothing.
+        if !word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            continue;
+        }
         let end = word
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(word.len());
-        if end > 0 {
-            found.push((word[..end].to_string(), strip_tabs));
-        }
+        found.push((word[..end].to_string(), strip_tabs));
     }
     found
 }

@@ -39,8 +39,9 @@ fn sequence<'n, 'a>(node: Option<&'n Node<'a>>) -> &'n [Node<'a>] {
     }
 }
 
+/// Records a found image; an empty one is none (GitHub skips a service whose image is `''`).
 fn push(scan: &mut Scan, kind: SourceKind, context: String, found: Option<(&Node<'_>, &str)>) {
-    if let Some((node, text)) = found {
+    if let Some((node, text)) = found.filter(|(_, text)| !text.is_empty()) {
         scan.findings.push(Finding::new(kind, context, node, text));
     }
 }

@@ -225,6 +225,15 @@ fn dockerfile_cases() {
             ],
         ),
         (
+            "a `<<` in quotes, a shift and a here-string open no here-document",
+            "FROM alpine:3.20\nRUN echo \"a<<b\" && echo $((1<<3)) && cat <<<word\n\
+             FROM busybox:1.36\n",
+            &[
+                "1:6 dockerfile [stage 0] alpine:3.20 => docker.io/library/alpine:3.20",
+                "3:6 dockerfile [stage 1] busybox:1.36 => docker.io/library/busybox:1.36",
+            ],
+        ),
+        (
             "COPY --from an image, pinned by digest; a stage ARG resolves it",
             "FROM alpine:3.20 AS base\nARG KUBECTL=bitnami/kubectl:1.31\n\
              COPY --link --from=$KUBECTL /opt/bitnami/kubectl/bin/kubectl /usr/bin/\n\
@@ -424,6 +433,8 @@ jobs:
         ports:
           - 5432:5432
       redis: redis:7-alpine
+      skipped:
+        image: ''
     steps:
       - uses: actions/checkout@v4
       - name: Lint Dockerfile
@@ -451,9 +462,9 @@ jobs:
              docker.io/library/postgres:16",
             "18:14 github-actions [job test service redis] redis:7-alpine => \
              docker.io/library/redis:7-alpine",
-            "22:15 github-actions [job test step 2] hadolint/hadolint:v2.12.0 => \
+            "24:15 github-actions [job test step 2] hadolint/hadolint:v2.12.0 => \
              docker.io/hadolint/hadolint:v2.12.0",
-            "30:16 github-actions [job matrix container] ${{ matrix.image }} => unresolved: \
+            "32:16 github-actions [job matrix container] ${{ matrix.image }} => unresolved: \
              an expression filled in when the pipeline runs",
         ],
     );
