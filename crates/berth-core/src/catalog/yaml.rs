@@ -237,11 +237,26 @@ pub fn parse_documents_accepting<'a>(
 
 impl<'a> Node<'a> {
     /// A mapping's value under the text key `key` (the first, if repeated); `None` for a
-    /// missing key or a node that is not a mapping.
+    /// missing key or a node that is not a mapping. A key the mapping lacks is looked up in the
+    /// mappings its `<<` merge key names (`<<: *defaults`, `<<: [*a, *b]`), as compose and
+    /// GitLab CI read YAML; [`Node::to_json`] keeps `<<` as a plain key.
     pub fn get(&self, key: &str) -> Option<&Node<'a>> {
-        self.entries()
-            .find(|(name, _)| *name == key)
-            .map(|(_, value)| value)
+        self.get_within(key, MAX_DEPTH)
+    }
+
+    fn get_within(&self, key: &str, depth: usize) -> Option<&Node<'a>> {
+        if let Some((_, value)) = self.entries().find(|(name, _)| *name == key) {
+            return Some(value);
+        }
+        let merged = self.entries().find(|(name, _)| *name == "<<")?.1;
+        let sources = match &merged.value {
+            Value::Sequence(items) => &items[..],
+            _ => std::slice::from_ref(merged),
+        };
+        let depth = depth.checked_sub(1)?;
+        sources
+            .iter()
+            .find_map(|source| source.get_within(key, depth))
     }
 
     /// A mapping's pairs whose keys are text, in document order; nothing for other nodes.
@@ -796,6 +811,32 @@ mod tests {
             .map(|(key, _)| key)
             .collect();
         assert_eq!(keys, ["b", "d/e", "f~g"]);
+    }
+
+    #[test]
+    fn merge_keys_supply_what_a_mapping_lacks() {
+        let text = "base: &b {image: x, tag: 1}\nmore: &m {extra: y}\n\
+                    one: {<<: *b, tag: 2}\nmany: {<<: [*m, *b]}\n";
+        let node = parse(text).unwrap().unwrap();
+        let text_at = |pointer: &str, key: &str| {
+            node.pointer(pointer)
+                .and_then(|found| found.get(key))
+                .and_then(Node::as_text)
+        };
+        assert_eq!(text_at("/one", "image"), Some("x"));
+        assert_eq!(text_at("/one", "tag"), Some("2"));
+        assert_eq!(text_at("/many", "extra"), Some("y"));
+        assert_eq!(text_at("/many", "image"), Some("x"));
+        assert_eq!(text_at("/many", "absent"), None);
+        // The merged node keeps where it is written: at the anchor.
+        let image = node.pointer("/one").unwrap().get("image").unwrap();
+        assert_eq!(
+            image.position,
+            Position {
+                line: 1,
+                column: 18
+            }
+        );
     }
 
     #[test]

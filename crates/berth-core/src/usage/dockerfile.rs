@@ -457,7 +457,7 @@ pub fn scan(text: &str) -> Scan {
                 };
                 let name = match (operands.next(), operands.next()) {
                     (Some((_, as_word)), Some((_, name))) if as_word.eq_ignore_ascii_case("as") => {
-                        Some(name.to_ascii_lowercase())
+                        stage_name(name)
                     }
                     _ => None,
                 };
@@ -503,6 +503,18 @@ pub fn scan(text: &str) -> Scan {
         }
     }
     scan
+}
+
+/// A stage name as BuildKit accepts it (`[a-z][a-z0-9._-]*`, compared in lowercase): the valid
+/// start of `word`, so that text glued to it (a template's `{{if`) does not hide the stage.
+fn stage_name(word: &str) -> Option<String> {
+    let word = word.to_ascii_lowercase();
+    let end = word
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(word.len());
+    let name = &word[..end];
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        .then(|| name.to_string())
 }
 
 /// Whether `text` names one of `stages` (BuildKit compares stage names without case).

@@ -98,8 +98,10 @@ impl Resolution {
 /// Why `text` is a template rather than a reference: it holds a variable or an expression.
 /// (No valid reference holds `$` or `{`.)
 fn templated(text: &str) -> Option<String> {
-    if text.contains("${{") || text.contains("{{") {
+    if text.contains("${{") {
         Some("an expression filled in when the pipeline runs".to_string())
+    } else if text.contains("{{") {
+        Some("a template expression filled in before the file is used".to_string())
     } else if text.contains("$(") {
         Some("a pipeline variable `$(...)` filled in when the pipeline runs".to_string())
     } else if text.contains('$') {

@@ -190,6 +190,15 @@ fn dockerfile_cases() {
             &["1:6 dockerfile [stage build] golang:1.23 => docker.io/library/golang:1.23"],
         ),
         (
+            "a stage name is its valid start; a template expression is unresolved",
+            "FROM {{installerImageTag}} AS installer{{if isInternal:\nARG TOKEN}}\n\
+             FROM installer AS final\nCOPY --from=installer /app .\n",
+            &[
+                "1:6 dockerfile [stage installer] {{installerImageTag}} => unresolved: a \
+               template expression filled in before the file is used",
+            ],
+        ),
+        (
             "a stage named only later is an image here",
             "FROM app AS base\nFROM alpine AS app\n",
             &[
@@ -404,6 +413,19 @@ volumes:
              unresolved: a variable filled in when the pipeline runs",
             "10:12 compose [service db] postgres:16-alpine => docker.io/library/postgres:16-alpine",
             "14:12 compose [service cache] redis:7 => docker.io/library/redis:7",
+        ],
+    );
+    // getsentry/self-hosted's shape: services take their image from an `x-` anchor.
+    check(
+        "docker-compose.yml",
+        "x-snuba-defaults: &snuba_defaults\n  image: \"$SNUBA_IMAGE\"\n  restart: unless-stopped\n\
+         services:\n  snuba-api:\n    <<: *snuba_defaults\n  snuba-consumer:\n    <<: *snuba_defaults\n\
+         \x20   image: getsentry/snuba:24.1.0\n",
+        &[
+            "2:10 compose [service snuba-api] $SNUBA_IMAGE => unresolved: a variable filled in \
+             when the pipeline runs",
+            "9:12 compose [service snuba-consumer] getsentry/snuba:24.1.0 => \
+             docker.io/getsentry/snuba:24.1.0",
         ],
     );
     check(
