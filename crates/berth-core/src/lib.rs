@@ -7,6 +7,8 @@
 //! - [`reference`]: image references (`ImageRef`), digests and tags, parsed and normalized the
 //!   way the container ecosystem does.
 //! - [`quote`]: text quoted from outside (registry messages, excerpts of files), escaped.
+//! - [`usage`]: the image references of a source tree's files (Dockerfiles, manifests, compose
+//!   files, CI pipelines), from each file's path and text.
 
 pub mod reference;
 
@@ -20,4 +22,5 @@ pub mod osrelease;
 pub mod policy;
 pub mod quote;
 pub mod rebuild;
+pub mod usage;
 pub mod workload;

@@ -2,5 +2,8 @@
 //! ([`catalog_source`]), with size limits, symlinks kept inside the directory, and the
 //! fingerprint `berth serve` polls. The CLI and the server both read catalogs through this
 //! crate, so commands such as `berth catalog` and `berth sync` need nothing of the HTTP server.
+//! [`source_tree`] walks a repository checkout for `berth usage scan`, within the same kind of
+//! limits.
 
 pub mod catalog_source;
+pub mod source_tree;

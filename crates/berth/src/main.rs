@@ -63,6 +63,8 @@ enum Command {
     Certs(cmd::certs::Args),
     /// The effective `berth serve` settings, with where each came from (secrets redacted).
     Config(cmd::config::Args),
+    /// Who uses which image: `scan` finds the image references in a source tree.
+    Usage(cmd::usage::Args),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::channels::audit(args, &env),
         Command::Certs(args) => cmd::certs::exec(args, &env),
         Command::Config(args) => cmd::config::exec(args, &env),
+        Command::Usage(args) => cmd::usage::exec(args.command, &env),
     };
     exit::report(result)
 }

@@ -209,7 +209,20 @@ pub fn parse(text: &str) -> Result<Option<Node<'_>>, SyntaxError> {
 
 /// Parses every document of a stream (`---`-separated), as Kubernetes manifests come.
 pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, SyntaxError> {
-    let mut builder = Builder::default();
+    parse_documents_accepting(text, &[])
+}
+
+/// [`parse_documents`] for a format that defines local tags of its own (GitLab CI's
+/// `!reference`): a node carrying one of `local_tags` (written with its `!`) is kept as if
+/// untagged; any other tag is still refused.
+pub fn parse_documents_accepting<'a>(
+    text: &'a str,
+    local_tags: &[&str],
+) -> Result<Vec<Node<'a>>, SyntaxError> {
+    let mut builder = Builder {
+        local_tags: local_tags.iter().map(|tag| tag.to_string()).collect(),
+        ..Builder::default()
+    };
     // Events are read one by one: saphyr's `Parser::load` recurses once per level of nesting, so
     // a deeply nested block file would overflow the stack before the depth limit could apply.
     for event in Parser::new_from_str(text) {
@@ -220,6 +233,68 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node<'_>>, SyntaxError> {
         }
     }
     Ok(builder.documents)
+}
+
+impl<'a> Node<'a> {
+    /// A mapping's value under the text key `key` (the first, if repeated); `None` for a
+    /// missing key or a node that is not a mapping. A key the mapping lacks is looked up in the
+    /// mappings its `<<` merge key names (`<<: *defaults`, `<<: [*a, *b]`), as compose and
+    /// GitLab CI read YAML; [`Node::to_json`] keeps `<<` as a plain key.
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
+        self.get_within(key, MAX_DEPTH)
+    }
+
+    fn get_within(&self, key: &str, depth: usize) -> Option<&Node<'a>> {
+        if let Some((_, value)) = self.entries().find(|(name, _)| *name == key) {
+            return Some(value);
+        }
+        let merged = self.entries().find(|(name, _)| *name == "<<")?.1;
+        let sources = match &merged.value {
+            Value::Sequence(items) => &items[..],
+            _ => std::slice::from_ref(merged),
+        };
+        let depth = depth.checked_sub(1)?;
+        sources
+            .iter()
+            .find_map(|source| source.get_within(key, depth))
+    }
+
+    /// A mapping's pairs whose keys are text, in document order; nothing for other nodes.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Node<'a>)> {
+        let pairs = match &self.value {
+            Value::Mapping(pairs) => &pairs[..],
+            _ => &[],
+        };
+        pairs.iter().filter_map(|(key, value)| match &key.value {
+            Value::Scalar(scalar) => Some((&*scalar.text, value)),
+            _ => None,
+        })
+    }
+
+    /// A scalar's text, unless the scalar is null; `None` for collections.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar(scalar) if !scalar.is_null() => Some(&scalar.text),
+            _ => None,
+        }
+    }
+
+    /// The node a JSON pointer (RFC 6901, as [`Node::to_json`] would be addressed) names.
+    pub fn pointer(&self, pointer: &str) -> Option<&Node<'a>> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut node = self;
+        for segment in pointer.strip_prefix('/')?.split('/') {
+            let segment = segment.replace("~1", "/").replace("~0", "~");
+            node = match &node.value {
+                Value::Sequence(items) => items.get(segment.parse::<usize>().ok()?)?,
+                Value::Mapping(_) => node.get(&segment)?,
+                Value::Scalar(_) => return None,
+            };
+        }
+        Some(node)
+    }
 }
 
 impl Node<'_> {
@@ -281,6 +356,8 @@ struct Builder<'a> {
     copied_nodes: usize,
     copied_bytes: usize,
     error: Option<SyntaxError>,
+    /// Local tags the file's format defines, accepted and dropped.
+    local_tags: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -318,6 +395,13 @@ impl<'a> Builder<'a> {
             )
         {
             return Some(tag.suffix.clone());
+        }
+        if self
+            .local_tags
+            .iter()
+            .any(|local| *local == tag.to_string())
+        {
+            return None;
         }
         self.fail(position, format!("the YAML tag {tag} is not supported"));
         None
@@ -702,6 +786,71 @@ mod tests {
             (error.position.line, error.message.as_str()),
             (2, "key \"image\" given twice")
         );
+    }
+
+    #[test]
+    fn nodes_are_found_by_key_and_by_pointer() {
+        let text = "a:\n  b: [x, {c: y}]\n  'd/e': ~\n  f~g: z\n";
+        let node = parse(text).unwrap().unwrap();
+        let found = |pointer: &str| {
+            node.pointer(pointer)
+                .map(|found| (found.position.line, found.position.column, found.as_text()))
+        };
+        assert_eq!(found("/a/b/0"), Some((2, 7, Some("x"))));
+        assert_eq!(found("/a/b/1/c"), Some((2, 14, Some("y"))));
+        assert_eq!(found("/a/d~1e"), Some((3, 10, None)));
+        assert_eq!(found("/a/f~0g"), Some((4, 8, Some("z"))));
+        assert_eq!(found(""), Some((1, 1, None)));
+        for missing in ["/a/b/2", "/a/b/x", "/a/b/0/c", "/z", "a"] {
+            assert_eq!(found(missing), None, "{missing}");
+        }
+        let keys: Vec<&str> = node
+            .get("a")
+            .unwrap()
+            .entries()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(keys, ["b", "d/e", "f~g"]);
+    }
+
+    #[test]
+    fn merge_keys_supply_what_a_mapping_lacks() {
+        let text = "base: &b {image: x, tag: 1}\nmore: &m {extra: y}\n\
+                    one: {<<: *b, tag: 2}\nmany: {<<: [*m, *b]}\n";
+        let node = parse(text).unwrap().unwrap();
+        let text_at = |pointer: &str, key: &str| {
+            node.pointer(pointer)
+                .and_then(|found| found.get(key))
+                .and_then(Node::as_text)
+        };
+        assert_eq!(text_at("/one", "image"), Some("x"));
+        assert_eq!(text_at("/one", "tag"), Some("2"));
+        assert_eq!(text_at("/many", "extra"), Some("y"));
+        assert_eq!(text_at("/many", "image"), Some("x"));
+        assert_eq!(text_at("/many", "absent"), None);
+        // The merged node keeps where it is written: at the anchor.
+        let image = node.pointer("/one").unwrap().get("image").unwrap();
+        assert_eq!(
+            image.position,
+            Position {
+                line: 1,
+                column: 18
+            }
+        );
+    }
+
+    #[test]
+    fn a_format_may_accept_its_own_local_tags() {
+        let text = "job:\n  script:\n    - !reference [.setup, script]\n  other: !custom x\n";
+        let error = parse_documents_accepting(text, &["!reference"]).unwrap_err();
+        assert_eq!(
+            (error.position.line, error.message.as_str()),
+            (4, "the YAML tag !custom is not supported")
+        );
+        let accepted = parse_documents_accepting(text, &["!reference", "!custom"]).unwrap();
+        let other = accepted[0].pointer("/job/other").unwrap();
+        assert_eq!(other.as_text(), Some("x"));
+        assert!(parse_documents(text).is_err());
     }
 
     #[test]

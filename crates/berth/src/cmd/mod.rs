@@ -11,6 +11,7 @@ pub mod images;
 pub mod inspect;
 pub mod serve;
 pub mod sync;
+pub mod usage;
 
 use std::io::Write as _;
 
