@@ -44,6 +44,7 @@ use crate::catalog::read::{Path, Walker};
 use crate::catalog::yaml::Node;
 use crate::catalog::{Catalog, suggest};
 use crate::channels::Window;
+use crate::channels::rule::parse_field;
 use crate::freshness::{Facts, Plan, PlanItem, Reason, Report, StaleImage};
 use crate::policy::RepositoryPattern;
 use crate::reference::{Digest, ImageRef};
@@ -780,7 +781,7 @@ pub fn read_section(
                     };
                     let pattern =
                         required(walker, item, &item_path, &fields, "pattern").and_then(|found| {
-                            parse(walker, found, &item_path.field("pattern"), |text| {
+                            parse_field(walker, found, &item_path.field("pattern"), |text| {
                                 RepositoryPattern::parse(text)
                             })
                         });
@@ -802,7 +803,7 @@ pub fn read_section(
                     .iter()
                     .enumerate()
                 {
-                    let found = parse(walker, item, &at.index(index), |text| {
+                    let found = parse_field(walker, item, &at.index(index), |text| {
                         REASONS
                             .iter()
                             .find(|known| **known == text)
@@ -824,7 +825,7 @@ pub fn read_section(
                 settings.reasons = reasons;
             }
             "per_hour" | "per_target_per_hour" | "suspend_after" | "attempts" => {
-                let count = parse(walker, value, &at, |text| {
+                let count = parse_field(walker, value, &at, |text| {
                     text.parse::<u32>()
                         .ok()
                         .filter(|count| *count > 0)
@@ -846,7 +847,7 @@ pub fn read_section(
                 }
                 None => ok = false,
             },
-            "time_zone" => match parse(walker, value, &at, |text| {
+            "time_zone" => match parse_field(walker, value, &at, |text| {
                 text.parse::<Tz>().map_err(|_| {
                     format!("{text:?} is not an IANA time zone (Europe/Copenhagen, UTC)")
                 })
@@ -921,22 +922,6 @@ fn required<'n, 'a>(
         Some(found) => Some(found.value),
         None => {
             walker.error(node.position, path, format!("needs `{name}`"));
-            None
-        }
-    }
-}
-
-fn parse<T>(
-    walker: &mut Walker<'_>,
-    node: &Node<'_>,
-    path: &Path<'_>,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Option<T> {
-    let text = walker.required_text(node, path)?;
-    match parse(&text) {
-        Ok(value) => Some(value),
-        Err(message) => {
-            walker.error(node.position, path, message);
             None
         }
     }

@@ -55,6 +55,16 @@ impl RebuildState {
         }
     }
 
+    /// Counts one full pass, successful or not.
+    fn pass_ended(&self, ok: bool) {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        if ok {
+            counters.passes_ok += 1;
+        } else {
+            counters.passes_failed += 1;
+        }
+    }
+
     fn count(&self, report: &PassReport) {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         for sent in report.dispatched.iter().chain(&report.redelivered) {
@@ -194,11 +204,7 @@ pub async fn schedule(task: RebuildTask, mut stopped: watch::Receiver<bool>) {
                 Ok(report) => {
                     if full {
                         last_pass = Some(tokio::time::Instant::now());
-                        state
-                            .counters
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .passes_ok += 1;
+                        state.pass_ended(true);
                         tracing::info!(
                             dispatched = report.dispatched.len(),
                             redelivered = report.redelivered.len(),
@@ -215,11 +221,7 @@ pub async fn schedule(task: RebuildTask, mut stopped: watch::Receiver<bool>) {
                 Err(error) => {
                     if full {
                         last_pass = Some(tokio::time::Instant::now());
-                        state
-                            .counters
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .passes_failed += 1;
+                        state.pass_ended(false);
                     }
                     tracing::warn!(error = %error, "rebuild pass failed");
                 }

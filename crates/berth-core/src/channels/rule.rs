@@ -471,7 +471,7 @@ fn read_freeze(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Opt
 }
 
 /// Reads a required text value with `parse`, reporting its error at the value.
-fn parse_field<T>(
+pub(crate) fn parse_field<T>(
     walker: &mut Walker<'_>,
     node: &Node<'_>,
     path: &Path<'_>,
