@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use berth_core::ImageRef;
 use berth_core::catalog::Diagnostic;
-use berth_store::Store;
+use berth_store::{Store, UsageSource, Use};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -261,26 +262,44 @@ pub async fn refresh_knowledge(
 /// for.
 pub const USAGE_QUEUE: usize = 1024;
 
-/// Writes usage records to the store until every sender is gone (the server has stopped and
-/// its handlers with it), then returns: what was queued is written before shutdown ends.
+/// Reports folded into one store transaction when they queue up behind a slow write.
+const USAGE_BATCH: usize = 64;
+
+/// Writes usage records into the store's inventory (source `admission`) until every sender is
+/// gone (the server has stopped and its handlers with it), then returns: what was queued is
+/// written before shutdown ends. Reports waiting together are written in one transaction.
 pub async fn write_usage(store: Store, mut receiver: mpsc::Receiver<Vec<Usage>>) -> u64 {
     let mut written = 0;
-    while let Some(records) = receiver.recv().await {
-        for record in records {
-            let entry = berth_store::AdmissionUse {
-                at: record.at,
+    while let Some(first) = receiver.recv().await {
+        let mut records = first;
+        for _ in 1..USAGE_BATCH {
+            match receiver.try_recv() {
+                Ok(more) => records.extend(more),
+                Err(_) => break,
+            }
+        }
+        let Some(at) = records.iter().map(|record| record.at).max() else {
+            continue;
+        };
+        let uses: Vec<Use> = records
+            .into_iter()
+            .map(|record| Use {
+                reference: ImageRef::parse(&record.image).ok(),
                 namespace: record.namespace,
                 kind: record.kind,
                 name: record.name,
                 container: record.container,
                 image: record.image,
                 digest: record.digest,
-            };
-            match store.append_admission_use(&entry).await {
-                Ok(_) => written += 1,
-                Err(error) => {
-                    tracing::warn!(error = %error, image = %entry.image, "usage not recorded")
-                }
+            })
+            .collect();
+        match store
+            .record_usage(UsageSource::Admission, "", &uses, false, at)
+            .await
+        {
+            Ok(recorded) => written += recorded.recorded,
+            Err(error) => {
+                tracing::warn!(error = %error, uses = uses.len(), "admission usage not recorded")
             }
         }
     }

@@ -210,7 +210,7 @@ async fn shutdown_ends_every_task_and_writes_the_queued_usage() {
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     let usage = store
-        .admission_usage(None, None, 1000)
+        .usage(&berth_store::UsageQuery::default())
         .await
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(usage.len(), 60);

@@ -1,5 +1,5 @@
-//! Append-only logs: channel history (what each channel pointed at, and why it moved), the
-//! audit log (who changed what), and admission usage (which workloads run which images).
+//! Append-only logs: channel history (what each channel pointed at, and why it moved) and the
+//! audit log (who changed what). Who uses which image is the usage inventory (`usage`).
 
 use berth_core::Digest;
 use chrono::{DateTime, Utc};
@@ -83,22 +83,6 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
-/// One container of a workload seen by the admission webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdmissionUse {
-    pub at: DateTime<Utc>,
-    pub namespace: String,
-    /// The workload's kind (`Deployment`, `Pod`, ...).
-    pub kind: String,
-    pub name: String,
-    pub container: String,
-    /// The image exactly as the workload wrote it: kept even when it does not parse, since
-    /// that is what was asked to run.
-    pub image: String,
-    /// The digest it resolved to, when known.
-    pub digest: Option<Digest>,
-}
-
 type ChannelRow = (
     i64,
     String,
@@ -120,17 +104,6 @@ type AuditRow = (
     String,
     Option<Json<serde_json::Value>>,
     Option<Json<serde_json::Value>>,
-);
-
-type UsageRow = (
-    i64,
-    DateTime<Utc>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
 );
 
 impl Store {
@@ -251,64 +224,5 @@ impl Store {
                 },
             })
             .collect())
-    }
-
-    pub async fn append_admission_use(&self, usage: &AdmissionUse) -> Result<i64, StoreError> {
-        let (id,): (i64,) = on_pool!(self, |pool, Db| {
-            sqlx::query_as(
-                "INSERT INTO admission_usage (at, namespace, kind, name, container, image, digest)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(stored_time(usage.at))
-            .bind(&usage.namespace)
-            .bind(&usage.kind)
-            .bind(&usage.name)
-            .bind(&usage.container)
-            .bind(&usage.image)
-            .bind(usage.digest.as_ref().map(Digest::as_str))
-            .fetch_one(pool)
-            .await
-            .map_err(db("record admission usage"))?
-        });
-        Ok(id)
-    }
-
-    /// Admission usage, newest first: of one digest or all, at or after `since` if given.
-    pub async fn admission_usage(
-        &self,
-        digest: Option<&Digest>,
-        since: Option<DateTime<Utc>>,
-        limit: u32,
-    ) -> Result<Vec<Logged<AdmissionUse>>, StoreError> {
-        let rows: Vec<UsageRow> = on_pool!(self, |pool, Db| {
-            sqlx::query_as(
-                "SELECT id, at, namespace, kind, name, container, image, digest
-                 FROM admission_usage
-                 WHERE ($1 IS NULL OR digest = $1) AND ($2 IS NULL OR at >= $2)
-                 ORDER BY at DESC, id DESC LIMIT $3",
-            )
-            .bind(digest.map(Digest::as_str))
-            .bind(since.map(stored_time))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .map_err(db("read admission usage"))?
-        });
-        rows.into_iter()
-            .map(|row| {
-                Ok(Logged {
-                    id: row.0,
-                    entry: AdmissionUse {
-                        at: row.1,
-                        namespace: row.2,
-                        kind: row.3,
-                        name: row.4,
-                        container: row.5,
-                        image: row.6,
-                        digest: optional_digest_from("admission_usage.digest", row.7)?,
-                    },
-                })
-            })
-            .collect()
     }
 }

@@ -1,5 +1,5 @@
 //! berth's store: what registries hold (tags, manifests, per-platform image facts, layer facts,
-//! lineage), channel history, admission usage and the audit log, in SQLite (default) or
+//! lineage), channel history, the usage inventory and the audit log, in SQLite (default) or
 //! PostgreSQL, behind one async API: [`Store`].
 //!
 //! Code map:
@@ -12,7 +12,9 @@
 //! - [`snapshot`]: policy knowledge for `policy::evaluate`: point lookups for the references
 //!   one check decides, and the change sequence (a generation per write) an incremental
 //!   snapshot follows.
-//! - [`history`]: append-only logs: channel history, audit log, admission usage.
+//! - [`history`]: append-only logs: channel history, audit log.
+//! - [`usage`]: the usage inventory (who uses which image, by source, updated in place) and
+//!   each source's freshness.
 //! - [`schedule`]: the scheduler's last claimed slot per promotion (compare-and-set).
 //! - [`leases`]: which replica runs each singleton task (scheduled sync, promotion scheduler),
 //!   claimed and renewed on the database's clock, with a fencing epoch every write of the task
@@ -89,10 +91,11 @@ pub mod schedule;
 pub mod snapshot;
 pub mod store;
 pub mod url;
+pub mod usage;
 pub mod view;
 
 pub use error::StoreError;
-pub use history::{AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, Logged};
+pub use history::{AuditEntry, ChannelChange, ChannelChangeKind, Logged};
 pub use leases::{Fence, Lease, TaskRun};
 pub use migrate::SCHEMA_VERSION;
 pub use records::{
@@ -103,4 +106,5 @@ pub use records::{
 pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};
 pub use url::StoreUrl;
+pub use usage::{Recorded, SourceFreshness, UsageEntry, UsageQuery, UsageSource, Use};
 pub use view::ImageView;

@@ -56,6 +56,11 @@ const SQLITE: &[Migration] = &[
         name: "rebuilds",
         sql: include_str!("../migrations/sqlite/0007_rebuilds.sql"),
     },
+    Migration {
+        version: 8,
+        name: "usage_inventory",
+        sql: include_str!("../migrations/sqlite/0008_usage_inventory.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -94,10 +99,15 @@ const POSTGRES: &[Migration] = &[
         name: "rebuilds",
         sql: include_str!("../migrations/postgres/0007_rebuilds.sql"),
     },
+    Migration {
+        version: 8,
+        name: "usage_inventory",
+        sql: include_str!("../migrations/postgres/0008_usage_inventory.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

@@ -7,8 +7,8 @@ mod common;
 use berth_core::lineage::{BaseMatch, LineageMethod};
 use berth_core::osrelease::{LibcFamily, OsIdentity};
 use berth_store::{
-    AdmissionUse, AuditEntry, ChannelChange, ChannelChangeKind, ImageFilter, LayerFact,
-    ManifestKind, PromotionKey, RepoSnapshot, SCHEMA_VERSION, Store, StoreError, SyncSummary,
+    AuditEntry, ChannelChange, ChannelChangeKind, ImageFilter, LayerFact, ManifestKind,
+    PromotionKey, RepoSnapshot, SCHEMA_VERSION, Store, StoreError, SyncSummary,
 };
 use common::{amd64, arm64, at, digest, image, index, repo, tag};
 use std::collections::HashSet;
@@ -21,7 +21,7 @@ on_both_backends! {
         a_failed_sync_leaves_nothing_behind,
         lineage_is_a_lookup,
         images_filter_by_repository_and_os,
-        channel_history_audit_and_usage_are_append_only,
+        channel_history_and_audit_are_append_only,
         a_promotion_slot_is_claimed_once,
     ],
     file: [
@@ -772,7 +772,7 @@ async fn images_filter_by_repository_and_os(url: String) {
     );
 }
 
-async fn channel_history_audit_and_usage_are_append_only(url: String) {
+async fn channel_history_and_audit_are_append_only(url: String) {
     let store = open(&url).await;
     let change = |channel: &str, seed: &str, previous: Option<&str>, seconds, kind| ChannelChange {
         catalog_name: "python".into(),
@@ -865,34 +865,6 @@ async fn channel_history_audit_and_usage_are_append_only(url: String) {
     assert_eq!(actors("python3.11").await, ["a", "b"]);
     assert_eq!(actors("python3.11/jobs").await, ["b"]);
     assert_eq!(actors("python3.11:latest").await, ["a"]);
-
-    let usage = |seconds, name: &str, digest_seed: Option<&str>| AdmissionUse {
-        at: at(seconds),
-        namespace: "shop".into(),
-        kind: "Deployment".into(),
-        name: name.into(),
-        container: "app".into(),
-        image: "registry.example/team/app:1".into(),
-        digest: digest_seed.map(digest),
-    };
-    let early = usage(0, "cart", Some("v1"));
-    let late = usage(100, "checkout", Some("v1"));
-    let unresolved = usage(200, "legacy", None);
-    for entry in [&early, &late, &unresolved] {
-        store.append_admission_use(entry).await.unwrap();
-    }
-    let of_v1 = store
-        .admission_usage(Some(&digest("v1")), None, 10)
-        .await
-        .unwrap();
-    let entries: Vec<_> = of_v1.into_iter().map(|logged| logged.entry).collect();
-    assert_eq!(entries, vec![late.clone(), early]);
-    let recent = store
-        .admission_usage(None, Some(at(100)), 10)
-        .await
-        .unwrap();
-    let entries: Vec<_> = recent.into_iter().map(|logged| logged.entry).collect();
-    assert_eq!(entries, vec![unresolved, late]);
 }
 
 async fn a_newer_schema_is_refused(url: String) {

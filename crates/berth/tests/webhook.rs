@@ -447,7 +447,7 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
             .await
             .unwrap_or_else(|error| panic!("{error}"));
         let usage = store
-            .admission_usage(None, None, 100)
+            .usage(&berth_store::UsageQuery::default())
             .await
             .unwrap_or_else(|error| panic!("{error}"));
         store.close().await;
@@ -455,15 +455,16 @@ fn webhook_over_tls_answers_as_berth_check_and_reloads_its_certificate() {
     });
     let recorded: Vec<_> = usage
         .into_iter()
-        .map(|logged| {
-            let entry = logged.entry;
+        .map(|entry| {
+            assert_eq!(entry.source, berth_store::UsageSource::Admission);
+            let usage = entry.usage;
             (
-                entry.namespace,
-                entry.kind,
-                entry.name,
-                entry.container,
-                entry.image,
-                entry.digest.map(|digest| digest.to_string()),
+                usage.namespace,
+                usage.kind,
+                usage.name,
+                usage.container,
+                usage.image,
+                usage.digest.map(|digest| digest.to_string()),
             )
         })
         .collect();
