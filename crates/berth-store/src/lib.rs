@@ -106,5 +106,5 @@ pub use records::{
 pub use schedule::PromotionKey;
 pub use store::{BackendKind, Store};
 pub use url::StoreUrl;
-pub use usage::{Recorded, SourceFreshness, UsageEntry, UsageQuery, UsageSource, Use};
+pub use usage::{Recorded, SourceFreshness, UsageEntry, UsageQuery, UsageSource, UsageView, Use};
 pub use view::ImageView;

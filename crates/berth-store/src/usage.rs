@@ -4,6 +4,7 @@
 //! report marks the rows it no longer holds gone; a later report that holds them again brings
 //! them back.
 
+pub use berth_core::usage::Use;
 use berth_core::{Digest, ImageRef};
 use chrono::{DateTime, Utc};
 
@@ -56,25 +57,6 @@ impl std::fmt::Display for UsageSource {
     }
 }
 
-/// One place that uses an image, as a report gives it (its source and scope are the report's).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Use {
-    /// The Kubernetes namespace; a ci report's branch; empty when there is none.
-    pub namespace: String,
-    /// The workload kind (`Deployment`), the file kind (`dockerfile`), or `check` for ci.
-    pub kind: String,
-    /// The workload's name, the file's path, or what the pipeline checked.
-    pub name: String,
-    /// The container's name, or where in the file (`stage build`).
-    pub container: String,
-    /// As written: kept even when it does not parse, since that is what is used.
-    pub image: String,
-    /// Normalized, when the text is a reference.
-    pub reference: Option<ImageRef>,
-    /// What runs, when known (the reference's digest, its tag's, or a Pod's `imageID`).
-    pub digest: Option<Digest>,
-}
-
 /// A use as the inventory holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageEntry {
@@ -89,6 +71,44 @@ pub struct UsageEntry {
     pub gone_at: Option<DateTime<Utc>>,
 }
 
+/// How a use reads in JSON (`berth usage --json`, `GET /api/v1/usage`; docs/usage.md names
+/// each field).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UsageView {
+    pub source: UsageSource,
+    pub scope: String,
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub container: String,
+    pub image: String,
+    pub reference: Option<String>,
+    pub digest: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub gone_at: Option<DateTime<Utc>>,
+}
+
+impl From<&UsageEntry> for UsageView {
+    fn from(entry: &UsageEntry) -> UsageView {
+        let usage = &entry.usage;
+        UsageView {
+            source: entry.source,
+            scope: entry.scope.clone(),
+            namespace: usage.namespace.clone(),
+            kind: usage.kind.clone(),
+            name: usage.name.clone(),
+            container: usage.container.clone(),
+            image: usage.image.clone(),
+            reference: usage.reference.as_ref().map(ImageRef::canonical),
+            digest: usage.digest.as_ref().map(Digest::to_string),
+            first_seen: entry.first_seen,
+            last_seen: entry.last_seen,
+            gone_at: entry.gone_at,
+        }
+    }
+}
+
 /// What a report changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Recorded {
@@ -99,7 +119,7 @@ pub struct Recorded {
 }
 
 /// When one source scope last reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SourceFreshness {
     pub source: UsageSource,
     pub scope: String,

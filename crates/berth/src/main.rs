@@ -63,7 +63,7 @@ enum Command {
     Certs(cmd::certs::Args),
     /// The effective `berth serve` settings, with where each came from (secrets redacted).
     Config(cmd::config::Args),
-    /// Who uses which image: `scan` finds the image references in a source tree.
+    /// Who uses which image: the inventory (admission, cluster imports, CI, source trees).
     Usage(cmd::usage::Args),
 }
 
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::channels::audit(args, &env),
         Command::Certs(args) => cmd::certs::exec(args, &env),
         Command::Config(args) => cmd::config::exec(args, &env),
-        Command::Usage(args) => cmd::usage::exec(args.command, &env),
+        Command::Usage(args) => cmd::usage::exec(args, &env),
     };
     exit::report(result)
 }

@@ -1,5 +1,8 @@
-//! `berth usage scan` end to end: the real binary over a tree the test writes, one file of each
-//! kind berth reads plus the things it must skip, compared as JSON and as text; exit codes.
+//! `berth usage` end to end: `scan` over a tree the test writes, one file of each kind berth
+//! reads plus the things it must skip, compared as JSON and as text; the inventory in a real
+//! SQLite store filled by `scan --record`, `import` of kubectl Lists and `check --report`, and
+//! asked who uses an image, a catalog entry or a digest, and who still runs eol images; exit
+//! codes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -216,4 +219,303 @@ fn a_missing_directory_is_the_users_mistake() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(berth(&["usage", "scan"]).status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON: {error}"))
+}
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A kubectl List: a Deployment on the eol image and the Pod its ReplicaSet made (which knows
+/// the digest it runs), and a CronJob on a stable one.
+fn cluster_list(with_cronjob: bool) -> String {
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let mut items = vec![
+        json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "tool-a"},
+               "spec": {"template": {"spec": {"containers": [
+                   {"name": "app", "image": "127.0.0.1:5050/berth/bullseye:latest"}]}}}}),
+        json!({"kind": "Pod",
+               "metadata": {"name": "web-7d-x", "namespace": "tool-a",
+                            "labels": {"pod-template-hash": "7d"},
+                            "ownerReferences": [
+                                {"kind": "ReplicaSet", "name": "web-7d", "controller": true}]},
+               "spec": {"containers": [
+                   {"name": "app", "image": "127.0.0.1:5050/berth/bullseye:latest"}]},
+               "status": {"containerStatuses": [
+                   {"name": "app", "image": "127.0.0.1:5050/berth/bullseye:latest",
+                    "imageID": format!("127.0.0.1:5050/berth/bullseye@{digest}")}]}}),
+    ];
+    if with_cronjob {
+        items.push(
+            json!({"kind": "CronJob", "metadata": {"name": "nightly", "namespace": "tool-b"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "job", "image": "127.0.0.1:5050/berth/base:1"}]}}}}}}),
+        );
+    }
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn the_inventory_answers_who_uses_what_from_every_source() {
+    let dir = scratch("inventory");
+    let outside = scratch("inventory-outside");
+    repository(&dir.join("shop"), &outside);
+    let store = format!("sqlite://{}/berth.db", dir.display());
+    let catalog = repository_root().join("examples/catalog.yaml");
+    let catalog = catalog.display().to_string();
+    let policy = repository_root().join("examples/policy.yaml");
+    let shop = dir.join("shop").display().to_string();
+
+    // A scan that skipped files is recorded, but is no full report of its tree.
+    let scanned = berth(&["usage", "scan", &shop, "--record", "--store", &store]);
+    assert_eq!(scanned.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&scanned.stderr);
+    assert!(
+        stderr.contains("of source \"shop\"; not a full report, nothing marked gone"),
+        "{stderr}"
+    );
+
+    // A full cluster import, then one without the CronJob: it is gone, not deleted.
+    let lists = dir.join("cluster.json");
+    std::fs::write(&lists, cluster_list(true)).unwrap_or_else(|error| panic!("{error}"));
+    let imported = json_of(&berth(&[
+        "usage",
+        "import",
+        "--cluster",
+        "prod",
+        &lists.display().to_string(),
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        imported,
+        json!({"cluster": "prod", "items": 3, "recorded": 2, "gone": 0, "full": true,
+               "problems": []})
+    );
+    std::fs::write(&lists, cluster_list(false)).unwrap_or_else(|error| panic!("{error}"));
+    let imported = json_of(&berth(&[
+        "usage",
+        "import",
+        "--cluster",
+        "prod",
+        &lists.display().to_string(),
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        (&imported["recorded"], &imported["gone"]),
+        (&json!(1), &json!(1))
+    );
+
+    // A pipeline's check is recorded under its name and branch.
+    let checked = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "check",
+            "--policy",
+            &policy.display().to_string(),
+            "--catalog",
+            &catalog,
+        ])
+        .args([
+            "--image",
+            "127.0.0.1:5050/berth/base:1",
+            "--report",
+            "--store",
+            &store,
+        ])
+        .env_remove("BERTH_LOG")
+        .env("GITHUB_REPOSITORY", "org/shop")
+        .env("GITHUB_WORKFLOW", "build")
+        .env("GITHUB_REF_NAME", "main")
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        String::from_utf8_lossy(&checked.stderr)
+            .contains("recorded 1 uses of pipeline \"org/shop/build\""),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let places = |answer: &serde_json::Value| -> Vec<String> {
+        answer["uses"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|usage| {
+                format!(
+                    "{} {} {}/{}/{} {}",
+                    usage["source"].as_str().unwrap_or_default(),
+                    usage["scope"].as_str().unwrap_or_default(),
+                    usage["namespace"].as_str().unwrap_or_default(),
+                    usage["kind"].as_str().unwrap_or_default(),
+                    usage["name"].as_str().unwrap_or_default(),
+                    usage["container"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    // By reference: the CronJob is gone, so only the pipeline uses base:1 now.
+    let base = json_of(&berth(&[
+        "usage",
+        "127.0.0.1:5050/berth/base:1",
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        places(&base),
+        ["ci org/shop/build main/image/127.0.0.1:5050/berth/base:1 "]
+    );
+    let with_gone = json_of(&berth(&[
+        "usage",
+        "127.0.0.1:5050/berth/base:1",
+        "--include-gone",
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        places(&with_gone),
+        [
+            "ci org/shop/build main/image/127.0.0.1:5050/berth/base:1 ",
+            "cluster prod tool-b/CronJob/nightly job",
+        ]
+    );
+    assert!(with_gone["uses"][1]["gone_at"].is_string(), "{with_gone}");
+    // By digest: what the Pod's imageID said the Deployment runs.
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let by_digest = json_of(&berth(&["usage", &digest, "--store", &store, "--json"]));
+    assert_eq!(
+        places(&by_digest),
+        ["cluster prod tool-a/Deployment/web app"]
+    );
+    // By catalog name: every tag of the entry's repositories; the source tree's references.
+    let by_name = json_of(&berth(&[
+        "usage",
+        "bullseye",
+        "--catalog",
+        &catalog,
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        by_name["repositories"],
+        json!(["127.0.0.1:5050/berth/bullseye"])
+    );
+    assert_eq!(places(&by_name), ["cluster prod tool-a/Deployment/web app"]);
+    let from_tree = json_of(&berth(&[
+        "usage",
+        "ghcr.io/example/app:1.4",
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(
+        places(&from_tree),
+        ["source shop /kubernetes/deploy/app.yaml Deployment/app container app"]
+    );
+
+    // The campaign: bullseye is eol since 2026-08-31 (examples/catalog.yaml), with its
+    // replacement; nothing is eol a year before.
+    let campaign = json_of(&berth(&[
+        "usage",
+        "--state",
+        "eol",
+        "--at",
+        "2026-12-01",
+        "--catalog",
+        &catalog,
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(campaign["namespaces"][0]["namespace"], json!("tool-a"));
+    let only = &campaign["namespaces"][0]["uses"];
+    assert_eq!(
+        (
+            &only[0]["entry"],
+            &only[0]["state"],
+            &only[0]["since"],
+            &only[0]["replacement"]
+        ),
+        (
+            &json!("bullseye"),
+            &json!("eol"),
+            &json!("2026-08-31"),
+            &json!("bookworm")
+        )
+    );
+    assert_eq!(
+        campaign["namespaces"].as_array().map(Vec::len),
+        Some(1),
+        "{campaign}"
+    );
+    let text = berth(&[
+        "usage",
+        "--state",
+        "eol",
+        "--at",
+        "2025-12-01",
+        "--catalog",
+        &catalog,
+        "--store",
+        &store,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&text.stdout),
+        "no use of an image that is eol at 2025-12-01\n"
+    );
+
+    let sources = json_of(&berth(&["usage", "sources", "--store", &store, "--json"]));
+    let freshness: Vec<(String, String, bool, u64)> = sources
+        .as_array()
+        .unwrap_or_else(|| panic!("{sources}"))
+        .iter()
+        .map(|source| {
+            (
+                source["source"].as_str().unwrap_or_default().to_string(),
+                source["scope"].as_str().unwrap_or_default().to_string(),
+                source["last_full_at"].is_string(),
+                source["uses"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        freshness[0],
+        ("ci".into(), "org/shop/build".into(), false, 1)
+    );
+    assert_eq!(freshness[1], ("cluster".into(), "prod".into(), true, 1));
+    assert_eq!((freshness[2].0.as_str(), freshness[2].2), ("source", false));
+
+    // Bad input names its place and records nothing.
+    std::fs::write(&lists, "{\"kind\": \"List\",\n \"items\": [}")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let broken = berth(&[
+        "usage",
+        "import",
+        &lists.display().to_string(),
+        "--store",
+        &store,
+    ]);
+    assert_eq!(broken.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        message.starts_with(&format!("berth: {}:2:", lists.display())),
+        "{message}"
+    );
+    assert_eq!(berth(&["usage", "--store", &store]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(outside);
 }

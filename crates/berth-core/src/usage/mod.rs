@@ -12,6 +12,7 @@
 //! without a literal default) is a finding marked [`Resolution::Unresolved`], never dropped and
 //! never an error: the inventory still learns that this place uses *some* image.
 
+pub mod cluster;
 mod dockerfile;
 mod kubernetes;
 mod pipelines;
@@ -22,6 +23,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::Digest;
 use crate::catalog::yaml::{Node, Position, SyntaxError};
 use crate::reference::{ImageRef, RefError};
 
@@ -249,4 +251,23 @@ pub fn scan(path: &str, text: &str) -> Scan {
     scan.findings.sort_by_key(|finding| finding.position);
     scan.problems.sort_by_key(|problem| problem.position);
     scan
+}
+
+/// One place that uses an image, as a report gives it (its source and scope are the report's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Use {
+    /// The Kubernetes namespace; a ci report's branch; empty when there is none.
+    pub namespace: String,
+    /// The workload kind (`Deployment`), the file kind (`dockerfile`), or `check` for ci.
+    pub kind: String,
+    /// The workload's name, the file's path, or what the pipeline checked.
+    pub name: String,
+    /// The container's name, or where in the file (`stage build`).
+    pub container: String,
+    /// As written: kept even when it does not parse, since that is what is used.
+    pub image: String,
+    /// Normalized, when the text is a reference.
+    pub reference: Option<ImageRef>,
+    /// What runs, when known (the reference's digest, its tag's, or a Pod's `imageID`).
+    pub digest: Option<Digest>,
 }

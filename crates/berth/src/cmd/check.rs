@@ -12,16 +12,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use berth_core::ImageRef;
 use berth_core::catalog::{self, Catalog};
 use berth_core::policy::{self, Knowledge, Policy, Request, Verdict};
+use berth_core::usage::Use;
 use berth_core::workload::{self, WorkloadError};
 use berth_files::catalog_source::CatalogSource;
+use berth_store::UsageSource;
 use berth_sync::resolve::TagResolver;
 use chrono::Utc;
 use serde::Serialize;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store_read_only, print_json, print_text, runtime};
+use crate::cmd::{open_store, open_store_read_only, print_json, print_text, runtime};
 use crate::environment::Environment;
 use crate::exit::{NEGATIVE, usage};
 use crate::registry_args::RegistryArgs;
@@ -72,6 +75,19 @@ pub struct Args {
     /// Print JSON: one result per object, each with the engine's verdict.
     #[arg(long, conflicts_with = "sarif")]
     pub json: bool,
+    /// Record what was checked in the store's usage inventory (source `ci`): which images
+    /// this pipeline uses, for `berth usage` and retention. Needs a store.
+    #[arg(long)]
+    pub report: bool,
+    /// With --report: the pipeline's name (default: from the CI's variables, GitHub's
+    /// `GITHUB_REPOSITORY`/`GITHUB_WORKFLOW`, GitLab's `CI_PROJECT_PATH`/`CI_JOB_NAME`, Azure's
+    /// `BUILD_REPOSITORY_NAME`/`SYSTEM_DEFINITIONNAME`).
+    #[arg(long, value_name = "NAME", requires = "report")]
+    pub pipeline: Option<String>,
+    /// With --report: the branch (default: `GITHUB_REF_NAME`, `CI_COMMIT_REF_NAME` or
+    /// `BUILD_SOURCEBRANCHNAME`; none outside CI).
+    #[arg(long, value_name = "NAME", requires = "report")]
+    pub branch: Option<String>,
     /// Print SARIF 2.1.0 (for code-scanning UIs): one result per denial, warning or waived
     /// finding, at the line of the container's image when the manifest is YAML.
     #[arg(long)]
@@ -166,6 +182,17 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         objects.extend(read_manifests(path)?);
     }
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
+    let reporting = if args.report {
+        let Some(url) = store_url.clone() else {
+            return Err(usage(
+                "--report records into the store: give --store URL (or set BERTH_STORE)",
+            ));
+        };
+        Some((url, pipeline_name(&args, env)?, branch_name(&args, env)))
+    } else {
+        None
+    };
+    let mut uses: Vec<Use> = Vec::new();
     let knowledge = match store_url {
         None => Knowledge::default(),
         Some(url) => runtime()?.block_on(async {
@@ -210,6 +237,9 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     for image in &args.images {
         let knowledge = knowledge_for(std::slice::from_ref(image));
         let verdict = policy::evaluate_image(image, &policy, &catalog, &knowledge, now);
+        if let Some((_, _, branch)) = &reporting {
+            uses.push(checked_use(branch, "image", image, "", image, &knowledge));
+        }
         report.results.push(Checked {
             source: "--image".to_string(),
             object: image.clone(),
@@ -253,6 +283,24 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             .collect();
         let knowledge = knowledge_for(&images);
         let verdict = policy::evaluate(&request, &policy, &catalog, &knowledge, now);
+        if let Some((_, _, branch)) = &reporting {
+            let kind = request.object.kind.to_string();
+            let name = request
+                .object
+                .name
+                .clone()
+                .unwrap_or_else(|| object.source.clone());
+            uses.extend(request.object.containers.iter().map(|container| {
+                checked_use(
+                    branch,
+                    &kind,
+                    &name,
+                    &container.container,
+                    &container.image,
+                    &knowledge,
+                )
+            }));
+        }
         report.results.push(Checked {
             source: object.source,
             object: object_name,
@@ -263,6 +311,22 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         });
     }
     report.allowed = report.results.iter().all(|checked| checked.verdict.allowed);
+    if let Some((url, pipeline, _)) = &reporting {
+        // Recorded whatever the verdict: a denied image is still one the pipeline uses.
+        let recorded = runtime()?.block_on(async {
+            let store = open_store(url).await?;
+            let recorded = store
+                .record_usage(UsageSource::Ci, pipeline, &uses, false, Utc::now())
+                .await;
+            store.close().await;
+            anyhow::Ok(recorded?)
+        })?;
+        eprintln!(
+            "recorded {} uses of pipeline {:?}",
+            recorded.recorded,
+            berth_core::quote::escape(pipeline)
+        );
+    }
     if args.json {
         print_json(&report)?;
     } else if args.sarif {
@@ -275,6 +339,63 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(NEGATIVE)
     })
+}
+
+/// One checked container as a ci use: under the branch, with the digest the check knew.
+fn checked_use(
+    branch: &str,
+    kind: &str,
+    name: &str,
+    container: &str,
+    image: &str,
+    knowledge: &Knowledge,
+) -> Use {
+    let reference = ImageRef::parse(image).ok();
+    Use {
+        namespace: branch.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        container: container.to_string(),
+        image: image.to_string(),
+        digest: reference
+            .as_ref()
+            .and_then(|reference| knowledge.digest_of(reference)),
+        reference,
+    }
+}
+
+/// `--pipeline`, else the CI's own names for the repository and the pipeline.
+fn pipeline_name(args: &Args, env: &Environment) -> anyhow::Result<String> {
+    if let Some(name) = &args.pipeline {
+        return Ok(name.clone());
+    }
+    let pairs = [
+        ("GITHUB_REPOSITORY", "GITHUB_WORKFLOW"),
+        ("CI_PROJECT_PATH", "CI_JOB_NAME"),
+        ("BUILD_REPOSITORY_NAME", "SYSTEM_DEFINITIONNAME"),
+    ];
+    for (repository, pipeline) in pairs {
+        if let Some(repository) = env.get(repository) {
+            return Ok(match env.get(pipeline) {
+                Some(pipeline) => format!("{repository}/{pipeline}"),
+                None => repository,
+            });
+        }
+    }
+    Err(usage(
+        "--report: name the pipeline with --pipeline NAME (no GitHub, GitLab or Azure \
+         Pipelines variables are set)",
+    ))
+}
+
+/// `--branch`, else the CI's branch variable, else none.
+fn branch_name(args: &Args, env: &Environment) -> String {
+    args.branch
+        .clone()
+        .or_else(|| env.get("GITHUB_REF_NAME"))
+        .or_else(|| env.get("CI_COMMIT_REF_NAME"))
+        .or_else(|| env.get("BUILD_SOURCEBRANCHNAME"))
+        .unwrap_or_default()
 }
 
 /// Every image reference the checks will decide: `--image` values and the containers of the
