@@ -277,6 +277,68 @@ pub(crate) async fn audit(
     ))
 }
 
+/// `GET /api/v1/usage`'s filters: one each of digest, reference and repository (any matches;
+/// none: every use).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    pub digest: Option<String>,
+    pub reference: Option<String>,
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub include_gone: bool,
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/usage`: who uses which image (what `berth usage --json` lists under `uses`).
+/// A read token: workload names are the cluster's business.
+pub(crate) async fn usage(
+    Channels(api): Channels,
+    headers: HeaderMap,
+    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<berth_store::UsageView>>, ChannelsApiError> {
+    authorize(&api, &headers, Scope::Read)?;
+    let Query(query) = query.map_err(|error| ChannelsApiError::BadRequest(error.body_text()))?;
+    let mut filter = berth_store::UsageQuery {
+        include_gone: query.include_gone,
+        limit: Some(query.limit.unwrap_or(100).min(1000)),
+        ..berth_store::UsageQuery::default()
+    };
+    if let Some(text) = &query.digest {
+        filter.digests.push(
+            Digest::parse(text).map_err(|error| {
+                ChannelsApiError::BadRequest(format!("digest {text:?}: {error}"))
+            })?,
+        );
+    }
+    if let Some(text) = &query.reference {
+        filter
+            .references
+            .push(berth_core::ImageRef::parse(text).map_err(|error| {
+                ChannelsApiError::BadRequest(format!("reference {text:?}: {error}"))
+            })?);
+    }
+    if let Some(text) = &query.repository {
+        let repository = berth_core::ImageRef::parse(text).map_err(|error| {
+            ChannelsApiError::BadRequest(format!("repository {text:?}: {error}"))
+        })?;
+        filter.repositories.push(repository.name());
+    }
+    let entries = api.store.usage(&filter).await.map_err(internal)?;
+    Ok(Json(
+        entries.iter().map(berth_store::UsageView::from).collect(),
+    ))
+}
+
+/// `GET /api/v1/usage/sources`: when each source last reported, and last reported in full.
+pub(crate) async fn usage_sources(
+    Channels(api): Channels,
+    headers: HeaderMap,
+) -> Result<Json<Vec<berth_store::SourceFreshness>>, ChannelsApiError> {
+    authorize(&api, &headers, Scope::Read)?;
+    Ok(Json(api.store.usage_sources().await.map_err(internal)?))
+}
+
 /// The body of `POST /api/v1/channels/{name}/promote`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,7 +23,8 @@
 //! - [`knowledge`]: the scheduled registry sync (under the sync lease) and the read-only
 //!   endpoints over the store.
 //! - [`promotion`]: the promotion scheduler (berth-channels' tick on an interval).
-//! - [`channels_api`]: history, audit, promote and roll back over HTTP, behind scoped tokens
+//! - [`channels_api`]: history, audit, the usage inventory, promote and roll back over HTTP,
+//!   behind scoped tokens
 //!   (routes always in [`app`]; 503 `not_configured` without a store and tokens).
 //!
 //! Logs are `tracing` events with structured fields; nothing here prints.
@@ -136,6 +137,8 @@ pub fn app(state: AppState) -> Router {
             post(channels_api::rollback),
         )
         .route("/api/v1/audit", get(channels_api::audit))
+        .route("/api/v1/usage", get(channels_api::usage))
+        .route("/api/v1/usage/sources", get(channels_api::usage_sources))
         .route("/api/v1/registry-events", post(events::receive))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))

@@ -493,6 +493,8 @@ async fn openapi_describes_the_routes() {
         "/api/v1/resolve/{name}",
         "/api/v1/status",
         "/api/v1/sync",
+        "/api/v1/usage",
+        "/api/v1/usage/sources",
         "/api/v1/which",
         "/healthz",
         "/metrics",
@@ -520,6 +522,7 @@ async fn channel_routes_without_the_channel_api_say_it_is_off() {
     for (method, uri) in [
         ("GET", "/api/v1/channels/bookworm/history"),
         ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/usage"),
         ("POST", "/api/v1/channels/bookworm/promote"),
         ("POST", "/api/v1/channels/bookworm/rollback"),
     ] {

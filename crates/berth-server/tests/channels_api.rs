@@ -319,3 +319,88 @@ async fn promote_and_roll_back_over_the_api() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// `GET /api/v1/usage` answers from the store's inventory, behind a read token; bad filters
+/// are 400 naming the field.
+#[tokio::test]
+async fn the_usage_inventory_is_read_with_a_token() {
+    let world = world().await;
+    let plain = Testbed::get().plain();
+    let image = format!("{plain}/{}:staging", world.repository);
+    let uses = [berth_store::Use {
+        namespace: "tool-a".into(),
+        kind: "Deployment".into(),
+        name: "web".into(),
+        container: "app".into(),
+        image: image.clone(),
+        reference: berth_core::ImageRef::parse(&image).ok(),
+        digest: None,
+    }];
+    world
+        .api
+        .store
+        .record_usage(
+            berth_store::UsageSource::Cluster,
+            "prod",
+            &uses,
+            true,
+            now(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let (status, _) = world.call("GET", "/api/v1/usage", None, Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let uri = format!("/api/v1/usage?repository={plain}/{}", world.repository);
+    let (status, body) = world.call("GET", &uri, Some("reader"), Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            &body[0]["source"],
+            &body[0]["scope"],
+            &body[0]["name"],
+            &body[0]["image"]
+        ),
+        (
+            &json!("cluster"),
+            &json!("prod"),
+            &json!("web"),
+            &json!(image)
+        )
+    );
+    let (_, other) = world
+        .call(
+            "GET",
+            &format!("/api/v1/usage?reference={plain}/elsewhere:1"),
+            Some("reader"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(other, json!([]));
+    let (status, body) = world
+        .call(
+            "GET",
+            "/api/v1/usage?digest=sha256:zz",
+            Some("reader"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("digest ")),
+        "{body}"
+    );
+    let (status, sources) = world
+        .call("GET", "/api/v1/usage/sources", Some("reader"), Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            &sources[0]["source"],
+            &sources[0]["scope"],
+            &sources[0]["uses"]
+        ),
+        (&json!("cluster"), &json!("prod"), &json!(1))
+    );
+}
