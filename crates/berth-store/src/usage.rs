@@ -160,6 +160,13 @@ type UsageRow = (
 
 type SourceRow = (String, String, DateTime<Utc>, Option<DateTime<Utc>>, i64);
 
+fn source_from(column: &'static str, text: String) -> Result<UsageSource, StoreError> {
+    UsageSource::parse(&text).ok_or(StoreError::Corrupt {
+        column,
+        value: text,
+    })
+}
+
 fn entry_from(row: UsageRow) -> Result<UsageEntry, StoreError> {
     let (
         source,
@@ -175,10 +182,7 @@ fn entry_from(row: UsageRow) -> Result<UsageEntry, StoreError> {
         last,
         gone,
     ) = row;
-    let source = UsageSource::parse(&source).ok_or(StoreError::Corrupt {
-        column: "usage_inventory.source",
-        value: source.clone(),
-    })?;
+    let source = source_from("usage_inventory.source", source)?;
     let reference = reference
         .map(|text| {
             ImageRef::parse(&text).map_err(|_| StoreError::Corrupt {
@@ -350,10 +354,7 @@ impl Store {
         rows.into_iter()
             .map(|(source, scope, last_report_at, last_full_at, uses)| {
                 Ok(SourceFreshness {
-                    source: UsageSource::parse(&source).ok_or(StoreError::Corrupt {
-                        column: "usage_sources.source",
-                        value: source.clone(),
-                    })?,
+                    source: source_from("usage_sources.source", source)?,
                     scope,
                     last_report_at,
                     last_full_at,

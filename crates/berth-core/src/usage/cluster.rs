@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::Use;
 use crate::Digest;
 use crate::reference::ImageRef;
-use crate::workload::{WorkloadError, WorkloadKind, workload};
+use crate::workload::{ContainerImage, WorkloadError, WorkloadKind, workload};
 
 /// What one list gave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub fn read(document: &Value) -> Result<ClusterRead, NotAList> {
         }
         if found.controlled {
             if found.kind == WorkloadKind::Pod {
-                pods.push(*item);
+                pods.push((*item, found));
             }
             continue;
         }
@@ -102,58 +102,37 @@ pub fn read(document: &Value) -> Result<ClusterRead, NotAList> {
         let name = found.name.clone().unwrap_or_default();
         let statuses = statuses(item);
         for container in &found.containers {
-            let digest = statuses
-                .get(container.container.as_str())
-                .and_then(|(image, digest)| (*image == container.image).then(|| digest.clone()))
-                .flatten();
-            let key = (
-                namespace.clone(),
-                kind.clone(),
-                name.clone(),
-                container.container.clone(),
-            );
-            uses.insert(key, make_use(&namespace, &kind, &name, container, digest));
+            let digest = running_digest(&statuses, container);
+            let usage = make_use(&namespace, &kind, &name, container, digest);
+            uses.insert(key_of(&usage), usage);
         }
     }
-    for pod in pods {
-        let Ok(found) = workload(pod) else { continue };
+    for (pod, found) in pods {
         let namespace = namespace_of(pod);
         let pod_name = name_of(pod).unwrap_or_default();
         let (kind, name) = owner_workload(pod, &namespace, &job_owners)
             .unwrap_or_else(|| ("Pod".to_string(), pod_name.clone()));
         let statuses = statuses(pod);
         for container in &found.containers {
-            let digest = statuses
-                .get(container.container.as_str())
-                .and_then(|(image, digest)| (*image == container.image).then(|| digest.clone()))
-                .flatten();
-            let key = (
-                namespace.clone(),
-                kind.clone(),
-                name.clone(),
-                container.container.clone(),
-            );
-            match uses.get_mut(&key) {
+            let digest = running_digest(&statuses, container);
+            let usage = make_use(&namespace, &kind, &name, container, digest);
+            match uses.get_mut(&key_of(&usage)) {
                 Some(known) if known.image == container.image => {
                     if known.digest.is_none() {
-                        known.digest = digest;
+                        known.digest = usage.digest;
                     }
                 }
                 Some(_) => {
                     // The controller names another image now: this Pod's is still running.
-                    let key = (
-                        namespace.clone(),
-                        "Pod".to_string(),
-                        pod_name.clone(),
-                        container.container.clone(),
-                    );
-                    uses.insert(
-                        key,
-                        make_use(&namespace, "Pod", &pod_name, container, digest),
-                    );
+                    let usage = Use {
+                        kind: "Pod".to_string(),
+                        name: pod_name.clone(),
+                        ..usage
+                    };
+                    uses.insert(key_of(&usage), usage);
                 }
                 None => {
-                    uses.insert(key, make_use(&namespace, &kind, &name, container, digest));
+                    uses.insert(key_of(&usage), usage);
                 }
             }
         }
@@ -162,11 +141,29 @@ pub fn read(document: &Value) -> Result<ClusterRead, NotAList> {
     Ok(read)
 }
 
+fn key_of(usage: &Use) -> Key {
+    (
+        usage.namespace.clone(),
+        usage.kind.clone(),
+        usage.name.clone(),
+        usage.container.clone(),
+    )
+}
+
+/// The digest a Pod's status says `container` runs, when the status is of the same image.
+fn running_digest(
+    statuses: &HashMap<&str, (&str, Option<Digest>)>,
+    container: &ContainerImage,
+) -> Option<Digest> {
+    let (image, digest) = statuses.get(container.container.as_str())?;
+    (*image == container.image).then(|| digest.clone())?
+}
+
 fn make_use(
     namespace: &str,
     kind: &str,
     name: &str,
-    container: &crate::workload::ContainerImage,
+    container: &ContainerImage,
     status_digest: Option<Digest>,
 ) -> Use {
     let reference = ImageRef::parse(&container.image).ok();

@@ -395,26 +395,44 @@ fn record(
 /// Fills in the digest of each use whose reference is a tag the store knows, one read per
 /// repository.
 async fn resolve_digests(store: &Store, uses: &mut [Use]) -> anyhow::Result<()> {
-    let mut known: BTreeMap<String, Vec<(berth_core::Tag, Digest)>> = BTreeMap::new();
+    let mut known = TagDigests::default();
     for usage in uses.iter_mut() {
-        let Some(reference) = &usage.reference else {
-            continue;
-        };
-        if usage.digest.is_some() {
-            continue;
+        if usage.digest.is_none()
+            && let Some(reference) = &usage.reference
+        {
+            usage.digest = known.digest_of(store, reference).await?;
         }
-        let Some(tag) = reference.tag() else { continue };
-        let repository = RepositoryName::of(reference);
-        let name = reference.name();
-        if !known.contains_key(&name) {
-            known.insert(name.clone(), store.tag_digests(&repository).await?);
-        }
-        usage.digest = known[&name]
-            .iter()
-            .find(|(known, _)| known == tag)
-            .map(|(_, digest)| digest.clone());
     }
     Ok(())
+}
+
+/// The digests of tags the store knows, read once per repository.
+#[derive(Default)]
+struct TagDigests(BTreeMap<String, Vec<(berth_core::Tag, Digest)>>);
+
+impl TagDigests {
+    /// What `reference` runs: its digest, or the one its tag points at in the store.
+    async fn digest_of(
+        &mut self,
+        store: &Store,
+        reference: &ImageRef,
+    ) -> anyhow::Result<Option<Digest>> {
+        if let Some(digest) = reference.digest() {
+            return Ok(Some(digest.clone()));
+        }
+        let Some(tag) = reference.tag() else {
+            return Ok(None);
+        };
+        let name = reference.name();
+        if !self.0.contains_key(&name) {
+            let tags = store.tag_digests(&RepositoryName::of(reference)).await?;
+            self.0.insert(name.clone(), tags);
+        }
+        Ok(self.0[&name]
+            .iter()
+            .find(|(known, _)| known == tag)
+            .map(|(_, digest)| digest.clone()))
+    }
 }
 
 /// `--json` of `berth usage import`.
@@ -549,18 +567,13 @@ fn who_uses(query: &str, args: &Args, url: &str, env: &Environment) -> anyhow::R
         let mut matched = interpret(query, args, env)?;
         matched.include_gone = args.include_gone;
         // A tag also stands for the digest it points at now: uses pinned to it are its users.
+        let mut known = TagDigests::default();
         for reference in matched.references.clone() {
-            let mut probe = [Use {
-                namespace: String::new(),
-                kind: String::new(),
-                name: String::new(),
-                container: String::new(),
-                image: String::new(),
-                reference: Some(reference),
-                digest: None,
-            }];
-            resolve_digests(&store, &mut probe).await?;
-            matched.digests.extend(probe[0].digest.take());
+            if reference.digest().is_none() {
+                matched
+                    .digests
+                    .extend(known.digest_of(&store, &reference).await?);
+            }
         }
         let entries = store.usage(&matched).await?;
         store.close().await;
