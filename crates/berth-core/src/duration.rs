@@ -51,9 +51,44 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Writes a duration in the same syntax, exactly and from the largest unit down: `1d1h`,
+/// `90s`, `500ms`, `0`; `parse(&display(d)) == d` for whole milliseconds.
+pub fn display(duration: Duration) -> String {
+    let mut millis = duration.as_millis();
+    if millis == 0 {
+        return "0".to_string();
+    }
+    let mut text = String::new();
+    for (unit, size) in [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if millis >= size {
+            text.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_reads_back() {
+        for text in ["0", "500ms", "90s", "1d1h", "2w3d", "1h30m", "1m1s1ms"] {
+            let duration = parse(text).unwrap();
+            let shown = display(duration);
+            assert_eq!(parse(&shown).unwrap(), duration, "{text} shown as {shown}");
+        }
+        assert_eq!(display(Duration::from_secs(90)), "1m30s");
+        assert_eq!(display(Duration::from_secs(86_400 * 14)), "2w");
+    }
 
     #[test]
     fn every_unit_and_combinations() {

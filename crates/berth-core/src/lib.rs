@@ -22,5 +22,6 @@ pub mod osrelease;
 pub mod policy;
 pub mod quote;
 pub mod rebuild;
+pub mod retention;
 pub mod usage;
 pub mod workload;
