@@ -1,7 +1,7 @@
 //! Registry knowledge: recording syncs (one transaction per repository), recording failures
 //! beside what was known, and the questions sync, lineage and `berth images` ask.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use berth_core::lineage::BaseMatch;
 use berth_core::osrelease::OsIdentity;
@@ -190,16 +190,19 @@ impl Store {
             .map_err(db("record the registry"))?;
             sqlx::query(
                 "INSERT INTO repositories
-                     (registry, name, last_sync_ok_at, last_sync_attempt_at, last_error)
-                 VALUES ($1, $2, $3, $3, NULL)
+                     (registry, name, last_sync_ok_at, last_sync_attempt_at, last_error,
+                      last_sync_truncated)
+                 VALUES ($1, $2, $3, $3, NULL, $4)
                  ON CONFLICT (registry, name) DO UPDATE SET
                      last_sync_ok_at = excluded.last_sync_ok_at,
                      last_sync_attempt_at = excluded.last_sync_attempt_at,
-                     last_error = NULL",
+                     last_error = NULL,
+                     last_sync_truncated = excluded.last_sync_truncated",
             )
             .bind(registry)
             .bind(name)
             .bind(now)
+            .bind(snapshot.truncated)
             .execute(&mut *tx)
             .await
             .map_err(db("record the repository"))?;
@@ -367,6 +370,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db("record a tag"))?;
+            }
+
+            // A digest tagged here again is no longer one berth deleted.
+            let tagged: BTreeSet<&str> = snapshot_tags.values().map(|d| d.as_str()).collect();
+            for digest in tagged {
+                sqlx::query(
+                    "DELETE FROM deleted_manifests
+                     WHERE registry = $1 AND repository = $2 AND digest = $3",
+                )
+                .bind(registry)
+                .bind(name)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("forget a deletion"))?;
             }
 
             for (tag, (_, gone)) in &known {

@@ -87,6 +87,7 @@ pub mod leases;
 pub mod migrate;
 pub mod rebuild;
 pub mod records;
+pub mod retention;
 pub mod schedule;
 pub mod snapshot;
 pub mod store;

@@ -61,6 +61,11 @@ const SQLITE: &[Migration] = &[
         name: "usage_inventory",
         sql: include_str!("../migrations/sqlite/0008_usage_inventory.sql"),
     },
+    Migration {
+        version: 9,
+        name: "retention",
+        sql: include_str!("../migrations/sqlite/0009_retention.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -104,10 +109,15 @@ const POSTGRES: &[Migration] = &[
         name: "usage_inventory",
         sql: include_str!("../migrations/postgres/0008_usage_inventory.sql"),
     },
+    Migration {
+        version: 9,
+        name: "retention",
+        sql: include_str!("../migrations/postgres/0009_retention.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

@@ -167,6 +167,9 @@ pub struct RepoSnapshot {
     /// Every tag the registry listed, with the digest it resolves to. A tag known before and
     /// missing here is marked gone.
     pub tags: Vec<(Tag, Digest)>,
+    /// The registry's tag listing was cut at the cap: tags past it kept what was known, and
+    /// the repository's knowledge is partial (retention deletes nothing there).
+    pub truncated: bool,
     /// Manifests fetched in this sync (known ones may be left out: they never change). Every
     /// tag's digest must be here or already in the store.
     pub manifests: Vec<ManifestRecord>,

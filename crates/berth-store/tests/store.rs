@@ -55,6 +55,7 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
     let (solo, solo_facts) = image("tool", amd64(), &["alpine"], Some("alpine-3.20-amd64"));
     let multi = index(&[&amd, &arm], &[amd64(), arm64()]);
     let snapshot = RepoSnapshot {
+        truncated: false,
         tags: vec![
             (tag("1.0"), multi.digest.clone()),
             (tag("latest"), multi.digest.clone()),
@@ -457,6 +458,7 @@ async fn a_failed_sync_leaves_nothing_behind(url: String) {
     // facts and other tags were written inside the transaction.
     let (two, two_facts) = image("two", amd64(), &["a", "b"], None);
     let broken = RepoSnapshot {
+        truncated: false,
         tags: vec![
             (tag("1"), two.digest.clone()),
             (tag("2"), two.digest.clone()),

@@ -400,6 +400,7 @@ impl Syncer {
                 Err(error) => return Err(error.into()),
             }
         }
+        snapshot.truncated = listing.truncated;
         if listing.truncated {
             // Tags past the cap were not seen, so they are not gone: they keep what was known.
             let listed: HashSet<&str> = listing.items.iter().map(String::as_str).collect();

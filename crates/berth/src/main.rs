@@ -45,6 +45,8 @@ enum Command {
     Stale(cmd::freshness::StaleArgs),
     /// Rebuilds of stale images: the plan, in waves by lineage.
     Rebuild(cmd::freshness::RebuildArgs),
+    /// Retention: what the policies would delete and keep, and a guarded deletion run.
+    Retention(cmd::retention::Args),
     /// Decide images and Kubernetes manifests with the admission policy, as the webhook would.
     Check(cmd::check::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::exec(args, &env),
         Command::Stale(args) => cmd::freshness::stale(args, &env),
         Command::Rebuild(args) => cmd::freshness::rebuild(args, &env),
+        Command::Retention(args) => cmd::retention::exec(args, &env),
         Command::Promote(args) => cmd::channels::promote(args, &env),
         Command::Rollback(args) => cmd::channels::rollback(args, &env),
         Command::History(args) => cmd::channels::history(args, &env),

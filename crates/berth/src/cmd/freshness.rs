@@ -16,7 +16,9 @@ use berth_server::config::ServeFile;
 use chrono::{DateTime, Utc};
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
-use crate::cmd::{open_store, open_store_read_only, print_json, print_text, runtime, store_url};
+use crate::cmd::{
+    open_store, open_store_read_only, print_json, print_text, runtime, store_url, under_cli_lease,
+};
 use crate::environment::Environment;
 use crate::exit::usage;
 
@@ -220,10 +222,6 @@ pub(crate) fn dispatcher(
 
 /// How long one dispatch request may take.
 const DISPATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long `berth rebuild run`'s hold on the `rebuild` lease lasts unless renewed (it renews
-/// every third of it): a killed run keeps `berth serve` from dispatching for at most this long.
-const CLI_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
-
 fn config_file(path: &Path) -> anyhow::Result<(ServeFile, Option<PathBuf>)> {
     let file = crate::cmd::serve::read_config(path)?;
     Ok((file, path.parent().map(Path::to_path_buf)))
@@ -323,39 +321,11 @@ fn run(args: RunArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let url = store_url(args.common.store.clone().or(file.store.clone()), env);
     let report = runtime()?.block_on(async {
         let store = open_store(&url).await?;
-        let holder = format!("cli/{actor}/{}", std::process::id());
-        let outcome = async {
-            let Some(fence) = store
-                .claim_lease(berth_rebuild::LEASE, &holder, CLI_LEASE_TTL)
-                .await?
-            else {
-                let holder = store
-                    .leases()
-                    .await?
-                    .into_iter()
-                    .find(|lease| lease.name == berth_rebuild::LEASE && lease.live)
-                    .map(|lease| lease.holder)
-                    .unwrap_or_default();
-                anyhow::bail!(
-                    "the rebuild lease is held by {holder}: that replica dispatches; try again later"
-                );
-            };
-            let fenced = store.fenced(fence.clone());
-            let pass = dispatcher.pass(&fenced, &catalog, &settings, now, args.dry_run);
-            tokio::pin!(pass);
-            let report = loop {
-                tokio::select! {
-                    report = &mut pass => break report,
-                    () = tokio::time::sleep(CLI_LEASE_TTL / 3) => {
-                        // A lost lease needs no action here: the store refuses the pass's
-                        // writes from then on.
-                        let _ = store.renew_lease(&fence, CLI_LEASE_TTL).await;
-                    }
-                }
-            };
-            store.release_lease(&fence).await?;
-            anyhow::Ok(report?)
-        }
+        let outcome = under_cli_lease(&store, berth_rebuild::LEASE, &actor, |fenced| async move {
+            Ok(dispatcher
+                .pass(&fenced, &catalog, &settings, now, args.dry_run)
+                .await?)
+        })
         .await;
         store.close().await;
         outcome

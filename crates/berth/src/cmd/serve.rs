@@ -410,7 +410,10 @@ fn sync_settings(
 
 /// How to reach registries, from the config file, as the CLI's flags would say it (`authfile`,
 /// `registries.*.insecure`, `registries.*.ca_file`).
-fn file_registry_args(file: &ServeFile, relative: &dyn Fn(&Path) -> PathBuf) -> RegistryArgs {
+pub(crate) fn file_registry_args(
+    file: &ServeFile,
+    relative: &dyn Fn(&Path) -> PathBuf,
+) -> RegistryArgs {
     RegistryArgs {
         authfile: file.authfile.as_deref().map(relative),
         insecure_registries: file
