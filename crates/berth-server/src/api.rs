@@ -295,6 +295,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(freshness) = &state.freshness {
         text.push_str(&freshness.metrics());
     }
+    if let Some(retention) = &state.retention {
+        text.push_str(&retention.metrics());
+    }
     if let Some(rebuild) = &state.rebuild {
         text.push_str(&rebuild.metrics());
     }

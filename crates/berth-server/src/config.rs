@@ -282,6 +282,9 @@ pub struct ServeSettings {
     /// Rebuild dispatch on the `rebuild` lease's holder (`rebuild`); `None` without the
     /// section or a store.
     pub rebuild: Option<berth_rebuild::Dispatcher>,
+    /// Retention on the `retention` lease's holder (`retention`); `None` without the section
+    /// or a store.
+    pub retention: Option<crate::retention::RetentionSettings>,
 }
 
 /// The channel API, ready to serve.

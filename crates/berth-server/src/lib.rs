@@ -45,6 +45,7 @@ pub mod namespaces;
 pub mod promotion;
 pub mod rebuild;
 pub mod reload;
+pub mod retention;
 pub use berth_sync::resolve;
 pub mod tls;
 
@@ -104,6 +105,9 @@ pub struct AppState {
     pub freshness: Option<Arc<freshness::FreshnessState>>,
     /// Rebuild dispatch's counters (`/metrics`); `None` without a `rebuild` section.
     pub rebuild: Option<Arc<rebuild::RebuildState>>,
+    /// Retention's last run and counters (`GET /api/v1/retention`, `/metrics`); `None`
+    /// without a `retention` section.
+    pub retention: Option<Arc<retention::RetentionState>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -139,6 +143,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/audit", get(channels_api::audit))
         .route("/api/v1/usage", get(channels_api::usage))
         .route("/api/v1/usage/sources", get(channels_api::usage_sources))
+        .route("/api/v1/retention", get(retention::last_run))
         .route("/api/v1/registry-events", post(events::receive))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
@@ -270,7 +275,12 @@ pub async fn run_with_clock(
         }
         _ => None,
     };
+    let retention_state = match (&store, &settings.retention) {
+        (Some(_), Some(_)) => Some(Arc::new(retention::RetentionState::default())),
+        _ => None,
+    };
     let state = AppState {
+        retention: retention_state.clone(),
         freshness: freshness_state.clone(),
         rebuild: rebuild_state.clone(),
         events: events.clone(),
@@ -414,6 +424,29 @@ pub async fn run_with_clock(
                     clock: Arc::clone(&clock),
                     lease: leases::LeaseHolder {
                         name: berth_rebuild::LEASE,
+                        store: store.clone(),
+                        settings: settings.leases.clone(),
+                        book: Arc::clone(&leases),
+                    },
+                },
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(retention), Some(store), Some(section)) =
+        (&retention_state, &store, &settings.retention)
+    {
+        tasks.push((
+            "retention",
+            tokio::spawn(retention::schedule(
+                retention::RetentionTask {
+                    state: Arc::clone(retention),
+                    settings: section.clone(),
+                    store: store.clone(),
+                    catalog: Arc::clone(&catalog),
+                    clock: Arc::clone(&clock),
+                    lease: leases::LeaseHolder {
+                        name: berth_retention::LEASE,
                         store: store.clone(),
                         settings: settings.leases.clone(),
                         book: Arc::clone(&leases),

@@ -60,6 +60,7 @@ fn state_with(catalog: Catalog) -> AppState {
         events: None,
         freshness: None,
         rebuild: None,
+        retention: None,
     }
 }
 
@@ -229,6 +230,7 @@ async fn the_clock_decides_effective_states() {
         events: None,
         freshness: None,
         rebuild: None,
+        retention: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -254,6 +256,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         events: None,
         freshness: None,
         rebuild: None,
+        retention: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -301,6 +304,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         events: None,
         freshness: None,
         rebuild: None,
+        retention: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -401,6 +405,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         events: None,
         freshness: None,
         rebuild: None,
+        retention: None,
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();
@@ -495,6 +500,7 @@ async fn openapi_describes_the_routes() {
         "/api/v1/sync",
         "/api/v1/usage",
         "/api/v1/usage/sources",
+        "/api/v1/retention",
         "/api/v1/which",
         "/healthz",
         "/metrics",

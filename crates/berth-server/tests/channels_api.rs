@@ -143,6 +143,7 @@ impl World {
             events: None,
             freshness: None,
             rebuild: None,
+            retention: None,
         })
         .oneshot(request)
         .await

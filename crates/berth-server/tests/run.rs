@@ -61,6 +61,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
         connections: Default::default(),
         freshness: None,
         rebuild: None,
+        retention: None,
     }
 }
 

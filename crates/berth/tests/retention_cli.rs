@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use berth_testkit::{OwnRegistry, Testbed, skopeo};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, skopeo};
 use serde_json::{Value, json};
 
 fn berth(args: &[&str]) -> Output {
@@ -275,6 +275,89 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
     let text = ok(&berth(&["retention", "plan", "--config", &config]));
     assert!(text.contains("7 to delete"), "{text}");
 
+    // `berth serve` runs the same plan on the `retention` lease, dry by default: nothing is
+    // deleted, and the last run is on the API and in the metrics. With `apply: true` it
+    // deletes, at most `max_deletions` per run.
+    let token_hash = {
+        let output = Command::new("sh")
+            .args(["-c", "printf %s retention-reader | sha256sum"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)[..64].to_string()
+    };
+    let serve = |name: &str, apply: bool| {
+        let config = dir.join(name);
+        let text = std::fs::read_to_string(dir.join("berth.yaml"))
+            .unwrap()
+            .replace(
+                "  max_deletions: 50\n",
+                &format!("  max_deletions: 1\n  apply: {apply}\n"),
+            );
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:0\nleases: {{ttl: 2s}}\napi_tokens:\n  - {{name: reader, sha256: {token_hash}, scope: read}}\n{text}"
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .args(["--log-json", "serve", "--config"])
+            .arg(&config)
+            .current_dir(&dir)
+            .env_remove("BERTH_LOG");
+        let server = ServeProcess::start(command);
+        server.wait_for_log("retention run");
+        let (status, run) = server.request(
+            "GET",
+            "/api/v1/retention",
+            &[("Authorization", "Bearer retention-reader")],
+            "",
+        );
+        assert_eq!(status, 200, "{run:#}");
+        let (unauthorized, _) = server.get("/api/v1/retention");
+        assert_eq!(unauthorized, 401);
+        let (_, metrics) = server.get("/metrics");
+        let metrics = metrics.as_str().unwrap_or_default().to_string();
+        // Stopped as Kubernetes stops it: the lease is released on the way out.
+        Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .unwrap();
+        let mut server = server;
+        assert!(server.wait().success());
+        (run, metrics)
+    };
+    let (dry, metrics) = serve("serve.yaml", false);
+    assert_eq!(dry["apply"], false, "{dry:#}");
+    assert_eq!(dry["plan"]["candidates"], 7, "{dry:#}");
+    assert_eq!(dry["deleted"], 0);
+    assert!(
+        metrics.contains("berth_retention_candidates 7\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_retention_runs_total{result=\"success\"} 1\n"),
+        "{metrics}"
+    );
+    for digest in &expect_deleted {
+        assert!(
+            present(&format!("{repo}@{digest}")),
+            "a dry run deleted {digest}"
+        );
+    }
+    let (applied, metrics) = serve("serve-apply.yaml", true);
+    assert_eq!(applied["apply"], true, "{applied:#}");
+    assert_eq!(applied["deleted"], 1, "{applied:#}");
+    assert_eq!(applied["deferred"], 6, "{applied:#}");
+    assert!(
+        metrics.contains("berth_retention_deletions_total{result=\"deleted\"} 1\n"),
+        "{metrics}"
+    );
+    let first_gone = applied["done"][0]["digest"].as_str().unwrap().to_string();
+    assert!(expect_deleted.contains(&first_gone));
+    assert!(!present(&format!("{repo}@{first_gone}")));
+
     // A source the config requires that never reported blocks apply: nothing is deleted.
     let stale_config = write_config(
         "stale.yaml",
@@ -287,7 +370,15 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
         stderr_and_out.contains("source: never reported"),
         "{stderr_and_out}"
     );
-    assert!(present(&format!("{repo}@{}", digest_of(1))));
+    for digest in expect_deleted
+        .iter()
+        .filter(|digest| **digest != first_gone)
+    {
+        assert!(
+            present(&format!("{repo}@{digest}")),
+            "a refused run deleted {digest}"
+        );
+    }
     let bad = berth(&[
         "retention",
         "apply",
@@ -311,7 +402,7 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
         "--actor",
         "test",
     ]));
-    assert!(first.contains("3 deleted, 0 failed, 4 left"), "{first}");
+    assert!(first.contains("3 deleted, 0 failed, 3 left"), "{first}");
 
     // Killed part way (wherever the kill lands), then run again to the end.
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))

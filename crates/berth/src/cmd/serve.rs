@@ -250,8 +250,21 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
         }
         (None, _) => None,
     };
+    let retention = match (&file.retention, has_store) {
+        (Some(section), true) => Some(berth_server::retention::RetentionSettings {
+            settings: section.clone(),
+            client: file_registry_args(&file, &relative).client_config(env)?,
+        }),
+        (Some(_), false) => {
+            return Err(usage(
+                "the config has a `retention` section but no `store` to plan from",
+            ));
+        }
+        (None, _) => None,
+    };
     Ok(ServeSettings {
         rebuild,
+        retention,
         listen,
         catalog: CatalogSource {
             path: catalog,
