@@ -354,6 +354,28 @@ fn explain(
         None,
     );
     push(
+        "retention",
+        match &settings.retention {
+            Some(retention) => {
+                let rules = &retention.settings;
+                text(format!(
+                    "{} every {}, {} policies, at most {} deletions per run",
+                    if rules.apply {
+                        "deletes"
+                    } else {
+                        "plans only (apply: false)"
+                    },
+                    duration_text(rules.interval),
+                    rules.policies.len(),
+                    rules.max_deletions
+                ))
+            }
+            None => text("off (no retention section)".into()),
+        },
+        None,
+        None,
+    );
+    push(
         "tls",
         match &settings.tls {
             Some(tls) => text(format!(
