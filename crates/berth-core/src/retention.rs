@@ -31,11 +31,11 @@
 //!       untagged_older_than: 14d
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use foldhash::{HashMap, HashMapExt as _};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use serde::Serialize;
 
 use crate::catalog::read::{Path, Walker};
@@ -622,7 +622,8 @@ pub fn plan(settings: &Settings, facts: &Facts, now: DateTime<Utc>) -> Plan {
             now,
         );
         for candidate in &plan.delete {
-            if let Some(digest) = candidate_key(repository, &candidate.digest) {
+            // Keys borrow from the facts, so the plans stay free to take their bytes.
+            if let Some((digest, _)) = facts.manifests.get_key_value(&candidate.digest) {
                 deleting.insert((repository.name.as_str(), digest));
             }
         }
@@ -640,16 +641,6 @@ pub fn plan(settings: &Settings, facts: &Facts, now: DateTime<Utc>) -> Plan {
     }
 }
 
-/// The repository's own reference to `digest` (so keys borrow from the facts).
-fn candidate_key<'f>(repository: &'f RepositoryFacts, digest: &Digest) -> Option<&'f Digest> {
-    repository
-        .tags
-        .iter()
-        .map(|tag| &tag.digest)
-        .chain(repository.untagged.iter().map(|(digest, _)| digest))
-        .find(|known| *known == digest)
-}
-
 fn plan_repository(
     repository: &RepositoryFacts,
     policy_index: usize,
@@ -661,11 +652,11 @@ fn plan_repository(
 ) -> RepositoryPlan {
     let name = repository.name.as_str();
     // Top-level manifests: tagged now, or once tagged and not deleted.
-    let mut tags_of: BTreeMap<&Digest, Vec<&TagFacts>> = BTreeMap::new();
+    let mut tags_of: HashMap<&Digest, Vec<&TagFacts>> = HashMap::new();
     for tag in &repository.tags {
         tags_of.entry(&tag.digest).or_default().push(tag);
     }
-    let mut untagged_since: BTreeMap<&Digest, DateTime<Utc>> = BTreeMap::new();
+    let mut untagged_since: HashMap<&Digest, DateTime<Utc>> = HashMap::new();
     for (digest, since) in &repository.untagged {
         if !tags_of.contains_key(digest) && !repository.deleted.contains(digest) {
             let entry = untagged_since.entry(digest).or_insert(*since);
@@ -692,7 +683,9 @@ fn plan_repository(
     }
     // Children of an index berth deleted, still here: orphans.
     let mut orphans: BTreeMap<&Digest, &Digest> = BTreeMap::new();
-    for deleted in &repository.deleted {
+    let mut deleted: Vec<&Digest> = repository.deleted.iter().collect();
+    deleted.sort();
+    for deleted in deleted {
         for child in children_of(deleted) {
             if !top.contains(child) && !repository.deleted.contains(child) {
                 orphans.entry(child).or_insert(deleted);
@@ -700,8 +693,7 @@ fn plan_repository(
         }
     }
 
-    let mut kept: BTreeMap<&Digest, (KeepRule, String)> = BTreeMap::new();
-    let holds = |digest: &Digest| top.contains(digest) || parents.contains_key(digest);
+    let mut kept: HashMap<&Digest, (KeepRule, String)> = HashMap::new();
 
     for pinned in facts
         .pinned
@@ -753,7 +745,7 @@ fn plan_repository(
     }
     if policy.keep_last > 0 {
         let mut newest: Vec<&Digest> = top.iter().copied().collect();
-        newest.sort_by_key(|digest| {
+        newest.sort_by_cached_key(|digest| {
             std::cmp::Reverse(
                 facts
                     .manifests
@@ -768,31 +760,27 @@ fn plan_repository(
             ));
         }
     }
-    // Indexes and their platform images keep one another, to a fixed point.
-    loop {
-        let mut added = Vec::new();
-        for (digest, _) in kept.iter() {
-            for child in children_of(digest) {
-                if holds(child) && !kept.contains_key(child) {
-                    added.push((child, KeepRule::ChildOfKept, format!("in index {digest}")));
-                }
-            }
-            for parent in parents.get(*digest).into_iter().flatten() {
-                if !kept.contains_key(*parent) {
-                    added.push((*parent, KeepRule::IndexOfKept, format!("holds {digest}")));
-                }
-            }
-        }
-        if added.is_empty() {
-            break;
-        }
-        for (digest, rule, detail) in added {
-            let digest = top
-                .get(digest)
+    // Indexes and their platform images keep one another, to a fixed point: a walk from every
+    // kept digest (in digest order, so the reported detail is always the same).
+    let mut queue: Vec<&Digest> = kept.keys().copied().collect();
+    queue.sort();
+    let mut queue: VecDeque<&Digest> = queue.into();
+    while let Some(digest) = queue.pop_front() {
+        for child in children_of(digest) {
+            if let Some(child) = top
+                .get(child)
                 .copied()
-                .or_else(|| parents.get_key_value(digest).map(|(digest, _)| *digest));
-            if let Some(digest) = digest {
-                kept.entry(digest).or_insert((rule, detail));
+                .or_else(|| parents.get_key_value(child).map(|(child, _)| *child))
+                && !kept.contains_key(child)
+            {
+                kept.insert(child, (KeepRule::ChildOfKept, format!("in index {digest}")));
+                queue.push_back(child);
+            }
+        }
+        for parent in parents.get(digest).into_iter().flatten() {
+            if !kept.contains_key(*parent) {
+                kept.insert(parent, (KeepRule::IndexOfKept, format!("holds {digest}")));
+                queue.push_back(parent);
             }
         }
     }
@@ -965,12 +953,13 @@ fn attribute_bytes(
     plans: &mut [RepositoryPlan],
 ) -> u64 {
     // Holders per blob: (repository, manifest) pairs, and how many of them stay.
-    let mut holders: HashMap<&Digest, (u32, u32)> = HashMap::new();
+    // Blob → (holders, holders that stay, size).
+    let mut holders: HashMap<&Digest, (u32, u32, u64)> = HashMap::new();
     let mut count = |repository: &str, manifest: &Digest, deleting: &HashSet<(&str, &Digest)>| {
         let goes = deleting.contains(&(repository, manifest));
         if let Some(facts) = facts.manifests.get(manifest) {
-            for (blob, _) in &facts.blobs {
-                let entry = holders.entry(blob).or_insert((0, 0));
+            for (blob, size) in &facts.blobs {
+                let entry = holders.entry(blob).or_insert((0, 0, *size));
                 entry.0 += 1;
                 if !goes {
                     entry.1 += 1;
@@ -1000,15 +989,10 @@ fn attribute_bytes(
             }
         }
     }
-    let sizes: HashMap<&Digest, u64> = facts
-        .manifests
-        .values()
-        .flat_map(|manifest| manifest.blobs.iter().map(|(blob, size)| (blob, *size)))
-        .collect();
     let total_blobs: u64 = holders
-        .iter()
-        .filter(|(_, (_, staying))| *staying == 0)
-        .map(|(blob, _)| sizes.get(blob).copied().unwrap_or(0))
+        .values()
+        .filter(|(_, staying, _)| *staying == 0)
+        .map(|(_, _, size)| size)
         .sum();
     let mut total_manifests = 0;
     for plan in plans.iter_mut() {
@@ -1019,7 +1003,7 @@ fn attribute_bytes(
             let unique: u64 = manifest
                 .blobs
                 .iter()
-                .filter(|(blob, _)| holders.get(blob).is_some_and(|(all, _)| *all == 1))
+                .filter(|(blob, _)| holders.get(blob).is_some_and(|(all, _, _)| *all == 1))
                 .map(|(_, size)| *size)
                 .sum();
             candidate.bytes = unique + manifest.size;

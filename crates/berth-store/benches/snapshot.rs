@@ -178,6 +178,36 @@ async fn main() {
         mib(status_kib("VmHWM:"))
     );
     drop(knowledge);
+
+    // Retention over the same store, as `berth retention plan` reads and decides it: every
+    // tag a candidate (`delete_tags: ["*"]`), the last 10 per repository kept.
+    let start = Instant::now();
+    let facts = store.retention_facts().await.expect("retention facts");
+    let read = start.elapsed();
+    let settings = berth_core::retention::Settings {
+        policies: vec![berth_core::retention::Policy {
+            repositories: vec![
+                berth_core::policy::pattern::RepositoryPattern::parse("registry.bench:5000/**")
+                    .expect("a pattern"),
+            ],
+            keep_last: 10,
+            keep_younger_than: std::time::Duration::ZERO,
+            keep_tags: Vec::new(),
+            delete_tags: vec!["*".to_string()],
+            delete_older_than: Some(std::time::Duration::ZERO),
+            untagged_older_than: None,
+        }],
+        ..berth_core::retention::Settings::default()
+    };
+    let start = Instant::now();
+    let plan = berth_core::retention::plan(&settings, &facts, Utc::now());
+    let decided = start.elapsed();
+    println!(
+        "| retention: the store's facts (`Store::retention_facts`) / the plan ({} candidates) | {:.0} ms / {:.0} ms |",
+        plan.candidates,
+        read.as_secs_f64() * 1e3,
+        decided.as_secs_f64() * 1e3
+    );
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

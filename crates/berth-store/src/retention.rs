@@ -48,7 +48,6 @@ struct Rows {
     manifests: Vec<ManifestRow>,
     children: Vec<(String, String)>,
     layers: Vec<PairRow>,
-    configs: Vec<(String, String)>,
     deleted: Vec<DeletedRow>,
 }
 
@@ -83,7 +82,6 @@ impl Store {
             manifests,
             children,
             layers,
-            configs,
             deleted,
         } = on_pool!(self, |pool, Db| {
             let repositories = sqlx::query_as(
@@ -126,10 +124,6 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(db("read layers for retention"))?;
-            let configs = sqlx::query_as("SELECT digest, config_digest FROM images")
-                .fetch_all(pool)
-                .await
-                .map_err(db("read image configs for retention"))?;
             let deleted =
                 sqlx::query_as("SELECT registry, repository, digest FROM deleted_manifests")
                     .fetch_all(pool)
@@ -142,7 +136,6 @@ impl Store {
                 manifests,
                 children,
                 layers,
-                configs,
                 deleted,
             }
         });
@@ -200,14 +193,6 @@ impl Store {
             let child = digest_from("index_entries.child_digest", child)?;
             if let Some(manifest) = facts.manifests.get_mut(&index) {
                 manifest.children.push(child);
-            }
-        }
-        for (image, config) in configs {
-            let image = digest_from("images.digest", image)?;
-            let config = digest_from("images.config_digest", config)?;
-            if let Some(manifest) = facts.manifests.get_mut(&image) {
-                // The config's size is not kept; it is small beside the layers.
-                manifest.blobs.push((config, 0));
             }
         }
         for (image, layer, size) in layers {
