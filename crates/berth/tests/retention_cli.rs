@@ -404,7 +404,23 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
     ]));
     assert!(first.contains("3 deleted, 0 failed, 3 left"), "{first}");
 
-    // Killed part way (wherever the kill lands), then run again to the end.
+    // Killed part way: as soon as the run's first audit entry is in the store (so between an
+    // audit entry and its DELETE, or a DELETE and its record, or later), then run again.
+    let audited_count = |store: &berth_store::Store| {
+        runtime.block_on(async {
+            store
+                .audit_log(None, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|logged| logged.entry.action == "retention.delete")
+                .count()
+        })
+    };
+    let watcher = runtime
+        .block_on(berth_store::Store::open_read_only(&store))
+        .unwrap();
+    let before = audited_count(&watcher);
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args([
             "retention",
@@ -419,9 +435,15 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    let watching = Instant::now();
+    while audited_count(&watcher) == before && watching.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let _ = child.kill();
     let _ = child.wait();
+    let at_kill = audited_count(&watcher) - before;
+    runtime.block_on(watcher.close());
+    eprintln!("killed after {at_kill} audited deletion(s) of 3");
     // The killed run's lease lives out its TTL (10 s) before another run may start.
     let started = Instant::now();
     let last = loop {
