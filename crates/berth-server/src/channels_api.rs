@@ -133,6 +133,14 @@ fn internal(error: impl std::error::Error) -> ChannelsApiError {
     ChannelsApiError::Internal
 }
 
+/// The SHA-256 of a token's secret in lowercase hex, as `api_tokens` lists it.
+pub(crate) fn token_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// The token's name when it is known and its scope reaches `needed`.
 fn authorize(
     api: &ChannelsApi,
@@ -154,10 +162,7 @@ pub(crate) fn authorize_token(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or(ChannelsApiError::Unauthorized)?;
-    let hash: String = Sha256::digest(presented.trim().as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hash = token_hash(presented.trim());
     let token = tokens
         .iter()
         .find(|token| token.sha256 == hash)

@@ -60,7 +60,9 @@ pub const FIELDS: &[&str] = &[
     "freshness",
     "rebuild",
     "retention",
+    "ui",
 ];
+const UI_FIELDS: &[&str] = &["enabled", "anonymous"];
 const FRESHNESS_FIELDS: &[&str] = &["interval", "max_age", "eol_warning", "os_lifecycle"];
 const OS_LIFECYCLE_FIELDS: &[&str] = &["distribution", "version", "eol_on"];
 const CONNECTION_FIELDS: &[&str] = &["handshake_timeout", "header_read_timeout", "max"];
@@ -123,6 +125,15 @@ pub struct ServeFile {
     pub rebuild: Option<berth_core::rebuild::RebuildSettings>,
     /// Retention policies and guards (`retention`, docs/retention.md).
     pub retention: Option<berth_core::retention::Settings>,
+    /// The dashboard (`ui`, docs/dashboard.md).
+    pub ui: Option<UiFile>,
+}
+
+/// The `ui` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UiFile {
+    pub enabled: Option<bool>,
+    pub anonymous: Option<crate::ui::Anonymous>,
 }
 
 /// The `freshness` section (docs/freshness.md).
@@ -285,6 +296,8 @@ pub struct ServeSettings {
     /// Retention on the `retention` lease's holder (`retention`); `None` without the section
     /// or a store.
     pub retention: Option<crate::retention::RetentionSettings>,
+    /// The dashboard under `/ui/` (`ui`, `--ui`); `None`: off.
+    pub ui: Option<crate::ui::UiSettings>,
 }
 
 /// The channel API, ready to serve.
@@ -431,6 +444,32 @@ impl ServeFile {
                     "rebuild" => {
                         config.rebuild =
                             berth_core::rebuild::read_section(&mut walker, value, &path)
+                    }
+                    "ui" => {
+                        if let Some(fields) = walker.fields(value, &path, UI_FIELDS) {
+                            let mut section = UiFile::default();
+                            for (name, field) in fields.iter() {
+                                let at = path.field(name);
+                                match name {
+                                    "enabled" => {
+                                        section.enabled =
+                                            parse_with(&mut walker, field.value, &at, boolean)
+                                    }
+                                    "anonymous" => {
+                                        section.anonymous = parse_with(
+                                            &mut walker,
+                                            field.value,
+                                            &at,
+                                            crate::ui::Anonymous::parse,
+                                        )
+                                    }
+                                    other => {
+                                        unreachable!("field {other} is in UI_FIELDS but not read")
+                                    }
+                                }
+                            }
+                            config.ui = Some(section);
+                        }
                     }
                     "retention" => {
                         config.retention =
@@ -870,7 +909,7 @@ mod tests {
     fn the_freshness_section() {
         check(
             "freshness:\n  interval: 30m\n  max_age: 30d\n  eol_warning: 60d\n  os_lifecycle:\n    - {distribution: debian, version: \"11\", eol_on: 2031-06-30}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: Some(FreshnessFile { interval: Some(1800s), max_age: Some(2592000s), eol_warning: Some(5184000s), os_lifecycle: [OsLifecycle { distribution: "debian", version: "11", eol_on: 2031-06-30 }] }), rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: Some(FreshnessFile { interval: Some(1800s), max_age: Some(2592000s), eol_warning: Some(5184000s), os_lifecycle: [OsLifecycle { distribution: "debian", version: "11", eol_on: 2031-06-30 }] }), rebuild: None, retention: None, ui: None }"#,
         );
         check(
             "freshness:\n  max_age: soon\n  os_lifecycle:\n    - {distribution: debian, eol_on: 2031-13-01}\n  every: 1h\n",
@@ -886,11 +925,11 @@ berth.yaml:5:3: error: freshness.every: unknown field `every`; expected one of: 
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
         );
     }
 
@@ -898,7 +937,7 @@ berth.yaml:5:3: error: freshness.every: unknown field `every`; expected one of: 
     fn registry_mirrors() {
         check(
             "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
         );
     }
 
@@ -921,7 +960,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
         );
         check(
             "
@@ -956,7 +995,7 @@ resolve: {deadline: 1500ms, ttl: 1m, failure_ttl: 0, cache: 500}
 namespace_labels: {api: 'https://10.0.0.1:443', token_file: t, ca_file: c}
 leases: {ttl: 1m30s}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None, freshness: None, rebuild: None, retention: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
         );
         check(
             "

@@ -318,12 +318,14 @@ pub async fn image(
     let knowledge = knowledge(&state)?;
     let images = knowledge
         .store
-        .images(&ImageFilter::default())
+        .images(&ImageFilter {
+            digest: Some(digest),
+            ..ImageFilter::default()
+        })
         .await
         .map_err(store_error)?;
     images
-        .iter()
-        .find(|image| image.digest == digest)
+        .first()
         .map(|image| Json(ImageView::from(image)))
         .ok_or(ApiError::NotFound)
 }

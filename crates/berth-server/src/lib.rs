@@ -48,6 +48,7 @@ pub mod reload;
 pub mod retention;
 pub use berth_sync::resolve;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub struct AppState {
     /// Retention's last run and counters (`GET /api/v1/retention`, `/metrics`); `None`
     /// without a `retention` section.
     pub retention: Option<Arc<retention::RetentionState>>,
+    /// The dashboard and its sessions; `None` with `--ui=false`, when `/ui/` answers 404.
+    pub ui: Option<Arc<ui::Ui>>,
 }
 
 /// The router: probes, metrics, documents and the `/api/v1` endpoints.
@@ -144,6 +147,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/usage", get(channels_api::usage))
         .route("/api/v1/usage/sources", get(channels_api::usage_sources))
         .route("/api/v1/retention", get(retention::last_run))
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::overview))
+        .route("/ui/catalog", get(ui::catalog))
+        .route("/ui/catalog/{name}", get(ui::entry))
+        .route("/ui/images", get(ui::images))
+        .route("/ui/images/{digest}", get(ui::image))
+        .route("/ui/usage", get(ui::usage))
+        .route("/ui/retention", get(ui::retention))
+        .route("/ui/audit", get(ui::audit))
+        .route("/ui/signin", get(ui::signin_form).post(ui::signin))
+        .route("/ui/signout", get(ui::signout))
         .route("/api/v1/registry-events", post(events::receive))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_request))
@@ -280,6 +295,13 @@ pub async fn run_with_clock(
         _ => None,
     };
     let state = AppState {
+        ui: ui::build(
+            settings.ui.as_ref(),
+            settings
+                .channels_api
+                .as_ref()
+                .map_or(&[][..], |api| api.tokens.as_slice()),
+        ),
         retention: retention_state.clone(),
         freshness: freshness_state.clone(),
         rebuild: rebuild_state.clone(),

@@ -61,6 +61,7 @@ fn state_with(catalog: Catalog) -> AppState {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     }
 }
 
@@ -231,6 +232,7 @@ async fn the_clock_decides_effective_states() {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
     assert_eq!(body["lifecycle"]["state"], "stable");
@@ -257,6 +259,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     };
     assert_eq!(
         get(&state, "/healthz").await,
@@ -305,6 +308,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     };
     state.catalog.reload(today());
     write("images:\n  bookworm: {image: x/base}\n  python: {imgae: x/py}\n");
@@ -406,6 +410,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     };
     state.catalog.reload(today());
     let last_attempt = |body: &Value| body["catalog"]["last_attempt"].to_string();

@@ -62,6 +62,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
         freshness: None,
         rebuild: None,
         retention: None,
+        ui: None,
     }
 }
 

@@ -45,6 +45,15 @@ pub(crate) const NEXT_GENERATION: &str =
 /// Error texts are capped: a registry's error page must not bloat the store.
 const ERROR_TEXT_MAX: usize = 2048;
 
+/// How much the store knows ([`Store::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KnowledgeCounts {
+    pub images: u64,
+    pub manifests: u64,
+    pub repositories: u64,
+    pub live_tags: u64,
+}
+
 /// A row of `images` as selected by [`SELECT_IMAGES`].
 type ImageRow = (
     String,
@@ -100,7 +109,9 @@ FROM images i
 WHERE ($1 IS NULL OR i.digest IN (SELECT digest FROM in_repository))
   AND ($3 IS NULL OR i.os_id = $3 OR substr(i.os_id, 1, length($3) + 1) = $3 || '-')
   AND ($4 IS NULL OR i.digest IN (SELECT digest FROM descendants))
-ORDER BY i.created DESC NULLS LAST, i.digest";
+  AND ($5 IS NULL OR i.digest = $5)
+ORDER BY i.created DESC NULLS LAST, i.digest
+LIMIT $6 OFFSET $7";
 
 /// Live tags resolving to the images whose digests are the JSON array `$1`; `{images}` is
 /// the dialect's subquery over that array.
@@ -814,6 +825,27 @@ impl Store {
             .collect()
     }
 
+    /// How much the store knows: platform images, manifests, repositories, live tags.
+    pub async fn counts(&self) -> Result<KnowledgeCounts, StoreError> {
+        let (images, manifests, repositories, tags): (i64, i64, i64, i64) =
+            on_pool!(self, |pool, Db| {
+                sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM manifests),
+                            (SELECT COUNT(*) FROM repositories),
+                            (SELECT COUNT(*) FROM tags WHERE gone_at IS NULL)",
+                )
+                .fetch_one(pool)
+                .await
+                .map_err(db("count what the store knows"))?
+            });
+        Ok(KnowledgeCounts {
+            images: unsigned_from("images", images)?,
+            manifests: unsigned_from("manifests", manifests)?,
+            repositories: unsigned_from("repositories", repositories)?,
+            live_tags: unsigned_from("tags", tags)?,
+        })
+    }
+
     /// What the store knows about images, newest first, with the live tags that reach them.
     pub async fn images(&self, filter: &ImageFilter) -> Result<Vec<ImageSummary>, StoreError> {
         let repository = filter.repository.as_ref();
@@ -823,6 +855,9 @@ impl Store {
                 .bind(repository.map(RepositoryName::repository))
                 .bind(filter.os.as_deref())
                 .bind(filter.built_on.as_ref().map(Digest::as_str))
+                .bind(filter.digest.as_ref().map(Digest::as_str))
+                .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
+                .bind(i64::from(filter.offset))
                 .fetch_all(pool)
                 .await
                 .map_err(db("list images"))?

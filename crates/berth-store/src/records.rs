@@ -240,6 +240,11 @@ pub struct ImageFilter {
     /// Images built on this digest, directly or through intermediate bases. An index digest
     /// stands for its platform manifests.
     pub built_on: Option<Digest>,
+    /// Only this image (a point lookup).
+    pub digest: Option<Digest>,
+    /// A page: at most `limit` images after skipping `offset`, in the listing's order.
+    pub limit: Option<u32>,
+    pub offset: u32,
 }
 
 /// An image as the store knows it, with where it is tagged.

@@ -365,6 +365,85 @@ impl Store {
     }
 }
 
+/// Who still uses images that are (or will be at `at`) `wanted` or past it — deprecated or end
+/// of life —, grouped by namespace: `berth usage --state`'s report and the dashboard's
+/// campaign page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Campaign {
+    pub at: DateTime<Utc>,
+    pub state: berth_core::catalog::State,
+    pub namespaces: Vec<CampaignNamespace>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CampaignNamespace {
+    /// Empty for uses without one (a source tree's, a pipeline's without a branch).
+    pub namespace: String,
+    pub uses: Vec<CampaignUse>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CampaignUse {
+    #[serde(flatten)]
+    pub usage: UsageView,
+    /// The catalog entry (and variant) the image belongs to.
+    pub entry: String,
+    pub variant: Option<String>,
+    /// The entry's state at `at`, and since when.
+    pub state: berth_core::catalog::State,
+    pub since: Option<chrono::NaiveDate>,
+    pub replacement: Option<String>,
+    /// Who owns the entry (whom to ask about the replacement).
+    pub owners: Vec<String>,
+}
+
+/// The campaign over `entries` (the inventory's uses) at `at`.
+pub fn campaign(
+    catalog: &berth_core::catalog::Catalog,
+    entries: &[UsageEntry],
+    wanted: berth_core::catalog::State,
+    at: DateTime<Utc>,
+) -> Campaign {
+    let mut namespaces: std::collections::BTreeMap<String, Vec<CampaignUse>> =
+        std::collections::BTreeMap::new();
+    for entry in entries {
+        let Some(reference) = &entry.usage.reference else {
+            continue;
+        };
+        let Some((owner, variant)) = catalog.owner_of(reference) else {
+            continue;
+        };
+        let effective = owner.lifecycle.at(at);
+        if effective.state < wanted {
+            continue;
+        }
+        namespaces
+            .entry(entry.usage.namespace.clone())
+            .or_default()
+            .push(CampaignUse {
+                usage: UsageView::from(entry),
+                entry: owner.name.clone(),
+                variant: variant.map(str::to_string),
+                state: effective.state,
+                since: effective.since,
+                replacement: owner.lifecycle.replacement.clone(),
+                owners: owner
+                    .owners
+                    .iter()
+                    .map(|owner| owner.name.clone())
+                    .collect(),
+            });
+    }
+    Campaign {
+        at,
+        state: wanted,
+        namespaces: namespaces
+            .into_iter()
+            .map(|(namespace, uses)| CampaignNamespace { namespace, uses })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

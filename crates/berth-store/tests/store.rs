@@ -718,10 +718,31 @@ async fn images_filter_by_repository_and_os(url: String) {
         .await
         .unwrap();
 
+    // A page of the listing, and a point lookup, agree with the whole listing.
+    let all = store.images(&ImageFilter::default()).await.unwrap();
+    assert!(all.len() >= 3, "{} images", all.len());
+    let page = store
+        .images(&ImageFilter {
+            limit: Some(2),
+            offset: 1,
+            ..ImageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, all[1..3]);
+    let one = store
+        .images(&ImageFilter {
+            digest: Some(all[2].digest.clone()),
+            ..ImageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one, all[2..3]);
+
     let select = |repository: Option<&berth_store::RepositoryName>, os: Option<&str>| ImageFilter {
         repository: repository.cloned(),
         os: os.map(str::to_string),
-        built_on: None,
+        ..ImageFilter::default()
     };
     let digests = |images: Vec<berth_store::ImageSummary>| -> HashSet<_> {
         images.into_iter().map(|i| i.digest).collect()

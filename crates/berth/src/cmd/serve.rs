@@ -80,6 +80,10 @@ pub struct Args {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The dashboard under /ui/ (default: on; `--ui=false` turns it off, as `ui.enabled:
+    /// false` does).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ui: Option<bool>,
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -262,9 +266,18 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
         }
         (None, _) => None,
     };
+    let ui_file = file.ui.clone().unwrap_or_default();
+    let ui = args
+        .ui
+        .or(ui_file.enabled)
+        .unwrap_or(true)
+        .then(|| berth_server::ui::UiSettings {
+            anonymous: ui_file.anonymous.unwrap_or_default(),
+        });
     Ok(ServeSettings {
         rebuild,
         retention,
+        ui,
         listen,
         catalog: CatalogSource {
             path: catalog,

@@ -18,7 +18,7 @@ use berth_core::{Digest, ImageRef};
 use berth_files::catalog_source::CatalogSource;
 use berth_files::source_tree::{self, Limits, SkipReason, TreeError};
 use berth_store::{RepositoryName, Store, UsageEntry, UsageQuery, UsageSource, UsageView};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::cmd::catalog::{SourceFormat, catalog_path, read_valid};
@@ -682,36 +682,6 @@ fn uses_text(entries: &[UsageEntry]) -> String {
     text
 }
 
-/// `--json` of `berth usage --state`: the moment read at, and the uses by namespace.
-#[derive(Debug, Serialize)]
-struct Campaign {
-    at: DateTime<Utc>,
-    state: State,
-    namespaces: Vec<CampaignNamespace>,
-}
-
-#[derive(Debug, Serialize)]
-struct CampaignNamespace {
-    /// Empty for uses without one (a source tree's, a pipeline's without a branch).
-    namespace: String,
-    uses: Vec<CampaignUse>,
-}
-
-#[derive(Debug, Serialize)]
-struct CampaignUse {
-    #[serde(flatten)]
-    usage: UsageView,
-    /// The catalog entry (and variant) the image belongs to.
-    entry: String,
-    variant: Option<String>,
-    /// The entry's state at `at`, and since when.
-    state: State,
-    since: Option<chrono::NaiveDate>,
-    replacement: Option<String>,
-    /// Who owns the entry (whom to ask about the replacement).
-    owners: Vec<String>,
-}
-
 fn campaign(
     wanted: StateArg,
     args: &Args,
@@ -742,43 +712,7 @@ fn campaign(
         store.close().await;
         anyhow::Ok(entries)
     })?;
-    let mut namespaces: BTreeMap<String, Vec<CampaignUse>> = BTreeMap::new();
-    for entry in &entries {
-        let Some(reference) = &entry.usage.reference else {
-            continue;
-        };
-        let Some((owner, variant)) = catalog.owner_of(reference) else {
-            continue;
-        };
-        let effective = owner.lifecycle.at(at);
-        if effective.state < wanted {
-            continue;
-        }
-        namespaces
-            .entry(entry.usage.namespace.clone())
-            .or_default()
-            .push(CampaignUse {
-                usage: UsageView::from(entry),
-                entry: owner.name.clone(),
-                variant: variant.map(str::to_string),
-                state: effective.state,
-                since: effective.since,
-                replacement: owner.lifecycle.replacement.clone(),
-                owners: owner
-                    .owners
-                    .iter()
-                    .map(|owner| owner.name.clone())
-                    .collect(),
-            });
-    }
-    let report = Campaign {
-        at,
-        state: wanted,
-        namespaces: namespaces
-            .into_iter()
-            .map(|(namespace, uses)| CampaignNamespace { namespace, uses })
-            .collect(),
-    };
+    let report = berth_store::usage::campaign(&catalog, &entries, wanted, at);
     if args.json {
         print_json(&report)?;
     } else {
@@ -788,7 +722,7 @@ fn campaign(
 }
 
 /// Per namespace, each use on its way out with the entry's state and replacement.
-fn campaign_text(report: &Campaign) -> String {
+fn campaign_text(report: &berth_store::usage::Campaign) -> String {
     let mut text = String::new();
     for group in &report.namespaces {
         let namespace = match group.namespace.as_str() {

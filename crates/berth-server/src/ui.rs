@@ -1,0 +1,986 @@
+//! The dashboard under `/ui/`: server-rendered HTML (maud: templates compiled in, every
+//! interpolation escaped), usable without JavaScript, each page at a stable URL and linked to
+//! the others — overview, catalog, an entry, images, an image, the usage campaign, the
+//! retention plan and the audit log. Pages that show who runs what or who did what need a
+//! signed-in `read` token unless `ui.anonymous: all`; signing in keeps the token's name and
+//! scope in an HttpOnly, SameSite=Strict session cookie (the token itself is never stored).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use berth_core::Digest;
+use berth_core::catalog::{CatalogEntry, State as Lifecycle};
+use berth_store::{ImageFilter, ImageSummary, RepositoryName, UsageQuery};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::config::{ApiToken, Scope};
+
+/// Rows per page of the long listings.
+pub const PAGE: usize = 50;
+/// The session cookie's name.
+const COOKIE: &str = "berth_session";
+/// How long a sign-in lasts.
+const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// Who may see what without signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymous {
+    /// Nothing: every page needs a signed-in token.
+    None,
+    /// The pages that show no secrets: overview, catalog, entries, images.
+    #[default]
+    Catalog,
+    /// Every page, usage, retention and audit included.
+    All,
+}
+
+impl Anonymous {
+    pub fn parse(text: &str) -> Result<Anonymous, String> {
+        match text {
+            "none" => Ok(Anonymous::None),
+            "catalog" => Ok(Anonymous::Catalog),
+            "all" => Ok(Anonymous::All),
+            _ => Err(format!("{text:?} is not none, catalog or all")),
+        }
+    }
+}
+
+/// The dashboard, ready to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSettings {
+    pub anonymous: Anonymous,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+struct Session {
+    name: String,
+    scope: Scope,
+    expires: Instant,
+}
+
+/// The dashboard's sessions and the tokens they are checked against.
+pub struct Ui {
+    pub settings: UiSettings,
+    tokens: Vec<ApiToken>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Ui {
+    pub fn new(settings: UiSettings, tokens: Vec<ApiToken>) -> Ui {
+        Ui {
+            settings,
+            tokens,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let id = cookie(headers, COOKIE)?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, session| session.expires > Instant::now());
+        sessions.get(id).cloned()
+    }
+
+    fn sign_in(&self, token: &str) -> Option<(String, Session)> {
+        let hash = crate::channels_api::token_hash(token);
+        let known = self.tokens.iter().find(|known| known.sha256 == hash)?;
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
+        let id: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        let session = Session {
+            name: known.name.clone(),
+            scope: known.scope,
+            expires: Instant::now() + SESSION_TTL,
+        };
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), session.clone());
+        Some((id, session))
+    }
+
+    fn sign_out(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, COOKIE) {
+            self.sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id);
+        }
+    }
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// Which pages a request may see.
+enum Access {
+    Public,
+    /// Who runs what, who did what: a signed-in `read` token.
+    Sensitive,
+}
+
+/// Why a page is not shown: the response to send instead (boxed: a `Response` is large).
+pub struct Refusal(Box<Response>);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+fn refuse(response: impl IntoResponse) -> Refusal {
+    Refusal(Box::new(response.into_response()))
+}
+
+/// A page, or why it cannot be shown.
+type Page = Result<Html<String>, Refusal>;
+
+fn ui(state: &AppState) -> Result<&Ui, Refusal> {
+    state
+        .ui
+        .as_deref()
+        .ok_or_else(|| refuse((StatusCode::NOT_FOUND, "the dashboard is off (--ui=false)")))
+}
+
+/// Checks access; `Ok(signed-in name)`.
+fn allow(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Option<String>, Refusal> {
+    let ui = ui(state)?;
+    let session = ui.session(headers);
+    let open = matches!(
+        (ui.settings.anonymous, access),
+        (Anonymous::All, _) | (Anonymous::Catalog, Access::Public)
+    );
+    match session {
+        Some(session) if session.scope.allows(Scope::Read) => Ok(Some(session.name)),
+        _ if open => Ok(None),
+        _ => Err(refuse(Redirect::to("/ui/signin"))),
+    }
+}
+
+fn store(state: &AppState) -> Result<&berth_store::Store, Refusal> {
+    state
+        .knowledge
+        .as_ref()
+        .map(|knowledge| &knowledge.store)
+        .ok_or_else(|| {
+            refuse((
+                StatusCode::SERVICE_UNAVAILABLE,
+                page_html(
+                    "No store",
+                    "",
+                    None,
+                    html! { p { "berth serve runs without a store: configure `store` to see what it knows." } },
+                ),
+            ))
+        })
+}
+
+fn failed(error: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %error, "dashboard");
+    refuse((StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fff;line-height:1.4}
+header{background:#12355b;color:#fff;padding:.5rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
+header a{color:#fff;text-decoration:none;padding:.2rem .4rem;border-radius:3px}
+header a[aria-current=page]{background:#fff;color:#12355b}
+main{padding:1rem;max-width:90rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
+th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc;vertical-align:top}
+th{background:#eef2f6}
+code{font-size:.9em;word-break:break-all}
+.state-stable{color:#145c2c}.state-deprecated{color:#7a4d00}.state-eol{color:#a30000;font-weight:bold}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}
+.card{border:1px solid #ccc;border-radius:4px;padding:.5rem 1rem;min-width:12rem}
+.card strong{font-size:1.6rem;display:block}
+nav.pages a{margin-right:1rem}
+form.inline{display:inline}
+label{display:block;margin:.5rem 0 .2rem}
+";
+
+const NAV: [(&str, &str); 7] = [
+    ("overview", "/ui/"),
+    ("catalog", "/ui/catalog"),
+    ("images", "/ui/images"),
+    ("usage", "/ui/usage"),
+    ("retention", "/ui/retention"),
+    ("audit", "/ui/audit"),
+    ("sign in", "/ui/signin"),
+];
+
+fn page_html(title: &str, current: &str, user: Option<&str>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — berth" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "berth" }
+                    nav aria-label="pages" {
+                        @for (name, href) in NAV {
+                            @if name == "sign in" && user.is_some() {
+                                a href="/ui/signout" { "sign out (" (user.unwrap_or_default()) ")" }
+                            } @else if name == current {
+                                a href=(href) aria-current="page" { (name) }
+                            } @else {
+                                a href=(href) { (name) }
+                            }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn page(title: &str, current: &str, user: &Option<String>, body: Markup) -> Html<String> {
+    Html(page_html(title, current, user.as_deref(), body))
+}
+
+fn state_cell(state: Lifecycle) -> Markup {
+    html! { span class=(format!("state-{}", state.as_str())) { (state.as_str()) } }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+fn digest_link(digest: &str) -> Markup {
+    html! { a href=(format!("/ui/images/{digest}")) { code title=(digest) { (short(digest)) } } }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn pages(base: &str, page: usize, shown: usize, total: Option<usize>) -> Markup {
+    let more = match total {
+        Some(total) => (page + 1) * PAGE < total,
+        None => shown == PAGE,
+    };
+    let join = if base.contains('?') { '&' } else { '?' };
+    html! {
+        nav.pages aria-label="pagination" {
+            @if page > 0 { a href=(format!("{base}{join}page={}", page - 1)) rel="prev" { "← previous" } }
+            span { "page " (page + 1) @if let Some(total) = total { " of " (total.div_ceil(PAGE).max(1)) } }
+            @if more { " " a href=(format!("{base}{join}page={}", page + 1)) rel="next" { "next →" } }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    page: usize,
+    os: Option<String>,
+    state: Option<String>,
+    subject: Option<String>,
+    action: Option<String>,
+}
+
+/// `/`: the dashboard.
+pub async fn root(State(state): State<AppState>) -> Response {
+    match state.ui {
+        Some(_) => Redirect::to("/ui/").into_response(),
+        None => crate::api::not_found().await.into_response(),
+    }
+}
+
+/// `/ui/`: the overview.
+pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let now = (state.clock)();
+    let snapshot = state.catalog.snapshot();
+    let mut states = [0usize; 3];
+    if let Some(snapshot) = &snapshot {
+        for entry in snapshot.catalog.entries() {
+            states[entry.lifecycle.at(now).state as usize] += 1;
+        }
+    }
+    let counts = match &state.knowledge {
+        Some(knowledge) => Some(knowledge.store.counts().await.map_err(failed)?),
+        None => None,
+    };
+    let stale = state
+        .freshness
+        .as_ref()
+        .and_then(|freshness| freshness.last())
+        .map(|(report, at)| {
+            (
+                berth_core::freshness::count_by_reason(&report),
+                report.stale.len(),
+                at,
+            )
+        });
+    let (campaign_eol, campaign_deprecated) = match (&state.knowledge, &snapshot) {
+        (Some(knowledge), Some(snapshot)) => {
+            let entries = knowledge
+                .store
+                .usage(&UsageQuery::default())
+                .await
+                .map_err(failed)?;
+            let count = |wanted| {
+                berth_store::usage::campaign(&snapshot.catalog, &entries, wanted, now)
+                    .namespaces
+                    .iter()
+                    .map(|group| group.uses.iter().filter(|u| u.state == wanted).count())
+                    .sum::<usize>()
+            };
+            (
+                Some(count(Lifecycle::Eol)),
+                Some(count(Lifecycle::Deprecated)),
+            )
+        }
+        _ => (None, None),
+    };
+    let failing = match &state.knowledge {
+        Some(knowledge) => knowledge
+            .store
+            .repository_statuses()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .filter(|status| status.sync.last_error.is_some())
+            .collect(),
+        None => Vec::new(),
+    };
+    let runs = state.knowledge.as_ref().map(|knowledge| knowledge.runs());
+    let retention = state
+        .retention
+        .as_ref()
+        .and_then(|retention| retention.last());
+    let leases = state.leases.views();
+    Ok(page(
+        "Overview",
+        "overview",
+        &user,
+        html! {
+            section.cards aria-label="at a glance" {
+                div.card { strong { (snapshot.as_ref().map_or(0, |s| s.catalog.entries().len())) } "catalog entries: "
+                    (states[0]) " stable, " (states[1]) " deprecated, " (states[2]) " eol" }
+                @if let Some(counts) = counts {
+                    div.card { strong { (counts.images) } "images known, in " (counts.repositories) " repositories (" (counts.live_tags) " live tags)" }
+                }
+                @if let Some((_, stale, _)) = &stale { div.card { strong { (stale) } a href="/api/v1/stale" { "stale images" } } }
+                @if let Some(eol) = campaign_eol { div.card { strong { (eol) } a href="/ui/usage?state=eol" { "uses of eol images" } } }
+                @if let Some(deprecated) = campaign_deprecated { div.card { strong { (deprecated) } a href="/ui/usage?state=deprecated" { "uses of deprecated images" } } }
+                @if let Some(run) = &retention { div.card { strong { (run.applied.plan.candidates) } a href="/ui/retention" { "retention candidates" } } }
+            }
+            @if let Some((counts, _, at)) = &stale {
+                h2 { "Stale images by reason" }
+                p { "Freshness pass at " (time(*at)) "." }
+                table { thead { tr { th scope="col" { "reason" } th scope="col" { "images" } } }
+                    tbody { @for (reason, count) in counts { tr { td { (reason) } td { (count) } } } } }
+            }
+            h2 { "Sync" }
+            @match &runs {
+                Some(runs) => p { "Scheduled sync: " (if runs.scheduled { "on" } else { "off" }) ", "
+                    (runs.runs_ok) " runs ok, " (runs.runs_failed) " failed."
+                    @if let Some(at) = runs.last_finished_at { " Last finished " (time(at)) "." } },
+                None => p { "No store." },
+            }
+            @if !failing.is_empty() {
+                table { caption { "Repositories whose last sync failed" }
+                    thead { tr { th scope="col" { "repository" } th scope="col" { "last attempt" } th scope="col" { "error" } } }
+                    tbody { @for status in &failing { tr {
+                        td { code { (status.repository.to_string()) } }
+                        td { (status.sync.last_sync_attempt_at.map(time).unwrap_or_default()) }
+                        td { (status.sync.last_error.clone().unwrap_or_default()) } } } } }
+            }
+            h2 { "Leases" }
+            @if leases.is_empty() { p { "No singleton tasks on this replica." } } @else {
+                table { thead { tr { th scope="col" { "lease" } th scope="col" { "holder" } th scope="col" { "here" } } }
+                    tbody { @for lease in &leases { tr { td { (lease.name) } td { (lease.holder.clone().unwrap_or_else(|| "none".into())) } td { (if lease.held_here { "yes" } else { "no" }) } } } } }
+            }
+        },
+    ))
+}
+
+/// `/ui/catalog`: every entry with its lifecycle, replacement, owners, images and channels.
+pub async fn catalog(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let now = (state.clock)();
+    let Some(snapshot) = state.catalog.snapshot() else {
+        return Ok(page(
+            "Catalog",
+            "catalog",
+            &user,
+            html! { p { "No catalog has loaded yet." } },
+        ));
+    };
+    let entries = snapshot.catalog.entries();
+    let shown: Vec<&CatalogEntry> = entries.iter().skip(query.page * PAGE).take(PAGE).collect();
+    Ok(page(
+        "Catalog",
+        "catalog",
+        &user,
+        html! {
+            p { (entries.len()) " entries." }
+            table {
+                thead { tr { th scope="col" { "name" } th scope="col" { "state" } th scope="col" { "deprecated on" }
+                    th scope="col" { "eol on" } th scope="col" { "replacement" } th scope="col" { "owners" }
+                    th scope="col" { "images" } th scope="col" { "channels" } } }
+                tbody { @for entry in &shown { tr {
+                    td { a href=(format!("/ui/catalog/{}", entry.name)) { (entry.name) } }
+                    td { (state_cell(entry.lifecycle.at(now).state)) }
+                    td { (entry.lifecycle.deprecated_on.map(|d| d.to_string()).unwrap_or_default()) }
+                    td { (entry.lifecycle.eol_on.map(|d| d.to_string()).unwrap_or_default()) }
+                    td { @if let Some(replacement) = &entry.lifecycle.replacement { a href=(format!("/ui/catalog/{replacement}")) { (replacement) } } }
+                    td { (entry.owners.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                    td { @for (variant, image) in entry.images() { div { @if let Some(variant) = variant { (variant) ": " } code { (image.canonical()) } } } }
+                    td { (entry.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")) }
+                } } }
+            }
+            (pages("/ui/catalog", query.page, shown.len(), Some(entries.len())))
+        },
+    ))
+}
+
+/// `/ui/catalog/{name}`: one entry, each channel's digest, its history and who uses it.
+pub async fn entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let now = (state.clock)();
+    let snapshot = state.catalog.snapshot();
+    let Some(entry) = snapshot.as_ref().and_then(|snapshot| {
+        snapshot
+            .catalog
+            .entries()
+            .iter()
+            .find(|entry| entry.name == name)
+    }) else {
+        return Err(refuse((
+            StatusCode::NOT_FOUND,
+            Html(page_html(
+                "Not in the catalog",
+                "catalog",
+                user.as_deref(),
+                html! { p { "No entry " code { (name) } "." } },
+            )),
+        )));
+    };
+    let mut channels = Vec::new();
+    let mut history = Vec::new();
+    let mut uses = Vec::new();
+    let sensitive_ok = allow(&state, &headers, Access::Sensitive).is_ok();
+    if let Some(knowledge) = &state.knowledge {
+        for (variant, image) in entry.images() {
+            let Ok(repository) = RepositoryName::new(image.registry(), image.repository()) else {
+                continue;
+            };
+            let tags = knowledge.store.tags(&repository).await.map_err(failed)?;
+            for channel in &entry.channels {
+                let digest = tags
+                    .iter()
+                    .find(|tag| tag.tag == *channel && tag.gone_at.is_none())
+                    .map(|tag| (tag.digest.to_string(), tag.digest_since));
+                channels.push((
+                    variant.map(str::to_string),
+                    image.canonical(),
+                    channel.as_str().to_string(),
+                    digest,
+                ));
+            }
+        }
+        history = knowledge
+            .store
+            .channel_history(Some(&entry.name), 20)
+            .await
+            .map_err(failed)?;
+        if sensitive_ok {
+            uses = knowledge
+                .store
+                .usage(&UsageQuery {
+                    repositories: entry.images().map(|(_, image)| image.canonical()).collect(),
+                    limit: Some(200),
+                    ..UsageQuery::default()
+                })
+                .await
+                .map_err(failed)?;
+        }
+    }
+    let effective = entry.lifecycle.at(now);
+    Ok(page(
+        &entry.name,
+        "catalog",
+        &user,
+        html! {
+            @if let Some(description) = &entry.description { p { (description) } }
+            dl {
+                dt { "state" } dd { (state_cell(effective.state)) @if let Some(since) = effective.since { " since " (since.to_string()) } }
+                @if let Some(replacement) = &entry.lifecycle.replacement { dt { "replacement" } dd { a href=(format!("/ui/catalog/{replacement}")) { (replacement) } } }
+                @if let Some(base) = &entry.base { dt { "base" } dd { a href=(format!("/ui/catalog/{base}")) { (base) } } }
+                dt { "owners" } dd { (entry.owners.iter().map(|o| match &o.contact { Some(c) => format!("{} ({c})", o.name), None => o.name.clone() }).collect::<Vec<_>>().join(", ")) }
+            }
+            h2 { "Channels" }
+            table { thead { tr { th scope="col" { "variant" } th scope="col" { "repository" } th scope="col" { "channel" } th scope="col" { "digest" } th scope="col" { "since" } } }
+                tbody { @for (variant, repository, channel, digest) in &channels { tr {
+                    td { (variant.clone().unwrap_or_else(|| "(default)".into())) } td { code { (repository) } } td { (channel) }
+                    @match digest { Some((digest, since)) => { td { (digest_link(digest)) } td { (time(*since)) } }, None => { td { "not pushed" } td {} } }
+                } } } }
+            h2 { "Channel history" }
+            @if history.is_empty() { p { "No moves recorded." } } @else {
+                table { thead { tr { th scope="col" { "at" } th scope="col" { "channel" } th scope="col" { "kind" } th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "actor" } th scope="col" { "reason" } } }
+                    tbody { @for logged in &history { @let change = &logged.entry; tr {
+                        td { (time(change.at)) } td { (change.channel) @if let Some(v) = &change.variant { " (" (v) ")" } } td { (change.kind.as_str()) }
+                        td { @if let Some(previous) = &change.previous { (digest_link(previous.as_str())) } }
+                        td { (digest_link(change.digest.as_str())) } td { (change.actor) } td { (change.reason) } } } } }
+            }
+            h2 { "Who uses it" }
+            @if !sensitive_ok { p { a href="/ui/signin" { "Sign in" } " to see who uses it." } }
+            @else if uses.is_empty() { p { "Nobody berth knows of." } }
+            @else { (uses_table(&uses)) }
+        },
+    ))
+}
+
+fn uses_table(uses: &[berth_store::UsageEntry]) -> Markup {
+    html! {
+        table { thead { tr { th scope="col" { "source" } th scope="col" { "scope" } th scope="col" { "where" } th scope="col" { "image" } th scope="col" { "digest" } th scope="col" { "last seen" } } }
+            tbody { @for use_ in uses { tr {
+                td { (use_.source.as_str()) } td { (use_.scope) }
+                td { (use_.usage.namespace) "/" (use_.usage.kind) "/" (use_.usage.name) " [" (use_.usage.container) "]" }
+                td { code { (use_.usage.image) } }
+                td { @if let Some(digest) = &use_.usage.digest { (digest_link(digest.as_str())) } }
+                td { (time(use_.last_seen)) } } } } }
+    }
+}
+
+/// `/ui/images`: what the store knows, newest first, a page at a time.
+pub async fn images(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let store = store(&state)?;
+    let filter = ImageFilter {
+        os: query.os.clone().filter(|os| !os.is_empty()),
+        limit: Some(PAGE as u32),
+        offset: (query.page * PAGE) as u32,
+        ..ImageFilter::default()
+    };
+    let images = store.images(&filter).await.map_err(failed)?;
+    let base = match &filter.os {
+        Some(os) => format!("/ui/images?os={os}"),
+        None => "/ui/images".to_string(),
+    };
+    Ok(page(
+        "Images",
+        "images",
+        &user,
+        html! {
+            form method="get" action="/ui/images" {
+                label for="os" { "OS (debian, debian-12, alpine-3.20-arm64)" }
+                input id="os" name="os" value=(query.os.clone().unwrap_or_default());
+                " " button type="submit" { "filter" }
+            }
+            table { thead { tr { th scope="col" { "digest" } th scope="col" { "platform" } th scope="col" { "OS" } th scope="col" { "created" } th scope="col" { "size" } th scope="col" { "tags" } } }
+                tbody { @for image in &images { (image_row(image)) } } }
+            (pages(&base, query.page, images.len(), None))
+        },
+    ))
+}
+
+fn platform(image: &ImageSummary) -> String {
+    let platform = &image.platform;
+    match &platform.variant {
+        Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
+        None => format!("{}/{}", platform.os, platform.architecture),
+    }
+}
+
+fn image_row(image: &ImageSummary) -> Markup {
+    html! { tr {
+        td { (digest_link(image.digest.as_str())) }
+        td { (platform(image)) }
+        td { (image.os_id.as_ref().map(ToString::to_string).unwrap_or_default()) }
+        td { (image.created.map(time).unwrap_or_default()) }
+        td { (image.total_size) }
+        td { @for location in &image.references { div { code { (location.repository.to_string()) ":" (location.tag.as_str()) } } } }
+    } }
+}
+
+/// `/ui/images/{digest}`: one image, its base chain by lineage, its tags and who uses it.
+pub async fn image(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let store = store(&state)?;
+    let Ok(digest) = Digest::parse(&digest) else {
+        return Err(refuse((StatusCode::BAD_REQUEST, "not a digest")));
+    };
+    let one = |digest: Digest| ImageFilter {
+        digest: Some(digest),
+        ..ImageFilter::default()
+    };
+    let Some(image) = store
+        .images(&one(digest.clone()))
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .next()
+    else {
+        return Err(refuse((
+            StatusCode::NOT_FOUND,
+            Html(page_html(
+                "Unknown image",
+                "images",
+                user.as_deref(),
+                html! { p { "berth knows no platform image " code { (digest.to_string()) } "." } },
+            )),
+        )));
+    };
+    let mut chain = Vec::new();
+    let mut next = image.base.as_ref().map(|base| base.base.clone());
+    while let Some(base) = next.take() {
+        if chain.len() >= 16 {
+            break;
+        }
+        match store
+            .images(&one(base.clone()))
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .next()
+        {
+            Some(found) => {
+                next = found.base.as_ref().map(|base| base.base.clone());
+                chain.push(found);
+            }
+            None => break,
+        }
+    }
+    let sensitive_ok = allow(&state, &headers, Access::Sensitive).is_ok();
+    let uses = if sensitive_ok {
+        store
+            .usage(&UsageQuery {
+                digests: vec![digest.clone()],
+                limit: Some(200),
+                ..UsageQuery::default()
+            })
+            .await
+            .map_err(failed)?
+    } else {
+        Vec::new()
+    };
+    let owner = state.catalog.snapshot().and_then(|snapshot| {
+        image.references.iter().find_map(|location| {
+            let reference = berth_core::ImageRef::parse(&format!(
+                "{}:{}",
+                location.repository,
+                location.tag.as_str()
+            ))
+            .ok()?;
+            snapshot
+                .catalog
+                .owner_of(&reference)
+                .map(|(entry, _)| entry.name.clone())
+        })
+    });
+    Ok(page(
+        &format!("Image {}", short(digest.as_str())),
+        "images",
+        &user,
+        html! {
+            dl {
+                dt { "digest" } dd { code { (digest.to_string()) } }
+                dt { "platform" } dd { (platform(&image)) }
+                dt { "OS" } dd { (image.os_pretty.clone().unwrap_or_default()) " " code { (image.os_id.as_ref().map(ToString::to_string).unwrap_or_default()) } }
+                dt { "libc" } dd { (image.libc.map(|libc| format!("{libc:?}")).unwrap_or_else(|| "unknown".into())) }
+                dt { "created" } dd { (image.created.map(time).unwrap_or_else(|| "unknown".into())) }
+                dt { "size" } dd { (image.total_size) " bytes" }
+                @if let Some(owner) = &owner { dt { "catalog entry" } dd { a href=(format!("/ui/catalog/{owner}")) { (owner) } } }
+                @if let Some(source) = image.labels.get("org.opencontainers.image.source").or(image.annotations.get("org.opencontainers.image.source")) { dt { "source" } dd { code { (source) } } }
+            }
+            h2 { "Base chain (by layer lineage)" }
+            @if chain.is_empty() { p { "No base berth knows." } } @else {
+                ol { @for base in &chain { li { (digest_link(base.digest.as_str())) " " (base.os_id.as_ref().map(ToString::to_string).unwrap_or_default())
+                    @for location in base.references.iter().take(3) { " " code { (location.repository.to_string()) ":" (location.tag.as_str()) } } } } }
+            }
+            h2 { "Tags" }
+            ul { @for location in &image.references { li { code { (location.repository.to_string()) ":" (location.tag.as_str()) }
+                @if let Some(index) = &location.index { " (through index " (digest_link(index.as_str())) ")" } } } }
+            h2 { "Who uses it" }
+            @if !sensitive_ok { p { a href="/ui/signin" { "Sign in" } " to see who uses it." } }
+            @else if uses.is_empty() { p { "Nobody berth knows of." } }
+            @else { (uses_table(&uses)) }
+        },
+    ))
+}
+
+/// `/ui/usage`: the campaign — who still runs eol (or deprecated) images, by namespace.
+pub async fn usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Sensitive)?;
+    let store = store(&state)?;
+    let wanted = match query.state.as_deref() {
+        Some("deprecated") => Lifecycle::Deprecated,
+        _ => Lifecycle::Eol,
+    };
+    let now = (state.clock)();
+    let Some(snapshot) = state.catalog.snapshot() else {
+        return Ok(page(
+            "Usage",
+            "usage",
+            &user,
+            html! { p { "No catalog has loaded yet." } },
+        ));
+    };
+    let entries = store.usage(&UsageQuery::default()).await.map_err(failed)?;
+    let campaign = berth_store::usage::campaign(&snapshot.catalog, &entries, wanted, now);
+    let sources = store.usage_sources().await.map_err(failed)?;
+    Ok(page(
+        &format!("Still running {} images", wanted.as_str()),
+        "usage",
+        &user,
+        html! {
+            p { "Show: " a href="/ui/usage?state=eol" { "end of life" } " · " a href="/ui/usage?state=deprecated" { "deprecated or end of life" } }
+            @if campaign.namespaces.is_empty() { p { "Nobody berth knows of." } }
+            @for group in &campaign.namespaces {
+                h2 { (if group.namespace.is_empty() { "(no namespace)" } else { group.namespace.as_str() }) }
+                table { thead { tr { th scope="col" { "workload" } th scope="col" { "source" } th scope="col" { "image" } th scope="col" { "entry" } th scope="col" { "state" } th scope="col" { "replacement" } th scope="col" { "owners" } } }
+                    tbody { @for found in &group.uses { tr {
+                        td { (found.usage.kind) "/" (found.usage.name) " [" (found.usage.container) "]" }
+                        td { (found.usage.source.as_str()) " " (found.usage.scope) }
+                        td { code { (found.usage.image) } }
+                        td { a href=(format!("/ui/catalog/{}", found.entry)) { (found.entry) } }
+                        td { (state_cell(found.state)) @if let Some(since) = found.since { " since " (since.to_string()) } }
+                        td { @if let Some(replacement) = &found.replacement { a href=(format!("/ui/catalog/{replacement}")) { (replacement) } } }
+                        td { (found.owners.join(", ")) } } } } }
+            }
+            h2 { "Sources" }
+            table { thead { tr { th scope="col" { "source" } th scope="col" { "scope" } th scope="col" { "uses" } th scope="col" { "last report" } th scope="col" { "last full report" } } }
+                tbody { @for source in &sources { tr { td { (source.source.as_str()) } td { (source.scope) } td { (source.uses) }
+                    td { (time(source.last_report_at)) } td { (source.last_full_at.map(time).unwrap_or_else(|| "never".into())) } } } } }
+        },
+    ))
+}
+
+/// `/ui/retention`: the last retention run on this replica.
+pub async fn retention(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Sensitive)?;
+    let Some(run) = state
+        .retention
+        .as_ref()
+        .and_then(|retention| retention.last())
+    else {
+        return Ok(page(
+            "Retention",
+            "retention",
+            &user,
+            html! {
+            p { "No retention run on this replica: it needs a " code { "retention" } " section, and runs on the holder of the " code { "retention" } " lease." } },
+        ));
+    };
+    let plan = &run.applied.plan;
+    let rows: Vec<(&str, &berth_core::retention::Candidate)> = plan
+        .repositories
+        .iter()
+        .flat_map(|repository| {
+            repository
+                .delete
+                .iter()
+                .map(move |candidate| (repository.repository.as_str(), candidate))
+        })
+        .collect();
+    let shown: Vec<_> = rows.iter().skip(query.page * PAGE).take(PAGE).collect();
+    Ok(page(
+        "Retention",
+        "retention",
+        &user,
+        html! {
+            p { "Run finished " (time(run.finished_at)) ", " (if run.apply { "deleting" } else { "planning only (apply: false)" }) ": "
+                (plan.candidates) " candidates, " (plan.bytes) " bytes to free, " (run.applied.deleted) " deleted." }
+            @if let Some(refused) = &run.applied.refused { p { strong { "Refused: " } (refused) } }
+            @if !plan.stale_sources.is_empty() {
+                h2 { "Stale usage sources" }
+                ul { @for stale in &plan.stale_sources { li { (stale.source) @if let Some(scope) = &stale.scope { "/" (scope) } ": " (stale.reason) } } }
+            }
+            @for repository in plan.repositories.iter().filter(|r| r.blocked.is_some()) {
+                p { "Blocked: " code { (repository.repository) } " — " (repository.blocked.clone().unwrap_or_default()) }
+            }
+            h2 { "Candidates" }
+            table { thead { tr { th scope="col" { "repository" } th scope="col" { "digest" } th scope="col" { "tags" } th scope="col" { "rule" } th scope="col" { "why" } th scope="col" { "bytes" } } }
+                tbody { @for (repository, candidate) in &shown { tr { td { code { (repository) } } td { (digest_link(candidate.digest.as_str())) }
+                    td { (candidate.tags.join(", ")) } td { (serde_json::to_value(candidate.rule).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                    td { (candidate.detail) } td { (candidate.bytes) } } } } }
+            (pages("/ui/retention", query.page, shown.len(), Some(rows.len())))
+        },
+    ))
+}
+
+/// `/ui/audit`: the audit log, newest first, filterable by subject and action.
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Sensitive)?;
+    let store = store(&state)?;
+    let subject = query.subject.clone().filter(|s| !s.is_empty());
+    let action = query.action.clone().filter(|s| !s.is_empty());
+    let log = store
+        .audit_log(subject.as_deref(), 1000)
+        .await
+        .map_err(failed)?;
+    let log: Vec<_> = log
+        .into_iter()
+        .filter(|logged| {
+            action
+                .as_deref()
+                .is_none_or(|action| logged.entry.action == action)
+        })
+        .collect();
+    let shown: Vec<_> = log.iter().skip(query.page * PAGE).take(PAGE).collect();
+    let base = format!(
+        "/ui/audit?subject={}&action={}",
+        subject.clone().unwrap_or_default(),
+        action.clone().unwrap_or_default()
+    );
+    Ok(page(
+        "Audit log",
+        "audit",
+        &user,
+        html! {
+            form method="get" action="/ui/audit" {
+                label for="subject" { "subject" } input id="subject" name="subject" value=(subject.clone().unwrap_or_default());
+                label for="action" { "action (promote, rollback, retention.delete, catalog.reload, rebuild.dispatch)" } input id="action" name="action" value=(action.clone().unwrap_or_default());
+                " " button type="submit" { "filter" }
+            }
+            table { thead { tr { th scope="col" { "at" } th scope="col" { "actor" } th scope="col" { "action" } th scope="col" { "subject" } th scope="col" { "before" } th scope="col" { "after" } } }
+                tbody { @for logged in &shown { @let entry = &logged.entry; tr { td { (time(entry.at)) } td { (entry.actor) } td { (entry.action) }
+                    td { code { (entry.subject) } } td { code { (entry.before.as_ref().map(|v| v.to_string()).unwrap_or_default()) } }
+                    td { code { (entry.after.as_ref().map(|v| v.to_string()).unwrap_or_default()) } } } } } }
+            (pages(&base, query.page, shown.len(), Some(log.len())))
+        },
+    ))
+}
+
+/// `GET /ui/signin`: the sign-in form.
+pub async fn signin_form(State(state): State<AppState>, headers: HeaderMap) -> Page {
+    let ui = ui(&state)?;
+    let user = ui.session(&headers).map(|session| session.name);
+    Ok(page(
+        "Sign in",
+        "sign in",
+        &user,
+        html! {
+            @if let Some(name) = &user { p { "Signed in as " (name) "." } }
+            form method="post" action="/ui/signin" {
+                label for="token" { "API token (the secret whose SHA-256 is in " code { "api_tokens" } ")" }
+                input id="token" name="token" type="password" autocomplete="current-password" required;
+                " " button type="submit" { "sign in" }
+            }
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+/// `POST /ui/signin`: checks the token and sets the session cookie.
+pub async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let ui = match ui(&state) {
+        Ok(ui) => ui,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // A sign-in from another site's page is refused (the cookie is SameSite=Strict anyway).
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok())
+        && !origin.ends_with(&format!("//{host}"))
+    {
+        return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
+    }
+    match ui.sign_in(form.token.trim()) {
+        Some((id, session)) => {
+            tracing::info!(token = %session.name, "dashboard sign-in");
+            let cookie = format!(
+                "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+                SESSION_TTL.as_secs()
+            );
+            let mut response = Redirect::to("/ui/").into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Html(page_html("Sign in", "sign in", None, html! { p role="alert" { "That token is not one of the configured api_tokens." } a href="/ui/signin" { "Try again" } })),
+        )
+            .into_response(),
+    }
+}
+
+/// `/ui/signout`: ends the session.
+pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Ok(ui) = ui(&state) {
+        ui.sign_out(&headers);
+    }
+    let mut response = Redirect::to("/ui/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("berth_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// Whether the dashboard is on and which tokens sign in.
+pub fn build(settings: Option<&UiSettings>, tokens: &[ApiToken]) -> Option<Arc<Ui>> {
+    settings.map(|settings| Arc::new(Ui::new(settings.clone(), tokens.to_vec())))
+}
