@@ -160,11 +160,7 @@ fn ui(state: &AppState) -> Result<&Ui, Refusal> {
 }
 
 /// Checks access; `Ok(signed-in name)`.
-fn allow(
-    state: &AppState,
-    headers: &HeaderMap,
-    access: Access,
-) -> Result<Option<String>, Refusal> {
+fn allow(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Option<String>, Refusal> {
     let ui = ui(state)?;
     let session = ui.session(headers);
     let open = matches!(

@@ -100,9 +100,23 @@ impl ServeProcess {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, Value) {
+        let (status, _, body) = self.exchange(method, path, headers, body);
+        let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, body)
+    }
+
+    /// One HTTP/1.0 request: the status, the response's head (status line and headers) and
+    /// its body as text; `(0, "", "")` when the server does not answer.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
         use std::io::{Read as _, Write as _};
         let Ok(mut stream) = std::net::TcpStream::connect(&self.address) else {
-            return (0, Value::Null);
+            return (0, String::new(), String::new());
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
         let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.address);
@@ -115,11 +129,11 @@ impl ServeProcess {
         request.push_str("\r\n");
         request.push_str(body);
         if stream.write_all(request.as_bytes()).is_err() {
-            return (0, Value::Null);
+            return (0, String::new(), String::new());
         }
         let mut response = String::new();
         if stream.read_to_string(&mut response).is_err() {
-            return (0, Value::Null);
+            return (0, String::new(), String::new());
         }
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
         let status = head
@@ -127,8 +141,7 @@ impl ServeProcess {
             .nth(1)
             .and_then(|code| code.parse().ok())
             .unwrap_or(0);
-        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
-        (status, body)
+        (status, head.to_string(), body.to_string())
     }
 
     /// The port it listens on.

@@ -48,6 +48,7 @@ pub struct Common {
     /// then ./catalog.yaml).
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
+    /// The catalog's format: berth's, or Toolforge's images-v1.yaml read as it is.
     #[arg(long, value_enum, default_value_t = SourceFormat::Berth)]
     pub catalog_format: SourceFormat,
     /// The store (default: the config's, then $BERTH_STORE, then sqlite://berth.db).
