@@ -10,6 +10,8 @@
 //!   [`acknowledge`]: a person accepts a hand fix that holds a channel.
 //! - [`scheduler`]: the scheduler, [`scheduler::tick`] (first publishes, due slots claimed once, catch-up once)
 //!   and [`scheduler::run`], the loop around it with an injected clock.
+//! - [`status`]: where an image's channels stand and what each rule would do now (`berth
+//!   channels`, the dashboard).
 //! - [`error`]: the one error type ([`ChannelError`]).
 //!
 //! Invariants:
@@ -24,6 +26,7 @@ pub mod error;
 pub mod history;
 pub mod ops;
 pub mod scheduler;
+pub mod status;
 pub mod subject;
 pub mod tag;
 

@@ -66,6 +66,56 @@ impl Outcome {
             Action::Blocked { .. } | Action::DriftRefused { .. }
         )
     }
+
+    /// What happened, in one line for a person (`berth promote`, the dashboard).
+    pub fn summary(&self) -> String {
+        let target = format!("{}:{}", self.subject, self.channel);
+        match &self.action {
+            Action::Moved {
+                from,
+                to,
+                kind,
+                stamp,
+                copied,
+            } => {
+                let mut line = format!(
+                    "{target}: {} {} -> {to}",
+                    kind.as_str(),
+                    from.as_ref().map_or("(new)".to_string(), Digest::to_string)
+                );
+                if let Some(stamp) = stamp {
+                    line.push_str(&format!(" (also tagged {stamp})"));
+                }
+                if let Some(copied) = copied {
+                    line.push_str(&format!(
+                        " (blobs: {} mounted, {} uploaded, {} already there)",
+                        copied.mounted, copied.uploaded, copied.present
+                    ));
+                }
+                line
+            }
+            Action::Repaired { digest, kind } => format!(
+                "{target}: already at {digest}; recorded the {} an earlier run did not",
+                kind.as_str()
+            ),
+            Action::Unchanged {
+                digest: Some(digest),
+            } => format!("{target}: already at {digest}; nothing to do"),
+            Action::Unchanged { digest: None } => {
+                format!("{target}: the source channel has no image; nothing to do")
+            }
+            Action::Blocked { digest, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                format!("{target}: not promoting {digest}: {}", reasons.join("; "))
+            }
+            Action::DriftRefused { recorded, found } => format!(
+                "{target}: the tag was moved outside berth (recorded {recorded}, registry has {}); recorded in the history, left as it is (use --force to overwrite)",
+                found
+                    .as_ref()
+                    .map_or("no such tag".to_string(), Digest::to_string)
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -380,7 +380,17 @@ pub(crate) async fn promote(
     Json(body): Json<PromoteBody>,
 ) -> Result<Response, ChannelsApiError> {
     let actor = authorize(&api, &headers, Scope::Promote)?;
-    let (subject, entry) = subject(&api, &name, body.variant.as_deref())?;
+    Ok(outcome_response(promote_as(&api, actor, &name, body).await?))
+}
+
+/// A promotion of `name` by `actor` (already authorized): the API's and the dashboard's.
+pub(crate) async fn promote_as(
+    api: &ChannelsApi,
+    actor: String,
+    name: &str,
+    body: PromoteBody,
+) -> Result<berth_channels::Outcome, ChannelsApiError> {
+    let (subject, entry) = subject(api, name, body.variant.as_deref())?;
     let from = tag(&body.from, "from")?;
     let to = tag(&body.to, "to")?;
     let wanted = body
@@ -410,9 +420,9 @@ pub(crate) async fn promote(
         .await
         .map_err(internal)?;
     if let Action::Moved { to: digest, .. } = &outcome.action {
-        tracing::info!(image = %subject.label(), channel = %to, %digest, actor = %request.actor, "promoted over the API");
+        tracing::info!(image = %subject.label(), channel = %to, %digest, actor = %request.actor, "promoted");
     }
-    Ok(outcome_response(outcome))
+    Ok(outcome)
 }
 
 /// The body of `POST /api/v1/channels/{name}/rollback`.
@@ -435,7 +445,27 @@ pub(crate) async fn rollback(
     Json(body): Json<RollbackBody>,
 ) -> Result<Response, ChannelsApiError> {
     let actor = authorize(&api, &headers, Scope::Promote)?;
-    let (subject, _) = subject(&api, &name, body.variant.as_deref())?;
+    match rollback_as(&api, actor, &name, body).await? {
+        Ok(outcome) => Ok(outcome_response(outcome)),
+        Err(refused) => Ok((
+            StatusCode::CONFLICT,
+            Json(ErrorBody {
+                error: "rollback_refused",
+                message: refused,
+            }),
+        )
+            .into_response()),
+    }
+}
+
+/// A rollback of `name` by `actor` (already authorized): the outcome, or why berth refused it.
+pub(crate) async fn rollback_as(
+    api: &ChannelsApi,
+    actor: String,
+    name: &str,
+    body: RollbackBody,
+) -> Result<Result<berth_channels::Outcome, String>, ChannelsApiError> {
+    let (subject, _) = subject(api, name, body.variant.as_deref())?;
     let request = RollbackRequest {
         channel: tag(&body.channel, "channel")?,
         to: body
@@ -449,15 +479,8 @@ pub(crate) async fn rollback(
     };
     let now = (api.clock)();
     match berth_channels::rollback(&api.client, &api.store, &subject, &request, now).await {
-        Ok(outcome) => Ok(outcome_response(outcome)),
-        Err(refused @ ChannelError::Rollback { .. }) => Ok((
-            StatusCode::CONFLICT,
-            Json(ErrorBody {
-                error: "rollback_refused",
-                message: refused.to_string(),
-            }),
-        )
-            .into_response()),
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(refused @ ChannelError::Rollback { .. }) => Ok(Err(refused.to_string())),
         Err(error) => Err(internal(error)),
     }
 }

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berth_channels::{Action, ChannelError, Outcome, PromoteRequest, RollbackRequest, Subject};
+use berth_channels::status::{self, SubjectView};
+use berth_channels::{ChannelError, Outcome, PromoteRequest, RollbackRequest, Subject};
 use berth_core::catalog::{self, Catalog, CatalogEntry};
 use berth_core::channels::{
-    self, ChannelState, Decision, Due, Evidence, Idle, PromotionRule, Request, RulesFile,
+    self, Decision, Due, Idle, PromotionRule, Request, RulesFile,
 };
 use berth_core::{Digest, Tag};
 use berth_files::catalog_source::CatalogSource;
@@ -378,54 +379,7 @@ fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
                 observation_text(&noticed.observation)
             ));
         }
-        let target = format!("{}:{}", outcome.subject, outcome.channel);
-        let line = match &outcome.action {
-            Action::Moved {
-                from,
-                to,
-                kind,
-                stamp,
-                copied,
-            } => {
-                let mut line = format!(
-                    "{target}: {} {} -> {to}",
-                    kind.as_str(),
-                    from.as_ref().map_or("(new)".to_string(), Digest::to_string)
-                );
-                if let Some(stamp) = stamp {
-                    line.push_str(&format!(" (also tagged {stamp})"));
-                }
-                if let Some(copied) = copied {
-                    line.push_str(&format!(
-                        " (blobs: {} mounted, {} uploaded, {} already there)",
-                        copied.mounted, copied.uploaded, copied.present
-                    ));
-                }
-                line
-            }
-            Action::Repaired { digest, kind } => format!(
-                "{target}: already at {digest}; recorded the {} an earlier run did not",
-                kind.as_str()
-            ),
-            Action::Unchanged {
-                digest: Some(digest),
-            } => {
-                format!("{target}: already at {digest}; nothing to do")
-            }
-            Action::Unchanged { digest: None } => {
-                format!("{target}: the source channel has no image; nothing to do")
-            }
-            Action::Blocked { digest, reasons } => {
-                let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-                format!("{target}: not promoting {digest}: {}", reasons.join("; "))
-            }
-            Action::DriftRefused { recorded, found } => format!(
-                "{target}: the tag was moved outside berth (recorded {recorded}, registry has {}); recorded in the history, left as it is (use --force to overwrite)",
-                found
-                    .as_ref()
-                    .map_or("no such tag".to_string(), Digest::to_string)
-            ),
-        };
+        let line = outcome.summary();
         text.push_str(&line);
         text.push('\n');
         crate::cmd::print_text(&text);
@@ -519,207 +473,35 @@ pub fn history(args: HistoryArgs, env: &Environment) -> anyhow::Result<ExitCode>
     })
 }
 
-/// One channel in `berth channels`.
-#[derive(Debug, Serialize)]
-struct ChannelView {
-    channel: String,
-    /// What berth recorded last (after noticing outside changes just now).
-    digest: Option<Digest>,
-    since: Option<DateTime<Utc>>,
-    /// berth moves this channel (a rule promotes to it, or berth moved it before): a change
-    /// made outside berth is drift. Other channels (`staging`, pushed by CI) move outside berth
-    /// by design.
-    managed: bool,
-    /// A hand fix holds the channel: set when it was moved outside berth after berth moved
-    /// it, until `berth channels ack` (or `promote --force`). `null` when not held.
-    held: Option<HeldView>,
-    noticed: Vec<berth_channels::Noticed>,
-}
-
-/// Why a channel is held: the outside change, when and to what.
-#[derive(Debug, Serialize)]
-struct HeldView {
-    since: DateTime<Utc>,
-    digest: Digest,
-}
-
-/// One rule in `berth channels`: when it runs next and what it would do now.
-#[derive(Debug, Serialize)]
-struct RuleView {
-    from: String,
-    to: String,
-    schedule: Option<String>,
-    next: Due,
-    now: Decision,
-}
-
-#[derive(Debug, Serialize)]
-struct SubjectView {
-    image: String,
-    repository: String,
-    channels: Vec<ChannelView>,
-    rules: Vec<RuleView>,
-}
-
 pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     if let Some(ChannelsAction::Ack(ack_args)) = args.action {
         return ack(ack_args, env);
     }
     crate::cmd::runtime()?.block_on(async {
         let context = args.common.context(env, true).await?;
-        let mut subjects: Vec<(Subject, &CatalogEntry)> = Vec::new();
-        match &args.image {
-            Some(text) => subjects.push(subject(&context.catalog, text)?),
-            None => {
-                for entry in context.catalog.entries() {
-                    for (variant, image) in entry.images() {
-                        let subject = Subject {
-                            name: entry.name.clone(),
-                            variant: variant.map(str::to_string),
-                            image: image.clone(),
-                        };
-                        subjects.push((subject, entry));
-                    }
-                }
-            }
-        }
+        let subjects: Vec<(Subject, &CatalogEntry)> = match &args.image {
+            Some(text) => vec![subject(&context.catalog, text)?],
+            None => status::subjects(context.catalog.entries()),
+        };
         let mut views = Vec::new();
         for (subject, entry) in &subjects {
-            views.push(view(&context, subject, entry).await?);
+            let look = status::Look::Registry(&context.client);
+            views.push(
+                status::status(look, &context.store, &context.rules, subject, entry, context.now)
+                    .await
+                    .with_context(|| format!("checking the channels of {}", subject.label()))?,
+            );
         }
         if args.common.json {
             crate::cmd::print_json(&views)?;
         } else {
             crate::cmd::print_text(&channels_text(&views));
         }
-        let drift = views
-            .iter()
-            .flat_map(|view| &view.channels)
-            .filter(|channel| channel.managed)
-            .any(|channel| {
-                channel.held.is_some()
-                    || channel.noticed.iter().any(|noticed| {
-                        matches!(noticed.observation, channels::Observation::Drift { .. })
-                    })
-            });
-        Ok(if drift {
+        Ok(if views.iter().any(SubjectView::drifted) {
             ExitCode::from(NEGATIVE)
         } else {
             ExitCode::SUCCESS
         })
-    })
-}
-
-async fn view(
-    context: &Context,
-    subject: &Subject,
-    entry: &CatalogEntry,
-) -> anyhow::Result<SubjectView> {
-    let mut states: Vec<(Tag, ChannelState)> = Vec::new();
-    let mut channel_views = Vec::new();
-    for name in &entry.channels {
-        let targeted = context.rules.promotions.iter().any(|rule| {
-            // A rule to another variant manages that variant's channel, not this one's.
-            let here = match &rule.to_variant {
-                Some(variant) => subject.variant.as_deref() == Some(variant.as_str()),
-                None => true,
-            };
-            rule.to == *name && here && rule.applies_to(entry)
-        });
-        let (state, noticed) =
-            berth_channels::check(&context.client, &context.store, subject, name, context.now)
-                .await
-                .with_context(|| format!("checking {}:{name}", subject.label()))?;
-        let digest = state.current().cloned();
-        let managed = targeted
-            || state
-                .history
-                .iter()
-                .any(|entry| entry.kind != channels::ChangeKind::OutsideChange);
-        channel_views.push(ChannelView {
-            managed,
-            held: state.held().map(|entry| HeldView {
-                since: entry.at,
-                digest: entry.digest.clone(),
-            }),
-            channel: name.to_string(),
-            since: digest
-                .as_ref()
-                .and_then(|digest| state.stint(digest))
-                .map(|(start, _)| start),
-            digest,
-            noticed,
-        });
-        states.push((name.clone(), state));
-    }
-    let state_of = |name: &Tag| {
-        states
-            .iter()
-            .find(|(channel, _)| channel == name)
-            .map(|(_, state)| state.clone())
-            .unwrap_or_default()
-    };
-    let mut rules = Vec::new();
-    for rule in context
-        .rules
-        .promotions
-        .iter()
-        .filter(|rule| rule.applies_to(entry))
-        // A rule to another variant is shown with its source only.
-        .filter(|rule| rule.to_variant.is_none() || subject.variant == rule.from_variant)
-    {
-        let source = state_of(&rule.from);
-        let (target, to) = match &rule.to_variant {
-            None => (state_of(&rule.to), rule.to.to_string()),
-            Some(_) => {
-                let target_subject = berth_channels::ops::target_of(subject, entry, rule)?;
-                let state =
-                    berth_channels::history::load(&context.store, &target_subject, &rule.to)
-                        .await?;
-                (state, format!("{}:{}", target_subject.label(), rule.to))
-            }
-        };
-        let facts_known = match source.current() {
-            Some(digest) => context.store.known_manifest(digest).await?,
-            None => false,
-        };
-        // The scheduler's last slot, if `berth serve` runs this rule: then "due now" means a
-        // slot it has not run yet.
-        let key = berth_store::PromotionKey {
-            catalog_name: subject.name.clone(),
-            variant: subject.variant.clone(),
-            from: rule.from.to_string(),
-            to: rule.to.to_string(),
-        };
-        let last_run = context
-            .store
-            .promotion_slot(&key)
-            .await?
-            .unwrap_or(context.now);
-        rules.push(RuleView {
-            from: rule.from.to_string(),
-            to,
-            schedule: match &rule.trigger {
-                channels::Trigger::Manual => None,
-                channels::Trigger::Scheduled(schedule) => Some(schedule.to_string()),
-            },
-            next: channels::due(rule, last_run, context.now),
-            now: channels::evaluate_promotion(
-                &source,
-                &target,
-                rule,
-                entry,
-                Evidence { facts_known },
-                &Request::Scheduled,
-                context.now,
-            ),
-        });
-    }
-    Ok(SubjectView {
-        image: subject.label(),
-        repository: subject.image.canonical(),
-        channels: channel_views,
-        rules,
     })
 }
 
