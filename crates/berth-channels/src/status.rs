@@ -4,7 +4,7 @@
 
 use berth_core::catalog::CatalogEntry;
 use berth_core::channels::{
-    self, ChannelState, Decision, Due, Evidence, Request, RulesFile, Trigger,
+    self, ChannelState, Decision, Due, Evidence, Idle, Request, RulesFile, Trigger,
 };
 use berth_core::{Digest, Tag};
 use berth_oci::Client;
@@ -51,10 +51,46 @@ pub struct HeldView {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleView {
     pub from: String,
+    /// The target channel; `IMAGE/VARIANT:channel` when the rule promotes into another variant.
     pub to: String,
+    /// The variant the rule promotes into, when not this one.
+    pub to_variant: Option<String>,
     pub schedule: Option<String>,
     pub next: Due,
     pub now: Decision,
+}
+
+impl RuleView {
+    /// When the rule runs next, for a person; `at` formats a moment.
+    pub fn next_text(&self, at: impl Fn(DateTime<Utc>) -> String) -> String {
+        match &self.next {
+            Due::Later { at: when } => format!("next run {}", at(*when)),
+            Due::Now { slot, .. } => format!("due now (slot {})", at(*slot)),
+            Due::Manual => "by hand only".to_string(),
+            Due::Never => "never runs again".to_string(),
+        }
+    }
+
+    /// What the rule would decide now, for a person: what it would promote or what blocks it.
+    pub fn now_text(&self) -> String {
+        match &self.now {
+            Decision::Promote {
+                digest,
+                first_publish: true,
+            } => format!("would publish {digest} at once (first publish)"),
+            Decision::Promote { digest, .. } => format!("would promote {digest}"),
+            Decision::Blocked { digest, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                format!("{digest} blocked: {}", reasons.join("; "))
+            }
+            Decision::NothingToDo {
+                why: Idle::SourceEmpty,
+            } => "nothing on the source".to_string(),
+            Decision::NothingToDo {
+                why: Idle::AlreadyThere { .. },
+            } => "up to date".to_string(),
+        }
+    }
 }
 
 /// One image (an entry, or one variant of it).
@@ -186,6 +222,7 @@ pub async fn status(
         rule_views.push(RuleView {
             from: rule.from.to_string(),
             to,
+            to_variant: rule.to_variant.clone(),
             schedule: match &rule.trigger {
                 Trigger::Manual => None,
                 Trigger::Scheduled(schedule) => Some(schedule.to_string()),

@@ -122,6 +122,12 @@ impl IntoResponse for ChannelsApiError {
 }
 
 fn internal(error: impl std::error::Error) -> ChannelsApiError {
+    tracing::error!(error = %chain(&error), "channel API");
+    ChannelsApiError::Internal
+}
+
+/// An error and its causes, `: `-separated, for the log.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -129,8 +135,7 @@ fn internal(error: impl std::error::Error) -> ChannelsApiError {
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
-    tracing::error!(error = %chain, "channel API");
-    ChannelsApiError::Internal
+    chain
 }
 
 /// The SHA-256 of a token's secret in lowercase hex, as `api_tokens` lists it.
@@ -380,7 +385,9 @@ pub(crate) async fn promote(
     Json(body): Json<PromoteBody>,
 ) -> Result<Response, ChannelsApiError> {
     let actor = authorize(&api, &headers, Scope::Promote)?;
-    Ok(outcome_response(promote_as(&api, actor, &name, body).await?))
+    Ok(outcome_response(
+        promote_as(&api, actor, &name, body).await?,
+    ))
 }
 
 /// A promotion of `name` by `actor` (already authorized): the API's and the dashboard's.

@@ -152,6 +152,9 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/", get(ui::overview))
         .route("/ui/catalog", get(ui::catalog))
         .route("/ui/catalog/{name}", get(ui::entry))
+        .route("/ui/channels", get(ui::channels))
+        .route("/ui/channels/promote", post(ui::promote))
+        .route("/ui/channels/rollback", post(ui::rollback))
         .route("/ui/images", get(ui::images))
         .route("/ui/images/{digest}", get(ui::image))
         .route("/ui/usage", get(ui::usage))
@@ -301,6 +304,11 @@ pub async fn run_with_clock(
                 .channels_api
                 .as_ref()
                 .map_or(&[][..], |api| api.tokens.as_slice()),
+            &settings
+                .promotions
+                .as_ref()
+                .map(|promotions| promotions.rules.clone())
+                .unwrap_or_default(),
         ),
         retention: retention_state.clone(),
         freshness: freshness_state.clone(),

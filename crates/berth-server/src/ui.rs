@@ -13,14 +13,17 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use berth_channels::status::{self, Look, SubjectView};
 use berth_core::Digest;
 use berth_core::catalog::{CatalogEntry, State as Lifecycle};
+use berth_core::channels::{Decision, RulesFile};
 use berth_store::{ImageFilter, ImageSummary, RepositoryName, UsageQuery};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::channels_api::{PromoteBody, RollbackBody};
 use crate::config::{ApiToken, Scope};
 
 /// Rows per page of the long listings.
@@ -64,6 +67,8 @@ pub struct UiSettings {
 struct Session {
     name: String,
     scope: Scope,
+    /// Every form of this session carries it; a POST without it is refused.
+    csrf: String,
     expires: Instant,
 }
 
@@ -71,14 +76,17 @@ struct Session {
 pub struct Ui {
     pub settings: UiSettings,
     tokens: Vec<ApiToken>,
+    /// The promotion rules the channel page evaluates (`promotions` of the config).
+    rules: RulesFile,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Ui {
-    pub fn new(settings: UiSettings, tokens: Vec<ApiToken>) -> Ui {
+    pub fn new(settings: UiSettings, tokens: Vec<ApiToken>, rules: RulesFile) -> Ui {
         Ui {
             settings,
             tokens,
+            rules,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -93,12 +101,11 @@ impl Ui {
     fn sign_in(&self, token: &str) -> Option<(String, Session)> {
         let hash = crate::channels_api::token_hash(token);
         let known = self.tokens.iter().find(|known| known.sha256 == hash)?;
-        let mut bytes = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
-        let id: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        let id = random_hex()?;
         let session = Session {
             name: known.name.clone(),
             scope: known.scope,
+            csrf: random_hex()?,
             expires: Instant::now() + SESSION_TTL,
         };
         self.sessions
@@ -116,6 +123,13 @@ impl Ui {
                 .remove(id);
         }
     }
+}
+
+/// 32 random bytes in hex: a session id, a CSRF token.
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
+    Some(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -207,6 +221,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc;vertical-align:top}
 th{background:#eef2f6}
 code{font-size:.9em;word-break:break-all}
+.held{color:#a30000}.decision-blocked{color:#7a4d00}
 .state-stable{color:#145c2c}.state-deprecated{color:#7a4d00}.state-eol{color:#a30000;font-weight:bold}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{border:1px solid #ccc;border-radius:4px;padding:.5rem 1rem;min-width:12rem}
@@ -214,11 +229,13 @@ code{font-size:.9em;word-break:break-all}
 nav.pages a{margin-right:1rem}
 form.inline{display:inline}
 label{display:block;margin:.5rem 0 .2rem}
+label.inline{display:inline;margin:0 .3rem}
 ";
 
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("overview", "/ui/"),
     ("catalog", "/ui/catalog"),
+    ("channels", "/ui/channels"),
     ("images", "/ui/images"),
     ("usage", "/ui/usage"),
     ("retention", "/ui/retention"),
@@ -548,6 +565,7 @@ pub async fn entry(
                 dt { "owners" } dd { (entry.owners.iter().map(|o| match &o.contact { Some(c) => format!("{} ({c})", o.name), None => o.name.clone() }).collect::<Vec<_>>().join(", ")) }
             }
             h2 { "Channels" }
+            p { a href=(format!("/ui/channels?image={}", entry.name)) { "Rules, what blocks them, roll back and promote" } }
             table { thead { tr { th scope="col" { "variant" } th scope="col" { "repository" } th scope="col" { "channel" } th scope="col" { "digest" } th scope="col" { "since" } } }
                 tbody { @for (variant, repository, channel, digest) in &channels { tr {
                     td { (variant.clone().unwrap_or_else(|| "(default)".into())) } td { code { (repository) } } td { (channel) }
@@ -936,10 +954,7 @@ pub async fn signin(
         Err(refusal) => return refusal.into_response(),
     };
     // A sign-in from another site's page is refused (the cookie is SameSite=Strict anyway).
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok())
-        && !origin.ends_with(&format!("//{host}"))
-    {
+    if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
     }
     match ui.sign_in(form.token.trim()) {
@@ -976,7 +991,329 @@ pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Respo
     response
 }
 
+#[derive(Debug, Deserialize, Default)]
+pub struct ChannelsQuery {
+    #[serde(default)]
+    page: usize,
+    /// One entry (`NAME`) or one variant (`NAME/variant`).
+    image: Option<String>,
+}
+
+/// `/ui/channels`: each image's channels (digest, since, held), each rule's next slot and what
+/// it would decide now; roll back and promote forms for a signed-in admin.
+pub async fn channels(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ChannelsQuery>,
+) -> Page {
+    let user = allow(&state, &headers, Access::Public)?;
+    let ui = ui(&state)?;
+    let store = store(&state)?;
+    let now = (state.clock)();
+    let Some(snapshot) = state.catalog.snapshot() else {
+        return Ok(page(
+            "Channels",
+            "channels",
+            &user,
+            html! { p { "No catalog has loaded yet." } },
+        ));
+    };
+    // The forms: an admin's session, and a channel API to carry them out.
+    let csrf = ui
+        .session(&headers)
+        .filter(|session| session.scope.allows(Scope::Admin) && state.channels.is_some())
+        .map(|session| session.csrf);
+    let chosen: Vec<_> = status::subjects(snapshot.catalog.entries())
+        .into_iter()
+        .filter(|(subject, _)| match &query.image {
+            Some(wanted) => subject.name == *wanted || subject.label() == *wanted,
+            None => true,
+        })
+        .collect();
+    let mut views: Vec<(&berth_channels::Subject, SubjectView)> = Vec::new();
+    for (subject, entry) in chosen.iter().skip(query.page * PAGE).take(PAGE) {
+        let view = status::status(Look::Recorded, store, &ui.rules, subject, entry, now)
+            .await
+            .map_err(|error| failed(crate::channels_api::chain(&error)))?;
+        views.push((subject, view));
+    }
+    let base = match &query.image {
+        Some(image) => format!("/ui/channels?image={image}"),
+        None => "/ui/channels".to_string(),
+    };
+    Ok(page(
+        "Channels",
+        "channels",
+        &user,
+        html! {
+            @if csrf.is_none() && user.is_some() { p { "Roll back and promote need an admin token and a channel API (a store and api_tokens)." } }
+            @if user.is_none() && state.channels.is_some() { p { a href="/ui/signin" { "Sign in" } " with an admin token to roll back or promote." } }
+            @if views.is_empty() { p { "No catalog image has channels here." } }
+            @for (subject, view) in &views {
+                section aria-labelledby=(anchor(&view.image)) {
+                    h2 id=(anchor(&view.image)) { a href=(format!("/ui/catalog/{}", subject.name)) { (view.image) } " " code { (view.repository) } }
+                    table {
+                        caption { "Channels of " (view.image) }
+                        thead { tr { th scope="col" { "channel" } th scope="col" { "digest" } th scope="col" { "since" } th scope="col" { "managed by berth" } th scope="col" { "state" }
+                            @if csrf.is_some() { th scope="col" { "action" } } } }
+                        tbody { @for channel in &view.channels { tr data-channel=(channel.channel) {
+                            td { (channel.channel) }
+                            td { @match &channel.digest { Some(digest) => (digest_link(digest.as_str())), None => "nothing" } }
+                            td { (channel.since.map(time).unwrap_or_default()) }
+                            td { (if channel.managed { "yes" } else { "no" }) }
+                            td { @match &channel.held {
+                                Some(held) => strong.held { "held since " (time(held.since)) ": moved outside berth to " (digest_link(held.digest.as_str())) "; `berth channels ack` accepts it" },
+                                None => "ok",
+                            } }
+                            @if let Some(csrf) = &csrf { td {
+                                @if channel.digest.is_some() {
+                                    form.inline method="post" action="/ui/channels/rollback" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(subject.name);
+                                        input type="hidden" name="variant" value=(subject.variant.clone().unwrap_or_default());
+                                        input type="hidden" name="channel" value=(channel.channel);
+                                        label.inline for=(format!("rb-{}-{}", anchor(&view.image), channel.channel)) { "reason" }
+                                        input id=(format!("rb-{}-{}", anchor(&view.image), channel.channel)) name="reason" type="text" size="18";
+                                        " " button type="submit" { "roll back " (channel.channel) }
+                                    }
+                                }
+                            } }
+                        } } }
+                    }
+                    @if !view.rules.is_empty() {
+                        table {
+                            caption { "Promotion rules of " (view.image) }
+                            thead { tr { th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "schedule" } th scope="col" { "next" } th scope="col" { "now" }
+                                @if csrf.is_some() { th scope="col" { "action" } } } }
+                            tbody { @for rule in &view.rules { tr data-rule=(format!("{}->{}", rule.from, rule.to)) {
+                                td { (rule.from) } td { (rule.to) } td { (rule.schedule.clone().unwrap_or_else(|| "by hand".into())) }
+                                td { (rule.next_text(time)) }
+                                td class=(decision_class(&rule.now)) { (rule.now_text()) }
+                                @if let Some(csrf) = &csrf { td {
+                                    form.inline method="post" action="/ui/channels/promote" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(subject.name);
+                                        input type="hidden" name="variant" value=(subject.variant.clone().unwrap_or_default());
+                                        input type="hidden" name="from" value=(rule.from);
+                                        input type="hidden" name="to" value=(rule.to.rsplit(':').next().unwrap_or(&rule.to));
+                                        input type="hidden" name="to_variant" value=(rule.to_variant.clone().unwrap_or_default());
+                                        button type="submit" { "promote " (rule.from) " → " (rule.to) }
+                                    }
+                                } }
+                            } } }
+                        }
+                    }
+                }
+            }
+            (pages(&base, query.page, views.len(), Some(chosen.len())))
+        },
+    ))
+}
+
+/// An id for an image's section: its label with `/` and `.` made plain.
+fn anchor(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn decision_class(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Promote { .. } => "decision-promote",
+        Decision::Blocked { .. } => "decision-blocked",
+        Decision::NothingToDo { .. } => "decision-idle",
+    }
+}
+
+/// A roll back or promote form, as the channel page sends it.
+#[derive(Debug, Deserialize)]
+pub struct ChannelForm {
+    csrf: Option<String>,
+    name: String,
+    #[serde(default)]
+    variant: String,
+    channel: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    to_variant: String,
+    #[serde(default)]
+    reason: String,
+}
+
+impl ChannelForm {
+    fn variant(&self) -> Option<String> {
+        Some(self.variant.clone()).filter(|variant| !variant.is_empty())
+    }
+
+    fn reason(&self) -> String {
+        match self.reason.trim() {
+            "" => "from the dashboard".to_string(),
+            reason => reason.to_string(),
+        }
+    }
+}
+
+/// Equal, in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Who may carry out a channel form: an admin's session, the form's CSRF token matching it,
+/// from this site, with a channel API configured.
+fn form_actor(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &ChannelForm,
+) -> Result<(String, Arc<crate::channels_api::ChannelsApi>), Refusal> {
+    let ui = ui(state)?;
+    let forbidden = |why: &str| {
+        refuse((
+            StatusCode::FORBIDDEN,
+            Html(page_html(
+                "Refused",
+                "channels",
+                None,
+                html! { p role="alert" { (why) } p { a href="/ui/channels" { "Back to the channels" } } },
+            )),
+        ))
+    };
+    if !same_origin(headers) {
+        return Err(forbidden("A form from another site is refused."));
+    }
+    let Some(session) = ui.session(headers) else {
+        return Err(forbidden(
+            "Sign in with an admin token to roll back or promote.",
+        ));
+    };
+    if !session.scope.allows(Scope::Admin) {
+        return Err(forbidden(&format!(
+            "The token {} is not an admin token.",
+            session.name
+        )));
+    }
+    match &form.csrf {
+        Some(csrf) if same_secret(csrf, &session.csrf) => {}
+        _ => {
+            tracing::warn!(token = %session.name, "dashboard form without its CSRF token refused");
+            return Err(forbidden(
+                "The form's CSRF token is missing or is not this session's: reload the page and try again.",
+            ));
+        }
+    }
+    let api = state.channels.clone().ok_or_else(|| {
+        refuse((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the channel API is off: berth serve needs a store and api_tokens",
+        ))
+    })?;
+    Ok((session.name, api))
+}
+
+/// Whether a request's `Origin`, when it has one, is this server.
+fn same_origin(headers: &HeaderMap) -> bool {
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin.ends_with(&format!("//{host}")),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// The page after a form: what happened, 200, or 409 when berth said no.
+fn outcome_page(form: &ChannelForm, title: &str, result: Result<String, String>) -> Response {
+    let back = format!("/ui/channels?image={}", form.name);
+    let (status, line) = match result {
+        Ok(line) => (StatusCode::OK, line),
+        Err(line) => (StatusCode::CONFLICT, line),
+    };
+    (
+        status,
+        Html(page_html(
+            title,
+            "channels",
+            None,
+            html! { p role="status" data-outcome=(if status == StatusCode::OK { "done" } else { "refused" }) { (line) } p { a href=(back) { "Back to the channels" } } },
+        )),
+    )
+        .into_response()
+}
+
+fn api_refusal(error: crate::channels_api::ChannelsApiError) -> Refusal {
+    use crate::channels_api::ChannelsApiError;
+    match error {
+        ChannelsApiError::BadRequest(message) => refuse((StatusCode::BAD_REQUEST, message)),
+        ChannelsApiError::NotFound(message) => refuse((StatusCode::NOT_FOUND, message)),
+        other => refuse(other),
+    }
+}
+
+/// `POST /ui/channels/rollback`: rolls a channel back one step, as the signed-in admin.
+pub async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ChannelForm>,
+) -> Result<Response, Refusal> {
+    let (actor, api) = form_actor(&state, &headers, &form)?;
+    let body = RollbackBody {
+        variant: form.variant(),
+        channel: form.channel.clone().unwrap_or_default(),
+        to: None,
+        reason: form.reason(),
+        force: false,
+    };
+    let result = crate::channels_api::rollback_as(&api, actor, &form.name, body)
+        .await
+        .map_err(api_refusal)?;
+    let result = match result {
+        Ok(outcome) if outcome.is_negative() => Err(outcome.summary()),
+        Ok(outcome) => Ok(outcome.summary()),
+        Err(refused) => Err(refused),
+    };
+    Ok(outcome_page(&form, "Roll back", result))
+}
+
+/// `POST /ui/channels/promote`: promotes by hand under the rule (or a manual one), as the
+/// signed-in admin.
+pub async fn promote(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ChannelForm>,
+) -> Result<Response, Refusal> {
+    let (actor, api) = form_actor(&state, &headers, &form)?;
+    let body = PromoteBody {
+        variant: form.variant(),
+        from: form.from.clone().unwrap_or_default(),
+        to: form.to.clone().unwrap_or_default(),
+        to_variant: Some(form.to_variant.clone()).filter(|variant| !variant.is_empty()),
+        digest: None,
+        reason: form.reason(),
+        force: false,
+        stamp: false,
+    };
+    let outcome = crate::channels_api::promote_as(&api, actor, &form.name, body)
+        .await
+        .map_err(api_refusal)?;
+    let result = if outcome.is_negative() {
+        Err(outcome.summary())
+    } else {
+        Ok(outcome.summary())
+    };
+    Ok(outcome_page(&form, "Promote", result))
+}
+
 /// Whether the dashboard is on and which tokens sign in.
-pub fn build(settings: Option<&UiSettings>, tokens: &[ApiToken]) -> Option<Arc<Ui>> {
-    settings.map(|settings| Arc::new(Ui::new(settings.clone(), tokens.to_vec())))
+pub fn build(
+    settings: Option<&UiSettings>,
+    tokens: &[ApiToken],
+    rules: &RulesFile,
+) -> Option<Arc<Ui>> {
+    settings.map(|settings| Arc::new(Ui::new(settings.clone(), tokens.to_vec(), rules.clone())))
 }

@@ -9,9 +9,7 @@ use anyhow::Context as _;
 use berth_channels::status::{self, SubjectView};
 use berth_channels::{ChannelError, Outcome, PromoteRequest, RollbackRequest, Subject};
 use berth_core::catalog::{self, Catalog, CatalogEntry};
-use berth_core::channels::{
-    self, Decision, Due, Idle, PromotionRule, Request, RulesFile,
-};
+use berth_core::channels::{self, PromotionRule, Request, RulesFile};
 use berth_core::{Digest, Tag};
 use berth_files::catalog_source::CatalogSource;
 use berth_oci::Client;
@@ -487,9 +485,16 @@ pub fn channels(args: ChannelsArgs, env: &Environment) -> anyhow::Result<ExitCod
         for (subject, entry) in &subjects {
             let look = status::Look::Registry(&context.client);
             views.push(
-                status::status(look, &context.store, &context.rules, subject, entry, context.now)
-                    .await
-                    .with_context(|| format!("checking the channels of {}", subject.label()))?,
+                status::status(
+                    look,
+                    &context.store,
+                    &context.rules,
+                    subject,
+                    entry,
+                    context.now,
+                )
+                .await
+                .with_context(|| format!("checking the channels of {}", subject.label()))?,
             );
         }
         if args.common.json {
@@ -541,33 +546,12 @@ fn channels_text(views: &[SubjectView]) -> String {
             }
         }
         for rule in &view.rules {
-            let next = match &rule.next {
-                Due::Later { at } => format!("next run {}", moment(*at)),
-                Due::Now { slot, .. } => format!("due now (slot {})", moment(*slot)),
-                Due::Manual => "by hand only".to_string(),
-                Due::Never => "never runs again".to_string(),
-            };
+            let next = rule.next_text(moment);
             let schedule = rule
                 .schedule
                 .as_ref()
                 .map_or(String::new(), |schedule| format!(" [{schedule}]"));
-            let now = match &rule.now {
-                Decision::Promote {
-                    digest,
-                    first_publish: true,
-                } => format!("would publish {digest} at once (first publish)"),
-                Decision::Promote { digest, .. } => format!("would promote {digest}"),
-                Decision::Blocked { digest, reasons } => {
-                    let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-                    format!("{digest} blocked: {}", reasons.join("; "))
-                }
-                Decision::NothingToDo {
-                    why: Idle::SourceEmpty,
-                } => "nothing on the source".to_string(),
-                Decision::NothingToDo {
-                    why: Idle::AlreadyThere { .. },
-                } => "up to date".to_string(),
-            };
+            let now = rule.now_text();
             text.push_str(&format!(
                 "  {} -> {}: {next}{schedule}; now: {now}\n",
                 rule.from, rule.to

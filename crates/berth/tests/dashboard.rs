@@ -1,0 +1,323 @@
+//! The dashboard in a real browser: Debian's chromium, headless, against `berth serve` on a
+//! real SQLite store filled by `berth sync` from a registry of the test's own (so a rollback
+//! moves a tag nobody else reads). Each page's DOM holds the entries, digests and states the
+//! store knows; the sensitive pages need a sign-in; a rollback through the channel page's form
+//! moves the tag (skopeo checks); a form without its CSRF token, or from a read token, is
+//! refused. A screenshot of each page lands in the test's target directory
+//! (`$CARGO_TARGET_TMPDIR/dashboard/*.png`) for a person to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_testkit::browser::Browser;
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, skopeo};
+use serde_json::json;
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BERTH_LOG")
+        .env_remove("BERTH_CATALOG")
+        .env_remove("BERTH_STORE")
+        .env_remove("BERTH_RULES")
+        .env("BERTH_ACTOR", "ci")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run berth: {error}"))
+}
+
+fn ok(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sha256(text: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)[..64].to_string()
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..19]
+}
+
+/// The digest `reference` resolves to in the registry now.
+fn digest_of(reference: &str) -> String {
+    skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{reference}"),
+    ])
+    .trim()
+    .to_string()
+}
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")
+}
+
+#[test]
+fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-dashboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = testbed.digest("berth/base:1");
+    let child = testbed.digest("berth/child:1");
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n\
+             \x20 app:\n    description: the web team's service image\n    owners: [web-team]\n\
+             \x20   image: {own}/team/app\n    channels: [staging, latest]\n\
+             \x20 legacy:\n    description: the image nobody should still run\n    owners: [old-team]\n\
+             \x20   deprecated_on: 2025-01-01\n    eol_on: 2026-01-01\n    replacement: app\n\
+             \x20   image: {own}/team/legacy\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("channels.yaml"),
+        "promotions:\n  - {from: staging, to: latest}\n",
+    )
+    .unwrap();
+    let common = [
+        "--catalog",
+        "catalog.yaml",
+        "--store",
+        &store,
+        "--insecure-registry",
+        &own,
+    ];
+    let sync = || ok(&berth(&dir, &[&["sync"][..], &common].concat()));
+    let promote = || {
+        let args = [
+            &["promote", "app", "--from", "staging", "--to", "latest"][..],
+            &common,
+            &["--rules", "channels.yaml"],
+        ]
+        .concat();
+        ok(&berth(&dir, &args))
+    };
+
+    // staging gets the base, is promoted to latest; then the child, promoted again: latest's
+    // history has two moves, so a rollback has somewhere to go.
+    registry.copy_from_testbed("berth/base:1", "team/app:staging");
+    registry.copy_from_testbed("berth/upper:1", "team/legacy:1");
+    sync();
+    promote();
+    registry.copy_from_testbed("berth/child:1", "team/app:staging");
+    sync();
+    promote();
+    assert_eq!(digest_of(&format!("{own}/team/app:latest")), child);
+    // Someone still runs the eol image.
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "old-report", "namespace": "tools"},
+         "spec": {"template": {"spec": {"containers": [
+             {"name": "main", "image": format!("{own}/team/legacy:1")}]}}}}]});
+    std::fs::write(dir.join("pods.json"), list.to_string()).unwrap();
+    ok(&berth(
+        &dir,
+        &[
+            "usage",
+            "import",
+            "--cluster",
+            "prod",
+            "pods.json",
+            "--store",
+            &store,
+        ],
+    ));
+
+    std::fs::write(
+        dir.join("berth.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: {store}\n\
+             registries:\n  {own}: {{insecure: true}}\npromotions: channels.yaml\n\
+             api_tokens:\n\
+             \x20 - {{name: alice-admin, sha256: {}, scope: admin}}\n\
+             \x20 - {{name: bob-reader, sha256: {}, scope: read}}\n\
+             ui: {{anonymous: catalog}}\n",
+            sha256("admin-secret"),
+            sha256("reader-secret")
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config", "berth.yaml"])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = ServeProcess::start(command);
+    let url = |path: &str| format!("http://{}{path}", server.address);
+    let mut browser = Browser::start();
+    let look = |browser: &mut Browser, path: &str, shot: &str| -> String {
+        browser.open(&url(path));
+        browser.screenshot(&shots().join(format!("{shot}.png")));
+        browser.dom()
+    };
+
+    // Anonymous: the pages that show no secrets.
+    let overview = look(&mut browser, "/", "overview");
+    assert!(browser.location().ends_with("/ui/"), "/ redirects to /ui/");
+    assert!(overview.contains("<h1>Overview</h1>"), "{overview}");
+    assert!(
+        overview.contains("2</strong>catalog entries: 1 stable, 0 deprecated, 1 eol"),
+        "{overview}"
+    );
+    let catalog = look(&mut browser, "/ui/catalog", "catalog");
+    assert!(catalog.contains(r#"href="/ui/catalog/app""#), "{catalog}");
+    assert!(
+        catalog.contains(r#"<span class="state-eol">eol</span>"#),
+        "{catalog}"
+    );
+    assert!(
+        catalog.contains("old-team") && catalog.contains("web-team"),
+        "{catalog}"
+    );
+    let entry = look(&mut browser, "/ui/catalog/app", "entry");
+    assert!(
+        entry.contains(short(&child)),
+        "latest's digest on the entry: {entry}"
+    );
+    assert_eq!(
+        entry.matches(">promotion<").count(),
+        2,
+        "two moves in the history: {entry}"
+    );
+    let channels = look(&mut browser, "/ui/channels", "channels");
+    assert!(channels.contains(r#"data-channel="latest""#), "{channels}");
+    assert!(
+        !channels.contains("/ui/channels/rollback"),
+        "no forms without an admin: {channels}"
+    );
+    assert!(
+        channels.contains("by hand only"),
+        "the manual rule: {channels}"
+    );
+    let images = look(&mut browser, "/ui/images", "images");
+    for digest in [&base, &child] {
+        assert!(images.contains(short(digest)), "{digest} in {images}");
+    }
+    let image = look(&mut browser, &format!("/ui/images/{child}"), "image");
+    assert!(
+        image.contains(&format!("/ui/images/{base}")),
+        "the child's base chain: {image}"
+    );
+    look(&mut browser, "/ui/usage?state=eol", "usage-anonymous");
+    assert!(
+        browser.location().ends_with("/ui/signin"),
+        "who runs what needs a sign-in"
+    );
+
+    // A reader signs in through the form: the campaign and the audit log, but no buttons.
+    let sign_in = |browser: &mut Browser, token: &str| {
+        browser.open(&url("/ui/signin"));
+        browser.submit(&format!(
+            "document.getElementById('token').value = '{token}'; document.querySelector('main form').requestSubmit()"
+        ));
+        assert!(
+            browser.location().ends_with("/ui/"),
+            "signed in: {}",
+            browser.location()
+        );
+    };
+    sign_in(&mut browser, "reader-secret");
+    let usage = look(&mut browser, "/ui/usage?state=eol", "usage");
+    assert!(
+        usage.contains("tools") && usage.contains("old-report"),
+        "{usage}"
+    );
+    assert!(usage.contains("sign out (bob-reader)"), "{usage}");
+    let channels = look(&mut browser, "/ui/channels", "channels-reader");
+    assert!(
+        !channels.contains("/ui/channels/rollback"),
+        "a read token gets no forms: {channels}"
+    );
+
+    // Forms are refused without this session's CSRF token, and from a read token.
+    let session = |token: &str| {
+        let (status, head, _) = server.exchange(
+            "POST",
+            "/ui/signin",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &format!("token={token}"),
+        );
+        assert_eq!(status, 303, "{head}");
+        let cookie = head
+            .lines()
+            .find_map(|line| line.strip_prefix("set-cookie: "))
+            .unwrap_or_else(|| panic!("no cookie in {head}"));
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie.split(';').next().unwrap().to_string()
+    };
+    let admin = session("admin-secret");
+    let form = |cookie: &str, body: &str| {
+        let (status, _, page) = server.exchange(
+            "POST",
+            "/ui/channels/rollback",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", cookie),
+            ],
+            body,
+        );
+        (status, page)
+    };
+    let (status, page) = form(&admin, "name=app&channel=latest");
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("CSRF token is missing"), "{page}");
+    let (status, _) = form(&admin, "name=app&channel=latest&csrf=0000");
+    assert_eq!(status, 403);
+    let reader = session("reader-secret");
+    let (status, page) = form(&reader, "name=app&channel=latest&csrf=0000");
+    assert_eq!(status, 403);
+    assert!(page.contains("not an admin token"), "{page}");
+    assert_eq!(
+        digest_of(&format!("{own}/team/app:latest")),
+        child,
+        "nothing moved"
+    );
+
+    // An admin rolls latest back through the form in the browser: the tag moves.
+    browser.open(&url("/ui/signout"));
+    sign_in(&mut browser, "admin-secret");
+    let channels = look(&mut browser, "/ui/channels?image=app", "channels-admin");
+    assert!(channels.contains("roll back latest"), "{channels}");
+    browser.submit("document.querySelector('tr[data-channel=\"latest\"] form').requestSubmit()");
+    let done = browser.dom();
+    browser.screenshot(&shots().join("rolled-back.png"));
+    assert!(done.contains(r#"data-outcome="done""#), "{done}");
+    assert!(done.contains(&base), "{done}");
+    assert_eq!(
+        digest_of(&format!("{own}/team/app:latest")),
+        base,
+        "the tag moved back"
+    );
+    let audit = look(&mut browser, "/ui/audit", "audit");
+    assert!(
+        audit.contains("channel.rollback") && audit.contains("alice-admin"),
+        "{audit}"
+    );
+    look(&mut browser, "/ui/retention", "retention");
+    drop(browser);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
