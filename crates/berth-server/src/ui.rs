@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use berth_channels::status::{self, Look, SubjectView};
 use berth_core::Digest;
 use berth_core::catalog::{CatalogEntry, State as Lifecycle};
-use berth_core::channels::{Decision, RulesFile};
+use berth_core::channels::{Decision, Due, RulesFile};
 use berth_store::{ImageFilter, ImageSummary, RepositoryName, UsageQuery};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
@@ -395,6 +395,40 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Page
         .as_ref()
         .and_then(|retention| retention.last());
     let leases = state.leases.views();
+    // Promotions blocked or due now, from the store's history (no registry request).
+    let (mut blocked, mut due) = (0usize, 0usize);
+    if let (Some(knowledge), Some(snapshot), Some(ui)) = (&state.knowledge, &snapshot, &state.ui) {
+        for (subject, entry) in status::subjects(snapshot.catalog.entries()) {
+            if ui
+                .rules
+                .promotions
+                .iter()
+                .all(|rule| !rule.applies_to(entry))
+            {
+                continue;
+            }
+            let view = status::status(
+                Look::Recorded,
+                &knowledge.store,
+                &ui.rules,
+                &subject,
+                entry,
+                now,
+            )
+            .await
+            .map_err(|error| failed(crate::channels_api::chain(&error)))?;
+            blocked += view
+                .rules
+                .iter()
+                .filter(|rule| matches!(rule.now, Decision::Blocked { .. }))
+                .count();
+            due += view
+                .rules
+                .iter()
+                .filter(|rule| matches!(rule.next, Due::Now { .. }))
+                .count();
+        }
+    }
     Ok(page(
         "Overview",
         "overview",
@@ -409,6 +443,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Page
                 @if let Some((_, stale, _)) = &stale { div.card { strong { (stale) } a href="/api/v1/stale" { "stale images" } } }
                 @if let Some(eol) = campaign_eol { div.card { strong { (eol) } a href="/ui/usage?state=eol" { "uses of eol images" } } }
                 @if let Some(deprecated) = campaign_deprecated { div.card { strong { (deprecated) } a href="/ui/usage?state=deprecated" { "uses of deprecated images" } } }
+                div.card { strong { (blocked) } a href="/ui/channels" { "promotions blocked" } " (" (due) " due now)" }
                 @if let Some(run) = &retention { div.card { strong { (run.applied.plan.candidates) } a href="/ui/retention" { "retention candidates" } } }
             }
             @if let Some((counts, _, at)) = &stale {

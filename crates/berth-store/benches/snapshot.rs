@@ -4,6 +4,7 @@
 //! directly with the shape `scripts/bench-scale` syncs (N_REPOS × N_TAGS tags, each its own
 //! image manifest, all sharing one config and one layer).
 //! Run: `cargo bench -p berth-store --bench snapshot -- [N_REPOS] [N_TAGS]` (default 1000 100).
+//! `BERTH_BENCH_KEEP=DIR` leaves the filled store in DIR/store.db.
 //! Memory is the process's resident set (VmRSS) and its peak (VmHWM) from /proc/self/status.
 
 use std::time::Instant;
@@ -85,7 +86,12 @@ async fn main() {
         .collect();
     let repos = numbers.first().copied().unwrap_or(1000);
     let tags = numbers.get(1).copied().unwrap_or(100);
-    let dir = std::env::temp_dir().join(format!("berth-bench-snapshot-{}", std::process::id()));
+    // `BERTH_BENCH_KEEP=DIR` keeps the filled store as DIR/store.db for other benchmarks
+    // (scripts/bench-dashboard).
+    let keep = std::env::var_os("BERTH_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("berth-bench-snapshot-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/store.db", dir.display());
     let store = Store::open(&url).await.expect("open the store");
@@ -209,5 +215,7 @@ async fn main() {
         decided.as_secs_f64() * 1e3
     );
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -176,6 +176,10 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     assert!(browser.location().ends_with("/ui/"), "/ redirects to /ui/");
     assert!(overview.contains("<h1>Overview</h1>"), "{overview}");
     assert!(
+        overview.contains(r#"0</strong><a href="/ui/channels">promotions blocked</a> (0 due now)"#),
+        "{overview}"
+    );
+    assert!(
         overview.contains("2</strong>catalog entries: 1 stable, 0 deprecated, 1 eol"),
         "{overview}"
     );
