@@ -7,6 +7,7 @@
 //!   path rules (`..` entries are skipped and reported).
 //! - `view`: the merged view of summaries, whiteouts, and symlink resolution that never
 //!   leaves the image.
+//! - [`listing`]: one layer's entries (path, kind, size, mode), for `berth diff`.
 //! - [`decode`]: gzip / zstd / plain tar sniffed from magic bytes; the byte and time meters.
 //! - [`limits`] and [`error`]: every limit, and one error variant per way a layer fails.
 //!
@@ -51,6 +52,7 @@
 pub mod decode;
 pub mod error;
 pub mod limits;
+pub mod listing;
 pub mod scan;
 pub mod summary;
 mod view;

@@ -43,7 +43,7 @@ const RECORDED_DIRECTORY_DEPTH: usize = 3;
 /// What one recorded node costs beyond its strings, for the summary-size limit.
 const NODE_OVERHEAD: u64 = 64;
 /// Buffer between the decoder and the tar reader (which reads 512-byte blocks).
-const TAR_BUFFER: usize = 64 << 10;
+pub(crate) const TAR_BUFFER: usize = 64 << 10;
 
 /// What one layer says about the paths berth looks up. Serializable so a store can keep it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,10 +106,10 @@ pub enum FileContent {
 /// The tar stream, able to "seek" forward by reading past bytes in its buffer. `tar` skips file
 /// contents with a seek when it can; without one it zeroes a 32 KiB buffer per entry, which is
 /// most of the cost of a layer of a million empty files.
-struct Skipping<R> {
-    inner: BufReader<R>,
+pub(crate) struct Skipping<R> {
+    pub(crate) inner: BufReader<R>,
     /// Bytes consumed so far: what `tar` expects a seek to return.
-    position: u64,
+    pub(crate) position: u64,
 }
 
 impl<R: Read> Read for Skipping<R> {
@@ -174,14 +174,14 @@ pub(crate) fn normalize_entry_path(raw: &[u8]) -> EntryPath {
     }
 }
 
-fn split_parent(path: &str) -> (&str, &str) {
+pub(crate) fn split_parent(path: &str) -> (&str, &str) {
     match path.rsplit_once('/') {
         Some((parent, name)) => (parent, name),
         None => ("", path),
     }
 }
 
-fn join(parent: &str, name: &str) -> String {
+pub(crate) fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {

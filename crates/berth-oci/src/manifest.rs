@@ -203,6 +203,15 @@ pub struct RunConfig {
     pub working_dir: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    /// `{"80/tcp": {}}`: only the keys matter.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_empty_set"
+    )]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
 }
 
 /// The `rootfs` section: the uncompressed layer digests (diff_ids), the basis of lineage.
@@ -210,6 +219,12 @@ pub struct RunConfig {
 pub struct RootFs {
     #[serde(default)]
     pub diff_ids: Vec<Digest>,
+}
+
+fn null_as_empty_set<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, serde_json::Value>, D::Error> {
+    Ok(Option::<BTreeMap<String, serde_json::Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(

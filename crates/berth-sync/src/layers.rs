@@ -178,3 +178,59 @@ pub async fn identify(
     .await
     .result
 }
+
+/// Lists each of `layers` of `image` (`berth diff`), read from the registry on a blocking
+/// thread within the default limits, at most `max_files` entries kept per layer.
+pub async fn list_layers(
+    client: &Client,
+    image: &ImageRef,
+    layers: &[Descriptor],
+    max_files: usize,
+) -> Result<Vec<(Digest, berth_layers::listing::Listing)>, LayerError> {
+    let Some(first) = layers.first().map(|layer| layer.digest.clone()) else {
+        return Ok(Vec::new());
+    };
+    let handle = tokio::runtime::Handle::current();
+    let client = client.clone();
+    let image = image.clone();
+    let layers = layers.to_vec();
+    let task = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let clock = move || start.elapsed();
+        let config = ScanConfig {
+            limits: Limits::default(),
+            stop_early: false,
+            clock: &clock,
+        };
+        let mut listings = Vec::new();
+        for layer in &layers {
+            let descriptor = LayerDescriptor {
+                digest: layer.digest.clone(),
+                media_type: Some(layer.media_type.clone()),
+                size: Some(layer.size),
+            };
+            let read_error = |source: std::io::Error| LayerError::Read {
+                layer: layer.digest.clone(),
+                source,
+            };
+            let blob = handle
+                .block_on(client.blob(&image, layer))
+                .map_err(|error| read_error(std::io::Error::other(error)))?;
+            let reader = {
+                let _runtime = handle.enter();
+                spawn_pump(blob)
+            };
+            let listing =
+                berth_layers::listing::list_layer(&descriptor, reader, &config, max_files)?;
+            listings.push((layer.digest.clone(), listing));
+        }
+        Ok(listings)
+    });
+    match task.await {
+        Ok(done) => done,
+        Err(error) => Err(LayerError::Read {
+            layer: first,
+            source: std::io::Error::other(format!("the layer reader stopped: {error}")),
+        }),
+    }
+}

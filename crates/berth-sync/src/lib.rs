@@ -30,7 +30,7 @@ pub mod sync;
 pub mod targets;
 
 pub use declared::{DeclaredBase, check_declared_bases};
-pub use layers::identify;
+pub use layers::{identify, list_layers};
 pub use sync::{
     Progress, RegistryRateLimit, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError,
     SyncOptions, SyncReport, Syncer, update_lineage,

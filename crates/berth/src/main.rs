@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// Show what berth sees of an image in its registry.
     Inspect(cmd::inspect::Args),
+    /// Why a digest changed: base, OS, layers, config and files between two images.
+    Diff(cmd::diff::Args),
     /// The platform's image catalog: check, list, show, resolve, which, export, import.
     Catalog(cmd::catalog::Args),
     /// Read the registries the catalog names into the store: tags, digests, manifests,
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_json, &env, default_level);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::exec(args, &env),
+        Command::Diff(args) => cmd::diff::exec(args, &env),
         Command::Catalog(args) => cmd::catalog::exec(args, &env),
         Command::Serve(args) => cmd::serve::exec(args, &env),
         Command::Sync(args) => cmd::sync::exec(args, &env),

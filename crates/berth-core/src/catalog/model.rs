@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::Digest;
 use crate::reference::{ImageRef, Tag};
 
 /// Opaque settings handed untouched to the consumer of a variant (`extra` in the file).
@@ -225,6 +226,11 @@ impl ImageName {
     /// The reference to this repository at `tag`.
     pub fn at(&self, tag: &Tag) -> ImageRef {
         self.0.with_tag(tag.clone())
+    }
+
+    /// The reference to this repository by `digest` alone.
+    pub fn at_digest(&self, digest: &Digest) -> ImageRef {
+        self.0.with_digest_only(digest.clone())
     }
 }
 

@@ -106,6 +106,10 @@ pub struct ConfigSummary {
     pub labels: BTreeMap<String, String>,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub env: Vec<String>,
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,44 +134,15 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     let runtime = crate::cmd::runtime()?;
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let inspection = runtime.block_on(async {
-        let mut inspection = match inspect(&client, &image, &wanted).await? {
-            Ok(inspection) => inspection,
-            Err(missing) => return anyhow::Ok(Err(missing)),
+        let store = match &store_url {
+            Some(url) => Some(crate::cmd::open_store_read_only(url).await?),
+            None => None,
         };
-        if let Some(url) = &store_url {
-            let store = crate::cmd::open_store_read_only(url).await?;
-            add_knowledge(&store, &mut inspection).await?;
+        let described = describe(&client, &image, &wanted, store.as_ref(), !args.no_layers).await;
+        if let Some(store) = store {
             store.close().await;
         }
-        if inspection.identity.is_none() && !args.no_layers {
-            let descriptors: Vec<Descriptor> = inspection
-                .image
-                .layers
-                .iter()
-                .map(|layer| Descriptor {
-                    media_type: layer.media_type.clone(),
-                    digest: layer.digest.clone(),
-                    size: layer.size,
-                    platform: None,
-                    annotations: BTreeMap::new(),
-                })
-                .collect();
-            let config = &inspection.image.config;
-            let architecture =
-                Architecture::from_platform(&config.architecture, config.variant.as_deref());
-            let scan = berth_sync::identify(&client, &image, &descriptors, architecture)
-                .await
-                .with_context(|| format!("{image}: reading os-release from the layers"))?;
-            inspection.identity = Some(Identity {
-                os: scan.identity.map(|id| id.to_string()),
-                pretty_name: scan
-                    .os_release
-                    .and_then(|found| found.os_release.pretty_name),
-                libc: Some(scan.libc),
-                source: "layers",
-            });
-        }
-        anyhow::Ok(Ok(inspection))
+        described
     })?;
     let inspection = match inspection {
         Ok(inspection) => inspection,
@@ -183,6 +158,58 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         print_text(&inspection);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`inspect`], then OS identity and lineage from `store` when it knows the image, else (with
+/// `read_layers`) the identity from the image's layers.
+pub async fn describe(
+    client: &Client,
+    image: &ImageRef,
+    wanted: &Wanted,
+    store: Option<&Store>,
+    read_layers: bool,
+) -> anyhow::Result<Result<Inspection, PlatformMissing>> {
+    let mut inspection = match inspect(client, image, wanted).await? {
+        Ok(inspection) => inspection,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    if let Some(store) = store {
+        add_knowledge(store, &mut inspection).await?;
+    }
+    if inspection.identity.is_none() && read_layers {
+        let descriptors = inspection.image.descriptors();
+        let config = &inspection.image.config;
+        let architecture =
+            Architecture::from_platform(&config.architecture, config.variant.as_deref());
+        let scan = berth_sync::identify(client, image, &descriptors, architecture)
+            .await
+            .with_context(|| format!("{image}: reading os-release from the layers"))?;
+        inspection.identity = Some(Identity {
+            os: scan.identity.map(|id| id.to_string()),
+            pretty_name: scan
+                .os_release
+                .and_then(|found| found.os_release.pretty_name),
+            libc: Some(scan.libc),
+            source: "layers",
+        });
+    }
+    Ok(Ok(inspection))
+}
+
+impl PlatformImage {
+    /// The layers as registry descriptors, to read them.
+    pub fn descriptors(&self) -> Vec<Descriptor> {
+        self.layers
+            .iter()
+            .map(|layer| Descriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            })
+            .collect()
+    }
 }
 
 /// The platform to describe: one the user asked for must exist; the host's is only a
@@ -277,6 +304,10 @@ pub async fn inspect(
                 labels: config.config.labels.clone(),
                 entrypoint: config.config.entrypoint.clone(),
                 cmd: config.config.cmd.clone(),
+                user: config.config.user.clone(),
+                working_dir: config.config.working_dir.clone(),
+                env: config.config.env.clone().unwrap_or_default(),
+                exposed_ports: config.config.exposed_ports.keys().cloned().collect(),
             },
             layers,
         },
@@ -286,7 +317,7 @@ pub async fn inspect(
 }
 
 /// OS identity and lineage from the store, when it holds the platform image.
-async fn add_knowledge(store: &Store, inspection: &mut Inspection) -> anyhow::Result<()> {
+pub async fn add_knowledge(store: &Store, inspection: &mut Inspection) -> anyhow::Result<()> {
     let images = store.images(&ImageFilter::default()).await?;
     let Some(known) = images.iter().find(|i| i.digest == inspection.image.digest) else {
         return Ok(());

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod channels;
 pub mod check;
 pub mod config;
+pub mod diff;
 pub mod freshness;
 pub mod images;
 pub mod inspect;
