@@ -113,6 +113,13 @@ WHERE ($1 IS NULL OR i.digest IN (SELECT digest FROM in_repository))
 ORDER BY i.created DESC NULLS LAST, i.digest
 LIMIT $6 OFFSET $7";
 
+/// One image by digest, with the columns of [`SELECT_IMAGES`].
+const SELECT_IMAGE: &str = "
+SELECT i.digest, i.config_digest, i.created, i.os, i.arch, i.variant, i.labels, i.annotations,
+       i.total_size, i.os_id, i.os_pretty, i.libc, i.base_digest, i.base_method,
+       i.base_shared_layers
+FROM images i WHERE i.digest = $1";
+
 /// Live tags resolving to the images whose digests are the JSON array `$1`; `{images}` is
 /// the dialect's subquery over that array.
 const SELECT_LOCATIONS: &str = "
@@ -134,6 +141,7 @@ SELECT r.registry, r.name, r.last_sync_ok_at, r.last_sync_attempt_at, r.last_err
         WHERE t.registry = r.registry AND t.repository = r.name AND t.gone_at IS NOT NULL)
 FROM repositories r JOIN registries g ON g.host = r.registry
 WHERE ($1 IS NULL OR (r.registry = $1 AND r.name = $2))
+  AND (NOT $3 OR r.last_error IS NOT NULL)
 ORDER BY r.registry, r.name";
 
 type StatusRow = (
@@ -849,19 +857,34 @@ impl Store {
     /// What the store knows about images, newest first, with the live tags that reach them.
     pub async fn images(&self, filter: &ImageFilter) -> Result<Vec<ImageSummary>, StoreError> {
         let repository = filter.repository.as_ref();
-        let rows: Vec<ImageRow> = on_pool!(self, |pool, Db| {
-            sqlx::query_as(SELECT_IMAGES)
-                .bind(repository.map(RepositoryName::registry))
-                .bind(repository.map(RepositoryName::repository))
-                .bind(filter.os.as_deref())
-                .bind(filter.built_on.as_ref().map(Digest::as_str))
-                .bind(filter.digest.as_ref().map(Digest::as_str))
-                .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
-                .bind(i64::from(filter.offset))
-                .fetch_all(pool)
-                .await
-                .map_err(db("list images"))?
-        });
+        let point = filter.digest.is_some()
+            && repository.is_none()
+            && filter.os.is_none()
+            && filter.built_on.is_none();
+        let rows: Vec<ImageRow> = if point {
+            // One image by digest: its primary key, not a scan of every image.
+            on_pool!(self, |pool, Db| {
+                sqlx::query_as(SELECT_IMAGE)
+                    .bind(filter.digest.as_ref().map(Digest::as_str))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db("read an image"))?
+            })
+        } else {
+            on_pool!(self, |pool, Db| {
+                sqlx::query_as(SELECT_IMAGES)
+                    .bind(repository.map(RepositoryName::registry))
+                    .bind(repository.map(RepositoryName::repository))
+                    .bind(filter.os.as_deref())
+                    .bind(filter.built_on.as_ref().map(Digest::as_str))
+                    .bind(filter.digest.as_ref().map(Digest::as_str))
+                    .bind(i64::from(filter.limit.unwrap_or(u32::MAX)))
+                    .bind(i64::from(filter.offset))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db("list images"))?
+            })
+        };
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -896,12 +919,22 @@ impl Store {
         &self,
         repository: &RepositoryName,
     ) -> Result<Option<RepositoryStatus>, StoreError> {
-        Ok(self.statuses(Some(repository)).await?.into_iter().next())
+        Ok(self
+            .statuses(Some(repository), false)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Every repository's sync status, by registry and name.
     pub async fn repository_statuses(&self) -> Result<Vec<RepositoryStatus>, StoreError> {
-        self.statuses(None).await
+        self.statuses(None, false).await
+    }
+
+    /// The repositories whose last sync failed, by registry and name (the dashboard's
+    /// overview: it reads only those, not every repository's tag counts).
+    pub async fn failing_repositories(&self) -> Result<Vec<RepositoryStatus>, StoreError> {
+        self.statuses(None, true).await
     }
 
     /// How syncing a registry went (also updated by each successful repository sync).
@@ -929,11 +962,13 @@ impl Store {
     async fn statuses(
         &self,
         repository: Option<&RepositoryName>,
+        failing: bool,
     ) -> Result<Vec<RepositoryStatus>, StoreError> {
         let rows: Vec<StatusRow> = on_pool!(self, |pool, Db| {
             sqlx::query_as(SELECT_STATUS)
                 .bind(repository.map(RepositoryName::registry))
                 .bind(repository.map(RepositoryName::repository))
+                .bind(failing)
                 .fetch_all(pool)
                 .await
                 .map_err(db("read repository statuses"))?

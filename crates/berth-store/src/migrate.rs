@@ -66,6 +66,11 @@ const SQLITE: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/sqlite/0009_retention.sql"),
     },
+    Migration {
+        version: 10,
+        name: "images_newest",
+        sql: include_str!("../migrations/sqlite/0010_images_newest.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -114,10 +119,15 @@ const POSTGRES: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/postgres/0009_retention.sql"),
     },
+    Migration {
+        version: 10,
+        name: "images_newest",
+        sql: include_str!("../migrations/postgres/0010_images_newest.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;
