@@ -2,6 +2,7 @@
 //! registries, with which credentials, and what it pushed (digests obtained from skopeo, an
 //! implementation independent of berth's).
 
+pub mod metrics;
 pub mod receiver;
 mod serve;
 pub use serve::ServeProcess;
