@@ -17,6 +17,7 @@ use berth_core::workload::WorkloadKind;
 use chrono::{DateTime, Utc};
 
 use crate::admission::{AdmissionReview, Endpoint, ReviewError};
+use crate::admission_tasks::PolicyStatus;
 use crate::metrics::write_metric;
 
 /// Upper bounds of `berth_admission_duration_seconds`, in seconds: half a millisecond (a
@@ -332,6 +333,38 @@ impl AdmissionMetrics {
         }
         text
     }
+}
+
+/// The policy watcher's loads, in the Prometheus text format (as the catalog's are): a load
+/// that fails keeps the last good policy, which only these and `/api/v1/status` show.
+pub fn policy_metrics(status: &PolicyStatus) -> String {
+    let mut text = String::new();
+    write_metric(
+        &mut text,
+        "berth_policy_reload_total",
+        "counter",
+        "Policy loads by result (each change of the policy file or of the catalog checks it \
+         again); a failure keeps the last good policy.",
+        &[
+            (r#"{result="success"}"#, status.reloads_ok as f64),
+            (r#"{result="failure"}"#, status.reloads_failed as f64),
+        ],
+    );
+    write_metric(
+        &mut text,
+        "berth_policy_last_reload_success",
+        "gauge",
+        "1 when the latest policy load succeeded, 0 when it failed (or none was tried yet).",
+        &[("", if status.last_attempt_ok { 1.0 } else { 0.0 })],
+    );
+    write_metric(
+        &mut text,
+        "berth_policy_loaded",
+        "gauge",
+        "1 while a policy is being served (the webhook answers), 0 before the first good load.",
+        &[("", if status.loaded { 1.0 } else { 0.0 })],
+    );
+    text
 }
 
 fn borrowed(samples: &[(String, f64)]) -> Vec<(&str, f64)> {

@@ -289,6 +289,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text.push_str(&crate::namespaces::metrics(&reader.stats()));
     }
     if let Some(policy) = &state.policy {
+        text.push_str(&crate::admission_metrics::policy_metrics(&policy.status()));
         text.push_str(
             &policy
                 .metrics

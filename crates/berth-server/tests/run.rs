@@ -417,6 +417,20 @@ async fn a_policy_broken_at_start_is_unready_until_fixed() {
     assert_eq!((status, body["error"].as_str()), (503, Some("no_policy")));
     let (_, status_body) = server.get("/api/v1/status").await;
     assert_eq!(status_body["policy"]["loaded"], false, "{status_body}");
+    let samples = server.metrics().await;
+    assert_eq!(samples.get("berth_policy_loaded"), 0.0);
+    assert_eq!(samples.get("berth_policy_last_reload_success"), 0.0);
+    assert!(samples.get(r#"berth_policy_reload_total{result="failure"}"#) >= 1.0);
+    assert_eq!(
+        samples.get(r#"berth_admission_errors_total{reason="no_policy"}"#),
+        1.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="CREATE",kind="Pod",verdict="error"}"#),
+        1.0,
+        "{samples:?}"
+    );
 
     // The typo fixed, the base the catalog does not name is still an error: the policy is
     // checked against the catalog as `berth check` checks it.
@@ -440,6 +454,13 @@ async fn a_policy_broken_at_start_is_unready_until_fixed() {
     // Fixed: the watcher picks it up and the server becomes ready.
     std::fs::write(&policy, POLICY).unwrap_or_else(|error| panic!("{error}"));
     server.wait_ready().await;
+    let samples = server.metrics().await;
+    assert_eq!(samples.get("berth_policy_loaded"), 1.0);
+    assert_eq!(samples.get("berth_policy_last_reload_success"), 1.0);
+    assert_eq!(
+        samples.get(r#"berth_policy_reload_total{result="success"}"#),
+        1.0
+    );
     let (status, body) = server.post("/admission/validate", &review("pod", 1)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["response"]["allowed"], true, "{body}");
