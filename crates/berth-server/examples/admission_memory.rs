@@ -71,6 +71,7 @@ fn state() -> AdmissionState {
         usage: None,
         resolver: None,
         namespace_labels: None,
+        metrics: Default::default(),
     }
 }
 

@@ -16,6 +16,10 @@
 //! (`berth serve --namespace-labels`), and only when the policy has an exception selecting by
 //! label, they are read from the Kubernetes API (cached, within a deadline); without them (off,
 //! or the API failed) label-selected exceptions do not apply.
+//!
+//! Every review is counted and timed in [`AdmissionMetrics`] (`crate::admission_metrics`):
+//! from its arrival (before the body is read) to its answer, with its verdict or the
+//! [`ReviewError`] it got instead.
 
 use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,7 +27,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -38,6 +42,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::Clock;
+use crate::admission_metrics::{AdmissionMetrics, Outcome, Refreshed, ReviewLabels};
 use crate::namespaces::{Labels, NamespaceLabels};
 use crate::reload::CatalogState;
 use crate::resolve::TagResolver;
@@ -57,6 +62,9 @@ pub struct SnapshotCell {
     current: RwLock<Option<Arc<AdmissionSnapshot>>>,
     /// The knowledge to pair with the first policy, kept while none has loaded.
     knowledge: RwLock<Arc<Knowledge>>,
+    /// Which store generation the knowledge is and when it last matched the store, for
+    /// `/metrics` (`berth_knowledge_snapshot_generation`, `..._age_seconds`).
+    refreshed: RwLock<Refreshed>,
 }
 
 impl SnapshotCell {
@@ -64,6 +72,7 @@ impl SnapshotCell {
         SnapshotCell {
             knowledge: RwLock::new(Arc::clone(&snapshot.knowledge)),
             current: RwLock::new(Some(Arc::new(snapshot))),
+            refreshed: RwLock::new(Refreshed::default()),
         }
     }
 
@@ -72,6 +81,7 @@ impl SnapshotCell {
         SnapshotCell {
             knowledge: RwLock::new(Arc::new(knowledge)),
             current: RwLock::new(None),
+            refreshed: RwLock::new(Refreshed::default()),
         }
     }
 
@@ -107,6 +117,25 @@ impl SnapshotCell {
         )
     }
 
+    /// Which store generation the knowledge is and when it was last known to match the store.
+    pub fn refreshed(&self) -> Refreshed {
+        *self
+            .refreshed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Says the knowledge is the store's `generation` as of `at` (read, or checked current).
+    pub fn set_refreshed(&self, generation: u64, at: DateTime<Utc>) {
+        *self
+            .refreshed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Refreshed {
+            generation,
+            at: Some(at),
+        };
+    }
+
     pub fn set_knowledge(&self, knowledge: Knowledge) {
         let knowledge = Arc::new(knowledge);
         *self
@@ -137,6 +166,8 @@ pub struct AdmissionState {
     /// Reads namespace labels from the Kubernetes API for label-selected exceptions
     /// (`berth serve --namespace-labels`); `None`: no labels, such exceptions never apply.
     pub namespace_labels: Option<NamespaceLabels>,
+    /// Where every review is counted and timed; `/metrics` renders the same counters.
+    pub metrics: Arc<AdmissionMetrics>,
 }
 
 /// The sending end of the usage channel.
@@ -180,10 +211,20 @@ pub fn router(state: AdmissionState) -> Router {
 }
 
 /// Which webhook is asking: the validating one denies and warns, the mutating one only pins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Endpoint {
     Validate,
     Mutate,
+}
+
+impl Endpoint {
+    /// The `endpoint` label: `validate`, `mutate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
 }
 
 /// An AdmissionReview as Kubernetes sends it; unknown fields are ignored.
@@ -224,46 +265,166 @@ pub struct GroupVersionKind {
     pub kind: String,
 }
 
-/// Why a review got no AdmissionReview answer: a 400, the API server's failurePolicy decides.
+/// Why a review got no verdict; the `reason` label of `berth_admission_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReviewError {
+    /// The body is larger than [`REVIEW_SIZE_MAX`].
+    TooLarge,
+    /// The request is not `Content-Type: application/json`.
+    ContentType,
+    /// The body is not JSON.
+    NotJson,
+    /// JSON, but not shaped as an AdmissionReview (a field missing or of the wrong type).
+    Decode,
+    /// The body could not be read (the client went away mid-body).
+    Body,
+    /// Not an `admission.k8s.io/v1` `AdmissionReview`.
+    NotV1,
+    /// An AdmissionReview without a request.
+    NoRequest,
+    /// An operation other than CREATE, UPDATE, DELETE, CONNECT.
+    Operation,
+    /// `request.object` or `request.oldObject` is a workload whose fields have the wrong types.
+    Object,
+    /// No catalog has loaded yet (503).
+    NoCatalog,
+    /// No valid policy has loaded yet (503).
+    NoPolicy,
+}
+
+impl ReviewError {
+    pub const ALL: [ReviewError; 11] = [
+        ReviewError::TooLarge,
+        ReviewError::ContentType,
+        ReviewError::NotJson,
+        ReviewError::Decode,
+        ReviewError::Body,
+        ReviewError::NotV1,
+        ReviewError::NoRequest,
+        ReviewError::Operation,
+        ReviewError::Object,
+        ReviewError::NoCatalog,
+        ReviewError::NoPolicy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewError::TooLarge => "too_large",
+            ReviewError::ContentType => "content_type",
+            ReviewError::NotJson => "not_json",
+            ReviewError::Decode => "decode",
+            ReviewError::Body => "body",
+            ReviewError::NotV1 => "not_v1",
+            ReviewError::NoRequest => "no_request",
+            ReviewError::Operation => "operation",
+            ReviewError::Object => "object",
+            ReviewError::NoCatalog => "no_catalog",
+            ReviewError::NoPolicy => "no_policy",
+        }
+    }
+
+    fn of_rejection(rejection: &JsonRejection) -> ReviewError {
+        match rejection {
+            JsonRejection::JsonDataError(_) => ReviewError::Decode,
+            JsonRejection::JsonSyntaxError(_) => ReviewError::NotJson,
+            JsonRejection::MissingJsonContentType(_) => ReviewError::ContentType,
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ReviewError::TooLarge,
+            _ => ReviewError::Body,
+        }
+    }
+}
+
+/// Why a review got no AdmissionReview answer: a 400 for a review berth cannot read, a 503
+/// while no catalog or policy has loaded; the API server's failurePolicy decides.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadReview(pub String);
+#[error("{message}")]
+pub struct BadReview {
+    pub reason: ReviewError,
+    pub message: String,
+}
+
+impl BadReview {
+    pub fn new(reason: ReviewError, message: impl Into<String>) -> BadReview {
+        BadReview {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn response(&self) -> Response {
+        let (status, error) = match self.reason {
+            ReviewError::NoCatalog => (StatusCode::SERVICE_UNAVAILABLE, "no_catalog"),
+            ReviewError::NoPolicy => (StatusCode::SERVICE_UNAVAILABLE, "no_policy"),
+            _ => (StatusCode::BAD_REQUEST, "bad_request"),
+        };
+        let body = json!({"error": error, "message": self.message});
+        (status, Json(body)).into_response()
+    }
+}
 
 async fn validate(
     State(state): State<AdmissionState>,
-    body: Result<Json<AdmissionReview>, JsonRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    handle(&state, body, Endpoint::Validate).await
+    observed(&state, request, Endpoint::Validate).await
 }
 
-async fn mutate(
-    State(state): State<AdmissionState>,
-    body: Result<Json<AdmissionReview>, JsonRejection>,
+async fn mutate(State(state): State<AdmissionState>, request: axum::extract::Request) -> Response {
+    observed(&state, request, Endpoint::Mutate).await
+}
+
+/// Answers one review and counts it: timed from before its body is read.
+async fn observed(
+    state: &AdmissionState,
+    request: axum::extract::Request,
+    endpoint: Endpoint,
 ) -> Response {
-    handle(&state, body, Endpoint::Mutate).await
+    let started = tokio::time::Instant::now();
+    let body = Json::<AdmissionReview>::from_request(request, &()).await;
+    let labels = match &body {
+        Ok(Json(review)) => ReviewLabels::of(review),
+        Err(_) => ReviewLabels::UNKNOWN,
+    };
+    let decided = handle(state, body, endpoint).await;
+    let (response, outcome) = match &decided {
+        Ok(answer) => (
+            Json(answer.response(endpoint)).into_response(),
+            Outcome::Decided(&answer.verdict),
+        ),
+        Err(bad) => (bad.response(), Outcome::Failed(bad.reason)),
+    };
+    state
+        .metrics
+        .record(endpoint, labels, outcome, started.elapsed());
+    response
 }
 
 async fn handle(
     state: &AdmissionState,
     body: Result<Json<AdmissionReview>, JsonRejection>,
     endpoint: Endpoint,
-) -> Response {
-    let bad_request = |message: String| {
-        let body = json!({"error": "bad_request", "message": message});
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
-    };
+) -> Result<Answer, BadReview> {
     let review = match body {
         Ok(Json(review)) => review,
-        Err(rejection) => return bad_request(format!("not an AdmissionReview: {rejection}")),
+        Err(rejection) => {
+            return Err(BadReview::new(
+                ReviewError::of_rejection(&rejection),
+                format!("not an AdmissionReview: {rejection}"),
+            ));
+        }
     };
     let Some(snapshot) = state.catalog.snapshot() else {
-        let body = json!({"error": "no_catalog", "message": "no catalog has loaded yet"});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        return Err(BadReview::new(
+            ReviewError::NoCatalog,
+            "no catalog has loaded yet",
+        ));
     };
     let now = (state.clock)();
     let Some(decided_with) = state.snapshot.get() else {
-        let body = json!({"error": "no_policy", "message": "no valid policy has loaded yet (see /readyz)"});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        return Err(BadReview::new(
+            ReviewError::NoPolicy,
+            "no valid policy has loaded yet (see /readyz)",
+        ));
     };
     let knowledge = match &state.resolver {
         Some(resolver) => {
@@ -286,7 +447,7 @@ async fn handle(
         }
         _ => Labels::new(),
     };
-    match answer(
+    let answer = answer(
         &review,
         endpoint,
         &decided_with.policy,
@@ -294,33 +455,29 @@ async fn handle(
         &knowledge,
         &namespace_labels,
         now,
-    ) {
-        Ok(answer) => {
-            tracing::info!(
-                uid = %answer.uid,
-                endpoint = ?endpoint,
-                object = %answer.object,
-                namespace = answer.namespace.as_deref().unwrap_or(""),
-                allowed = answer.verdict.allowed,
-                denials = answer.verdict.denials.len(),
-                warnings = answer.verdict.warnings.len(),
-                patches = answer.verdict.patches.len(),
-                dry_run = answer.dry_run,
-                "admission"
-            );
-            if endpoint == Endpoint::Validate
-                && answer.verdict.allowed
-                && !answer.dry_run
-                && !answer.usage.is_empty()
-                && let Some(usage) = &state.usage
-                && usage.try_send(answer.usage.clone()).is_err()
-            {
-                tracing::warn!(uid = %answer.uid, "usage not recorded: the writer is behind");
-            }
-            Json(answer.response(endpoint)).into_response()
-        }
-        Err(error) => bad_request(error.to_string()),
+    )?;
+    tracing::info!(
+        uid = %answer.uid,
+        endpoint = ?endpoint,
+        object = %answer.object,
+        namespace = answer.namespace.as_deref().unwrap_or(""),
+        allowed = answer.verdict.allowed,
+        denials = answer.verdict.denials.len(),
+        warnings = answer.verdict.warnings.len(),
+        patches = answer.verdict.patches.len(),
+        dry_run = answer.dry_run,
+        "admission"
+    );
+    if endpoint == Endpoint::Validate
+        && answer.verdict.allowed
+        && !answer.dry_run
+        && !answer.usage.is_empty()
+        && let Some(usage) = &state.usage
+        && usage.try_send(answer.usage.clone()).is_err()
+    {
+        tracing::warn!(uid = %answer.uid, "usage not recorded: the writer is behind");
     }
+    Ok(answer)
 }
 
 /// The review's namespace, when it names one.
@@ -411,16 +568,26 @@ pub fn answer(
     now: DateTime<Utc>,
 ) -> Result<Answer, BadReview> {
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
-        return Err(BadReview(format!(
-            "expected an admission.k8s.io/v1 AdmissionReview, got {} {}",
-            review.api_version, review.kind
-        )));
+        return Err(BadReview::new(
+            ReviewError::NotV1,
+            format!(
+                "expected an admission.k8s.io/v1 AdmissionReview, got {} {}",
+                review.api_version, review.kind
+            ),
+        ));
     }
     let Some(request) = &review.request else {
-        return Err(BadReview("the AdmissionReview has no request".to_string()));
+        return Err(BadReview::new(
+            ReviewError::NoRequest,
+            "the AdmissionReview has no request",
+        ));
     };
-    let operation = Operation::parse(&request.operation)
-        .ok_or_else(|| BadReview(format!("unknown operation {:?}", request.operation)))?;
+    let operation = Operation::parse(&request.operation).ok_or_else(|| {
+        BadReview::new(
+            ReviewError::Operation,
+            format!("unknown operation {:?}", request.operation),
+        )
+    })?;
     let dry_run = request.dry_run.unwrap_or(false);
     let fallback_name = || {
         let mut name = request.kind.kind.clone();
@@ -449,7 +616,10 @@ pub fn answer(
         match workload::workload(&with_kind(object, &request.kind.kind)) {
             Ok(found) => Ok(Some(found)),
             Err(WorkloadError::UnknownKind { .. }) => Ok(None),
-            Err(error) => Err(BadReview(format!("request.object: {error}"))),
+            Err(error) => Err(BadReview::new(
+                ReviewError::Object,
+                format!("request.object: {error}"),
+            )),
         }
     };
     // A kind without a pod template (the webhook's rules matched too much) is not ours.

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Clock;
 use crate::admission::{SnapshotCell, Usage};
+use crate::admission_metrics::AdmissionMetrics;
 use crate::catalog_source::{Fingerprint, fingerprint};
 use crate::reload::CatalogState;
 
@@ -26,10 +27,12 @@ use crate::reload::CatalogState;
 const POLICY_SIZE_MAX: u64 = 4 * 1024 * 1024;
 
 /// The webhook's policy: where it is read from, the snapshot it feeds, and how the last load
-/// went (`/readyz`, `/api/v1/status`).
+/// went (`/readyz`, `/api/v1/status`); and, since the webhook is served exactly when a policy
+/// is configured, the webhook's counters, which its handlers write and `/metrics` reads.
 pub struct PolicyState {
     pub path: PathBuf,
     pub cell: Arc<SnapshotCell>,
+    pub metrics: Arc<AdmissionMetrics>,
     status: Mutex<PolicyStatus>,
 }
 
@@ -62,6 +65,7 @@ impl PolicyState {
         PolicyState {
             path,
             cell,
+            metrics: Arc::default(),
             status: Mutex::new(status),
         }
     }
@@ -214,12 +218,14 @@ pub async fn first_loads(catalog: &CatalogState, policy: Option<&PolicyState>, l
 /// Brings the webhook's knowledge up to date every `interval` until `stopped`, from
 /// `generation` (that of the knowledge the cell holds): only what the store changed since is
 /// read (`Store::knowledge_changes`), and the next snapshot is built from the previous one, so
-/// an idle refresh costs one one-row query whatever the store's size. A failure keeps the last.
+/// an idle refresh costs one one-row query whatever the store's size. A failure keeps the last
+/// (and the snapshot's age, from the last refresh that succeeded, grows).
 pub async fn refresh_knowledge(
     cell: Arc<SnapshotCell>,
     store: Store,
     interval: Duration,
     mut generation: u64,
+    clock: Clock,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -229,7 +235,10 @@ pub async fn refresh_knowledge(
         }
         // An idle store costs one one-row query: the changes are read only when it moved.
         match store.knowledge_generation().await {
-            Ok(current) if current == generation => continue,
+            Ok(current) if current == generation => {
+                cell.set_refreshed(generation, clock());
+                continue;
+            }
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(error = %error, "registry knowledge not refreshed; the last is kept");
@@ -237,10 +246,13 @@ pub async fn refresh_knowledge(
             }
         }
         match store.knowledge_changes(generation).await {
-            Ok(changes) if changes.generation == generation => {}
+            Ok(changes) if changes.generation == generation => {
+                cell.set_refreshed(generation, clock());
+            }
             Ok(changes) => {
                 let next = (*cell.knowledge()).clone().apply(&changes);
                 cell.set_knowledge(next);
+                cell.set_refreshed(changes.generation, clock());
                 tracing::debug!(
                     from = generation,
                     to = changes.generation,

@@ -288,6 +288,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(reader) = &state.namespace_labels {
         text.push_str(&crate::namespaces::metrics(&reader.stats()));
     }
+    if let Some(policy) = &state.policy {
+        text.push_str(&crate::admission_metrics::policy_metrics(&policy.status()));
+        text.push_str(
+            &policy
+                .metrics
+                .render(policy.cell.refreshed(), (state.clock)()),
+        );
+    }
     text.push_str(&state.leases.metrics());
     if let Some(events) = &state.events {
         text.push_str(&events.metrics());

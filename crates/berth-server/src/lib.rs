@@ -13,7 +13,8 @@
 //! - `catalog_source` (re-exported from berth-files): reading a catalog file or directory;
 //!   fingerprints for polling.
 //! - [`reload`]: the served snapshot, its status, and the poll loop.
-//! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine.
+//! - [`admission`]: the Kubernetes admission webhook (validate, mutate) over the policy engine;
+//!   [`admission_metrics`]: its counters, histogram and snapshot age for `/metrics`.
 //! - `resolve` (re-exported from berth-sync): tags the snapshot does not know, resolved for pins
 //!   (cache, single-flight, deadline); shared with `berth check --resolve`.
 //! - [`namespaces`]: namespace labels read from the Kubernetes API for label-selected
@@ -30,6 +31,7 @@
 //! Logs are `tracing` events with structured fields; nothing here prints.
 
 pub mod admission;
+pub mod admission_metrics;
 pub mod admission_tasks;
 mod api;
 pub use berth_files::catalog_source;
@@ -226,6 +228,9 @@ pub async fn run_with_clock(
                 None => berth_core::policy::Knowledge::default(),
             };
             let cell = Arc::new(admission::SnapshotCell::without_policy(known));
+            if store.is_some() {
+                cell.set_refreshed(generation, clock());
+            }
             Some(Arc::new(admission_tasks::PolicyState::new(
                 path.clone(),
                 cell,
@@ -345,6 +350,7 @@ pub async fn run_with_clock(
             usage,
             resolver,
             namespace_labels,
+            metrics: Arc::clone(&policy.metrics),
         }));
     }
     // Certificates are read before anything is served: a bad pair stops the start.
@@ -385,6 +391,7 @@ pub async fn run_with_clock(
                     store.clone(),
                     settings.knowledge_refresh,
                     generation,
+                    Arc::clone(&clock),
                     stopped.clone(),
                 )),
             ));

@@ -104,11 +104,10 @@ impl Ui {
         if let Some((at, counts)) = &*self.counts.lock().unwrap_or_else(PoisonError::into_inner)
             && *at == generation
         {
-            return Ok(counts.clone());
+            return Ok(*counts);
         }
         let counts = store.counts().await?;
-        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((generation, counts.clone()));
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, counts));
         Ok(counts)
     }
 

@@ -15,6 +15,7 @@ use berth_core::{Digest, ImageRef};
 use berth_server::admission::{AdmissionSnapshot, AdmissionState, SnapshotCell, Usage, router};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::reload::CatalogState;
+use berth_testkit::metrics::Samples;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -79,6 +80,7 @@ fn state() -> AdmissionState {
         usage: None,
         resolver: None,
         namespace_labels: None,
+        metrics: Default::default(),
     }
 }
 
@@ -491,5 +493,145 @@ async fn pins_on_pods_patch_pods_and_leave_controllers_alone() {
             "path": "/spec/containers/0/image",
             "value": format!("127.0.0.1:5050/berth/base:1@{BASE_DIGEST}"),
         }])
+    );
+}
+
+/// `/metrics` text of `state`'s webhook counters, read back.
+fn metrics_of(state: &AdmissionState) -> Samples {
+    Samples::parse(
+        &state
+            .metrics
+            .render(state.snapshot.refreshed(), (state.clock)()),
+    )
+}
+
+#[tokio::test]
+async fn findings_are_counted_by_rule_and_what_the_answer_did_with_them() {
+    let state = state();
+    let deployment = fixture("deployment.json");
+    // Denied: multi is eol (enforce); child is deprecated (a warning); neither tag's digest is
+    // known (two digest warnings).
+    let body = review("CREATE", &deployment, None).to_string();
+    let (status, _) = post_to(state.clone(), "/admission/validate", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The mutating webhook's findings are not its answer's: nothing is counted twice.
+    let (status, _) = post_to(state.clone(), "/admission/mutate", body).await;
+    assert_eq!(status, StatusCode::OK);
+    // An UPDATE keeping the eol image: the eol finding becomes a warning.
+    let mut scaled = deployment.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    let body = review("UPDATE", &scaled, Some(&deployment)).to_string();
+    let (status, _) = post_to(state.clone(), "/admission/validate", body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let samples = metrics_of(&state);
+    let findings = |rule: &str, action: &str| {
+        samples.get(&format!(
+            "berth_admission_findings_total{{rule=\"{rule}\",action=\"{action}\"}}"
+        ))
+    };
+    assert_eq!(findings("lifecycle", "enforce"), 1.0, "{samples:?}");
+    assert_eq!(findings("lifecycle", "warn"), 3.0, "{samples:?}");
+    assert_eq!(findings("digest", "warn"), 4.0, "{samples:?}");
+    assert_eq!(
+        samples.sum("berth_admission_findings_total", &[]),
+        8.0,
+        "{samples:?}"
+    );
+    let requests =
+        |labels: &str| samples.get(&format!("berth_admission_requests_total{{{labels}}}"));
+    assert_eq!(
+        requests(r#"endpoint="validate",operation="CREATE",kind="Deployment",verdict="denied""#),
+        1.0
+    );
+    assert_eq!(
+        requests(r#"endpoint="validate",operation="UPDATE",kind="Deployment",verdict="warned""#),
+        1.0
+    );
+    assert_eq!(
+        requests(r#"endpoint="mutate",operation="CREATE",kind="Deployment",verdict="allowed""#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn reviews_without_a_verdict_are_counted_by_reason() {
+    let state = state();
+    let job = fixture("job.json");
+    let mut old_version = review("CREATE", &job, None);
+    old_version["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let mut connect = review("CREATE", &job, None);
+    connect["request"]["operation"] = json!("PATCH");
+    let mut mangled = review("CREATE", &job, None);
+    mangled["request"]["object"]["spec"]["template"]["spec"]["containers"] = json!("app");
+    let cases: [(&str, Option<&str>, String); 7] = [
+        (
+            "not_json",
+            Some("application/json"),
+            "{not json".to_string(),
+        ),
+        (
+            "decode",
+            Some("application/json"),
+            json!({"apiVersion": 1}).to_string(),
+        ),
+        (
+            "content_type",
+            None,
+            review("CREATE", &job, None).to_string(),
+        ),
+        (
+            "too_large",
+            Some("application/json"),
+            "x".repeat(berth_server::admission::REVIEW_SIZE_MAX + 1),
+        ),
+        ("not_v1", Some("application/json"), old_version.to_string()),
+        ("operation", Some("application/json"), connect.to_string()),
+        ("object", Some("application/json"), mangled.to_string()),
+    ];
+    for (reason, content_type, body) in &cases {
+        let mut request = Request::post("/admission/validate");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", *content_type);
+        }
+        let request = request
+            .body(Body::from(body.clone()))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let response = router(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|error| match error {});
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{reason}");
+        let samples = metrics_of(&state);
+        assert_eq!(
+            samples.get(&format!(
+                "berth_admission_errors_total{{reason=\"{reason}\"}}"
+            )),
+            1.0,
+            "{reason}: {samples:?}"
+        );
+    }
+    let samples = metrics_of(&state);
+    assert_eq!(samples.sum("berth_admission_errors_total", &[]), 7.0);
+    // Bodies that were no review have no operation or kind; a review's own are kept (bounded).
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="unknown",kind="unknown",verdict="error"}"#),
+        4.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="other",kind="Job",verdict="error"}"#),
+        1.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="CREATE",kind="Job",verdict="error"}"#),
+        2.0,
+        "{samples:?}"
+    );
+    // Every review is timed, errors too.
+    assert_eq!(
+        samples.get(r#"berth_admission_duration_seconds_count{endpoint="validate"}"#),
+        7.0
     );
 }

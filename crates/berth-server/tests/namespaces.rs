@@ -177,6 +177,7 @@ fn state(reader: Option<NamespaceLabels>) -> AdmissionState {
         usage: None,
         resolver: None,
         namespace_labels: reader,
+        metrics: Default::default(),
     }
 }
 

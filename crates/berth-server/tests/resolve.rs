@@ -89,6 +89,7 @@ fn state(policy: &str, resolver: Option<TagResolver>) -> AdmissionState {
         usage: None,
         resolver,
         namespace_labels: None,
+        metrics: Default::default(),
     }
 }
 

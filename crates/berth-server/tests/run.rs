@@ -11,6 +11,7 @@ use berth_server::Stopped;
 use berth_server::catalog_source::CatalogSource;
 use berth_server::config::ServeSettings;
 use berth_server::leases::LeaseSettings;
+use berth_testkit::metrics::Samples;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -101,6 +102,10 @@ struct Running {
 }
 
 async fn start(settings: ServeSettings) -> Running {
+    start_with_clock(settings, Arc::new(now)).await
+}
+
+async fn start_with_clock(settings: ServeSettings, clock: berth_server::Clock) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|error| panic!("{error}"));
@@ -112,7 +117,7 @@ async fn start(settings: ServeSettings) -> Running {
     let server = tokio::spawn(berth_server::run_with_clock(
         listener,
         settings,
-        Arc::new(now),
+        clock,
         async move {
             let _ = stopped.await;
         },
@@ -142,11 +147,15 @@ impl Running {
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_text(path, body.to_string()).await
+    }
+
+    async fn post_text(&self, path: &str, body: String) -> (u16, Value) {
         let response = self
             .client
             .post(format!("http://{}{path}", self.address))
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(body)
             .send()
             .await
             .unwrap_or_else(|error| panic!("POST {path}: {error}"));
@@ -156,6 +165,17 @@ impl Running {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    async fn metrics(&self) -> Samples {
+        let response = self
+            .client
+            .get(format!("http://{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET /metrics: {error}"));
+        assert_eq!(response.status().as_u16(), 200);
+        Samples::parse(&response.text().await.unwrap_or_default())
     }
 
     async fn wait_ready(&self) -> Value {
@@ -219,6 +239,157 @@ async fn shutdown_ends_every_task_and_writes_the_queued_usage() {
     store.close().await;
 }
 
+/// A Pod running `image`, as [`review`] makes them.
+fn review_of(name: &str, image: &str) -> Value {
+    let mut review = review(name, 1);
+    review["request"]["object"]["spec"]["containers"][0]["image"] = json!(image);
+    review
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_review_by_verdict_and_time_it() {
+    let dir = temp_dir("metrics");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("{POLICY}digest:\n  action: require\n  mode: warn\n"),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    // A clock the test moves: the snapshot's age counts on it.
+    let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock_offset = Arc::clone(&offset);
+    let clock: berth_server::Clock = Arc::new(move || {
+        now() + chrono::Duration::seconds(clock_offset.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    let server = start_with_clock(settings(&dir, &policy), clock).await;
+    server.wait_ready().await;
+    let before = server.metrics().await;
+    assert_eq!(before.sum("berth_admission_requests_total", &[]), 0.0);
+    assert_eq!(before.sum("berth_admission_errors_total", &[]), 0.0);
+    assert_eq!(
+        before.get(r#"berth_admission_errors_total{reason="not_json"}"#),
+        0.0,
+        "every reason is there from the start"
+    );
+    assert!(
+        before
+            .0
+            .contains_key(r#"berth_admission_errors_total{reason="not_json"}"#)
+    );
+
+    let pinned = "127.0.0.1:5050/berth/base:1@sha256:696fe8dd90bb932151fbed1256e10b03d623b28e33d3535d16965eb611729df4";
+    let answers = [
+        ("/admission/validate", review_of("allowed", pinned), true),
+        (
+            "/admission/validate",
+            review_of("warned", "127.0.0.1:5050/berth/base:1"),
+            true,
+        ),
+        (
+            "/admission/validate",
+            review_of("denied", "docker.io/library/nginx:1"),
+            false,
+        ),
+        (
+            "/admission/mutate",
+            review_of("mutated", "docker.io/library/nginx:1"),
+            true,
+        ),
+    ];
+    for (path, body, allowed) in &answers {
+        let (status, answer) = server.post(path, body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["response"]["allowed"], *allowed, "{answer}");
+    }
+    let (status, _) = server
+        .post_text("/admission/validate", "{\"apiVersion\": ".to_string())
+        .await;
+    assert_eq!(status, 400);
+
+    let samples = server.metrics().await;
+    let requests = |endpoint: &str, verdict: &str| {
+        samples.get(&format!(
+            "berth_admission_requests_total{{endpoint=\"{endpoint}\",operation=\"CREATE\",kind=\"Pod\",verdict=\"{verdict}\"}}"
+        ))
+    };
+    assert_eq!(requests("validate", "allowed"), 1.0, "{samples:?}");
+    assert_eq!(requests("validate", "warned"), 1.0, "{samples:?}");
+    assert_eq!(requests("validate", "denied"), 1.0, "{samples:?}");
+    assert_eq!(requests("mutate", "allowed"), 1.0, "{samples:?}");
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="unknown",kind="unknown",verdict="error"}"#),
+        1.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_errors_total{reason="not_json"}"#),
+        1.0
+    );
+    assert_eq!(samples.sum("berth_admission_errors_total", &[]), 1.0);
+    // Findings of the validating answers only: the denied Pod's registry, and the digest
+    // warnings of the two tags.
+    assert_eq!(
+        samples.get(r#"berth_admission_findings_total{rule="registries",action="enforce"}"#),
+        1.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_findings_total{rule="digest",action="warn"}"#),
+        2.0,
+        "{samples:?}"
+    );
+    assert_eq!(samples.sum("berth_admission_findings_total", &[]), 3.0);
+    // The histogram counts what the counter counts, per endpoint, and its buckets add up.
+    for endpoint in ["validate", "mutate"] {
+        let label = format!("endpoint=\"{endpoint}\"");
+        let counted = samples.sum("berth_admission_requests_total", &[&label]);
+        let count = samples.get(&format!(
+            "berth_admission_duration_seconds_count{{{label}}}"
+        ));
+        assert_eq!(count, counted, "{endpoint}: {samples:?}");
+        assert_eq!(
+            samples.get(&format!(
+                "berth_admission_duration_seconds_bucket{{{label},le=\"+Inf\"}}"
+            )),
+            count
+        );
+        assert!(
+            samples.get(&format!(
+                "berth_admission_duration_seconds_bucket{{{label},le=\"10\"}}"
+            )) == count,
+            "a local review takes less than ten seconds"
+        );
+        assert!(samples.get(&format!("berth_admission_duration_seconds_sum{{{label}}}")) > 0.0);
+    }
+    assert_eq!(
+        samples.get(r#"berth_admission_duration_seconds_count{endpoint="validate"}"#),
+        4.0
+    );
+
+    // The snapshot was read from the store at start; a minute later, the refresh (every
+    // 100 ms) has found it current again, so its age stays small.
+    assert_eq!(samples.get("berth_knowledge_snapshot_age_seconds"), 0.0);
+    assert!(
+        samples
+            .0
+            .contains_key("berth_knowledge_snapshot_generation")
+    );
+    offset.store(60, std::sync::atomic::Ordering::Relaxed);
+    let mut age = f64::MAX;
+    for _ in 0..100 {
+        age = server
+            .metrics()
+            .await
+            .get("berth_knowledge_snapshot_age_seconds");
+        if age < 60.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(age, 0.0, "the refresh marks the snapshot current");
+    server.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_broken_at_start_is_unready_until_fixed() {
     let dir = temp_dir("broken");
@@ -246,6 +417,20 @@ async fn a_policy_broken_at_start_is_unready_until_fixed() {
     assert_eq!((status, body["error"].as_str()), (503, Some("no_policy")));
     let (_, status_body) = server.get("/api/v1/status").await;
     assert_eq!(status_body["policy"]["loaded"], false, "{status_body}");
+    let samples = server.metrics().await;
+    assert_eq!(samples.get("berth_policy_loaded"), 0.0);
+    assert_eq!(samples.get("berth_policy_last_reload_success"), 0.0);
+    assert!(samples.get(r#"berth_policy_reload_total{result="failure"}"#) >= 1.0);
+    assert_eq!(
+        samples.get(r#"berth_admission_errors_total{reason="no_policy"}"#),
+        1.0,
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.get(r#"berth_admission_requests_total{endpoint="validate",operation="CREATE",kind="Pod",verdict="error"}"#),
+        1.0,
+        "{samples:?}"
+    );
 
     // The typo fixed, the base the catalog does not name is still an error: the policy is
     // checked against the catalog as `berth check` checks it.
@@ -269,6 +454,13 @@ async fn a_policy_broken_at_start_is_unready_until_fixed() {
     // Fixed: the watcher picks it up and the server becomes ready.
     std::fs::write(&policy, POLICY).unwrap_or_else(|error| panic!("{error}"));
     server.wait_ready().await;
+    let samples = server.metrics().await;
+    assert_eq!(samples.get("berth_policy_loaded"), 1.0);
+    assert_eq!(samples.get("berth_policy_last_reload_success"), 1.0);
+    assert_eq!(
+        samples.get(r#"berth_policy_reload_total{result="success"}"#),
+        1.0
+    );
     let (status, body) = server.post("/admission/validate", &review("pod", 1)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["response"]["allowed"], true, "{body}");

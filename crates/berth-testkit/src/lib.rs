@@ -3,6 +3,7 @@
 //! implementation independent of berth's).
 
 pub mod browser;
+pub mod metrics;
 pub mod receiver;
 mod serve;
 pub use serve::ServeProcess;
