@@ -53,6 +53,8 @@ pub struct RuleView {
     pub from: String,
     /// The target channel; `IMAGE/VARIANT:channel` when the rule promotes into another variant.
     pub to: String,
+    /// The target channel's tag alone (`to` without the image of another variant).
+    pub to_channel: String,
     /// The variant the rule promotes into, when not this one.
     pub to_variant: Option<String>,
     pub schedule: Option<String>,
@@ -222,6 +224,7 @@ pub async fn status(
         rule_views.push(RuleView {
             from: rule.from.to_string(),
             to,
+            to_channel: rule.to.to_string(),
             to_variant: rule.to_variant.clone(),
             schedule: match &rule.trigger {
                 Trigger::Manual => None,

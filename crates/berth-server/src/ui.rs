@@ -1147,7 +1147,7 @@ pub async fn channels(
                                         input type="hidden" name="name" value=(subject.name);
                                         input type="hidden" name="variant" value=(subject.variant.clone().unwrap_or_default());
                                         input type="hidden" name="from" value=(rule.from);
-                                        input type="hidden" name="to" value=(rule.to.rsplit(':').next().unwrap_or(&rule.to));
+                                        input type="hidden" name="to" value=(rule.to_channel);
                                         input type="hidden" name="to_variant" value=(rule.to_variant.clone().unwrap_or_default());
                                         button type="submit" { "promote " (rule.from) " → " (rule.to) }
                                     }

@@ -315,6 +315,17 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
         base,
         "the tag moved back"
     );
+    // And promotes staging to latest again through the rule's form.
+    browser.open(&url("/ui/channels?image=app"));
+    browser
+        .submit("document.querySelector('tr[data-rule=\"staging->latest\"] form').requestSubmit()");
+    let done = browser.dom();
+    assert!(done.contains(r#"data-outcome="done""#), "{done}");
+    assert_eq!(
+        digest_of(&format!("{own}/team/app:latest")),
+        child,
+        "promoted again"
+    );
     let audit = look(&mut browser, "/ui/audit", "audit");
     assert!(
         audit.contains("channel.rollback") && audit.contains("alice-admin"),
