@@ -276,6 +276,43 @@ impl OwnRegistry {
     /// Uploads one blob into `repository` and no manifest: the registry's `_catalog` lists the
     /// repository, its tag list answers 404 (as after an interrupted push, or what distribution
     /// keeps of a repository whose content went).
+    /// PUTs an OCI image manifest under `tag` with curl; returns its digest as the registry
+    /// answered it (`Docker-Content-Digest`).
+    pub fn put_manifest(&self, repository: &str, tag: &str, body: &[u8]) -> String {
+        let file = self.dir.join(format!(
+            "manifest-{}",
+            DERIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&file, body).unwrap();
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "-X", "PUT", "-D", "-", "-o", "/dev/null"])
+            .args([
+                "-H",
+                "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                self.address
+            ))
+            .output()
+            .expect("curl is installed by scripts/testbed");
+        assert!(
+            output.status.success(),
+            "PUT {tag}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("docker-content-digest")
+                    .then(|| value.trim().to_string())
+            })
+            .expect("the registry answers with Docker-Content-Digest")
+    }
+
     pub fn push_blob_only(&self, repository: &str) {
         let curl = |args: &[&str]| {
             let output = std::process::Command::new("curl")

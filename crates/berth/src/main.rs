@@ -35,6 +35,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Why a digest changed: base, OS, layers, config and files between two images.
     Diff(cmd::diff::Args),
+    /// Where a digest came from, as the image states it, checked against layer lineage.
+    Provenance(cmd::provenance::Args),
     /// The platform's image catalog: check, list, show, resolve, which, export, import.
     Catalog(cmd::catalog::Args),
     /// Read the registries the catalog names into the store: tags, digests, manifests,
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::exec(args, &env),
         Command::Diff(args) => cmd::diff::exec(args, &env),
+        Command::Provenance(args) => cmd::provenance::exec(args, &env),
         Command::Catalog(args) => cmd::catalog::exec(args, &env),
         Command::Serve(args) => cmd::serve::exec(args, &env),
         Command::Sync(args) => cmd::sync::exec(args, &env),

@@ -39,37 +39,6 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// PUTs a manifest under `tag` with curl; returns its digest.
-fn put_manifest(registry: &str, repository: &str, tag: &str, body: &[u8]) -> String {
-    let file =
-        std::env::temp_dir().join(format!("berth-retention-manifest-{}", std::process::id()));
-    std::fs::write(&file, body).unwrap();
-    let output = Command::new("curl")
-        .args(["-sS", "--fail", "-X", "PUT", "-D", "-", "-o", "/dev/null"])
-        .args([
-            "-H",
-            "Content-Type: application/vnd.oci.image.manifest.v1+json",
-        ])
-        .arg("--data-binary")
-        .arg(format!("@{}", file.display()))
-        .arg(format!("http://{registry}/v2/{repository}/manifests/{tag}"))
-        .output()
-        .expect("curl is installed by scripts/testbed");
-    assert!(
-        output.status.success(),
-        "PUT {tag}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("docker-content-digest")
-                .then(|| value.trim().to_string())
-        })
-        .expect("the registry answers with Docker-Content-Digest")
-}
-
 /// Whether `reference` can be read from the registry (manifest by digest or tag).
 fn present(reference: &str) -> bool {
     Command::new("skopeo")
@@ -149,7 +118,7 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
         let mut manifest: Value = serde_json::from_str(&base).unwrap();
         manifest["annotations"] =
             json!({"org.opencontainers.image.created": format!("2026-{month:02}-01T00:00:00Z")});
-        let digest = put_manifest(&own, "team/app", &tag, manifest.to_string().as_bytes());
+        let digest = registry.put_manifest("team/app", &tag, manifest.to_string().as_bytes());
         dated.push((tag, digest));
         sync();
     }
@@ -163,7 +132,7 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
     ]))
     .unwrap();
     assert_eq!(
-        put_manifest(&own, "team/app", "stable", july.to_string().as_bytes()),
+        registry.put_manifest("team/app", "stable", july.to_string().as_bytes()),
         digest_of(7)
     );
     sync();

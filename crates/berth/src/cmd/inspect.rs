@@ -75,6 +75,9 @@ pub struct Lineage {
     pub shared_layers: Option<usize>,
     /// Where the base is tagged.
     pub base_tags: Vec<String>,
+    /// The indexes through which those tags reach the base (a base claimed by its index).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub base_indexes: Vec<Digest>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +96,9 @@ pub struct PlatformImage {
     pub media_type: String,
     pub config: ConfigSummary,
     pub layers: Vec<Layer>,
+    /// The platform manifest's annotations (OCI `org.opencontainers.image.*` and others).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -310,6 +316,7 @@ pub async fn inspect(
                 exposed_ports: config.config.exposed_ports.keys().cloned().collect(),
             },
             layers,
+            annotations: image_manifest.annotations.clone(),
         },
         identity: None,
         lineage: None,
@@ -328,23 +335,29 @@ pub async fn add_knowledge(store: &Store, inspection: &mut Inspection) -> anyhow
         libc: known.libc,
         source: "store",
     });
-    let base_tags = match &known.base {
-        Some(found) => images
+    let base = known
+        .base
+        .as_ref()
+        .and_then(|found| images.iter().find(|i| i.digest == found.base));
+    let base_tags = base.map_or_else(Vec::new, |base| {
+        base.references
             .iter()
-            .find(|i| i.digest == found.base)
-            .map(|base| {
-                base.references
-                    .iter()
-                    .map(|at| format!("{}:{}", at.repository, at.tag.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+            .map(|at| format!("{}:{}", at.repository, at.tag.as_str()))
+            .collect()
+    });
+    let mut base_indexes: Vec<Digest> = base.map_or_else(Vec::new, |base| {
+        base.references
+            .iter()
+            .filter_map(|at| at.index.clone())
+            .collect()
+    });
+    base_indexes.sort();
+    base_indexes.dedup();
     inspection.lineage = Some(Lineage {
         base: known.base.as_ref().map(|found| found.base.clone()),
         shared_layers: known.base.as_ref().map(|found| found.shared_layers),
         base_tags,
+        base_indexes,
     });
     Ok(())
 }
