@@ -20,6 +20,7 @@ pub mod freshness;
 pub mod lineage;
 pub mod osrelease;
 pub mod policy;
+pub mod provenance;
 pub mod quote;
 pub mod rebuild;
 pub mod retention;

@@ -241,7 +241,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ccc;vertical-align:top}
 th{background:#eef2f6}
 code{font-size:.9em;word-break:break-all}
-.held{color:#a30000}.decision-blocked{color:#7a4d00}
+.held{color:#a30000}.base-disagrees{color:#a30000;font-weight:bold}.decision-blocked{color:#7a4d00}
 .state-stable{color:#145c2c}.state-deprecated{color:#7a4d00}.state-eol{color:#a30000;font-weight:bold}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{border:1px solid #ccc;border-radius:4px;padding:.5rem 1rem;min-width:12rem}
@@ -758,6 +758,23 @@ pub async fn image(
             None => break,
         }
     }
+    let claims = berth_core::provenance::claims(&image.annotations, &image.labels);
+    let base_indexes: Vec<Digest> = chain
+        .first()
+        .map(|base| {
+            base.references
+                .iter()
+                .filter_map(|at| at.index.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let base_check = berth_core::provenance::check_base(
+        &claims,
+        Some((
+            image.base.as_ref().map(|found| &found.base),
+            base_indexes.as_slice(),
+        )),
+    );
     let sensitive_ok = allow(&state, &headers, Access::Sensitive).is_ok();
     let uses = if sensitive_ok {
         store
@@ -798,7 +815,14 @@ pub async fn image(
                 dt { "created" } dd { (image.created.map(time).unwrap_or_else(|| "unknown".into())) }
                 dt { "size" } dd { (image.total_size) " bytes" }
                 @if let Some(owner) = &owner { dt { "catalog entry" } dd { a href=(format!("/ui/catalog/{owner}")) { (owner) } } }
-                @if let Some(source) = image.labels.get("org.opencontainers.image.source").or(image.annotations.get("org.opencontainers.image.source")) { dt { "source" } dd { code { (source) } } }
+            }
+            h2 { "Provenance (as the image states it)" }
+            dl {
+                @for (name, claim) in [("source", &claims.source), ("revision", &claims.revision), ("created", &claims.created), ("base name", &claims.base_name), ("base digest", &claims.base_digest)] {
+                    dt { (name) } dd { @match claim { Some(claim) => { code { (claim.value) } " (" (claim.from) ")" }, None => "—" } }
+                }
+                dt { "base claim" } dd class=(format!("base-{}", base_check.as_str())) { (base_check.as_str()) " (against layer lineage)" }
+                dt { "signatures" } dd { "not checked: berth does not read signatures yet" }
             }
             h2 { "Base chain (by layer lineage)" }
             @if chain.is_empty() { p { "No base berth knows." } } @else {

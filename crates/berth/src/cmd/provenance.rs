@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 
+use berth_core::provenance::{self, BaseCheck, Claimed};
 use berth_core::{Digest, ImageRef};
 use berth_oci::{Client, Platform};
 use serde::Serialize;
@@ -15,12 +16,6 @@ use crate::cmd::inspect::{Inspection, Wanted, describe};
 use crate::environment::Environment;
 use crate::exit::{NEGATIVE, usage};
 use crate::registry_args::RegistryArgs;
-
-const SOURCE: &str = "org.opencontainers.image.source";
-const REVISION: &str = "org.opencontainers.image.revision";
-const CREATED: &str = "org.opencontainers.image.created";
-const BASE_NAME: &str = "org.opencontainers.image.base.name";
-const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,28 +32,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
-}
-
-/// One key's value and where it was found.
-#[derive(Debug, Serialize)]
-pub struct Claimed {
-    pub value: String,
-    /// `annotation` (the manifest) or `label` (the config).
-    pub from: &'static str,
-}
-
-/// How the image's base claim compares with layer lineage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BaseCheck {
-    /// The claimed base digest is the base lineage found (or a platform image of it).
-    Agrees,
-    /// Lineage found another base, or none: the claim is wrong or the image was rebuilt.
-    Disagrees,
-    /// The image claims no base digest.
-    NoClaim,
-    /// No store knows the image, so there is nothing to compare with.
-    Unverified,
 }
 
 /// What `berth provenance` reports; also the `--json` shape.
@@ -78,57 +51,27 @@ pub struct Provenance {
     pub base_check: BaseCheck,
 }
 
-fn claimed(inspection: &Inspection, key: &str) -> Option<Claimed> {
-    let image = &inspection.image;
-    match (image.annotations.get(key), image.config.labels.get(key)) {
-        (Some(value), _) => Some(Claimed {
-            value: value.clone(),
-            from: "annotation",
-        }),
-        (None, Some(value)) => Some(Claimed {
-            value: value.clone(),
-            from: "label",
-        }),
-        (None, None) => None,
-    }
-}
-
 /// The provenance the image states, checked against what lineage found.
 pub fn establish(inspection: &Inspection) -> Provenance {
-    let base_digest = claimed(inspection, BASE_DIGEST);
+    let claims = provenance::claims(
+        &inspection.image.annotations,
+        &inspection.image.config.labels,
+    );
     let lineage = inspection.lineage.as_ref();
     let lineage_base = lineage.and_then(|lineage| lineage.base.clone());
-    let base_check = match (&base_digest, lineage) {
-        (None, _) => BaseCheck::NoClaim,
-        (Some(_), None) => BaseCheck::Unverified,
-        (Some(claim), Some(_)) => {
-            // A claim names the base's platform image or an index that holds it.
-            let agrees = lineage_base
-                .as_ref()
-                .is_some_and(|base| claim.value == base.as_str())
-                || lineage.is_some_and(|lineage| {
-                    lineage.base.is_some()
-                        && lineage
-                            .base_indexes
-                            .iter()
-                            .any(|index| claim.value == index.as_str())
-                });
-            if agrees {
-                BaseCheck::Agrees
-            } else {
-                BaseCheck::Disagrees
-            }
-        }
-    };
+    let base_check = provenance::check_base(
+        &claims,
+        lineage.map(|lineage| (lineage.base.as_ref(), lineage.base_indexes.as_slice())),
+    );
     Provenance {
         reference: inspection.reference.clone(),
         digest: inspection.digest.clone(),
         image: inspection.image.digest.clone(),
-        source: claimed(inspection, SOURCE),
-        revision: claimed(inspection, REVISION),
-        created: claimed(inspection, CREATED),
-        base_name: claimed(inspection, BASE_NAME),
-        base_digest,
+        source: claims.source,
+        revision: claims.revision,
+        created: claims.created,
+        base_name: claims.base_name,
+        base_digest: claims.base_digest,
         lineage_base,
         base_check,
     }
