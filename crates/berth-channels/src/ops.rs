@@ -188,7 +188,18 @@ async fn reconcile(
             reason,
             kind: ChangeKind::OutsideChange,
         };
-        history::append(store, subject, channel, state, entry).await?;
+        history::append(store, subject, channel, state, entry.clone()).await?;
+        // A drift is also an audit entry: what notifications are told from.
+        if matches!(observation, Observation::Drift { .. }) {
+            history::audit(
+                store,
+                subject,
+                channel,
+                berth_core::notify::AUDIT_DRIFT,
+                &entry,
+            )
+            .await?;
+        }
     }
     noticed.push(Noticed {
         channel: channel.to_string(),

@@ -173,6 +173,25 @@ async fn scheduled(
         .map_err(|error| error_text(&error));
     if let Ok(outcome) = &outcome {
         tracing::info!(image = %subject.label(), to = %rule.to, %slot, missed, action = ?outcome.action, "scheduled promotion");
+        // A slot that found the promotion blocked is an audit entry (notifications read it).
+        if let ops::Action::Blocked { digest, reasons } = &outcome.action {
+            let target = ops::target_of(subject, entry, rule)?;
+            store
+                .append_audit(&berth_store::AuditEntry {
+                    at: now,
+                    actor: SCHEDULER_ACTOR.to_string(),
+                    action: berth_core::notify::AUDIT_BLOCKED.to_string(),
+                    subject: crate::history::audit_subject(&target, &rule.to),
+                    before: None,
+                    after: Some(serde_json::json!({
+                        "digest": digest,
+                        "from": rule.from.to_string(),
+                        "slot": slot,
+                        "reasons": reasons,
+                    })),
+                })
+                .await?;
+        }
     }
     Ok(Some(Ran {
         subject: subject.label(),

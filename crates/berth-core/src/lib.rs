@@ -18,6 +18,7 @@ pub mod channels;
 pub mod duration;
 pub mod freshness;
 pub mod lineage;
+pub mod notify;
 pub mod osrelease;
 pub mod policy;
 pub mod provenance;

@@ -911,7 +911,7 @@ pub fn read_section(
     ok.then_some(settings)
 }
 
-fn required<'n, 'a>(
+pub(crate) fn required<'n, 'a>(
     walker: &mut Walker<'_>,
     node: &Node<'_>,
     path: &Path<'_>,
@@ -960,22 +960,7 @@ fn read_target(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Opt
     } else {
         ("token_env", "token_file")
     };
-    let secret = match (inner.get(secret_names.0), inner.get(secret_names.1)) {
-        (Some(env), None) => walker
-            .required_text(env.value, &at.field(secret_names.0))
-            .map(SecretSource::Env),
-        (None, Some(file)) => walker
-            .required_text(file.value, &at.field(secret_names.1))
-            .map(|file| SecretSource::File(PathBuf::from(file))),
-        _ => {
-            let message = format!(
-                "needs exactly one of `{}` and `{}`",
-                secret_names.0, secret_names.1
-            );
-            walker.error(kind_node.position, &at, message);
-            None
-        }
-    };
+    let secret = secret_source(walker, kind_node, &at, &inner, secret_names);
     let api_url = |walker: &mut Walker<'_>, default: &str| match inner.get("api_url") {
         Some(found) => {
             let text = walker.required_text(found.value, &at.field("api_url"))?;
@@ -1045,8 +1030,32 @@ fn read_target(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Opt
     })
 }
 
+/// A secret named by exactly one of two fields (`names.0` an environment variable, `names.1`
+/// a file) of the mapping `node` at `at`.
+pub(crate) fn secret_source(
+    walker: &mut Walker<'_>,
+    node: &Node<'_>,
+    at: &Path<'_>,
+    inner: &crate::catalog::read::Fields<'_, '_>,
+    names: (&str, &str),
+) -> Option<SecretSource> {
+    match (inner.get(names.0), inner.get(names.1)) {
+        (Some(env), None) => walker
+            .required_text(env.value, &at.field(names.0))
+            .map(SecretSource::Env),
+        (None, Some(file)) => walker
+            .required_text(file.value, &at.field(names.1))
+            .map(|file| SecretSource::File(PathBuf::from(file))),
+        _ => {
+            let message = format!("needs exactly one of `{}` and `{}`", names.0, names.1);
+            walker.error(node.position, at, message);
+            None
+        }
+    }
+}
+
 /// An `http://` or `https://` address, kept as written without a trailing `/`.
-fn url_text(
+pub(crate) fn url_text(
     walker: &mut Walker<'_>,
     node: &Node<'_>,
     path: &Path<'_>,

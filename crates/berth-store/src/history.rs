@@ -189,6 +189,38 @@ impl Store {
         Ok(id)
     }
 
+    /// Up to `limit` audit entries after id `after`, oldest first: how the notifier reads the
+    /// log from its cursor.
+    pub async fn audit_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Logged<AuditEntry>>, StoreError> {
+        let rows: Vec<AuditRow> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, subject, before_state, after_state FROM audit_log
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db("read the audit log from a cursor"))?
+        });
+        Ok(rows.into_iter().map(logged_audit).collect())
+    }
+
+    /// The audit log's newest id (0 when it is empty).
+    pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        let (id,): (Option<i64>,) = on_pool!(self, |pool, Db| {
+            sqlx::query_as("SELECT MAX(id) FROM audit_log")
+                .fetch_one(pool)
+                .await
+                .map_err(db("read the audit log's newest id"))?
+        });
+        Ok(id.unwrap_or(0))
+    }
+
     /// The audit log, newest first, about one subject or all. A subject matches itself and,
     /// as channel subjects are `NAME[/variant]:channel`, what lies under it: `python3.11` is
     /// every channel of every variant of that image, `python3.11/jobs` those of one variant.
@@ -210,19 +242,20 @@ impl Store {
             .await
             .map_err(db("read the audit log"))?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(id, at, actor, action, subject, before, after)| Logged {
-                id,
-                entry: AuditEntry {
-                    at,
-                    actor,
-                    action,
-                    subject,
-                    before: before.map(|Json(value)| value),
-                    after: after.map(|Json(value)| value),
-                },
-            })
-            .collect())
+        Ok(rows.into_iter().map(logged_audit).collect())
+    }
+}
+
+fn logged_audit((id, at, actor, action, subject, before, after): AuditRow) -> Logged<AuditEntry> {
+    Logged {
+        id,
+        entry: AuditEntry {
+            at,
+            actor,
+            action,
+            subject,
+            before: before.map(|Json(value)| value),
+            after: after.map(|Json(value)| value),
+        },
     }
 }

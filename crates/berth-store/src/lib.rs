@@ -22,6 +22,9 @@
 //! - [`rebuild`]: rebuild dispatches, recorded with their audit entry before they are sent,
 //!   their delivery attempts, the images each carried and what became of them, and targets'
 //!   failures and suspension.
+//! - [`notifications`]: the notifications outbox (events once by key, a delivery per target,
+//!   recorded with the cursor or denials they came from) and the admission denials gathered
+//!   per image and window.
 //! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns; [`view`]: how an image reads in JSON.
 //! - [`error`]: the one error type, [`StoreError`].
@@ -85,6 +88,7 @@ pub mod history;
 pub mod knowledge;
 pub mod leases;
 pub mod migrate;
+pub mod notifications;
 pub mod rebuild;
 pub mod records;
 pub mod retention;

@@ -71,6 +71,11 @@ const SQLITE: &[Migration] = &[
         name: "images_newest",
         sql: include_str!("../migrations/sqlite/0010_images_newest.sql"),
     },
+    Migration {
+        version: 11,
+        name: "notifications",
+        sql: include_str!("../migrations/sqlite/0011_notifications.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -124,10 +129,15 @@ const POSTGRES: &[Migration] = &[
         name: "images_newest",
         sql: include_str!("../migrations/postgres/0010_images_newest.sql"),
     },
+    Migration {
+        version: 11,
+        name: "notifications",
+        sql: include_str!("../migrations/postgres/0011_notifications.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

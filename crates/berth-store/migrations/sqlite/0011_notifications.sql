@@ -1,0 +1,43 @@
+-- Notifications: every event berth tells about is recorded once (by its key) with one
+-- delivery per target that hears it, in one transaction with what it was found from (the
+-- audit cursor's advance, the admission denials it gathers), so a crash loses none and
+-- finding it again records nothing twice. Deliveries are retried with backoff and carry the
+-- event's id as their idempotency key.
+CREATE TABLE notification_events (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    data TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE notification_deliveries (
+    event_id INTEGER NOT NULL REFERENCES notification_events (id),
+    target TEXT NOT NULL,
+    -- pending | delivered | failed
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT,
+    PRIMARY KEY (event_id, target)
+) STRICT;
+CREATE INDEX notification_deliveries_due ON notification_deliveries (state, next_attempt_at);
+
+-- How far each source of events has been read (the audit log's last id looked at).
+CREATE TABLE notification_cursors (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) STRICT;
+
+-- Admission denials gathered per image and window until they become one event.
+CREATE TABLE admission_denials (
+    image TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    namespaces TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (image, window_start)
+) STRICT;
