@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use berth_core::rebuild::SecretSource;
 use chrono::{DateTime, Utc};
 
 /// What can be wrong with a configured webhook.
@@ -224,6 +225,37 @@ pub fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_secs(10).saturating_mul(2u32.saturating_pow(attempt.min(16)));
     let capped = base.min(Duration::from_secs(3600));
     capped.mul_f64(0.9 + 0.2 * fastrand::f64())
+}
+
+/// A secret file larger than this is a mistake, not a token.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
+
+/// A token, signing secret or secret URL, from the environment (`env` looks variables up) or
+/// a file, trimmed; an empty one or a file larger than 64 KiB is refused.
+pub fn read_secret(
+    source: &SecretSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let text = match source {
+        SecretSource::Env(name) => env(name).ok_or_else(|| format!("${name} is not set"))?,
+        SecretSource::File(path) => {
+            let metadata = std::fs::metadata(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            if metadata.len() > SECRET_FILE_MAX {
+                return Err(format!(
+                    "{} is larger than {SECRET_FILE_MAX} bytes",
+                    path.display()
+                ));
+            }
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?
+        }
+    };
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err("the secret is empty".to_string());
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

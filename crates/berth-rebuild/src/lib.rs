@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use berth_core::catalog::Catalog;
 use berth_core::freshness::{self, Settings};
-use berth_core::rebuild::{self, Held, ItemState, RebuildSettings, SecretSource, TargetKind};
+use berth_core::rebuild::{self, Held, ItemState, RebuildSettings, TargetKind};
 use berth_hooks::{Outcome, Outgoing, Sender, SigningSecret};
 use berth_store::rebuild::{Attempt, DispatchRecord};
 use berth_store::{Store, StoreError};
@@ -25,8 +25,6 @@ use serde::Serialize;
 pub const LEASE: &str = "rebuild";
 /// GitHub's limit on a `repository_dispatch` body's `client_payload`.
 pub const GITHUB_PAYLOAD_MAX: usize = 64 * 1024;
-/// A secret file larger than this is a mistake, not a token.
-const SECRET_FILE_MAX: u64 = 64 * 1024;
 
 /// Why a rebuild pass could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -113,32 +111,6 @@ pub struct ClosedImage {
     pub time_to_fresh_seconds: Option<u64>,
 }
 
-fn read_secret(
-    source: &SecretSource,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    let text = match source {
-        SecretSource::Env(name) => env(name).ok_or_else(|| format!("${name} is not set"))?,
-        SecretSource::File(path) => {
-            let metadata = std::fs::metadata(path)
-                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            if metadata.len() > SECRET_FILE_MAX {
-                return Err(format!(
-                    "{} is larger than {SECRET_FILE_MAX} bytes",
-                    path.display()
-                ));
-            }
-            std::fs::read_to_string(path)
-                .map_err(|error| format!("cannot read {}: {error}", path.display()))?
-        }
-    };
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        return Err("the secret is empty".to_string());
-    }
-    Ok(text)
-}
-
 impl Dispatcher {
     /// Reads every target's secret (`env` looks up environment variables) and builds the
     /// sender, whose every request ends within `timeout`.
@@ -154,7 +126,7 @@ impl Dispatcher {
                 target: target.name.clone(),
                 problem,
             };
-            let text = read_secret(&target.secret, env).map_err(problem)?;
+            let text = berth_hooks::read_secret(&target.secret, env).map_err(problem)?;
             let secret = match target.kind {
                 TargetKind::Webhook { .. } => Secret::Signing(
                     SigningSecret::parse(&text).map_err(|error| problem(error.to_string()))?,

@@ -171,7 +171,28 @@ pub struct AdmissionState {
 }
 
 /// The sending end of the usage channel.
-pub type UsageSender = mpsc::Sender<Vec<Usage>>;
+pub type UsageSender = mpsc::Sender<Report>;
+
+/// What a decided review leaves for the store: the containers an allowed admission will run
+/// (the inventory), or the images a denial refused (gathered for notifications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Allowed(Vec<Usage>),
+    Denied(Vec<Denied>),
+}
+
+/// One image a validating admission denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub at: DateTime<Utc>,
+    pub namespace: String,
+    pub image: String,
+    /// The first denial's text, cut to [`DENIED_MESSAGE_MAX`] bytes.
+    pub message: String,
+}
+
+/// The longest denial text kept for a notification.
+pub const DENIED_MESSAGE_MAX: usize = 500;
 
 /// One container an allowed admission will run: the inventory's raw material.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -469,11 +490,10 @@ async fn handle(
         "admission"
     );
     if endpoint == Endpoint::Validate
-        && answer.verdict.allowed
         && !answer.dry_run
         && !answer.usage.is_empty()
         && let Some(usage) = &state.usage
-        && usage.try_send(answer.usage.clone()).is_err()
+        && usage.try_send(answer.report()).is_err()
     {
         tracing::warn!(uid = %answer.uid, "usage not recorded: the writer is behind");
     }
@@ -688,6 +708,36 @@ pub fn answer(
 }
 
 impl Answer {
+    /// What the store keeps of this answer: its usage when allowed, else its denied images.
+    pub fn report(&self) -> Report {
+        if self.verdict.allowed {
+            return Report::Allowed(self.usage.clone());
+        }
+        let mut message = self
+            .verdict
+            .denials
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if message.len() > DENIED_MESSAGE_MAX {
+            message.truncate(message.floor_char_boundary(DENIED_MESSAGE_MAX));
+        }
+        let mut images: Vec<&Usage> = self.usage.iter().collect();
+        images.sort_by(|a, b| a.image.cmp(&b.image));
+        images.dedup_by(|a, b| a.image == b.image);
+        Report::Denied(
+            images
+                .into_iter()
+                .map(|usage| Denied {
+                    at: usage.at,
+                    namespace: usage.namespace.clone(),
+                    image: usage.image.clone(),
+                    message: message.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// The AdmissionReview response body.
     pub fn response(&self, endpoint: Endpoint) -> Value {
         let verdict = &self.verdict;

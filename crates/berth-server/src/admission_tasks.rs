@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use berth_core::ImageRef;
 use berth_core::catalog::Diagnostic;
+use berth_store::notifications::Denial;
 use berth_store::{Store, UsageSource, Use};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::Clock;
-use crate::admission::{SnapshotCell, Usage};
+use crate::admission::{Report, SnapshotCell};
 use crate::admission_metrics::AdmissionMetrics;
 use crate::catalog_source::{Fingerprint, fingerprint};
 use crate::reload::CatalogState;
@@ -280,14 +281,42 @@ const USAGE_BATCH: usize = 64;
 /// Writes usage records into the store's inventory (source `admission`) until every sender is
 /// gone (the server has stopped and its handlers with it), then returns: what was queued is
 /// written before shutdown ends. Reports waiting together are written in one transaction.
-pub async fn write_usage(store: Store, mut receiver: mpsc::Receiver<Vec<Usage>>) -> u64 {
+pub async fn write_usage(
+    store: Store,
+    mut receiver: mpsc::Receiver<Report>,
+    denials_window: Option<Duration>,
+) -> u64 {
     let mut written = 0;
     while let Some(first) = receiver.recv().await {
-        let mut records = first;
+        let mut reports = vec![first];
         for _ in 1..USAGE_BATCH {
             match receiver.try_recv() {
-                Ok(more) => records.extend(more),
+                Ok(more) => reports.push(more),
                 Err(_) => break,
+            }
+        }
+        let mut records = Vec::new();
+        let mut denials = Vec::new();
+        for report in reports {
+            match report {
+                Report::Allowed(uses) => records.extend(uses),
+                Report::Denied(denied) => denials.extend(denied),
+            }
+        }
+        if let Some(window) = denials_window
+            && !denials.is_empty()
+        {
+            let denials: Vec<Denial> = denials
+                .into_iter()
+                .map(|denied| Denial {
+                    window_start: window_start(denied.at, window),
+                    image: denied.image,
+                    namespace: denied.namespace,
+                    message: denied.message,
+                })
+                .collect();
+            if let Err(error) = store.record_denials(&denials).await {
+                tracing::warn!(error = %error, denials = denials.len(), "admission denials not recorded");
             }
         }
         let Some(at) = records.iter().map(|record| record.at).max() else {
@@ -316,4 +345,11 @@ pub async fn write_usage(store: Store, mut receiver: mpsc::Receiver<Vec<Usage>>)
         }
     }
     written
+}
+
+/// The start of the window of `window` length that `at` falls in (windows count from the epoch).
+fn window_start(at: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    let length = i64::try_from(window.as_secs()).unwrap_or(i64::MAX).max(1);
+    let start = at.timestamp().div_euclid(length) * length;
+    DateTime::from_timestamp(start, 0).unwrap_or(at)
 }

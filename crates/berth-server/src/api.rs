@@ -303,6 +303,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(freshness) = &state.freshness {
         text.push_str(&freshness.metrics());
     }
+    if let Some(notifications) = &state.notifications {
+        text.push_str(&notifications.metrics());
+    }
     if let Some(retention) = &state.retention {
         text.push_str(&retention.metrics());
     }

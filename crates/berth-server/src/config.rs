@@ -60,6 +60,7 @@ pub const FIELDS: &[&str] = &[
     "freshness",
     "rebuild",
     "retention",
+    "notifications",
     "ui",
 ];
 const UI_FIELDS: &[&str] = &["enabled", "anonymous"];
@@ -125,6 +126,8 @@ pub struct ServeFile {
     pub rebuild: Option<berth_core::rebuild::RebuildSettings>,
     /// Retention policies and guards (`retention`, docs/retention.md).
     pub retention: Option<berth_core::retention::Settings>,
+    /// Notification targets and what each hears (`notifications`, docs/notifications.md).
+    pub notifications: Option<berth_core::notify::Settings>,
     /// The dashboard (`ui`, docs/dashboard.md).
     pub ui: Option<UiFile>,
 }
@@ -296,6 +299,9 @@ pub struct ServeSettings {
     /// Retention on the `retention` lease's holder (`retention`); `None` without the section
     /// or a store.
     pub retention: Option<crate::retention::RetentionSettings>,
+    /// Notifications on the `notifications` lease's holder (`notifications`); `None` without
+    /// the section or a store.
+    pub notifications: Option<crate::notifications::Notifier>,
     /// The dashboard under `/ui/` (`ui`, `--ui`); `None`: off.
     pub ui: Option<crate::ui::UiSettings>,
 }
@@ -474,6 +480,10 @@ impl ServeFile {
                     "retention" => {
                         config.retention =
                             berth_core::retention::read_section(&mut walker, value, &path)
+                    }
+                    "notifications" => {
+                        config.notifications =
+                            berth_core::notify::read_section(&mut walker, value, &path)
                     }
                     "leases" => {
                         if let Some(fields) = walker.fields(value, &path, LEASE_FIELDS)
@@ -909,7 +919,7 @@ mod tests {
     fn the_freshness_section() {
         check(
             "freshness:\n  interval: 30m\n  max_age: 30d\n  eol_warning: 60d\n  os_lifecycle:\n    - {distribution: debian, version: \"11\", eol_on: 2031-06-30}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: Some(FreshnessFile { interval: Some(1800s), max_age: Some(2592000s), eol_warning: Some(5184000s), os_lifecycle: [OsLifecycle { distribution: "debian", version: "11", eol_on: 2031-06-30 }] }), rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: Some(FreshnessFile { interval: Some(1800s), max_age: Some(2592000s), eol_warning: Some(5184000s), os_lifecycle: [OsLifecycle { distribution: "debian", version: "11", eol_on: 2031-06-30 }] }), rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
         check(
             "freshness:\n  max_age: soon\n  os_lifecycle:\n    - {distribution: debian, eol_on: 2031-13-01}\n  every: 1h\n",
@@ -925,11 +935,11 @@ berth.yaml:5:3: error: freshness.every: unknown field `every`; expected one of: 
     fn a_complete_file() {
         check(
             "listen: 0.0.0.0:9000\ncatalog: catalog.d\ncatalog_format: toolforge\ncatalog_poll_interval: 500ms\n",
-            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: Some(0.0.0.0:9000), catalog: Some("catalog.d"), catalog_format: Some(Toolforge), catalog_poll_interval: Some(500ms), store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
         check(
             "catalog: c.yaml\n",
-            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: Some("c.yaml"), catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
     }
 
@@ -937,7 +947,7 @@ berth.yaml:5:3: error: freshness.every: unknown field `every`; expected one of: 
     fn registry_mirrors() {
         check(
             "registries:\n  docker.io: {mirrors: [mirror.internal:5000, backup.example]}\n",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [RegistryFile { host: "docker.io", insecure: false, ca_file: None, mirrors: ["mirror.internal:5000", "backup.example"] }], sync: None, promotions: None, api_tokens: [], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
     }
 
@@ -960,7 +970,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
         check(
             "
@@ -995,7 +1005,7 @@ resolve: {deadline: 1500ms, ttl: 1m, failure_ttl: 0, cache: 500}
 namespace_labels: {api: 'https://10.0.0.1:443', token_file: t, ca_file: c}
 leases: {ttl: 1m30s}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None, freshness: None, rebuild: None, retention: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: None, authfile: None, registries: [], sync: None, promotions: None, api_tokens: [], policy: Some("policy.yaml"), knowledge_refresh: Some(30s), tls: Some(TlsFile { cert: "tls.crt", key: "tls.key" }), resolve: Some(ResolveFile { enabled: None, deadline: Some(1.5s), ttl: Some(60s), failure_ttl: Some(0ns), cache: Some(500) }), namespace_labels: Some(NamespaceFile { enabled: None, api: Some("https://10.0.0.1:443"), token_file: Some("t"), ca_file: Some("c") }), lease_ttl: Some(90s), connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
         check(
             "

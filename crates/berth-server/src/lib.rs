@@ -44,6 +44,7 @@ pub mod knowledge;
 pub mod leases;
 pub mod metrics;
 pub mod namespaces;
+pub mod notifications;
 pub mod promotion;
 pub mod rebuild;
 pub mod reload;
@@ -111,6 +112,8 @@ pub struct AppState {
     /// Retention's last run and counters (`GET /api/v1/retention`, `/metrics`); `None`
     /// without a `retention` section.
     pub retention: Option<Arc<retention::RetentionState>>,
+    /// Notifications' counters (`/metrics`); `None` without a `notifications` section.
+    pub notifications: Option<Arc<notifications::NotifyState>>,
     /// The dashboard and its sessions; `None` with `--ui=false`, when `/ui/` answers 404.
     pub ui: Option<Arc<ui::Ui>>,
 }
@@ -302,7 +305,14 @@ pub async fn run_with_clock(
         (Some(_), Some(_)) => Some(Arc::new(retention::RetentionState::default())),
         _ => None,
     };
+    let notify_state = match (&store, &settings.notifications) {
+        (Some(_), Some(notifier)) => {
+            Some(Arc::new(notifications::NotifyState::new(notifier.clone())))
+        }
+        _ => None,
+    };
     let state = AppState {
+        notifications: notify_state.clone(),
         ui: ui::build(
             settings.ui.as_ref(),
             settings
@@ -335,9 +345,16 @@ pub async fn run_with_clock(
         let usage = match &store {
             Some(store) => {
                 let (sender, receiver) = tokio::sync::mpsc::channel(admission_tasks::USAGE_QUEUE);
+                // Denials are gathered only when a target hears of them.
+                let denials_window = settings
+                    .notifications
+                    .as_ref()
+                    .filter(|notifier| notifier.settings.heard("admission-denied"))
+                    .map(|notifier| notifier.settings.denials_window);
                 usage_writer = Some(tokio::spawn(admission_tasks::write_usage(
                     store.clone(),
                     receiver,
+                    denials_window,
                 )));
                 Some(sender)
             }
@@ -484,6 +501,27 @@ pub async fn run_with_clock(
                     clock: Arc::clone(&clock),
                     lease: leases::LeaseHolder {
                         name: berth_retention::LEASE,
+                        store: store.clone(),
+                        settings: settings.leases.clone(),
+                        book: Arc::clone(&leases),
+                    },
+                },
+                stopped.clone(),
+            )),
+        ));
+    }
+    if let (Some(notify), Some(store)) = (&notify_state, &store) {
+        tasks.push((
+            "notifications",
+            tokio::spawn(notifications::schedule(
+                notifications::NotifyTask {
+                    state: Arc::clone(notify),
+                    store: store.clone(),
+                    catalog: Arc::clone(&catalog),
+                    freshness: freshness_state.clone(),
+                    clock: Arc::clone(&clock),
+                    lease: leases::LeaseHolder {
+                        name: notifications::LEASE,
                         store: store.clone(),
                         settings: settings.leases.clone(),
                         book: Arc::clone(&leases),

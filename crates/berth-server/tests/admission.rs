@@ -12,7 +12,9 @@ use berth_core::catalog::{self, Catalog, Format, Source};
 use berth_core::lineage::LineageIndex;
 use berth_core::policy::{self, Knowledge};
 use berth_core::{Digest, ImageRef};
-use berth_server::admission::{AdmissionSnapshot, AdmissionState, SnapshotCell, Usage, router};
+use berth_server::admission::{
+    AdmissionSnapshot, AdmissionState, Report, SnapshotCell, Usage, router,
+};
 use berth_server::catalog_source::CatalogSource;
 use berth_server::reload::CatalogState;
 use berth_testkit::metrics::Samples;
@@ -329,7 +331,7 @@ async fn allowed_admissions_are_recorded_as_usage_except_dry_runs() {
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(
         records,
-        [Usage {
+        Report::Allowed(vec![Usage {
             at: now(),
             namespace: "tool-a".to_string(),
             kind: "Job".to_string(),
@@ -337,17 +339,32 @@ async fn allowed_admissions_are_recorded_as_usage_except_dry_runs() {
             container: "migrate".to_string(),
             image: "127.0.0.1:5050/berth/base:1".to_string(),
             digest: Some(Digest::parse(BASE_DIGEST).unwrap_or_else(|e| panic!("{e}"))),
-        }]
+        }])
     );
-    // Not recorded: a dry run, a denied admission, the mutating call, a delete.
+    // A denied admission leaves its images, for the gathered denial notifications.
+    let denied = review("CREATE", &fixture("deployment.json"), None);
+    let (status, _) = post_to(state.clone(), "/admission/validate", denied.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    let Report::Denied(denied) = receiver
+        .try_recv()
+        .unwrap_or_else(|error| panic!("{error}"))
+    else {
+        panic!("a denial reports its images");
+    };
+    assert!(!denied.is_empty());
+    assert!(
+        denied
+            .iter()
+            .all(|one| !one.message.is_empty() && one.at == now()),
+        "{denied:?}"
+    );
+    // Not recorded: a dry run, the mutating call, a delete.
     let mut dry = review("CREATE", &job, None);
     dry["request"]["dryRun"] = json!(true);
-    let denied = review("CREATE", &fixture("deployment.json"), None);
     let mut delete = review("DELETE", &Value::Null, Some(&job));
     delete["request"]["kind"] = json!({"group": "batch", "version": "v1", "kind": "Job"});
     for (path, body) in [
         ("/admission/validate", dry),
-        ("/admission/validate", denied),
         ("/admission/mutate", review("CREATE", &job, None)),
         ("/admission/validate", delete),
     ] {

@@ -61,6 +61,7 @@ fn state_with(catalog: Catalog) -> AppState {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     }
 }
@@ -232,6 +233,7 @@ async fn the_clock_decides_effective_states() {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     };
     let (_, body) = get(&state, "/api/v1/catalog/python3.11").await;
@@ -259,6 +261,7 @@ async fn probes_before_and_after_a_catalog_loads() {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     };
     assert_eq!(
@@ -308,6 +311,7 @@ async fn an_invalid_edit_keeps_the_last_good_catalog() {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     };
     state.catalog.reload(today());
@@ -410,6 +414,7 @@ async fn hostile_files_in_a_served_directory_keep_the_last_good_catalog() {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     };
     state.catalog.reload(today());

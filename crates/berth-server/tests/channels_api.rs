@@ -144,6 +144,7 @@ impl World {
             freshness: None,
             rebuild: None,
             retention: None,
+            notifications: None,
             ui: None,
         })
         .oneshot(request)

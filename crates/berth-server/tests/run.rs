@@ -63,6 +63,7 @@ fn settings(dir: &Path, policy: &Path) -> ServeSettings {
         freshness: None,
         rebuild: None,
         retention: None,
+        notifications: None,
         ui: None,
     }
 }

@@ -266,6 +266,18 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
         }
         (None, _) => None,
     };
+    let notifications = match (&file.notifications, has_store) {
+        (Some(section), true) => Some(
+            berth_server::notifications::Notifier::new(section.clone(), &|name| env.get(name))
+                .map_err(usage)?,
+        ),
+        (Some(_), false) => {
+            return Err(usage(
+                "the config has a `notifications` section but no `store` to keep the outbox in",
+            ));
+        }
+        (None, _) => None,
+    };
     let ui_file = file.ui.clone().unwrap_or_default();
     let ui = args
         .ui
@@ -277,6 +289,7 @@ pub(crate) fn settings(args: Args, env: &Environment) -> anyhow::Result<ServeSet
     Ok(ServeSettings {
         rebuild,
         retention,
+        notifications,
         ui,
         listen,
         catalog: CatalogSource {
