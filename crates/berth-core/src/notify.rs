@@ -467,7 +467,7 @@ pub fn sync_failing(
     last_error: &str,
     at: DateTime<Utc>,
 ) -> Event {
-    let since = last_ok.map_or_else(|| "never".to_string(), |ok| stamp(ok));
+    let since = last_ok.map_or_else(|| "never".to_string(), stamp);
     Event {
         key: format!("sync-failing:{repository}:{since}"),
         kind: "sync-failing",

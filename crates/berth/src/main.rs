@@ -51,6 +51,8 @@ enum Command {
     Rebuild(cmd::freshness::RebuildArgs),
     /// Retention: what the policies would delete and keep, and a guarded deletion run.
     Retention(cmd::retention::Args),
+    /// Notifications: send a sample to a target, list the outbox and what became of it.
+    Notifications(cmd::notifications::Args),
     /// Decide images and Kubernetes manifests with the admission policy, as the webhook would.
     Check(cmd::check::Args),
     /// Run the HTTP API (catalog, probes, status, metrics) until SIGTERM or SIGINT.
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Stale(args) => cmd::freshness::stale(args, &env),
         Command::Rebuild(args) => cmd::freshness::rebuild(args, &env),
         Command::Retention(args) => cmd::retention::exec(args, &env),
+        Command::Notifications(args) => cmd::notifications::exec(args, &env),
         Command::Promote(args) => cmd::channels::promote(args, &env),
         Command::Rollback(args) => cmd::channels::rollback(args, &env),
         Command::History(args) => cmd::channels::history(args, &env),

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod freshness;
 pub mod images;
 pub mod inspect;
+pub mod notifications;
 pub mod provenance;
 pub mod retention;
 pub mod serve;
