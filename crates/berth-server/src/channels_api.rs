@@ -349,6 +349,28 @@ pub(crate) async fn usage_sources(
     Ok(Json(api.store.usage_sources().await.map_err(internal)?))
 }
 
+/// `GET /api/v1/notifications?limit=N`: the newest deliveries of the notifications outbox
+/// (what `berth notifications list --json` prints). A read token: summaries name workloads.
+pub(crate) async fn notifications(
+    Channels(api): Channels,
+    headers: HeaderMap,
+    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<berth_store::notifications::Delivery>>, ChannelsApiError> {
+    authorize(&api, &headers, Scope::Read)?;
+    let Query(query) = query.map_err(|error| ChannelsApiError::BadRequest(error.body_text()))?;
+    let limit = query.limit.unwrap_or(50).min(1000);
+    Ok(Json(
+        api.store.notifications(limit).await.map_err(internal)?,
+    ))
+}
+
+/// A page size, alone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    pub limit: Option<u32>,
+}
+
 /// The body of `POST /api/v1/channels/{name}/promote`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

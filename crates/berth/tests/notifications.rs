@@ -52,6 +52,14 @@ fn serve(dir: &Path, slack: &str) -> ServeProcess {
     ServeProcess::start(command)
 }
 
+fn sha256(text: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)[..64].to_string()
+}
+
 /// The requests of one kind (`berth.eol-soon`) among those received.
 fn of_type(requests: &[berth_testkit::receiver::Received], kind: &str) -> usize {
     requests
@@ -136,6 +144,7 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
             "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: {store}\n\
              registries:\n  {own}: {{insecure: true}}\n\
              leases: {{ttl: 1s}}\n\
+             api_tokens: [{{name: reader, sha256: {}, scope: read}}]\n\
              notifications:\n\
              \x20 interval: 1s\n\
              \x20 eol_within: 30d\n\
@@ -146,6 +155,7 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
              \x20   - name: chat\n\
              \x20     slack: {{url_env: SLACK_URL_FOR_TESTS}}\n\
              \x20     events: [promotion]\n",
+            sha256("reader-secret"),
             hook.url("/hooks/berth"),
         ),
     )
@@ -219,7 +229,6 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
             && metrics.contains("berth_lease_held{lease=\"notifications\""),
         "{metrics}"
     );
-    drop(server);
 
     // The outbox: each delivery delivered; the killed attempt counted once the restart sent it.
     let listed: Value = serde_json::from_str(&ok(&berth(
@@ -233,7 +242,7 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
         .iter()
         .map(|row| {
             (
-                row["kind"].as_str().unwrap().to_string(),
+                row["event"]["kind"].as_str().unwrap().to_string(),
                 row["target"].as_str().unwrap().to_string(),
                 row["state"].as_str().unwrap().to_string(),
             )
@@ -260,6 +269,18 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
         ],
         "{listed:#}"
     );
+    // The API answers the same, to a read token only.
+    let (status, _) = server.get("/api/v1/notifications");
+    assert_eq!(status, 401);
+    let (status, answered) = server.request(
+        "GET",
+        "/api/v1/notifications",
+        &[("Authorization", "Bearer reader-secret")],
+        "",
+    );
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered, listed);
+    drop(server);
 
     // `berth notifications test`: a sample to the webhook; a refusing target exits 1.
     let sample = ok(&berth(

@@ -376,6 +376,31 @@ fn explain(
         None,
     );
     push(
+        "notifications",
+        match &settings.notifications {
+            Some(notifier) => {
+                let section = &notifier.settings;
+                let targets: Vec<String> = section
+                    .targets
+                    .iter()
+                    .map(|target| {
+                        let events: Vec<&str> = target.events.iter().copied().collect();
+                        format!("{} ({})", target.name, events.join(", "))
+                    })
+                    .collect();
+                text(format!(
+                    "targets {}, every {}, {} attempts",
+                    targets.join("; "),
+                    duration_text(section.interval),
+                    section.attempts
+                ))
+            }
+            None => text("off (no notifications section)".into()),
+        },
+        None,
+        None,
+    );
+    push(
         "tls",
         match &settings.tls {
             Some(tls) => text(format!(

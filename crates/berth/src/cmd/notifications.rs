@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use berth_hooks::Outcome;
 use berth_server::notifications::Notifier;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::cmd::{open_store_read_only, print_json, print_text, runtime, store_url};
@@ -143,23 +143,6 @@ fn test(args: TestArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One line of `berth notifications list --json`.
-#[derive(Debug, Serialize)]
-struct DeliveryView {
-    event_id: i64,
-    key: String,
-    kind: String,
-    at: DateTime<Utc>,
-    subject: String,
-    summary: String,
-    target: String,
-    state: String,
-    attempts: u32,
-    next_attempt_at: Option<DateTime<Utc>>,
-    delivered_at: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-}
-
 fn list(args: ListArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     let url = store_url(args.store.clone(), env);
     let deliveries = runtime()?.block_on(async {
@@ -168,23 +151,7 @@ fn list(args: ListArgs, env: &Environment) -> anyhow::Result<ExitCode> {
         store.close().await;
         anyhow::Ok(deliveries?)
     })?;
-    let views: Vec<DeliveryView> = deliveries
-        .into_iter()
-        .map(|delivery| DeliveryView {
-            event_id: delivery.event.id,
-            key: delivery.event.key,
-            kind: delivery.event.kind,
-            at: delivery.event.at,
-            subject: delivery.event.subject,
-            summary: delivery.event.summary,
-            target: delivery.target,
-            state: delivery.state,
-            attempts: delivery.attempts,
-            next_attempt_at: delivery.next_attempt_at,
-            delivered_at: delivery.delivered_at,
-            last_error: delivery.last_error,
-        })
-        .collect();
+    let views = deliveries;
     if args.json {
         print_json(&views)?;
         return Ok(ExitCode::SUCCESS);
@@ -193,8 +160,8 @@ fn list(args: ListArgs, env: &Environment) -> anyhow::Result<ExitCode> {
     for view in &views {
         text.push_str(&format!(
             "#{} {} → {}: {}, {} attempt(s){}\n    {}\n",
-            view.event_id,
-            view.kind,
+            view.event.id,
+            view.event.kind,
             view.target,
             view.state,
             view.attempts,
@@ -202,7 +169,7 @@ fn list(args: ListArgs, env: &Environment) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map(|error| format!(": {error}"))
                 .unwrap_or_default(),
-            view.summary
+            view.event.summary
         ));
     }
     if views.is_empty() {
