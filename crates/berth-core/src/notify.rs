@@ -460,25 +460,28 @@ pub fn eol_soon(
     }
 }
 
-/// A repository whose sync has failed since `failing_since`.
+/// A repository whose syncs have failed since `failing_since` (once per such stretch).
 pub fn sync_failing(
     repository: &str,
+    failing_since: DateTime<Utc>,
     last_ok: Option<DateTime<Utc>>,
     last_error: &str,
     at: DateTime<Utc>,
 ) -> Event {
-    let since = last_ok.map_or_else(|| "never".to_string(), stamp);
+    let last_good = last_ok.map_or_else(|| "never".to_string(), stamp);
     Event {
-        key: format!("sync-failing:{repository}:{since}"),
+        key: format!("sync-failing:{repository}:{}", stamp(failing_since)),
         kind: "sync-failing",
         at,
         subject: repository.to_string(),
         summary: format!(
-            "sync of {repository} is failing (last good sync: {since}): {}",
+            "sync of {repository} has failed since {} (last good sync: {last_good}): {}",
+            stamp(failing_since),
             crate::quote::escape(last_error)
         ),
         data: json!({
             "repository": repository,
+            "failing_since": failing_since,
             "last_ok_at": last_ok,
             "last_error": last_error,
         }),

@@ -506,11 +506,7 @@ async fn sync_failing(
     let mut events = Vec::new();
     for status in store.failing_repositories().await? {
         let sync = &status.sync;
-        let Some(error) = &sync.last_error else {
-            continue;
-        };
-        // Failing since its last good sync, or since its first attempt when it never had one.
-        let Some(since) = sync.last_sync_ok_at.or(sync.last_sync_attempt_at) else {
+        let (Some(error), Some(since)) = (&sync.last_error, status.failing_since) else {
             continue;
         };
         if now - since < threshold {
@@ -518,6 +514,7 @@ async fn sync_failing(
         }
         events.push(notify::sync_failing(
             &status.repository.to_string(),
+            since,
             sync.last_sync_ok_at,
             error,
             now,

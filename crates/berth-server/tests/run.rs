@@ -575,3 +575,154 @@ async fn slow_clients_are_cut_off_and_open_connections_are_bounded() {
     assert!(closed, "a silent TLS client is cut off");
     server.shut_down().await;
 }
+
+/// Denials are gathered per image and window by the usage writer and told once per window
+/// by the notifications task (a webhook target), with their count and namespaces; allowed
+/// admissions are not told. A repository failing for longer than `sync_failing_for` is told
+/// once, counted from its first failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_denials_and_failing_syncs_are_told_once() {
+    use berth_core::notify::{Settings, Target, TargetKind};
+    use berth_core::rebuild::SecretSource;
+    use berth_testkit::receiver::{Receiver, verify_standard_signature};
+
+    let dir = temp_dir("denials");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap_or_else(|error| panic!("{error}"));
+    let receiver = Receiver::start(Vec::new());
+    let mut settings = settings(&dir, &policy);
+    let section = Settings {
+        targets: vec![Target {
+            name: "hook".to_string(),
+            kind: TargetKind::Webhook {
+                url: receiver.url("/denied"),
+                secret: SecretSource::Env("HOOK_SECRET".to_string()),
+            },
+            events: ["admission-denied", "sync-failing"].into_iter().collect(),
+        }],
+        denials_window: Duration::from_secs(60),
+        sync_failing_for: Duration::from_secs(3600),
+        interval: Duration::from_millis(200),
+        ..Settings::default()
+    };
+    settings.notifications = Some(
+        berth_server::notifications::Notifier::new(section, &|name| {
+            (name == "HOOK_SECRET").then(|| "hook-secret".to_string())
+        })
+        .unwrap_or_else(|error| panic!("{error}")),
+    );
+    // One repository failing for two hours, one for ten minutes.
+    let store = berth_store::Store::open(settings.store.as_deref().unwrap_or_default())
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    for (name, minutes) in [("team/old-break", 120), ("team/new-break", 10)] {
+        let repository = berth_store::RepositoryName::parse(&format!("127.0.0.1:5050/{name}"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        for again in [0, 5] {
+            store
+                .record_repository_failure(
+                    &repository,
+                    "connection refused",
+                    now() - chrono::Duration::minutes(minutes - again),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+    }
+    store.close().await;
+    let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let moved = Arc::clone(&offset);
+    let clock: berth_server::Clock = Arc::new(move || {
+        now() + chrono::Duration::seconds(moved.load(std::sync::atomic::Ordering::SeqCst))
+    });
+    let server = start_with_clock(settings, clock).await;
+    server.wait_ready().await;
+    let failing = tokio::task::block_in_place(|| receiver.wait_for(1, Duration::from_secs(20)));
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    let body = failing[0].json();
+    assert_eq!(body["type"], "berth.sync-failing", "{body}");
+    assert_eq!(body["data"]["repository"], "127.0.0.1:5050/team/old-break");
+    assert_eq!(
+        body["data"]["failing_since"],
+        json!(
+            (now() - chrono::Duration::minutes(120))
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )
+    );
+
+    // Five denials of one image from two namespaces, one of another, one allowed Pod.
+    for index in 0..5 {
+        let mut review = review_of(&format!("bad-{index}"), "evil.example/miner:1");
+        if index % 2 == 1 {
+            review["request"]["namespace"] = json!("tool-b");
+        }
+        let (status, body) = server.post("/admission/validate", &review).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["response"]["allowed"], false, "{body}");
+    }
+    let (_, body) = server
+        .post(
+            "/admission/validate",
+            &review_of("other", "other.example/x:2"),
+        )
+        .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let (_, body) = server.post("/admission/validate", &review("fine", 1)).await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    // The window is still open: nothing is told.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.requests().len(), 1, "{:?}", receiver.requests());
+
+    // The window closes: one message per image.
+    offset.store(120, std::sync::atomic::Ordering::SeqCst);
+    let requests = tokio::task::block_in_place(|| receiver.wait_for(3, Duration::from_secs(20)));
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let mut told: Vec<(String, u64, Vec<String>)> = requests[1..]
+        .iter()
+        .map(|request| {
+            verify_standard_signature(b"hook-secret", request)
+                .unwrap_or_else(|error| panic!("{error}"));
+            let body = request.json();
+            assert_eq!(body["type"], "berth.admission-denied", "{body}");
+            let data = &body["data"];
+            assert!(
+                data["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("evil.example")
+                    == (data["image"] == "evil.example/miner:1"),
+                "the first denial's text names its image: {data}"
+            );
+            (
+                data["image"].as_str().unwrap_or_default().to_string(),
+                data["count"].as_u64().unwrap_or_default(),
+                serde_json::from_value(data["namespaces"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            (
+                "evil.example/miner:1".to_string(),
+                5,
+                vec!["tool-a".to_string(), "tool-b".to_string()]
+            ),
+            (
+                "other.example/x:2".to_string(),
+                1,
+                vec!["tool-a".to_string()]
+            ),
+        ]
+    );
+    // Later looks tell nothing again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.requests().len(), 3);
+    let stopped = server.shut_down().await;
+    assert!(
+        stopped.tasks.contains(&"notifications"),
+        "{:?}",
+        stopped.tasks
+    );
+}

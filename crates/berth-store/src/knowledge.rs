@@ -138,7 +138,8 @@ SELECT r.registry, r.name, r.last_sync_ok_at, r.last_sync_attempt_at, r.last_err
        (SELECT COUNT(*) FROM tags t
         WHERE t.registry = r.registry AND t.repository = r.name AND t.gone_at IS NULL),
        (SELECT COUNT(*) FROM tags t
-        WHERE t.registry = r.registry AND t.repository = r.name AND t.gone_at IS NOT NULL)
+        WHERE t.registry = r.registry AND t.repository = r.name AND t.gone_at IS NOT NULL),
+       r.failing_since
 FROM repositories r JOIN registries g ON g.host = r.registry
 WHERE ($1 IS NULL OR (r.registry = $1 AND r.name = $2))
   AND (NOT $3 OR r.last_error IS NOT NULL)
@@ -155,6 +156,7 @@ type StatusRow = (
     Option<String>,
     i64,
     i64,
+    Option<DateTime<Utc>>,
 );
 
 impl Store {
@@ -216,6 +218,7 @@ impl Store {
                      last_sync_ok_at = excluded.last_sync_ok_at,
                      last_sync_attempt_at = excluded.last_sync_attempt_at,
                      last_error = NULL,
+                     failing_since = NULL,
                      last_sync_truncated = excluded.last_sync_truncated",
             )
             .bind(registry)
@@ -486,11 +489,13 @@ impl Store {
                 .await
                 .map_err(db("record the registry"))?;
             sqlx::query(
-                "INSERT INTO repositories (registry, name, last_sync_attempt_at, last_error)
-                 VALUES ($1, $2, $3, $4)
+                "INSERT INTO repositories
+                     (registry, name, last_sync_attempt_at, last_error, failing_since)
+                 VALUES ($1, $2, $3, $4, $3)
                  ON CONFLICT (registry, name) DO UPDATE SET
                      last_sync_attempt_at = excluded.last_sync_attempt_at,
-                     last_error = excluded.last_error",
+                     last_error = excluded.last_error,
+                     failing_since = COALESCE(repositories.failing_since, excluded.failing_since)",
             )
             .bind(repository.registry())
             .bind(repository.repository())
@@ -991,6 +996,7 @@ impl Store {
                     },
                     live_tags: unsigned_from("live tag count", row.8)?,
                     gone_tags: unsigned_from("gone tag count", row.9)?,
+                    failing_since: row.10,
                 })
             })
             .collect()

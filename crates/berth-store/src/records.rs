@@ -220,6 +220,9 @@ pub struct RepositoryStatus {
     pub registry: SyncStatus,
     pub live_tags: u64,
     pub gone_tags: u64,
+    /// Since when its syncs fail: the first failure after its last success (`None` when its
+    /// last sync succeeded).
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// An image's layer chain, base first, for building the lineage index.

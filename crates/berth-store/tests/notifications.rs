@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_core::notify::{self, Event};
 use berth_store::notifications::{Delivery, DeliveryResult, Denial, Found};
-use berth_store::{Store, StoreError};
+use berth_store::{RepoSnapshot, RepositoryName, Store, StoreError};
 use common::at;
 use serde_json::json;
 
@@ -20,6 +20,7 @@ on_both_backends! {
         attempts_finish_a_delivery_once,
         a_former_holder_records_nothing,
         denials_gather_per_image_and_window,
+        failing_counts_from_the_first_failure_after_a_success,
     ],
     file: [],
 }
@@ -232,4 +233,40 @@ async fn denials_gather_per_image_and_window(url: String) {
         .map(|denials| (denials.image.as_str(), denials.count))
         .collect();
     assert_eq!(left, [("other:2", 1), ("app:1", 1)]);
+}
+
+async fn failing_counts_from_the_first_failure_after_a_success(url: String) {
+    let store = open(&url).await;
+    let app = RepositoryName::parse("registry.example/team/app").unwrap();
+    let failing = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .failing_repositories()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|status| status.failing_since)
+                .collect::<Vec<_>>()
+        }
+    };
+    store
+        .record_repository_failure(&app, "refused", at(10))
+        .await
+        .unwrap();
+    store
+        .record_repository_failure(&app, "refused", at(20))
+        .await
+        .unwrap();
+    assert_eq!(failing(&store).await, [Some(at(10))]);
+    store
+        .record_repository_sync(&app, &RepoSnapshot::default(), at(30))
+        .await
+        .unwrap();
+    assert!(failing(&store).await.is_empty());
+    store
+        .record_repository_failure(&app, "timed out", at(40))
+        .await
+        .unwrap();
+    assert_eq!(failing(&store).await, [Some(at(40))]);
 }

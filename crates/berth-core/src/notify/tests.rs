@@ -170,6 +170,7 @@ fn channel_audit_entries_are_events_and_others_are_not() {
 fn a_webhook_body_has_type_timestamp_and_data_and_slack_gets_text() {
     let event = sync_failing(
         "registry.test/team/app",
+        at("2026-12-01T08:30:00Z"),
         Some(at("2026-12-01T08:00:00Z")),
         "connection refused\n",
         at("2026-12-01T10:00:00Z"),

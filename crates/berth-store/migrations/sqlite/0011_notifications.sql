@@ -41,3 +41,7 @@ CREATE TABLE admission_denials (
     message TEXT NOT NULL,
     PRIMARY KEY (image, window_start)
 ) STRICT;
+
+-- Since when a repository's syncs fail (the first failure after its last success): what
+-- "sync failing for longer than D" counts from.
+ALTER TABLE repositories ADD COLUMN failing_since TEXT;
