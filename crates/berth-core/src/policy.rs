@@ -49,16 +49,18 @@ pub enum RuleKind {
     Lifecycle,
     Base,
     Digest,
+    Provenance,
 }
 
 impl RuleKind {
     /// The rules a policy file can name, in file order.
-    pub const CONFIGURABLE: [RuleKind; 5] = [
+    pub const CONFIGURABLE: [RuleKind; 6] = [
         RuleKind::Registries,
         RuleKind::Catalog,
         RuleKind::Lifecycle,
         RuleKind::Base,
         RuleKind::Digest,
+        RuleKind::Provenance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +72,7 @@ impl RuleKind {
             RuleKind::Lifecycle => "lifecycle",
             RuleKind::Base => "base",
             RuleKind::Digest => "digest",
+            RuleKind::Provenance => "provenance",
         }
     }
 
@@ -188,6 +191,36 @@ pub struct DigestRule {
     pub unknown: Unknown,
 }
 
+/// What the provenance rule requires of a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requirement {
+    /// A record whose tests passed.
+    Tested,
+    /// A record naming the source repository.
+    Source,
+}
+
+impl Requirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requirement::Tested => "tested",
+            Requirement::Source => "source",
+        }
+    }
+}
+
+/// `provenance:` the digest that runs must be the one a pipeline recorded (built from a
+/// source, tested and passed): deployed digest = tested digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenanceRule {
+    pub mode: Mode,
+    /// Sorted, without repeats; never empty.
+    pub require: Vec<Requirement>,
+    /// For references whose digest berth does not know (an unsynced tag).
+    pub unknown: Unknown,
+}
+
 /// A namespace that some rules do not apply to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exception {
@@ -213,6 +246,7 @@ pub struct Policy {
     pub lifecycle: Option<LifecycleRule>,
     pub base: Option<BaseRule>,
     pub digest: Option<DigestRule>,
+    pub provenance: Option<ProvenanceRule>,
     pub exceptions: Vec<Exception>,
 }
 
@@ -226,6 +260,7 @@ impl Policy {
             RuleKind::Lifecycle => self.lifecycle.map(|rule| rule.mode),
             RuleKind::Base => self.base.as_ref().map(|rule| rule.mode),
             RuleKind::Digest => self.digest.map(|rule| rule.mode),
+            RuleKind::Provenance => self.provenance.as_ref().map(|rule| rule.mode),
         }
     }
 }

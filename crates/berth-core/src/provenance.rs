@@ -1,10 +1,13 @@
 //! What an image says about where it came from — the OCI `org.opencontainers.image.*` keys,
 //! from the manifest's annotations first, then the config's labels — and how its base claim
-//! compares with the base found by layer lineage. Pure: `berth provenance` and the dashboard's
-//! image page both read it.
+//! compares with the base found by layer lineage; and what a pipeline recorded about a digest
+//! it built and tested ([`Record`], checked by [`Record::check`]), which the `provenance`
+//! policy rule reads. Pure: `berth provenance`, the API and the dashboard's image page all
+//! read it.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::Digest;
@@ -106,9 +109,147 @@ pub fn check_base(claims: &Claims, lineage: Option<(Option<&Digest>, &[Digest])>
     }
 }
 
+/// What a pipeline's tests came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tests {
+    Passed,
+    Failed,
+}
+
+impl Tests {
+    pub fn parse(text: &str) -> Option<Tests> {
+        match text {
+            "passed" => Some(Tests::Passed),
+            "failed" => Some(Tests::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tests::Passed => "passed",
+            Tests::Failed => "failed",
+        }
+    }
+}
+
+/// What a pipeline reported about a digest it built (and tested): `berth provenance record`,
+/// `POST /api/v1/provenance`. The latest record of a digest is the one that counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// The source repository's URL.
+    pub source: Option<String>,
+    /// The commit built.
+    pub commit: Option<String>,
+    /// The build's page, and its logs.
+    pub build: Option<String>,
+    pub logs: Option<String>,
+    pub tests: Option<Tests>,
+    pub tests_url: Option<String>,
+    /// The token's name (API) or `$BERTH_ACTOR` (CLI).
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Longest URL or commit kept.
+const FIELD_MAX: usize = 2048;
+
+impl Record {
+    /// The first problem of a record, naming its field: URLs must be `http(s)://`, a commit is
+    /// 7 to 64 hexadecimal digits, nothing longer than 2 KiB, and a record says something.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("source", &self.source),
+            ("build", &self.build),
+            ("logs", &self.logs),
+            ("tests_url", &self.tests_url),
+        ] {
+            if let Some(value) = value {
+                let rest = value
+                    .strip_prefix("https://")
+                    .or_else(|| value.strip_prefix("http://"));
+                if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                    return Err(format!(
+                        "{field}: {value:?} is not an http:// or https:// URL"
+                    ));
+                }
+                if value.len() > FIELD_MAX || value.chars().any(char::is_whitespace) {
+                    return Err(format!("{field}: not a URL (too long, or with spaces)"));
+                }
+            }
+        }
+        if let Some(commit) = &self.commit
+            && !(7..=64).contains(&commit.len())
+        {
+            return Err(format!(
+                "commit: {commit:?} is not 7 to 64 hexadecimal digits"
+            ));
+        }
+        if let Some(commit) = &self.commit
+            && !commit.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(format!(
+                "commit: {commit:?} is not 7 to 64 hexadecimal digits"
+            ));
+        }
+        if self.tests_url.is_some() && self.tests.is_none() {
+            return Err("tests_url: given without a test result (tests: passed or failed)".into());
+        }
+        if [&self.source, &self.commit, &self.build, &self.logs]
+            .iter()
+            .all(|value| value.is_none())
+            && self.tests.is_none()
+        {
+            return Err(
+                "the record says nothing: give a source, commit, build, logs or tests".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_checked_field_by_field() {
+        let record = Record {
+            source: Some("https://git.example/app".into()),
+            commit: Some("0123abc".into()),
+            build: None,
+            logs: None,
+            tests: Some(Tests::Passed),
+            tests_url: None,
+            recorded_by: "ci".into(),
+            recorded_at: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        assert_eq!(record.check(), Ok(()));
+        let bad = |change: fn(&mut Record)| {
+            let mut record = record.clone();
+            change(&mut record);
+            record.check().unwrap_err()
+        };
+        assert!(bad(|r| r.source = Some("git@x:y".into())).starts_with("source:"));
+        assert!(bad(|r| r.commit = Some("xyz1234".into())).starts_with("commit:"));
+        assert!(bad(|r| r.commit = Some("abc".into())).starts_with("commit:"));
+        assert!(
+            bad(|r| {
+                r.tests = None;
+                r.tests_url = Some("https://ci.example/1".into());
+            })
+            .starts_with("tests_url:")
+        );
+        assert!(
+            bad(|r| {
+                r.source = None;
+                r.commit = None;
+                r.tests = None;
+            })
+            .contains("says nothing")
+        );
+    }
 
     fn digest(n: u8) -> Digest {
         Digest::parse(&format!("sha256:{n:064x}")).unwrap()

@@ -25,6 +25,8 @@
 //! - [`notifications`]: the notifications outbox (events once by key, a delivery per target,
 //!   recorded with the cursor or denials they came from) and the admission denials gathered
 //!   per image and window.
+//! - [`provenance`]: what pipelines recorded about the digests they built and tested, the
+//!   latest per digest, audited and stamped with a knowledge generation.
 //! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns; [`view`]: how an image reads in JSON.
 //! - [`error`]: the one error type, [`StoreError`].
@@ -89,6 +91,7 @@ pub mod knowledge;
 pub mod leases;
 pub mod migrate;
 pub mod notifications;
+pub mod provenance;
 pub mod rebuild;
 pub mod records;
 pub mod retention;

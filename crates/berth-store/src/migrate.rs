@@ -76,6 +76,11 @@ const SQLITE: &[Migration] = &[
         name: "notifications",
         sql: include_str!("../migrations/sqlite/0011_notifications.sql"),
     },
+    Migration {
+        version: 12,
+        name: "provenance_records",
+        sql: include_str!("../migrations/sqlite/0012_provenance_records.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -134,10 +139,15 @@ const POSTGRES: &[Migration] = &[
         name: "notifications",
         sql: include_str!("../migrations/postgres/0011_notifications.sql"),
     },
+    Migration {
+        version: 12,
+        name: "provenance_records",
+        sql: include_str!("../migrations/postgres/0012_provenance_records.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

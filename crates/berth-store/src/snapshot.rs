@@ -12,6 +12,7 @@ use futures_util::TryStreamExt as _;
 use sqlx::types::Json;
 
 use crate::error::db;
+use crate::provenance::{RECORD_COLUMNS, RecordRow, record_from};
 use crate::records::digest_from;
 use crate::store::Dialect;
 use crate::{RepositoryName, Store, StoreError};
@@ -120,6 +121,11 @@ impl Store {
         for (index, images) in indexes.into_iter().chain(naming_indexes) {
             knowledge.add_index(index, images);
         }
+        for digest in &digests {
+            if let Some(record) = self.provenance_of(digest).await? {
+                knowledge.add_provenance(digest, record);
+            }
+        }
         Ok(knowledge)
     }
 
@@ -150,10 +156,11 @@ impl Store {
         let generation = self.knowledge_generation().await?;
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         type TagRow = (String, String, String, String, bool);
-        let (tag_rows, index_rows, chain_rows): (
+        let (tag_rows, index_rows, chain_rows, record_rows): (
             Vec<TagRow>,
             Vec<IndexRow>,
             Vec<(String, String)>,
+            Vec<RecordRow>,
         ) = on_pool!(self, |pool, Db| {
             let tags = sqlx::query_as(
                 "SELECT registry, repository, tag, digest, gone_at IS NOT NULL FROM tags
@@ -173,7 +180,15 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .map_err(db("read changed images"))?;
-            (tags, indexes, chains)
+            let records: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECORD_COLUMNS} FROM provenance_records WHERE generation > $1
+                 ORDER BY digest"
+            )))
+            .bind(since)
+            .fetch_all(pool)
+            .await
+            .map_err(db("read changed provenance records"))?;
+            (tags, indexes, chains, records)
         });
         let mut tags = Vec::with_capacity(tag_rows.len());
         for (registry, repository, tag, digest, gone) in tag_rows {
@@ -188,6 +203,10 @@ impl Store {
             tags,
             indexes: index_entries(index_rows)?.into_iter().collect(),
             images: chains_from(chain_rows)?.into_iter().collect(),
+            provenance: record_rows
+                .into_iter()
+                .map(record_from)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -259,6 +278,20 @@ impl Store {
             }
             if let Some(done) = image {
                 builder.image(&done, &chain);
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, RecordRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECORD_COLUMNS} FROM provenance_records ORDER BY digest"
+            )))
+            .fetch(pool);
+            while let Some(row) = rows
+                .try_next()
+                .await
+                .map_err(db("read provenance records"))?
+            {
+                let (digest, record) = record_from(row)?;
+                builder.provenance(&digest, record);
             }
         });
         Ok((builder.finish(), generation))

@@ -177,7 +177,7 @@ fn a_webhook_body_has_type_timestamp_and_data_and_slack_gets_text() {
     );
     assert_eq!(
         event.key,
-        "sync-failing:registry.test/team/app:2026-12-01T08:00:00Z"
+        "sync-failing:registry.test/team/app:2026-12-01T08:30:00Z"
     );
     let body: Value = serde_json::from_slice(&webhook_body(&event)).unwrap();
     assert_eq!(body["type"], "berth.sync-failing");
@@ -191,12 +191,10 @@ fn a_webhook_body_has_type_timestamp_and_data_and_slack_gets_text() {
             .contains("connection refused\\n")
     );
     let slack: Value = serde_json::from_slice(&slack_body(&event)).unwrap();
-    assert!(
-        slack["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("[berth] sync of registry.test/team/app is failing")
-    );
+    assert!(slack["text"].as_str().unwrap().starts_with(
+        "[berth] sync of registry.test/team/app has failed since 2026-12-01T08:30:00Z \
+                 (last good sync: 2026-12-01T08:00:00Z)"
+    ));
 }
 
 #[test]

@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use super::{
     BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, PinOn, Policy,
-    RuleKind, Unknown, pattern::glob_match,
+    ProvenanceRule, Requirement, RuleKind, Unknown, pattern::glob_match,
 };
 use crate::catalog::{Catalog, State};
 use crate::lineage::{BaseCheck, UnknownBase};
+use crate::provenance::Tests;
 use crate::reference::{Digest, ImageRef};
 use crate::workload::{ContainerImage, ContainerList, Workload, WorkloadKind};
 
@@ -429,6 +430,9 @@ impl Run<'_> {
         if let Some(rule) = &self.policy.base {
             self.base(container, &image, rule);
         }
+        if let Some(rule) = &self.policy.provenance {
+            self.provenance(container, &image, rule);
+        }
         if let Some(rule) = self.policy.digest {
             // `on: pods` leaves controllers as written: their Pods are pinned when admitted.
             let skipped = rule.action == DigestAction::Pin
@@ -564,6 +568,69 @@ impl Run<'_> {
                     return;
                 }
             }
+        }
+    }
+
+    /// The digest that runs must carry a pipeline's record meeting the rule: the record of the
+    /// digest itself (an index's record covers its platform images: they are what it names).
+    fn provenance(&mut self, container: &ContainerImage, image: &ImageRef, rule: &ProvenanceRule) {
+        let Some(digest) = self.knowledge.digest_of(image) else {
+            let message = format!(
+                "berth does not know which digest {} is, so cannot check that it was tested; \
+                 deploy it by digest (@sha256:…)",
+                image.familiar()
+            );
+            self.unknown(container, RuleKind::Provenance, rule.unknown, message);
+            return;
+        };
+        let how = format!(
+            "the pipeline that built it records one with `berth provenance record {digest} \
+             --source URL --commit SHA --tests passed` (or POST /api/v1/provenance)"
+        );
+        let Some(record) = self.knowledge.provenance(&digest) else {
+            let wanted: Vec<&str> = rule.require.iter().map(|need| need.as_str()).collect();
+            let message = format!(
+                "{} ({digest}) has no provenance record (the policy requires: {}); {how}",
+                image.familiar(),
+                wanted.join(", ")
+            );
+            self.finding(container, RuleKind::Provenance, message);
+            return;
+        };
+        let mut missing = Vec::new();
+        for need in &rule.require {
+            match need {
+                Requirement::Tested => match record.tests {
+                    Some(Tests::Passed) => {}
+                    Some(Tests::Failed) => {
+                        let url = record
+                            .tests_url
+                            .as_ref()
+                            .map(|url| format!(", {url}"))
+                            .unwrap_or_default();
+                        missing.push(format!(
+                            "its tests failed (recorded by {} at {}{url}); deploy a digest \
+                             whose tests passed",
+                            record.recorded_by,
+                            record.recorded_at.format("%Y-%m-%d %H:%M UTC")
+                        ));
+                    }
+                    None => missing.push("its record has no test result".to_string()),
+                },
+                Requirement::Source => {
+                    if record.source.is_none() {
+                        missing.push("its record names no source repository".to_string());
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let message = format!(
+                "{} ({digest}): {}; {how}",
+                image.familiar(),
+                missing.join("; ")
+            );
+            self.finding(container, RuleKind::Provenance, message);
         }
     }
 

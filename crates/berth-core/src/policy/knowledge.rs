@@ -1,5 +1,6 @@
 //! What berth knows about registries, as a plain value the policy reads: which digest each tag
-//! points to, which platform images an index holds, and every image's lineage. Built by the
+//! points to, which platform images an index holds, every image's lineage, and what pipelines
+//! recorded about the digests they built (provenance records). Built by the
 //! caller (from the store, a test's table) and handed in; nothing here fetches anything.
 //!
 //! A request may add what it learned on the way (tags resolved for pinning) as an overlay
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use crate::lineage::{LineageBuilder, LineageIndex};
+use crate::provenance::Record;
 use crate::reference::{Digest, DigestKey, ImageRef, Tag};
 
 /// Registry knowledge for policy decisions. Equal values answer every question alike.
@@ -34,19 +36,22 @@ pub struct Knowledge {
     indexes: HashMap<DigestKey, Box<[DigestKey]>>,
     /// Layer lineage of image manifests: what the approved-base rule asks.
     lineage: LineageIndex,
+    /// What pipelines recorded about digests they built: what the provenance rule asks.
+    provenance: HashMap<DigestKey, Arc<Record>>,
     /// The knowledge this one lies over (an overlay's tags win; indexes and lineage come from
     /// below), so a request can add a few tags without copying the snapshot.
     under: Option<Arc<Knowledge>>,
 }
 
 /// Two snapshots are equal when they hold the same tags (by name: repository numbers depend on
-/// the order tags arrived in), indexes and lineage.
+/// the order tags arrived in), indexes, lineage and provenance records.
 impl PartialEq for Knowledge {
     fn eq(&self, other: &Knowledge) -> bool {
         self.tags.len() == other.tags.len()
             && self.named_tags() == other.named_tags()
             && self.indexes == other.indexes
             && self.lineage == other.lineage
+            && self.provenance == other.provenance
             && self.under == other.under
     }
 }
@@ -75,11 +80,16 @@ pub struct KnowledgeChanges {
     /// Image manifests that are new (or whose lineage was recomputed), with their layer chains
     /// (diff_ids, base first).
     pub images: Vec<(Digest, Vec<Digest>)>,
+    /// Provenance records that are new or replaced, by digest.
+    pub provenance: Vec<(Digest, Record)>,
 }
 
 impl KnowledgeChanges {
     pub fn is_empty(&self) -> bool {
-        self.tags.is_empty() && self.indexes.is_empty() && self.images.is_empty()
+        self.tags.is_empty()
+            && self.indexes.is_empty()
+            && self.images.is_empty()
+            && self.provenance.is_empty()
     }
 }
 
@@ -112,6 +122,9 @@ impl Knowledge {
             self.lineage =
                 std::mem::take(&mut self.lineage).into_with_images(changes.images.iter().cloned());
         }
+        for (digest, record) in &changes.provenance {
+            self.add_provenance(digest, record.clone());
+        }
         self
     }
 
@@ -130,6 +143,9 @@ impl Knowledge {
         }
         for (image, chain) in changes.images {
             builder.image(&image, &chain);
+        }
+        for (digest, record) in changes.provenance {
+            builder.provenance(&digest, record);
         }
         builder.finish()
     }
@@ -156,6 +172,20 @@ impl Knowledge {
     pub fn add_tag(&mut self, reference: &ImageRef, digest: Digest) {
         if let Some(tag) = reference.tag() {
             self.insert_tag(reference, tag, DigestKey::of(&digest));
+        }
+    }
+
+    /// Records what a pipeline reported about `digest` (a later record replaces an earlier).
+    pub fn add_provenance(&mut self, digest: &Digest, record: Record) {
+        self.provenance
+            .insert(DigestKey::of(digest), Arc::new(record));
+    }
+
+    /// What a pipeline recorded about `digest`, if anything.
+    pub fn provenance(&self, digest: &Digest) -> Option<&Record> {
+        match self.provenance.get(&DigestKey::of(digest)) {
+            Some(record) => Some(record),
+            None => self.under.as_ref()?.provenance(digest),
         }
     }
 
@@ -333,6 +363,11 @@ impl KnowledgeBuilder {
         self.lineage.push(image, chain);
     }
 
+    /// A provenance record of a digest; a later one of the same digest wins.
+    pub fn provenance(&mut self, digest: &Digest, record: Record) {
+        self.knowledge.add_provenance(digest, record);
+    }
+
     pub fn finish(self) -> Knowledge {
         let KnowledgeBuilder {
             mut knowledge,
@@ -370,6 +405,7 @@ mod tests {
                 .collect(),
             indexes: vec![(d(3), vec![d(4), d(5)])],
             images: vec![(d(4), vec![d(9)])],
+            provenance: Vec::new(),
         };
         let forward = Knowledge::from_changes(changes(&[0, 1, 2]));
         let backward = Knowledge::from_changes(changes(&[2, 1, 0]));

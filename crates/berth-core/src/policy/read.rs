@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{
     BaseName, BaseRule, CatalogRule, DigestAction, DigestRule, Exception, LifecycleRule, Mode,
-    PinOn, Policy, RegistriesRule, RepositoryPattern, RuleKind, Unknown,
+    PinOn, Policy, ProvenanceRule, RegistriesRule, RepositoryPattern, Requirement, RuleKind,
+    Unknown,
 };
 use crate::catalog::Catalog;
 use crate::catalog::diagnostic::{Diagnostic, Diagnostics};
@@ -20,12 +21,14 @@ pub const FILE_FIELDS: &[&str] = &[
     "lifecycle",
     "base",
     "digest",
+    "provenance",
     "exceptions",
 ];
 pub const REGISTRIES_FIELDS: &[&str] = &["mode", "allow"];
 pub const MODE_ONLY_FIELDS: &[&str] = &["mode"];
 pub const BASE_FIELDS: &[&str] = &["mode", "approved", "unknown"];
 pub const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown", "on"];
+pub const PROVENANCE_FIELDS: &[&str] = &["mode", "require", "from", "unknown"];
 pub const EXCEPTION_FIELDS: &[&str] = &["namespaces", "labels", "rules", "reason", "expires"];
 
 /// The outcome of [`load`]: a policy when there was no error, and every diagnostic.
@@ -105,6 +108,7 @@ fn read_policy(walker: &mut Walker<'_>, text: &str) -> Option<Policy> {
             }
             "base" => policy.base = base(walker, value, &here),
             "digest" => policy.digest = digest(walker, value, &here),
+            "provenance" => policy.provenance = provenance(walker, value, &here),
             "exceptions" => policy.exceptions = exceptions(walker, value, &here),
             other => unreachable!("field {other} is in FILE_FIELDS but not read"),
         }
@@ -117,8 +121,10 @@ fn read_policy(walker: &mut Walker<'_>, text: &str) -> Option<Policy> {
         walker.error(
             root.position,
             &path,
-            "the policy has no rule; expected at least one of registries, catalog, lifecycle, \
-             base, digest",
+            format!(
+                "the policy has no rule; expected at least one of {}",
+                rule_names()
+            ),
         );
     }
     Some(policy)
@@ -344,6 +350,91 @@ fn digest(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<D
     })
 }
 
+/// The rules a policy file can name, for messages.
+fn rule_names() -> String {
+    let names: Vec<&str> = RuleKind::CONFIGURABLE
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn provenance(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<ProvenanceRule> {
+    let fields = section(walker, node, path, PROVENANCE_FIELDS)?;
+    let mode = section_mode(walker, &fields, path);
+    let unknown_handling = fields
+        .get("unknown")
+        .and_then(|field| unknown(walker, field.value, &path.field("unknown")))
+        .unwrap_or_default();
+    let mut require = Vec::new();
+    match fields.get("require") {
+        None => require.push(Requirement::Tested),
+        Some(field) => {
+            let require_path = path.field("require");
+            let items = walker
+                .sequence(field.value, &require_path)
+                .unwrap_or_default();
+            if items.is_empty() {
+                walker.error(
+                    field.value.position,
+                    &require_path,
+                    "an empty list requires nothing; name tested, source or both",
+                );
+            }
+            for (index, item) in items.iter().enumerate() {
+                let item_path = require_path.index(index);
+                let Some(text) = walker.required_text(item, &item_path) else {
+                    continue;
+                };
+                match text.as_str() {
+                    "tested" => require.push(Requirement::Tested),
+                    "source" => require.push(Requirement::Source),
+                    _ => walker.error(
+                        item.position,
+                        &item_path,
+                        format!("unknown requirement {text:?}; expected tested or source"),
+                    ),
+                }
+            }
+        }
+    }
+    require.sort_unstable();
+    require.dedup();
+    if let Some(field) = fields.get("from") {
+        let from_path = path.field("from");
+        for (index, item) in walker
+            .sequence(field.value, &from_path)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let item_path = from_path.index(index);
+            let Some(text) = walker.required_text(item, &item_path) else {
+                continue;
+            };
+            match text.as_str() {
+                "berth" => {}
+                "attestation" => walker.error(
+                    item.position,
+                    &item_path,
+                    "signed attestations are not verified by this version of berth yet; \
+                     record provenance with `berth provenance record` (from: [berth])",
+                ),
+                _ => walker.error(
+                    item.position,
+                    &item_path,
+                    format!("unknown source {text:?}; expected berth"),
+                ),
+            }
+        }
+    }
+    Some(ProvenanceRule {
+        mode,
+        require,
+        unknown: unknown_handling,
+    })
+}
+
 fn exceptions(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Vec<Exception> {
     let mut exceptions = Vec::new();
     let items = walker.sequence(node, path).unwrap_or_default();
@@ -402,10 +493,7 @@ fn exception(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
                         None => walker.error(
                             item.position,
                             &item_path,
-                            format!(
-                                "unknown rule {text:?}; expected registries, catalog, lifecycle, \
-                                 base or digest"
-                            ),
+                            format!("unknown rule {text:?}; expected one of {}", rule_names()),
                         ),
                     }
                 }

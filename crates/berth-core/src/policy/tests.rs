@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::catalog::{self, Catalog, Source};
 use crate::lineage::LineageIndex;
+use crate::provenance::Tests;
 use crate::reference::Digest;
 use crate::workload::workload;
 
@@ -65,6 +66,20 @@ fn knowledge() -> Knowledge {
     knowledge.add_tag(&tag("registry.example.com/multi:1"), digest(21));
     knowledge.add_index(digest(21), vec![digest(2), digest(7)]);
     knowledge
+}
+
+/// A pipeline's record of a digest built from git.example/app.
+fn record(tests: Option<Tests>) -> crate::provenance::Record {
+    crate::provenance::Record {
+        source: Some("https://git.example/app".to_string()),
+        commit: Some("0123456789abcdef".to_string()),
+        build: None,
+        logs: None,
+        tests,
+        tests_url: Some("https://ci.example/runs/7".to_string()).filter(|_| tests.is_some()),
+        recorded_by: "ci-bot".to_string(),
+        recorded_at: at("2026-07-30T10:00:00Z"),
+    }
 }
 
 fn policy(text: &str) -> Policy {
@@ -671,7 +686,7 @@ exceptions:
             "7:12: base.unknown: unknown handling \"maybe\"; expected deny, warn or allow",
             "9:11: digest.action: unknown action \"pin-all\"; expected require or pin",
             "11:5: exceptions[0].reason: missing field: say why the exception exists (it is shown with every waived finding)",
-            "12:13: exceptions[0].rules[0]: unknown rule \"registry\"; expected registries, catalog, lifecycle, base or digest",
+            "12:13: exceptions[0].rules[0]: unknown rule \"registry\"; expected one of registries, catalog, lifecycle, base, digest, provenance",
             "13:14: exceptions[0].expires: \"2027-13-01\" is not a date (YYYY-MM-DD)",
             "14:5: exceptions[1]: an exception needs `namespaces` or `labels`: it would otherwise waive the rules everywhere",
         ]
@@ -679,7 +694,7 @@ exceptions:
     assert_eq!(
         diagnostics("exceptions: []\n"),
         [
-            "1:1: : the policy has no rule; expected at least one of registries, catalog, lifecycle, base, digest"
+            "1:1: : the policy has no rule; expected at least one of registries, catalog, lifecycle, base, digest, provenance"
         ]
     );
     assert_eq!(
@@ -751,6 +766,10 @@ fn the_schema_knows_exactly_the_fields_the_reader_accepts() {
     assert_eq!(
         keys(&properties["digest"]["properties"]),
         sorted(read::DIGEST_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["provenance"]["properties"]),
+        sorted(read::PROVENANCE_FIELDS)
     );
     assert_eq!(
         keys(&properties["exceptions"]["items"]["properties"]),
@@ -951,6 +970,7 @@ fn changes_applied_to_a_snapshot_give_the_knowledge_built_whole() {
         ],
         indexes: vec![(digest(21), vec![digest(2), digest(7)])],
         images: vec![(digest(8), vec![layer(1), layer(2), layer(5), layer(8)])],
+        provenance: vec![(digest(8), record(Some(Tests::Passed)))],
     };
     let next = previous.clone().apply(&changes);
 
@@ -973,9 +993,129 @@ fn changes_applied_to_a_snapshot_give_the_knowledge_built_whole() {
     whole.add_tag(&tag("registry.example.com/multi:1"), digest(21));
     whole.add_tag(&tag("registry.example.com/multi:stable"), digest(21));
     whole.add_index(digest(21), vec![digest(2), digest(7)]);
+    assert_ne!(
+        next, whole,
+        "the provenance record is part of the knowledge"
+    );
+    whole.add_provenance(&digest(8), record(Some(Tests::Passed)));
     assert_eq!(next, whole);
     assert_eq!(next.lineage().base_of(&digest(8)).unwrap().base, digest(6));
     // Applying again, or nothing, changes nothing.
     assert_eq!(next.clone().apply(&changes), whole);
     assert_eq!(next.apply(&KnowledgeChanges::default()), whole);
+}
+
+#[test]
+fn the_provenance_rule_admits_the_tested_digest_and_denies_the_rest() {
+    let catalog = demo_catalog();
+    let mut knowledge = knowledge();
+    // app:1 (image 3) was built and tested; scratch:1 (image 7) failed its tests; alpine:3
+    // (image 4) has a record without tests or source; ghost:1 (image 5) has none.
+    knowledge.add_provenance(&digest(3), record(Some(Tests::Passed)));
+    knowledge.add_provenance(&digest(7), record(Some(Tests::Failed)));
+    let mut bare = record(None);
+    bare.source = None;
+    knowledge.add_provenance(&digest(4), bare);
+    let rule = policy("provenance: {require: [tested, source]}\n");
+    let now = at("2026-08-01");
+    let decide = |image: &str| render(&evaluate_image(image, &rule, &catalog, &knowledge, now));
+    assert_eq!(decide("registry.example.com/app:1"), ["allowed"]);
+    // By digest too: what runs is what was tested.
+    assert_eq!(
+        decide(&format!("registry.example.com/app@{}", digest(3))),
+        ["allowed"]
+    );
+    let failed = decide("registry.example.com/scratch:1");
+    assert!(
+        failed[0].starts_with("deny provenance : registry.example.com/scratch:1 (sha256:")
+            && failed[0].contains("its tests failed (recorded by ci-bot at 2026-07-30 10:00 UTC, https://ci.example/runs/7)"),
+        "{failed:#?}"
+    );
+    let bare = decide("registry.example.com/alpine:3");
+    assert!(
+        bare[0].contains("its record has no test result; its record names no source repository"),
+        "{bare:#?}"
+    );
+    let none = decide("registry.example.com/ghost:1");
+    assert!(
+        none[0].contains("has no provenance record (the policy requires: tested, source)")
+            && none[0].contains(&format!("berth provenance record {}", digest(5))),
+        "{none:#?}"
+    );
+    // A tag berth does not know: the unknown handling, deny by default, warn when asked.
+    let unknown = decide("registry.example.com/nowhere:1");
+    assert!(unknown[0].starts_with("deny provenance"), "{unknown:#?}");
+    let lenient = policy("provenance: {unknown: warn}\n");
+    let verdict = evaluate_image(
+        "registry.example.com/nowhere:1",
+        &lenient,
+        &catalog,
+        &knowledge,
+        now,
+    );
+    assert!(
+        verdict.allowed && verdict.warnings.len() == 1,
+        "{verdict:#?}"
+    );
+    // Only tests by default: a record without a source passes.
+    let tested_only = policy("provenance: {}\n");
+    let mut sourceless = knowledge.clone();
+    let mut without_source = record(Some(Tests::Passed));
+    without_source.source = None;
+    sourceless.add_provenance(&digest(6), without_source);
+    assert!(
+        evaluate_image(
+            "127.0.0.1:5050/berth/python312:latest",
+            &tested_only,
+            &catalog,
+            &sourceless,
+            now
+        )
+        .allowed
+    );
+    // warn mode allows with the finding as a warning.
+    let warn = policy("provenance: {mode: warn}\n");
+    let verdict = evaluate_image(
+        "registry.example.com/ghost:1",
+        &warn,
+        &catalog,
+        &knowledge,
+        now,
+    );
+    assert!(
+        verdict.allowed && verdict.warnings.len() == 1,
+        "{verdict:#?}"
+    );
+}
+
+#[test]
+fn provenance_rule_mistakes_are_named() {
+    let loaded = load(
+        "policy.yaml",
+        "provenance:\n  require: [tested, signed]\n  from: [berth, attestation]\n",
+    );
+    let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    let text = text.join("\n");
+    assert!(loaded.policy.is_none());
+    assert!(
+        text.contains("policy.yaml:2:21: error: provenance.require[1]: unknown requirement \"signed\"; expected tested or source"),
+        "{text}"
+    );
+    assert!(
+        text.contains("provenance.from[1]: signed attestations are not verified by this version"),
+        "{text}"
+    );
+    let exception = load(
+        "policy.yaml",
+        "provenance: {}\nexceptions:\n  - {namespaces: [x], rules: [provenanse], reason: r}\n",
+    );
+    let text: Vec<String> = exception
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        text.join("\n").contains("unknown rule \"provenanse\"; expected one of registries, catalog, lifecycle, base, digest, provenance"),
+        "{text:?}"
+    );
 }
