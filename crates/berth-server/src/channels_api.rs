@@ -364,6 +364,70 @@ pub(crate) async fn notifications(
     ))
 }
 
+/// The body of `POST /api/v1/provenance`: what a pipeline built and tested.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceBody {
+    /// `sha256:…` or `REF@sha256:…`.
+    pub digest: String,
+    pub source: Option<String>,
+    pub commit: Option<String>,
+    pub build: Option<String>,
+    pub logs: Option<String>,
+    /// `passed` or `failed`.
+    pub tests: Option<String>,
+    pub tests_url: Option<String>,
+}
+
+/// `POST /api/v1/provenance` (a `ci` token, or admin): records what a pipeline reports about
+/// the digest it pushed, as `berth provenance record` does; the token's name is the recorder.
+/// 201 with `{digest, record}`.
+pub(crate) async fn record_provenance(
+    Channels(api): Channels,
+    headers: HeaderMap,
+    body: Result<Json<ProvenanceBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ChannelsApiError> {
+    let actor = authorize(&api, &headers, Scope::Ci)?;
+    let Json(body) = body.map_err(|error| ChannelsApiError::BadRequest(error.body_text()))?;
+    let digest = match Digest::parse(&body.digest) {
+        Ok(digest) => digest,
+        Err(_) => berth_core::ImageRef::parse(&body.digest)
+            .ok()
+            .and_then(|image| image.digest().cloned())
+            .ok_or_else(|| {
+                ChannelsApiError::BadRequest(format!(
+                    "digest: {:?} is not sha256:… or REF@sha256:… (a tag can move)",
+                    body.digest
+                ))
+            })?,
+    };
+    let tests = match body.tests.as_deref() {
+        None => None,
+        Some(text) => Some(berth_core::provenance::Tests::parse(text).ok_or_else(|| {
+            ChannelsApiError::BadRequest(format!("tests: {text:?} is not passed or failed"))
+        })?),
+    };
+    let record = berth_core::provenance::Record {
+        source: body.source,
+        commit: body.commit,
+        build: body.build,
+        logs: body.logs,
+        tests,
+        tests_url: body.tests_url,
+        recorded_by: actor,
+        recorded_at: (api.clock)(),
+    };
+    record.check().map_err(ChannelsApiError::BadRequest)?;
+    api.store
+        .record_provenance(&digest, &record)
+        .await
+        .map_err(internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"digest": digest, "record": record})),
+    ))
+}
+
 /// A page size, alone.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -198,6 +198,9 @@ pub enum Scope {
     /// Only `POST /api/v1/registry-events`: what a registry's notifications carry. Outside
     /// the read < promote < admin chain, so a registry's token can do nothing else.
     Events,
+    /// Only `POST /api/v1/provenance`: what a pipeline reports about the digest it built and
+    /// tested. Outside the chain too: a CI token cannot promote or read.
+    Ci,
 }
 
 impl Scope {
@@ -207,8 +210,9 @@ impl Scope {
             "promote" => Ok(Scope::Promote),
             "admin" => Ok(Scope::Admin),
             "events" => Ok(Scope::Events),
+            "ci" => Ok(Scope::Ci),
             _ => Err(format!(
-                "unknown scope {text:?}; expected read, promote, admin or events"
+                "unknown scope {text:?}; expected read, promote, admin, events or ci"
             )),
         }
     }
@@ -219,6 +223,8 @@ impl Scope {
             (Scope::Admin, _) => true,
             (Scope::Events, needed) => needed == Scope::Events,
             (_, Scope::Events) => false,
+            (Scope::Ci, needed) => needed == Scope::Ci,
+            (_, Scope::Ci) => false,
             (have, needed) => have >= needed,
         }
     }
@@ -989,7 +995,7 @@ berth.yaml:3:30: error: registries.r.example.tls: unknown field `tls`; expected 
 berth.yaml:5:13: error: sync.interval: \"1s\" is shorter than the minimum, 10s
 berth.yaml:7:7: error: sync.registries[0]: a registry to walk needs `registry`
 berth.yaml:9:25: error: api_tokens[0].sha256: expected the token's SHA-256 as 64 lowercase hex digits (`printf %s TOKEN | sha256sum`), never the token itself
-berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote, admin or events
+berth.yaml:9:41: error: api_tokens[0].scope: unknown scope \"root\"; expected read, promote, admin, events or ci
 ",
         );
     }

@@ -152,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/usage", get(channels_api::usage))
         .route("/api/v1/usage/sources", get(channels_api::usage_sources))
         .route("/api/v1/notifications", get(channels_api::notifications))
+        .route("/api/v1/provenance", post(channels_api::record_provenance))
         .route("/api/v1/retention", get(retention::last_run))
         .route("/", get(ui::root))
         .route("/ui", get(ui::root))

@@ -504,6 +504,7 @@ async fn openapi_describes_the_routes() {
         "/api/v1/images",
         "/api/v1/images/{digest}",
         "/api/v1/notifications",
+        "/api/v1/provenance",
         "/api/v1/registry-events",
         "/api/v1/repositories",
         "/api/v1/resolve/{name}",

@@ -156,12 +156,13 @@ impl Store {
         let generation = self.knowledge_generation().await?;
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         type TagRow = (String, String, String, String, bool);
-        let (tag_rows, index_rows, chain_rows, record_rows): (
+        type Rows = (
             Vec<TagRow>,
             Vec<IndexRow>,
             Vec<(String, String)>,
             Vec<RecordRow>,
-        ) = on_pool!(self, |pool, Db| {
+        );
+        let (tag_rows, index_rows, chain_rows, record_rows): Rows = on_pool!(self, |pool, Db| {
             let tags = sqlx::query_as(
                 "SELECT registry, repository, tag, digest, gone_at IS NOT NULL FROM tags
                      WHERE generation > $1 ORDER BY registry, repository, tag",

@@ -122,3 +122,286 @@ fn the_base_claim_is_checked_against_lineage() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn sha256(text: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)[..64].to_string()
+}
+
+/// A Pod running `image`, for the webhook.
+fn review(image: &str) -> String {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "uid-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "job",
+            "namespace": "racetrack",
+            "operation": "CREATE",
+            "userInfo": {"username": "deployer"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "job", "namespace": "racetrack"},
+                "spec": {"containers": [{"name": "job", "image": image}]},
+            },
+            "dryRun": false,
+        }
+    })
+    .to_string()
+}
+
+/// Racetrack's pre-built job: CI builds and tests a digest and records it; the platform admits
+/// exactly that digest. A rebuild pushed to the same tag is denied until its pipeline records
+/// it — by `berth check --store` and by the webhook of `berth serve`, which learns the record
+/// from `POST /api/v1/provenance` (a `ci` token) through its knowledge refresh.
+#[test]
+fn the_tested_digest_is_admitted_and_an_untested_rebuild_is_not() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-tested-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, "provenance: {require: [tested, source]}\n").unwrap();
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "images:\n  other:\n    image: registry.example/other\n",
+    )
+    .unwrap();
+    let job = format!("{own}/racetrack/job:1");
+    let sync = || {
+        let output = berth(&[
+            "sync",
+            "--repo",
+            &format!("{own}/racetrack/job"),
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let check = || {
+        berth(&[
+            "check",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--store",
+            &store,
+            "--image",
+            &job,
+        ])
+    };
+    registry.copy_from_testbed("berth/base:1", "racetrack/job:1");
+    sync();
+    let built = testbed.digest("berth/base:1");
+
+    // Not recorded yet: denied, saying how to record it.
+    let denied = check();
+    assert_eq!(denied.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&denied.stdout).to_string();
+    assert!(
+        text.contains("has no provenance record (the policy requires: tested, source)")
+            && text.contains(&format!("berth provenance record {built}")),
+        "{text}"
+    );
+
+    // CI records what it built and tested.
+    let recorded = berth(&[
+        "provenance",
+        "record",
+        &format!("{own}/racetrack/job@{built}"),
+        "--source",
+        "https://git.example/racetrack/job",
+        "--commit",
+        "4f2c1e9",
+        "--tests",
+        "passed",
+        "--tests-url",
+        "https://ci.example/runs/41",
+        "--actor",
+        "ci-pipeline",
+        "--store",
+        &store,
+    ]);
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let allowed = check();
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stdout)
+    );
+    let shown = report(
+        &berth(&[
+            "provenance",
+            &job,
+            "--json",
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+        ]),
+        0,
+    );
+    assert_eq!(shown["record"]["tests"], "passed", "{shown:#}");
+    assert_eq!(shown["record"]["recorded_by"], "ci-pipeline");
+    assert_eq!(shown["record"]["commit"], "4f2c1e9");
+
+    // Bad records are refused, naming the flag; a tag is not a digest.
+    let tag = berth(&[
+        "provenance",
+        "record",
+        &job,
+        "--tests",
+        "passed",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(tag.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&tag.stderr).contains("names a tag, which can move"));
+    let url = berth(&[
+        "provenance",
+        "record",
+        built.as_str(),
+        "--source",
+        "git@example:x",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(url.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&url.stderr)
+            .contains("--source: \"git@example:x\" is not an http:// or https:// URL"),
+        "{}",
+        String::from_utf8_lossy(&url.stderr)
+    );
+
+    // A rebuild pushed to the same tag: another digest, not tested, denied.
+    registry.copy_from_testbed("berth/child:1", "racetrack/job:1");
+    sync();
+    let rebuilt = testbed.digest("berth/child:1");
+    let denied = check();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stdout).contains(rebuilt.as_str()));
+
+    // The webhook decides the same; its pipeline records the rebuild through the API.
+    std::fs::write(
+        dir.join("berth.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: {store}\npolicy: policy.yaml\n\
+             knowledge_refresh: 100ms\n\
+             api_tokens:\n\
+             \x20 - {{name: job-pipeline, sha256: {}, scope: ci}}\n\
+             \x20 - {{name: reader, sha256: {}, scope: read}}\n",
+            sha256("ci-secret"),
+            sha256("reader-secret")
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config", "berth.yaml"])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = berth_testkit::ServeProcess::start(command);
+    let json_header = ("Content-Type", "application/json");
+    let admit = |image: &str| {
+        let (status, answer) = server.request(
+            "POST",
+            "/admission/validate",
+            &[json_header],
+            &review(image),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["response"].clone()
+    };
+    let answer = admit(&job);
+    assert_eq!(answer["allowed"], false, "{answer}");
+    assert!(
+        answer["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no provenance record")
+    );
+    // The tested digest, by digest, is admitted.
+    assert_eq!(
+        admit(&format!("{own}/racetrack/job@{built}"))["allowed"],
+        true
+    );
+
+    let body = json!({
+        "digest": rebuilt,
+        "source": "https://git.example/racetrack/job",
+        "commit": "9a8b7c6",
+        "tests": "passed",
+    })
+    .to_string();
+    let ci = ("Authorization", "Bearer ci-secret");
+    let reader = ("Authorization", "Bearer reader-secret");
+    let (status, _) = server.request("POST", "/api/v1/provenance", &[json_header, reader], &body);
+    assert_eq!(status, 403, "a read token cannot record");
+    let (status, _) = server.request("GET", "/api/v1/audit", &[ci], "");
+    assert_eq!(status, 403, "a ci token can do nothing else");
+    let (status, answer) = server.request(
+        "POST",
+        "/api/v1/provenance",
+        &[json_header, ci],
+        &json!({"digest": rebuilt, "tests": "maybe"}).to_string(),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("tests: \"maybe\""),
+        "{answer}"
+    );
+    let (status, answer) = server.request("POST", "/api/v1/provenance", &[json_header, ci], &body);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["record"]["recorded_by"], "job-pipeline");
+    // Within a few refreshes the webhook admits the recorded rebuild.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if admit(&job)["allowed"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never reached the webhook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The record is in the audit log.
+    let (_, audit) = server.request("GET", "/api/v1/audit", &[reader], "");
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["action"] == "provenance.record"
+                && entry["subject"] == rebuilt.as_str()),
+        "{audit:#}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,11 +3,16 @@
 //! platform manifest's annotations first, then the config's labels — with the base claim
 //! checked against the base found by layer lineage in the store. A claim is only a claim:
 //! it "agrees" or "disagrees" with lineage, or stays "unverified" without a store that knows the
-//! image. Signatures, attestations and CI records (issue 13) are not read yet.
+//! image. With a store, the pipeline's record of the digest (`berth provenance record`) is
+//! shown beside the claims. Signatures and attestations are not read yet.
+//!
+//! `berth provenance record DIGEST --source URL --commit SHA --tests passed ...`: what a
+//! pipeline reports about the digest it built and tested, into the store (audited); the
+//! `provenance` policy rule admits a digest by it.
 
 use std::process::ExitCode;
 
-use berth_core::provenance::{self, BaseCheck, Claimed};
+use berth_core::provenance::{self, BaseCheck, Claimed, Record, Tests};
 use berth_core::{Digest, ImageRef};
 use berth_oci::{Client, Platform};
 use serde::Serialize;
@@ -18,9 +23,13 @@ use crate::exit::{NEGATIVE, usage};
 use crate::registry_args::RegistryArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The image reference (`registry/repo:tag`, `repo@sha256:...`).
-    pub reference: String,
+    #[arg(required = true)]
+    pub reference: Option<String>,
     /// The store whose lineage checks the base claim (default: $BERTH_STORE).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
@@ -32,6 +41,104 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Record what a pipeline built and tested: the digest it pushed, its source, commit,
+    /// build and test result. The `provenance` policy rule admits a digest by its record.
+    Record(RecordArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The digest the pipeline pushed: `sha256:…` or `REF@sha256:…` (never a tag: it moves).
+    pub digest: String,
+    /// The source repository's URL.
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// The commit built (7 to 64 hex digits).
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// The build's page.
+    #[arg(long, value_name = "URL")]
+    pub build: Option<String>,
+    /// The build's logs.
+    #[arg(long, value_name = "URL")]
+    pub logs: Option<String>,
+    /// What the tests came to.
+    #[arg(long, value_enum)]
+    pub tests: Option<TestsArg>,
+    /// The test report.
+    #[arg(long, value_name = "URL")]
+    pub tests_url: Option<String>,
+    #[arg(long, help = crate::cmd::channels::ACTOR_HELP)]
+    pub actor: Option<String>,
+    /// The store (default: $BERTH_STORE, then sqlite://berth.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Print the record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TestsArg {
+    Passed,
+    Failed,
+}
+
+/// The digest a `record` names: a bare digest, or a reference's.
+pub fn recorded_digest(text: &str) -> Result<Digest, String> {
+    if let Ok(digest) = Digest::parse(text) {
+        return Ok(digest);
+    }
+    match ImageRef::parse(text) {
+        Ok(image) => image.digest().cloned().ok_or_else(|| {
+            format!(
+                "{text:?} names a tag, which can move: give the digest the pipeline pushed \
+                 (sha256:… or REF@sha256:…)"
+            )
+        }),
+        Err(error) => Err(format!("{text:?}: {error}")),
+    }
+}
+
+fn record(args: RecordArgs, env: &Environment) -> anyhow::Result<ExitCode> {
+    let digest = recorded_digest(&args.digest).map_err(usage)?;
+    let record = Record {
+        source: args.source,
+        commit: args.commit,
+        build: args.build,
+        logs: args.logs,
+        tests: args.tests.map(|tests| match tests {
+            TestsArg::Passed => Tests::Passed,
+            TestsArg::Failed => Tests::Failed,
+        }),
+        tests_url: args.tests_url,
+        recorded_by: crate::cmd::channels::actor(args.actor, env),
+        recorded_at: chrono::Utc::now(),
+    };
+    record
+        .check()
+        .map_err(|problem| usage(format!("--{}", problem.replacen('_', "-", 1))))?;
+    let url = crate::cmd::store_url(args.store, env);
+    crate::cmd::runtime()?.block_on(async {
+        let store = crate::cmd::open_store(&url).await?;
+        let done = store.record_provenance(&digest, &record).await;
+        store.close().await;
+        anyhow::Ok(done?)
+    })?;
+    if args.json {
+        crate::cmd::print_json(&serde_json::json!({"digest": digest, "record": record}))?;
+    } else {
+        crate::cmd::print_text(&format!(
+            "recorded {digest}: tests {}, source {}\n",
+            record.tests.map_or("not given", Tests::as_str),
+            record.source.as_deref().unwrap_or("not given")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `berth provenance` reports; also the `--json` shape.
@@ -49,6 +156,8 @@ pub struct Provenance {
     /// The base by layer lineage, from the store.
     pub lineage_base: Option<Digest>,
     pub base_check: BaseCheck,
+    /// What a pipeline recorded about the digest (`berth provenance record`), from the store.
+    pub record: Option<Record>,
 }
 
 /// The provenance the image states, checked against what lineage found.
@@ -74,11 +183,16 @@ pub fn establish(inspection: &Inspection) -> Provenance {
         base_digest: claims.base_digest,
         lineage_base,
         base_check,
+        record: None,
     }
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
-    let image = ImageRef::parse(&args.reference).map_err(|error| usage(error.to_string()))?;
+    if let Some(Command::Record(record_args)) = args.command {
+        return record(record_args, env);
+    }
+    let reference = args.reference.clone().unwrap_or_default();
+    let image = ImageRef::parse(&reference).map_err(|error| usage(error.to_string()))?;
     let wanted = match &args.platform {
         Some(text) => Wanted::Asked(
             Platform::parse(text)
@@ -97,10 +211,12 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             Ok(inspection) => inspection,
             Err(missing) => return Err(usage(missing.to_string())),
         };
+        let mut provenance = establish(&inspection);
         if let Some(store) = store {
+            provenance.record = store.provenance_of(&provenance.digest).await?;
             store.close().await;
         }
-        anyhow::Ok(establish(&inspection))
+        anyhow::Ok(provenance)
     })?;
     if args.json {
         crate::cmd::print_json(&provenance)?;
@@ -147,6 +263,28 @@ fn text(provenance: &Provenance) -> String {
         BaseCheck::Unverified => "the base claim is unverified (no store knows this image)",
     };
     out.push_str(&format!("  lineage     {lineage}: {check}\n"));
+    match &provenance.record {
+        Some(record) => {
+            out.push_str(&format!(
+                "  recorded    by {} at {}\n",
+                escape(&record.recorded_by),
+                record.recorded_at.format("%Y-%m-%d %H:%M UTC")
+            ));
+            for (name, value) in [
+                ("source", record.source.as_deref()),
+                ("commit", record.commit.as_deref()),
+                ("build", record.build.as_deref()),
+                ("logs", record.logs.as_deref()),
+                ("tests", record.tests.map(Tests::as_str)),
+                ("tests url", record.tests_url.as_deref()),
+            ] {
+                if let Some(value) = value {
+                    out.push_str(&format!("    {name:<9} {}\n", escape(value)));
+                }
+            }
+        }
+        None => out.push_str("  recorded    no pipeline record (berth provenance record)\n"),
+    }
     out.push_str("  signatures  not checked (berth does not read signatures yet)\n");
     out
 }
