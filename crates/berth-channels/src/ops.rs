@@ -180,6 +180,12 @@ async fn reconcile(
     };
     if let Some(found) = found {
         tracing::info!(image = %subject.label(), channel = %channel, digest = %found, "{reason}");
+        // Drift of a tag berth itself moved last (a channel it manages), not a source channel
+        // that CI publishes to: that is worth telling people.
+        let managed = state
+            .history
+            .last()
+            .is_some_and(|last| last.kind != ChangeKind::OutsideChange);
         let entry = HistoryEntry {
             previous: state.current().cloned(),
             digest: found,
@@ -189,8 +195,8 @@ async fn reconcile(
             kind: ChangeKind::OutsideChange,
         };
         history::append(store, subject, channel, state, entry.clone()).await?;
-        // A drift is also an audit entry: what notifications are told from.
-        if matches!(observation, Observation::Drift { .. }) {
+        // A drift of a managed channel is also an audit entry: what notifications are told from.
+        if managed && matches!(observation, Observation::Drift { .. }) {
             history::audit(
                 store,
                 subject,

@@ -245,6 +245,18 @@ fn drift_on_a_channel_berth_manages_is_reported_and_exits_one() {
         0,
     );
     assert!(history.contains("outside-change"), "{history}");
+    // The drift of the managed channel is an audit entry (what notifications tell); the
+    // source channel CI publishes to is not.
+    let audit = demo.expect(&["audit", "--json"], "2026-11-16T10:00:00Z", 0);
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let drifts: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "channel.drift")
+        .map(|entry| entry["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(drifts, ["app:latest"], "{audit:#}");
 }
 
 /// Issue 15, item 10: a hand fix on `latest` is not overwritten by the next promotion (the
