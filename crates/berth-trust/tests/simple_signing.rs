@@ -241,3 +241,40 @@ fn an_oversized_payload_is_refused_before_anything_else() {
         })
     ));
 }
+
+#[test]
+fn the_signature_is_checked_before_the_payload_is_read() {
+    // Not JSON, not simple signing, another digest: none of it matters unsigned.
+    for payload in [&b"not json"[..], b"{}", b"[[[[[[[["] {
+        assert_eq!(
+            verify_simple_signing(payload, P256_SIG, &[p256()], IMAGE, REPOSITORY),
+            Err(Refusal::NotSignedByTrustedKey {
+                keys: vec!["release".to_owned()]
+            })
+        );
+    }
+}
+
+#[test]
+fn keys_match_ignoring_case_as_cosign_does_but_never_ambiguously() {
+    let verified = verify_simple_signing(
+        include_bytes!("fixtures/simple-signing-capitalized.json"),
+        include_str!("fixtures/simple-signing-capitalized.p256.sig"),
+        &[p256()],
+        IMAGE,
+        REPOSITORY,
+    )
+    .unwrap();
+    assert_eq!(verified.image_digest, IMAGE);
+    assert!(verified.optional.is_empty());
+    let refusal = verify_simple_signing(
+        include_bytes!("fixtures/simple-signing-two-cases.json"),
+        include_str!("fixtures/simple-signing-two-cases.p256.sig"),
+        &[p256()],
+        IMAGE,
+        REPOSITORY,
+    )
+    .unwrap_err();
+    assert!(matches!(refusal, Refusal::NotSimpleSigning(_)), "{refusal}");
+    assert!(refusal.to_string().contains("appears twice"), "{refusal}");
+}
