@@ -11,6 +11,8 @@
 //! - [`blob_read`]: the bridge from an async blob stream to `std::io::Read`.
 //! - [`resolve`]: one tag resolved at its registry on demand (the webhook's and `berth check
 //!   --resolve`'s tags the store does not know), cached and single-flight within a deadline.
+//! - [`signatures`]: a digest's cosign signatures and attestations (the `.sig` / `.att` tag
+//!   scheme), fetched within bounds and checked with berth-trust against trusted keys.
 //! - [`expiring`]: the bounded expiring cache the resolver and the server's namespace-label
 //!   reader share.
 //!
@@ -26,6 +28,7 @@ pub mod declared;
 pub mod expiring;
 mod layers;
 pub mod resolve;
+pub mod signatures;
 pub mod sync;
 pub mod targets;
 

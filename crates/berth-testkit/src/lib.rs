@@ -313,7 +313,24 @@ impl OwnRegistry {
             .expect("the registry answers with Docker-Content-Digest")
     }
 
+    /// Uploads a blob of "hello" only (a repository with content but no manifest).
     pub fn push_blob_only(&self, repository: &str) {
+        self.put_blob(repository, b"hello");
+    }
+
+    /// Uploads `bytes` as a blob (POST then PUT with its digest, computed by `sha256sum`, not
+    /// by berth); returns the digest.
+    pub fn put_blob(&self, repository: &str, bytes: &[u8]) -> String {
+        let file = self.dir.join(format!(
+            "blob-{}",
+            DERIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&file, bytes).unwrap();
+        let sum = std::process::Command::new("sha256sum")
+            .arg(&file)
+            .output()
+            .expect("sha256sum");
+        let digest = format!("sha256:{}", &String::from_utf8_lossy(&sum.stdout)[..64]);
         let curl = |args: &[&str]| {
             let output = std::process::Command::new("curl")
                 .args(["-sS", "--fail", "-D", "-", "-o", "/dev/null"])
@@ -341,17 +358,16 @@ impl OwnRegistry {
             })
             .expect("the registry answers an upload start with a Location");
         let separator = if location.contains('?') { '&' } else { '?' };
-        // sha256 of "hello".
-        let digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
         curl(&[
             "-X",
             "PUT",
             "-H",
             "Content-Type: application/octet-stream",
             "--data-binary",
-            "hello",
+            &format!("@{}", file.display()),
             &format!("{location}{separator}digest={digest}"),
         ]);
+        digest
     }
 }
 

@@ -405,3 +405,273 @@ fn the_tested_digest_is_admitted_and_an_untested_rebuild_is_not() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `openssl` with `args` in `dir`; its stdout.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run openssl: {error}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A P-256 key pair made by openssl: `NAME.key` (private) and `NAME.pem` (public) in `dir`.
+fn key_pair(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &format!("{name}.key"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkey",
+            "-in",
+            &format!("{name}.key"),
+            "-pubout",
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+/// `bytes` signed by openssl with `NAME.key` (ECDSA P-256, SHA-256, DER), in base64.
+fn sign(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let file = dir.join(format!("to-sign-{}", bytes.len()));
+    std::fs::write(&file, bytes).unwrap();
+    let signature = openssl(
+        dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            &format!("{name}.key"),
+            file.to_str().unwrap(),
+        ],
+    );
+    base64::engine::general_purpose::STANDARD.encode(signature)
+}
+
+/// cosign's simple signing payload for `digest` in `repository`.
+fn simple_signing(repository: &str, digest: &str) -> Vec<u8> {
+    json!({
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": {"creator": "openssl in berth's tests"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Pushes a cosign-style manifest under `tag` whose layers are `layers` (bytes, media type,
+/// annotations), each uploaded as a blob.
+fn push_cosign(
+    registry: &OwnRegistry,
+    repository: &str,
+    tag: &str,
+    layers: &[(Vec<u8>, &str, Value)],
+) {
+    let config = b"{}".to_vec();
+    let config_digest = registry.put_blob(repository, &config);
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|(bytes, media_type, annotations)| {
+            let digest = registry.put_blob(repository, bytes);
+            json!({"mediaType": media_type, "digest": digest, "size": bytes.len(), "annotations": annotations})
+        })
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    });
+    registry.put_manifest(repository, tag, manifest.to_string().as_bytes());
+}
+
+fn cosign_tag(digest: &str, suffix: &str) -> String {
+    format!("sha256-{}.{suffix}", digest.trim_start_matches("sha256:"))
+}
+
+/// Signatures made by openssl in cosign's format (simple signing under the `.sig` tag, a DSSE
+/// in-toto test-result statement under `.att`), pushed with curl to a registry of the test's
+/// own and verified by `berth provenance --key`: a signed digest passes; a wrong key, a
+/// signature over another digest, a tampered payload, a truncated signature, an unsigned
+/// digest and an oversized layer are each refused with a clear message.
+#[test]
+fn signatures_and_attestations_are_verified_with_trusted_keys() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-signed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    key_pair(&dir, "other");
+    let repository = format!("{own}/team/app");
+    registry.copy_from_testbed("berth/base:1", "team/app:signed");
+    registry.copy_from_testbed("berth/child:1", "team/app:other-digest");
+    registry.copy_from_testbed("berth/upper:1", "team/app:tampered");
+    registry.copy_from_testbed("berth/multi:1", "team/app:unsigned");
+    let signed = testbed.digest("berth/base:1");
+    let child = testbed.digest("berth/child:1");
+    let upper = testbed.digest("berth/upper:1");
+    let annotation = |signature: &str| json!({"dev.cosignproject.cosign/signature": signature});
+    const SIMPLE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+    // The signed digest: a simple signing signature and a test-result attestation.
+    let payload = simple_signing(&repository, &signed);
+    let signature = sign(&dir, "release", &payload);
+    push_cosign(
+        &registry,
+        "team/app",
+        &cosign_tag(&signed, "sig"),
+        &[(payload.clone(), SIMPLE, annotation(&signature))],
+    );
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": repository, "digest": {"sha256": signed.trim_start_matches("sha256:")}}],
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {"result": "PASSED", "configuration": [{"name": "ci", "uri": "https://ci.example/runs/9"}], "url": "https://ci.example/runs/9"}
+    })
+    .to_string();
+    let payload_type = "application/vnd.in-toto+json";
+    let pae = format!(
+        "DSSEv1 {} {payload_type} {} {statement}",
+        payload_type.len(),
+        statement.len()
+    );
+    let envelope = {
+        use base64::Engine as _;
+        json!({
+            "payloadType": payload_type,
+            "payload": base64::engine::general_purpose::STANDARD.encode(&statement),
+            "signatures": [{"keyid": "", "sig": sign(&dir, "release", pae.as_bytes())}]
+        })
+        .to_string()
+        .into_bytes()
+    };
+    push_cosign(
+        &registry,
+        "team/app",
+        &cosign_tag(&signed, "att"),
+        &[(
+            envelope,
+            "application/vnd.dsse.envelope.v1+json",
+            json!({"predicateType": "https://in-toto.io/attestation/test-result/v0.1"}),
+        )],
+    );
+    // Another digest carries the signed digest's payload (a signature over another digest).
+    push_cosign(
+        &registry,
+        "team/app",
+        &cosign_tag(&child, "sig"),
+        &[(payload.clone(), SIMPLE, annotation(&signature))],
+    );
+    // A tampered payload: the right digest, the signature of another text; and a truncated one.
+    let tampered = simple_signing(&repository, &upper);
+    let truncated = &signature[..signature.len() / 2];
+    push_cosign(
+        &registry,
+        "team/app",
+        &cosign_tag(&upper, "sig"),
+        &[
+            (tampered.clone(), SIMPLE, annotation(&signature)),
+            (tampered, SIMPLE, annotation(truncated)),
+            (vec![b'x'; 2 * 1024 * 1024], SIMPLE, annotation(&signature)),
+        ],
+    );
+
+    let provenance = |tag: &str, keys: &[&str]| {
+        let reference = format!("{repository}:{tag}");
+        let mut args = vec![
+            "provenance".to_string(),
+            reference,
+            "--json".into(),
+            "--insecure-registry".into(),
+            own.clone(),
+        ];
+        for key in keys {
+            args.push("--key".into());
+            args.push(dir.join(key).display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        berth(&args)
+    };
+    let found = report(&provenance("signed", &["other.pem", "release.pem"]), 0);
+    let checked = found["signatures"].as_array().unwrap();
+    assert_eq!(checked.len(), 2, "{found:#}");
+    assert_eq!(checked[0]["kind"], "signature");
+    assert_eq!(checked[0]["verified_by"], "release", "{found:#}");
+    assert_eq!(checked[1]["kind"], "attestation");
+    assert_eq!(checked[1]["verified_by"], "release", "{found:#}");
+    assert_eq!(checked[1]["tests"], "PASSED");
+    assert_eq!(checked[1]["tests_url"], "https://ci.example/runs/9");
+
+    // The wrong key only.
+    let wrong = report(&provenance("signed", &["other.pem"]), 1);
+    assert_eq!(
+        wrong["signatures"][0]["refusal"], "signed by none of the trusted keys: other",
+        "{wrong:#}"
+    );
+    // A signature over another digest.
+    let moved = report(&provenance("other-digest", &["release.pem"]), 1);
+    let refusal = moved["signatures"][0]["refusal"].as_str().unwrap();
+    assert!(
+        refusal.contains(&signed) && refusal.contains(&child),
+        "{refusal}"
+    );
+    // Tampered, truncated, oversized.
+    let bad = report(&provenance("tampered", &["release.pem"]), 1);
+    let refusals: Vec<&str> = bad["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|one| one["refusal"].as_str().unwrap())
+        .collect();
+    assert_eq!(refusals.len(), 3, "{bad:#}");
+    assert_eq!(refusals[0], "signed by none of the trusted keys: release");
+    assert!(
+        refusals[1].starts_with("the signature is truncated or malformed"),
+        "{}",
+        refusals[1]
+    );
+    assert!(
+        refusals[2].ends_with("signature larger than the limit of 1048576 bytes"),
+        "{}",
+        refusals[2]
+    );
+    // Unsigned: nothing found, exit 1.
+    let unsigned = report(&provenance("unsigned", &["release.pem"]), 1);
+    assert_eq!(unsigned["signatures"], json!([]));
+    // Without keys nothing is checked; a key that is not a public key is refused at once.
+    assert_eq!(
+        report(&provenance("signed", &[]), 0)["signatures"],
+        Value::Null
+    );
+    let output = provenance("signed", &["release.key"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("release.key"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,7 +4,8 @@
 //! checked against the base found by layer lineage in the store. A claim is only a claim:
 //! it "agrees" or "disagrees" with lineage, or stays "unverified" without a store that knows the
 //! image. With a store, the pipeline's record of the digest (`berth provenance record`) is
-//! shown beside the claims. Signatures and attestations are not read yet.
+//! shown beside the claims; with `--key`, the digest's cosign signatures and attestations are
+//! verified (berth-sync's `signatures`, berth-trust).
 //!
 //! `berth provenance record DIGEST --source URL --commit SHA --tests passed ...`: what a
 //! pipeline reports about the digest it built and tested, into the store (audited); the
@@ -36,6 +37,11 @@ pub struct Args {
     /// Platform of an index, as os/arch[/variant] (default: this machine's).
     #[arg(long)]
     pub platform: Option<String>,
+    /// A trusted public key (PEM: ECDSA P-256 or Ed25519), repeatable: the digest's cosign
+    /// signatures and attestations (`sha256-<hex>.sig`/`.att`) are verified with them, and
+    /// the command exits 1 when none of its signatures verifies.
+    #[arg(long = "key", value_name = "FILE")]
+    pub keys: Vec<std::path::PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -158,6 +164,8 @@ pub struct Provenance {
     pub base_check: BaseCheck,
     /// What a pipeline recorded about the digest (`berth provenance record`), from the store.
     pub record: Option<Record>,
+    /// With `--key`: every signature and attestation found, checked; `None` without keys.
+    pub signatures: Option<Vec<berth_sync::signatures::Checked>>,
 }
 
 /// The provenance the image states, checked against what lineage found.
@@ -184,7 +192,25 @@ pub fn establish(inspection: &Inspection) -> Provenance {
         lineage_base,
         base_check,
         record: None,
+        signatures: None,
     }
+}
+
+/// The trusted keys of `--key` files, each named by its file's stem.
+fn trusted_keys(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<berth_trust::TrustedKey>> {
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .map_err(|error| usage(format!("--key {}: {error}", file.display())))?;
+            let name = file
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| file.display().to_string());
+            berth_trust::TrustedKey::from_pem(&name, &text)
+                .map_err(|error| usage(format!("--key {}: {error}", file.display())))
+        })
+        .collect()
 }
 
 pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
@@ -200,6 +226,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         ),
         None => Wanted::Host(Platform::host()),
     };
+    let keys = trusted_keys(&args.keys)?;
     let client = Client::new(args.registry.client_config(env)?);
     let store_url = args.store.clone().or_else(|| env.get("BERTH_STORE"));
     let provenance = crate::cmd::runtime()?.block_on(async {
@@ -212,6 +239,11 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
             Err(missing) => return Err(usage(missing.to_string())),
         };
         let mut provenance = establish(&inspection);
+        if !keys.is_empty() {
+            provenance.signatures = Some(
+                berth_sync::signatures::check(&client, &image, &provenance.digest, &keys).await?,
+            );
+        }
         if let Some(store) = store {
             provenance.record = store.provenance_of(&provenance.digest).await?;
             store.close().await;
@@ -223,11 +255,18 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
     } else {
         crate::cmd::print_text(&text(&provenance));
     }
-    Ok(if provenance.base_check == BaseCheck::Disagrees {
-        ExitCode::from(NEGATIVE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let unsigned = provenance.signatures.as_ref().is_some_and(|found| {
+        !found
+            .iter()
+            .any(|one| one.kind == "signature" && one.verified_by.is_some())
+    });
+    Ok(
+        if provenance.base_check == BaseCheck::Disagrees || unsigned {
+            ExitCode::from(NEGATIVE)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 fn text(provenance: &Provenance) -> String {
@@ -285,6 +324,33 @@ fn text(provenance: &Provenance) -> String {
         }
         None => out.push_str("  recorded    no pipeline record (berth provenance record)\n"),
     }
-    out.push_str("  signatures  not checked (berth does not read signatures yet)\n");
+    match &provenance.signatures {
+        None => out.push_str("  signatures  not checked (give --key FILE)\n"),
+        Some(found) if found.is_empty() => {
+            out.push_str("  signatures  none found (no sha256-<hex>.sig or .att tag)\n")
+        }
+        Some(found) => {
+            for one in found {
+                let verdict = match (&one.verified_by, &one.refusal) {
+                    (Some(key), _) => format!("verified by {key}"),
+                    (None, Some(refusal)) => format!("NOT verified: {}", escape(refusal)),
+                    (None, None) => "NOT verified".to_string(),
+                };
+                out.push_str(&format!("  {:<11} {verdict} ({})\n", one.kind, one.tag));
+                for (name, value) in [
+                    ("predicate", &one.predicate_type),
+                    ("builder", &one.builder),
+                    ("source", &one.source_repository),
+                    ("commit", &one.source_commit),
+                    ("tests", &one.tests),
+                    ("tests url", &one.tests_url),
+                ] {
+                    if let Some(value) = value {
+                        out.push_str(&format!("    {name:<9} {}\n", escape(value)));
+                    }
+                }
+            }
+        }
+    }
     out
 }
