@@ -50,17 +50,19 @@ pub enum RuleKind {
     Base,
     Digest,
     Provenance,
+    Signatures,
 }
 
 impl RuleKind {
     /// The rules a policy file can name, in file order.
-    pub const CONFIGURABLE: [RuleKind; 6] = [
+    pub const CONFIGURABLE: [RuleKind; 7] = [
         RuleKind::Registries,
         RuleKind::Catalog,
         RuleKind::Lifecycle,
         RuleKind::Base,
         RuleKind::Digest,
         RuleKind::Provenance,
+        RuleKind::Signatures,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +75,7 @@ impl RuleKind {
             RuleKind::Base => "base",
             RuleKind::Digest => "digest",
             RuleKind::Provenance => "provenance",
+            RuleKind::Signatures => "signatures",
         }
     }
 
@@ -219,6 +222,74 @@ pub struct ProvenanceRule {
     pub require: Vec<Requirement>,
     /// For references whose digest berth does not know (an unsynced tag).
     pub unknown: Unknown,
+    /// Where a record may come from: berth's own (`berth provenance record`), and attestations
+    /// signed by one of the signatures rule's keys. Sorted, without repeats; never empty.
+    pub from: Vec<ProvenanceFrom>,
+}
+
+/// Where the provenance rule takes its evidence from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvenanceFrom {
+    /// Records made with `berth provenance record` / `POST /api/v1/provenance`.
+    Berth,
+    /// In-toto statements (SLSA provenance, test results) signed by a trusted key.
+    Attestation,
+}
+
+/// `signatures:` the digest that runs must carry a cosign signature by a trusted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignaturesRule {
+    pub mode: Mode,
+    /// For references whose digest berth does not know (an unsynced tag).
+    pub unknown: Unknown,
+    /// The trusted keys; never empty in a loaded policy.
+    pub keys: Vec<KeySpec>,
+}
+
+/// One trusted key of the signatures rule, as the policy file names it. The file's text is
+/// read (and the key parsed) by whoever loads the policy from disk (berth-files), which sets
+/// `fingerprint`; a key without one verifies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: String,
+    pub source: KeySource,
+    /// Namespaces (names or globs) whose workloads this key may vouch for; empty: any.
+    pub namespaces: Vec<String>,
+    /// Repositories whose images this key may vouch for; empty: any.
+    pub images: Vec<RepositoryPattern>,
+    /// The SHA-256 of the key's SubjectPublicKeyInfo, hex, once the key is read.
+    pub fingerprint: Option<String>,
+    pub at: Location,
+}
+
+/// Where a key's PEM text is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// In the policy file itself.
+    Pem(String),
+    /// A file, relative to the policy file's directory.
+    File(String),
+}
+
+impl SignaturesRule {
+    /// The fingerprints of the keys that may vouch for `image` in `namespace`.
+    pub fn keys_for<'r>(
+        &'r self,
+        image: &'r ImageRef,
+        namespace: Option<&'r str>,
+    ) -> impl Iterator<Item = &'r KeySpec> + 'r {
+        self.keys.iter().filter(move |key| {
+            key.fingerprint.is_some()
+                && (key.namespaces.is_empty()
+                    || namespace.is_some_and(|namespace| {
+                        key.namespaces
+                            .iter()
+                            .any(|glob| pattern::glob_match(glob, namespace))
+                    }))
+                && (key.images.is_empty() || key.images.iter().any(|p| p.matches(image)))
+        })
+    }
 }
 
 /// A namespace that some rules do not apply to, and why.
@@ -247,6 +318,7 @@ pub struct Policy {
     pub base: Option<BaseRule>,
     pub digest: Option<DigestRule>,
     pub provenance: Option<ProvenanceRule>,
+    pub signatures: Option<SignaturesRule>,
     pub exceptions: Vec<Exception>,
 }
 
@@ -261,6 +333,23 @@ impl Policy {
             RuleKind::Base => self.base.as_ref().map(|rule| rule.mode),
             RuleKind::Digest => self.digest.map(|rule| rule.mode),
             RuleKind::Provenance => self.provenance.as_ref().map(|rule| rule.mode),
+            RuleKind::Signatures => self.signatures.as_ref().map(|rule| rule.mode),
+        }
+    }
+
+    /// The trusted keys of the signatures rule (none without it).
+    pub fn keys(&self) -> &[KeySpec] {
+        self.signatures
+            .as_ref()
+            .map(|rule| rule.keys.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The keys, mutable: how a loader sets each key's fingerprint.
+    pub fn keys_mut(&mut self) -> &mut [KeySpec] {
+        match &mut self.signatures {
+            Some(rule) => &mut rule.keys,
+            None => &mut [],
         }
     }
 }

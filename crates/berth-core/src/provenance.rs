@@ -134,6 +134,60 @@ impl Tests {
     }
 }
 
+/// What a signature or attestation says of a digest, once a trusted key verified it (berth
+/// sync reads them from the registry and verifies them; only verified ones reach policy
+/// knowledge). The key is named by its fingerprint, so a renamed key still counts and a
+/// replaced key file under the same name does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signed {
+    pub kind: SignedKind,
+    /// The SHA-256 of the key's SubjectPublicKeyInfo, hex (berth-trust's fingerprint).
+    pub key: String,
+    /// The name the key had in the policy when it verified this.
+    pub key_name: String,
+    /// An attestation's in-toto predicate type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// What a SLSA provenance statement says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<String>,
+    /// What an in-toto test-result statement says: `PASSED` is passed, anything else
+    /// (`FAILED`, `WARNED`) is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Tests>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests_url: Option<String>,
+}
+
+/// A signature over the digest (cosign simple signing), or a signed statement about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignedKind {
+    Signature,
+    Attestation,
+}
+
+impl SignedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignedKind::Signature => "signature",
+            SignedKind::Attestation => "attestation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SignedKind> {
+        match text {
+            "signature" => Some(SignedKind::Signature),
+            "attestation" => Some(SignedKind::Attestation),
+            _ => None,
+        }
+    }
+}
+
 /// What a pipeline reported about a digest it built (and tested): `berth provenance record`,
 /// `POST /api/v1/provenance`. The latest record of a digest is the one that counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

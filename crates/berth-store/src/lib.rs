@@ -96,6 +96,7 @@ pub mod rebuild;
 pub mod records;
 pub mod retention;
 pub mod schedule;
+pub mod signatures;
 pub mod snapshot;
 pub mod store;
 pub mod url;

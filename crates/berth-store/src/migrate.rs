@@ -81,6 +81,11 @@ const SQLITE: &[Migration] = &[
         name: "provenance_records",
         sql: include_str!("../migrations/sqlite/0012_provenance_records.sql"),
     },
+    Migration {
+        version: 13,
+        name: "signatures",
+        sql: include_str!("../migrations/sqlite/0013_signatures.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -144,10 +149,15 @@ const POSTGRES: &[Migration] = &[
         name: "provenance_records",
         sql: include_str!("../migrations/postgres/0012_provenance_records.sql"),
     },
+    Migration {
+        version: 13,
+        name: "signatures",
+        sql: include_str!("../migrations/postgres/0013_signatures.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

@@ -3,10 +3,11 @@
 //! and the change sequence for a long-lived snapshot ([`Store::knowledge_changes`]: what
 //! changed since a generation, merged with `Knowledge::apply`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use berth_core::lineage::LineageIndex;
 use berth_core::policy::{Knowledge, KnowledgeBuilder, KnowledgeChanges};
+use berth_core::provenance::Signed;
 use berth_core::{Digest, ImageRef};
 use futures_util::TryStreamExt as _;
 use sqlx::types::Json;
@@ -14,6 +15,7 @@ use sqlx::types::Json;
 use crate::error::db;
 use crate::provenance::{RECORD_COLUMNS, RecordRow, record_from};
 use crate::records::digest_from;
+use crate::signatures::{VERIFIED, VerifiedRow, gather, verified_from};
 use crate::store::Dialect;
 use crate::{RepositoryName, Store, StoreError};
 
@@ -126,6 +128,10 @@ impl Store {
                 knowledge.add_provenance(digest, record);
             }
         }
+        let subjects: Vec<Digest> = digests.iter().cloned().collect();
+        for (subject, signed) in self.verified_signatures(&subjects).await? {
+            knowledge.set_signatures(&subject, signed);
+        }
         Ok(knowledge)
     }
 
@@ -161,36 +167,64 @@ impl Store {
             Vec<IndexRow>,
             Vec<(String, String)>,
             Vec<RecordRow>,
+            Vec<String>,
+            Vec<VerifiedRow>,
         );
-        let (tag_rows, index_rows, chain_rows, record_rows): Rows = on_pool!(self, |pool, Db| {
-            let tags = sqlx::query_as(
-                "SELECT registry, repository, tag, digest, gone_at IS NOT NULL FROM tags
+        let (tag_rows, index_rows, chain_rows, record_rows, stamped, verified): Rows =
+            on_pool!(self, |pool, Db| {
+                let tags = sqlx::query_as(
+                    "SELECT registry, repository, tag, digest, gone_at IS NOT NULL FROM tags
                      WHERE generation > $1 ORDER BY registry, repository, tag",
-            )
-            .bind(since)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read changed tags"))?;
-            let indexes = sqlx::query_as(CHANGED_INDEXES)
+                )
                 .bind(since)
                 .fetch_all(pool)
                 .await
-                .map_err(db("read changed indexes"))?;
-            let chains = sqlx::query_as(CHANGED_CHAINS)
-                .bind(since)
-                .fetch_all(pool)
-                .await
-                .map_err(db("read changed images"))?;
-            let records: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RECORD_COLUMNS} FROM provenance_records WHERE generation > $1
+                .map_err(db("read changed tags"))?;
+                let indexes = sqlx::query_as(CHANGED_INDEXES)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db("read changed indexes"))?;
+                let chains = sqlx::query_as(CHANGED_CHAINS)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db("read changed images"))?;
+                let records: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {RECORD_COLUMNS} FROM provenance_records WHERE generation > $1
                  ORDER BY digest"
-            )))
-            .bind(since)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read changed provenance records"))?;
-            (tags, indexes, chains, records)
-        });
+                )))
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read changed provenance records"))?;
+                let stamped: Vec<(String,)> = sqlx::query_as(
+                    "SELECT subject FROM signature_subjects WHERE generation > $1 ORDER BY subject",
+                )
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read subjects whose signatures changed"))?;
+                let verified: Vec<VerifiedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{VERIFIED} AND c.subject IN
+                     (SELECT subject FROM signature_subjects WHERE generation > $1)
+                 ORDER BY c.subject, c.layer, c.key_fingerprint"
+                )))
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(db("read changed signatures"))?;
+                let stamped = stamped.into_iter().map(|(subject,)| subject).collect();
+                (tags, indexes, chains, records, stamped, verified)
+            });
+        // Every stamped subject is stated, with what it has now (nothing: its signatures went).
+        let mut verified: HashMap<Digest, Vec<Signed>> = gather(verified)?.into_iter().collect();
+        let mut signatures = Vec::with_capacity(stamped.len());
+        for subject in stamped {
+            let subject = digest_from("signature_subjects.subject", subject)?;
+            let signed = verified.remove(&subject).unwrap_or_default();
+            signatures.push((subject, signed));
+        }
         let mut tags = Vec::with_capacity(tag_rows.len());
         for (registry, repository, tag, digest, gone) in tag_rows {
             let digest = digest_from("tags.digest", digest)?;
@@ -208,6 +242,7 @@ impl Store {
                 .into_iter()
                 .map(record_from)
                 .collect::<Result<_, _>>()?,
+            signatures,
         })
     }
 
@@ -293,6 +328,27 @@ impl Store {
             {
                 let (digest, record) = record_from(row)?;
                 builder.provenance(&digest, record);
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, VerifiedRow>(sqlx::AssertSqlSafe(format!(
+                "{VERIFIED} ORDER BY c.subject, c.layer, c.key_fingerprint"
+            )))
+            .fetch(pool);
+            let mut held: Option<(Digest, Vec<Signed>)> = None;
+            while let Some(row) = rows.try_next().await.map_err(db("read signatures"))? {
+                let (subject, signed) = verified_from(row)?;
+                match &mut held {
+                    Some((digest, list)) if *digest == subject => list.push(signed),
+                    _ => {
+                        if let Some((digest, list)) = held.replace((subject, vec![signed])) {
+                            builder.signatures(&digest, list);
+                        }
+                    }
+                }
+            }
+            if let Some((digest, list)) = held {
+                builder.signatures(&digest, list);
             }
         });
         Ok((builder.finish(), generation))

@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    BaseName, BaseRule, DigestAction, DigestRule, Exception, Knowledge, Mode, PinOn, Policy,
-    ProvenanceRule, Requirement, RuleKind, Unknown, pattern::glob_match,
+    BaseName, BaseRule, DigestAction, DigestRule, Exception, KeySpec, Knowledge, Mode, PinOn,
+    Policy, ProvenanceFrom, ProvenanceRule, Requirement, RuleKind, SignaturesRule, Unknown,
+    pattern::glob_match,
 };
 use crate::catalog::{Catalog, State};
 use crate::lineage::{BaseCheck, UnknownBase};
-use crate::provenance::Tests;
+use crate::provenance::{Signed, SignedKind, Tests};
 use crate::reference::{Digest, ImageRef};
 use crate::workload::{ContainerImage, ContainerList, Workload, WorkloadKind};
 
@@ -430,8 +431,12 @@ impl Run<'_> {
         if let Some(rule) = &self.policy.base {
             self.base(container, &image, rule);
         }
+        let namespace = request.namespace.as_deref();
         if let Some(rule) = &self.policy.provenance {
-            self.provenance(container, &image, rule);
+            self.provenance(container, &image, rule, namespace);
+        }
+        if let Some(rule) = &self.policy.signatures {
+            self.signatures(container, &image, rule, namespace);
         }
         if let Some(rule) = self.policy.digest {
             // `on: pods` leaves controllers as written: their Pods are pinned when admitted.
@@ -571,9 +576,16 @@ impl Run<'_> {
         }
     }
 
-    /// The digest that runs must carry a pipeline's record meeting the rule: the record of the
-    /// digest itself (an index's record covers its platform images: they are what it names).
-    fn provenance(&mut self, container: &ContainerImage, image: &ImageRef, rule: &ProvenanceRule) {
+    /// The digest that runs must carry evidence meeting the rule: a pipeline's record of the
+    /// digest itself (`from: [berth]`), or in-toto statements about it signed by a key the
+    /// signatures rule trusts for this image and namespace (`from: [attestation]`).
+    fn provenance(
+        &mut self,
+        container: &ContainerImage,
+        image: &ImageRef,
+        rule: &ProvenanceRule,
+        namespace: Option<&str>,
+    ) {
         let Some(digest) = self.knowledge.digest_of(image) else {
             let message = format!(
                 "berth does not know which digest {} is, so cannot check that it was tested; \
@@ -583,43 +595,111 @@ impl Run<'_> {
             self.unknown(container, RuleKind::Provenance, rule.unknown, message);
             return;
         };
-        let how = format!(
-            "the pipeline that built it records one with `berth provenance record {digest} \
-             --source URL --commit SHA --tests passed` (or POST /api/v1/provenance)"
-        );
-        let Some(record) = self.knowledge.provenance(&digest) else {
+        let from_berth = rule.from.contains(&ProvenanceFrom::Berth);
+        let from_attestation = rule.from.contains(&ProvenanceFrom::Attestation);
+        let mut how = Vec::new();
+        if from_berth {
+            how.push(format!(
+                "the pipeline that built it records one with `berth provenance record {digest} \
+                 --source URL --commit SHA --tests passed` (or POST /api/v1/provenance)"
+            ));
+        }
+        if from_attestation {
+            how.push(format!(
+                "attach an in-toto attestation signed by a trusted key (`cosign attest --key KEY \
+                 --type slsaprovenance|https://in-toto.io/attestation/test-result/v0.1 {}@{digest}`)",
+                image.name()
+            ));
+        }
+        let how = how.join("; or ");
+        let record = if from_berth {
+            self.knowledge.provenance(&digest)
+        } else {
+            None
+        };
+        let attested: Vec<&Signed> = match (&self.policy.signatures, from_attestation) {
+            (Some(signatures), true) => {
+                let keys: Vec<&str> = signatures
+                    .keys_for(image, namespace)
+                    .filter_map(|key| key.fingerprint.as_deref())
+                    .collect();
+                self.knowledge
+                    .signatures(&digest)
+                    .iter()
+                    .filter(|signed| {
+                        signed.kind == SignedKind::Attestation
+                            && keys.contains(&signed.key.as_str())
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if record.is_none() && attested.is_empty() {
             let wanted: Vec<&str> = rule.require.iter().map(|need| need.as_str()).collect();
+            let evidence = match (from_berth, from_attestation) {
+                (true, false) => "no provenance record",
+                (false, true) => "no attestation signed by a trusted key",
+                _ => "no provenance record and no attestation signed by a trusted key",
+            };
             let message = format!(
-                "{} ({digest}) has no provenance record (the policy requires: {}); {how}",
+                "{} ({digest}) has {evidence} (the policy requires: {}); {how}",
                 image.familiar(),
                 wanted.join(", ")
             );
             self.finding(container, RuleKind::Provenance, message);
             return;
-        };
+        }
         let mut missing = Vec::new();
         for need in &rule.require {
             match need {
-                Requirement::Tested => match record.tests {
-                    Some(Tests::Passed) => {}
-                    Some(Tests::Failed) => {
-                        let url = record
-                            .tests_url
-                            .as_ref()
-                            .map(|url| format!(", {url}"))
-                            .unwrap_or_default();
-                        missing.push(format!(
-                            "its tests failed (recorded by {} at {}{url}); deploy a digest \
-                             whose tests passed",
-                            record.recorded_by,
-                            record.recorded_at.format("%Y-%m-%d %H:%M UTC")
-                        ));
+                Requirement::Tested => {
+                    let attested_pass = attested
+                        .iter()
+                        .any(|signed| signed.tests == Some(Tests::Passed));
+                    match record.and_then(|record| record.tests) {
+                        Some(Tests::Passed) => {}
+                        _ if attested_pass => {}
+                        Some(Tests::Failed) => {
+                            let record = record.expect("a record has the failed tests");
+                            let url = record
+                                .tests_url
+                                .as_ref()
+                                .map(|url| format!(", {url}"))
+                                .unwrap_or_default();
+                            missing.push(format!(
+                                "its tests failed (recorded by {} at {}{url}); deploy a digest \
+                                 whose tests passed",
+                                record.recorded_by,
+                                record.recorded_at.format("%Y-%m-%d %H:%M UTC")
+                            ));
+                        }
+                        None if attested
+                            .iter()
+                            .any(|signed| signed.tests == Some(Tests::Failed)) =>
+                        {
+                            missing.push(
+                                "its signed test-result attestation does not say PASSED; deploy \
+                                 a digest whose tests passed"
+                                    .to_string(),
+                            );
+                        }
+                        None if record.is_some() => {
+                            missing.push("its record has no test result".to_string())
+                        }
+                        None => missing.push("no signed test result".to_string()),
                     }
-                    None => missing.push("its record has no test result".to_string()),
-                },
+                }
                 Requirement::Source => {
-                    if record.source.is_none() {
-                        missing.push("its record names no source repository".to_string());
+                    let recorded = record.is_some_and(|record| record.source.is_some());
+                    let attested_source = attested
+                        .iter()
+                        .any(|signed| signed.source_repository.is_some());
+                    if !recorded && !attested_source {
+                        missing.push(if record.is_some() {
+                            "its record names no source repository".to_string()
+                        } else {
+                            "no signed provenance names its source repository".to_string()
+                        });
                     }
                 }
             }
@@ -632,6 +712,74 @@ impl Run<'_> {
             );
             self.finding(container, RuleKind::Provenance, message);
         }
+    }
+
+    /// The digest that runs must carry a cosign signature (verified when berth synced it) by
+    /// one of the keys the rule trusts for this image and namespace.
+    fn signatures(
+        &mut self,
+        container: &ContainerImage,
+        image: &ImageRef,
+        rule: &SignaturesRule,
+        namespace: Option<&str>,
+    ) {
+        let Some(digest) = self.knowledge.digest_of(image) else {
+            let message = format!(
+                "berth does not know which digest {} is, so cannot check its signature; deploy \
+                 it by digest (@sha256:…) or sync its repository",
+                image.familiar()
+            );
+            self.unknown(container, RuleKind::Signatures, rule.unknown, message);
+            return;
+        };
+        let keys: Vec<&KeySpec> = rule.keys_for(image, namespace).collect();
+        let signatures: Vec<&Signed> = self
+            .knowledge
+            .signatures(&digest)
+            .iter()
+            .filter(|signed| signed.kind == SignedKind::Signature)
+            .collect();
+        let trusted = signatures.iter().any(|signed| {
+            keys.iter()
+                .any(|key| key.fingerprint.as_deref() == Some(signed.key.as_str()))
+        });
+        if trusted {
+            return;
+        }
+        let where_ = match namespace {
+            Some(namespace) => format!(" in namespace {namespace}"),
+            None => String::new(),
+        };
+        let message = if keys.is_empty() {
+            format!(
+                "{} ({digest}): none of the trusted keys may vouch for it{where_} (each key is \
+                 limited by its `namespaces` and `images`)",
+                image.familiar()
+            )
+        } else {
+            let names: Vec<&str> = keys.iter().map(|key| key.name.as_str()).collect();
+            let others: Vec<&str> = signatures
+                .iter()
+                .map(|signed| signed.key_name.as_str())
+                .collect();
+            let other = if others.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (it is signed by {}, which may not vouch for it{where_})",
+                    others.join(", ")
+                )
+            };
+            format!(
+                "{} ({digest}) carries no signature by a trusted key ({}){other}; sign the digest \
+                 with `cosign sign --key KEY {}@{digest}`: berth reads signatures when it syncs \
+                 the repository",
+                image.familiar(),
+                names.join(", "),
+                image.name()
+            )
+        };
+        self.finding(container, RuleKind::Signatures, message);
     }
 
     fn digest(&mut self, container: &ContainerImage, image: &ImageRef, rule: DigestRule) {

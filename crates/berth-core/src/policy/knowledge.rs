@@ -17,7 +17,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use crate::lineage::{LineageBuilder, LineageIndex};
-use crate::provenance::Record;
+use crate::provenance::{Record, Signed};
 use crate::reference::{Digest, DigestKey, ImageRef, Tag};
 
 /// Registry knowledge for policy decisions. Equal values answer every question alike.
@@ -38,6 +38,9 @@ pub struct Knowledge {
     lineage: LineageIndex,
     /// What pipelines recorded about digests they built: what the provenance rule asks.
     provenance: HashMap<DigestKey, Arc<Record>>,
+    /// Signatures and attestations trusted keys verified, by the digest they cover: what the
+    /// signatures rule (and the provenance rule's `from: [attestation]`) asks.
+    signatures: HashMap<DigestKey, Arc<[Signed]>>,
     /// The knowledge this one lies over (an overlay's tags win; indexes and lineage come from
     /// below), so a request can add a few tags without copying the snapshot.
     under: Option<Arc<Knowledge>>,
@@ -52,6 +55,7 @@ impl PartialEq for Knowledge {
             && self.indexes == other.indexes
             && self.lineage == other.lineage
             && self.provenance == other.provenance
+            && self.signatures == other.signatures
             && self.under == other.under
     }
 }
@@ -82,6 +86,9 @@ pub struct KnowledgeChanges {
     pub images: Vec<(Digest, Vec<Digest>)>,
     /// Provenance records that are new or replaced, by digest.
     pub provenance: Vec<(Digest, Record)>,
+    /// Digests whose verified signatures changed, each with all of them now (empty: none
+    /// any more).
+    pub signatures: Vec<(Digest, Vec<Signed>)>,
 }
 
 impl KnowledgeChanges {
@@ -90,6 +97,7 @@ impl KnowledgeChanges {
             && self.indexes.is_empty()
             && self.images.is_empty()
             && self.provenance.is_empty()
+            && self.signatures.is_empty()
     }
 }
 
@@ -125,6 +133,9 @@ impl Knowledge {
         for (digest, record) in &changes.provenance {
             self.add_provenance(digest, record.clone());
         }
+        for (digest, signed) in &changes.signatures {
+            self.set_signatures(digest, signed.clone());
+        }
         self
     }
 
@@ -146,6 +157,9 @@ impl Knowledge {
         }
         for (digest, record) in changes.provenance {
             builder.provenance(&digest, record);
+        }
+        for (digest, signed) in changes.signatures {
+            builder.signatures(&digest, signed);
         }
         builder.finish()
     }
@@ -186,6 +200,26 @@ impl Knowledge {
         match self.provenance.get(&DigestKey::of(digest)) {
             Some(record) => Some(record),
             None => self.under.as_ref()?.provenance(digest),
+        }
+    }
+
+    /// Sets the verified signatures and attestations of `digest` (empty: it has none).
+    pub fn set_signatures(&mut self, digest: &Digest, signed: Vec<Signed>) {
+        if signed.is_empty() {
+            self.signatures.remove(&DigestKey::of(digest));
+        } else {
+            self.signatures.insert(DigestKey::of(digest), signed.into());
+        }
+    }
+
+    /// What trusted keys verified about `digest`: signatures over it and signed statements.
+    pub fn signatures(&self, digest: &Digest) -> &[Signed] {
+        match self.signatures.get(&DigestKey::of(digest)) {
+            Some(signed) => signed,
+            None => match &self.under {
+                Some(under) => under.signatures(digest),
+                None => &[],
+            },
         }
     }
 
@@ -368,6 +402,11 @@ impl KnowledgeBuilder {
         self.knowledge.add_provenance(digest, record);
     }
 
+    /// The verified signatures and attestations of a digest; a later call for it wins.
+    pub fn signatures(&mut self, digest: &Digest, signed: Vec<Signed>) {
+        self.knowledge.set_signatures(digest, signed);
+    }
+
     pub fn finish(self) -> Knowledge {
         let KnowledgeBuilder {
             mut knowledge,
@@ -406,6 +445,7 @@ mod tests {
             indexes: vec![(d(3), vec![d(4), d(5)])],
             images: vec![(d(4), vec![d(9)])],
             provenance: Vec::new(),
+            signatures: Vec::new(),
         };
         let forward = Knowledge::from_changes(changes(&[0, 1, 2]));
         let backward = Knowledge::from_changes(changes(&[2, 1, 0]));

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    BaseName, BaseRule, CatalogRule, DigestAction, DigestRule, Exception, LifecycleRule, Mode,
-    PinOn, Policy, ProvenanceRule, RegistriesRule, RepositoryPattern, Requirement, RuleKind,
-    Unknown,
+    BaseName, BaseRule, CatalogRule, DigestAction, DigestRule, Exception, KeySource, KeySpec,
+    LifecycleRule, Mode, PinOn, Policy, ProvenanceFrom, ProvenanceRule, RegistriesRule,
+    RepositoryPattern, Requirement, RuleKind, SignaturesRule, Unknown,
 };
 use crate::catalog::Catalog;
 use crate::catalog::diagnostic::{Diagnostic, Diagnostics};
@@ -22,6 +22,7 @@ pub const FILE_FIELDS: &[&str] = &[
     "base",
     "digest",
     "provenance",
+    "signatures",
     "exceptions",
 ];
 pub const REGISTRIES_FIELDS: &[&str] = &["mode", "allow"];
@@ -29,6 +30,8 @@ pub const MODE_ONLY_FIELDS: &[&str] = &["mode"];
 pub const BASE_FIELDS: &[&str] = &["mode", "approved", "unknown"];
 pub const DIGEST_FIELDS: &[&str] = &["mode", "action", "unknown", "on"];
 pub const PROVENANCE_FIELDS: &[&str] = &["mode", "require", "from", "unknown"];
+pub const SIGNATURES_FIELDS: &[&str] = &["mode", "keys", "unknown"];
+pub const KEY_FIELDS: &[&str] = &["name", "pem", "file", "namespaces", "images"];
 pub const EXCEPTION_FIELDS: &[&str] = &["namespaces", "labels", "rules", "reason", "expires"];
 
 /// The outcome of [`load`]: a policy when there was no error, and every diagnostic.
@@ -109,9 +112,21 @@ fn read_policy(walker: &mut Walker<'_>, text: &str) -> Option<Policy> {
             "base" => policy.base = base(walker, value, &here),
             "digest" => policy.digest = digest(walker, value, &here),
             "provenance" => policy.provenance = provenance(walker, value, &here),
+            "signatures" => policy.signatures = signatures(walker, value, &here),
             "exceptions" => policy.exceptions = exceptions(walker, value, &here),
             other => unreachable!("field {other} is in FILE_FIELDS but not read"),
         }
+    }
+    if let (Some(rule), None) = (&policy.provenance, &policy.signatures)
+        && rule.from.contains(&ProvenanceFrom::Attestation)
+        && let Some(field) = fields.get("provenance")
+    {
+        walker.error(
+            field.value.position,
+            &path.field("provenance").field("from"),
+            "attestations count only when signed by a trusted key: add a `signatures` rule \
+             with `keys`",
+        );
     }
     if RuleKind::CONFIGURABLE
         .into_iter()
@@ -400,38 +415,172 @@ fn provenance(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Opti
     }
     require.sort_unstable();
     require.dedup();
-    if let Some(field) = fields.get("from") {
-        let from_path = path.field("from");
-        for (index, item) in walker
-            .sequence(field.value, &from_path)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let item_path = from_path.index(index);
-            let Some(text) = walker.required_text(item, &item_path) else {
-                continue;
-            };
-            match text.as_str() {
-                "berth" => {}
-                "attestation" => walker.error(
-                    item.position,
-                    &item_path,
-                    "signed attestations are not verified by this version of berth yet; \
-                     record provenance with `berth provenance record` (from: [berth])",
-                ),
-                _ => walker.error(
-                    item.position,
-                    &item_path,
-                    format!("unknown source {text:?}; expected berth"),
-                ),
+    let mut from = Vec::new();
+    match fields.get("from") {
+        None => from.push(ProvenanceFrom::Berth),
+        Some(field) => {
+            let from_path = path.field("from");
+            let items = walker.sequence(field.value, &from_path).unwrap_or_default();
+            if items.is_empty() {
+                walker.error(
+                    field.value.position,
+                    &from_path,
+                    "an empty list accepts no evidence; name berth, attestation or both",
+                );
+            }
+            for (index, item) in items.iter().enumerate() {
+                let item_path = from_path.index(index);
+                let Some(text) = walker.required_text(item, &item_path) else {
+                    continue;
+                };
+                match text.as_str() {
+                    "berth" => from.push(ProvenanceFrom::Berth),
+                    "attestation" => from.push(ProvenanceFrom::Attestation),
+                    _ => walker.error(
+                        item.position,
+                        &item_path,
+                        format!("unknown source {text:?}; expected berth or attestation"),
+                    ),
+                }
             }
         }
     }
+    from.sort_unstable();
+    from.dedup();
     Some(ProvenanceRule {
         mode,
         require,
         unknown: unknown_handling,
+        from,
+    })
+}
+
+fn signatures(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<SignaturesRule> {
+    let fields = section(walker, node, path, SIGNATURES_FIELDS)?;
+    let mode = section_mode(walker, &fields, path);
+    let unknown_handling = fields
+        .get("unknown")
+        .and_then(|field| unknown(walker, field.value, &path.field("unknown")))
+        .unwrap_or_default();
+    let keys_path = path.field("keys");
+    let Some(keys_field) = fields.get("keys") else {
+        walker.error(
+            node.position,
+            &keys_path,
+            "missing field: the public keys whose signatures count ({name: ci, file: ci.pub})",
+        );
+        return None;
+    };
+    let items = walker
+        .sequence(keys_field.value, &keys_path)
+        .unwrap_or_default();
+    if items.is_empty() {
+        walker.error(
+            keys_field.value.position,
+            &keys_path,
+            "an empty list would trust nobody; list the keys whose signatures count",
+        );
+    }
+    let mut keys: Vec<KeySpec> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let item_path = keys_path.index(index);
+        let Some(key) = key_spec(walker, item, &item_path) else {
+            continue;
+        };
+        if keys.iter().any(|other| other.name == key.name) {
+            walker.error(
+                item.position,
+                &item_path.field("name"),
+                format!("a second key named {:?}; key names are unique", key.name),
+            );
+            continue;
+        }
+        keys.push(key);
+    }
+    Some(SignaturesRule {
+        mode,
+        unknown: unknown_handling,
+        keys,
+    })
+}
+
+fn key_spec(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Option<KeySpec> {
+    let fields = walker.fields(node, path, KEY_FIELDS)?;
+    let name = match fields.get("name") {
+        Some(field) => walker.name(field.value, &path.field("name")),
+        None => {
+            walker.error(
+                node.position,
+                &path.field("name"),
+                "missing field: the key's name, shown in findings and `berth provenance`",
+            );
+            None
+        }
+    };
+    let pem = fields
+        .get("pem")
+        .and_then(|field| walker.required_text(field.value, &path.field("pem")));
+    let file = fields
+        .get("file")
+        .and_then(|field| walker.required_text(field.value, &path.field("file")));
+    let source = match (pem, file) {
+        (Some(pem), None) => Some(KeySource::Pem(pem)),
+        (None, Some(file)) => Some(KeySource::File(file)),
+        (Some(_), Some(_)) => {
+            walker.error(node.position, path, "a key has `pem` or `file`, not both");
+            None
+        }
+        (None, None) => {
+            if !fields.contains("pem") && !fields.contains("file") {
+                walker.error(
+                    node.position,
+                    path,
+                    "missing field: `file` (a PEM public key, relative to this file) or `pem`",
+                );
+            }
+            None
+        }
+    };
+    let mut namespaces = Vec::new();
+    if let Some(field) = fields.get("namespaces") {
+        let here = path.field("namespaces");
+        for (index, item) in walker
+            .sequence(field.value, &here)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if let Some(text) = walker.required_text(item, &here.index(index)) {
+                namespaces.push(text);
+            }
+        }
+    }
+    let mut images = Vec::new();
+    if let Some(field) = fields.get("images") {
+        let here = path.field("images");
+        for (index, item) in walker
+            .sequence(field.value, &here)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let item_path = here.index(index);
+            let Some(text) = walker.required_text(item, &item_path) else {
+                continue;
+            };
+            match RepositoryPattern::parse(&text) {
+                Ok(pattern) => images.push(pattern),
+                Err(message) => walker.error(item.position, &item_path, message),
+            }
+        }
+    }
+    Some(KeySpec {
+        name: name?,
+        source: source?,
+        namespaces,
+        images,
+        fingerprint: None,
+        at: walker.location(node.position),
     })
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::catalog::{self, Catalog, Source};
 use crate::lineage::LineageIndex;
-use crate::provenance::Tests;
+use crate::provenance::{Signed, SignedKind, Tests};
 use crate::reference::Digest;
 use crate::workload::workload;
 
@@ -80,6 +80,31 @@ fn record(tests: Option<Tests>) -> crate::provenance::Record {
         recorded_by: "ci-bot".to_string(),
         recorded_at: at("2026-07-30T10:00:00Z"),
     }
+}
+
+/// What a trusted key with fingerprint `key` verified.
+fn signed(kind: SignedKind, key: &str) -> Signed {
+    Signed {
+        kind,
+        key: key.to_string(),
+        key_name: format!("key-{key}"),
+        predicate_type: None,
+        builder: None,
+        source_repository: None,
+        source_commit: None,
+        tests: None,
+        tests_url: None,
+    }
+}
+
+/// A policy whose keys have the given fingerprints (as a loader from disk sets them: the
+/// key named `NAME` gets fingerprint `NAME`).
+fn keyed_policy(text: &str) -> Policy {
+    let mut policy = policy(text);
+    for key in policy.keys_mut() {
+        key.fingerprint = Some(key.name.clone());
+    }
+    policy
 }
 
 fn policy(text: &str) -> Policy {
@@ -686,7 +711,7 @@ exceptions:
             "7:12: base.unknown: unknown handling \"maybe\"; expected deny, warn or allow",
             "9:11: digest.action: unknown action \"pin-all\"; expected require or pin",
             "11:5: exceptions[0].reason: missing field: say why the exception exists (it is shown with every waived finding)",
-            "12:13: exceptions[0].rules[0]: unknown rule \"registry\"; expected one of registries, catalog, lifecycle, base, digest, provenance",
+            "12:13: exceptions[0].rules[0]: unknown rule \"registry\"; expected one of registries, catalog, lifecycle, base, digest, provenance, signatures",
             "13:14: exceptions[0].expires: \"2027-13-01\" is not a date (YYYY-MM-DD)",
             "14:5: exceptions[1]: an exception needs `namespaces` or `labels`: it would otherwise waive the rules everywhere",
         ]
@@ -694,7 +719,7 @@ exceptions:
     assert_eq!(
         diagnostics("exceptions: []\n"),
         [
-            "1:1: : the policy has no rule; expected at least one of registries, catalog, lifecycle, base, digest, provenance"
+            "1:1: : the policy has no rule; expected at least one of registries, catalog, lifecycle, base, digest, provenance, signatures"
         ]
     );
     assert_eq!(
@@ -770,6 +795,14 @@ fn the_schema_knows_exactly_the_fields_the_reader_accepts() {
     assert_eq!(
         keys(&properties["provenance"]["properties"]),
         sorted(read::PROVENANCE_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["signatures"]["properties"]),
+        sorted(read::SIGNATURES_FIELDS)
+    );
+    assert_eq!(
+        keys(&properties["signatures"]["properties"]["keys"]["items"]["properties"]),
+        sorted(read::KEY_FIELDS)
     );
     assert_eq!(
         keys(&properties["exceptions"]["items"]["properties"]),
@@ -971,6 +1004,7 @@ fn changes_applied_to_a_snapshot_give_the_knowledge_built_whole() {
         indexes: vec![(digest(21), vec![digest(2), digest(7)])],
         images: vec![(digest(8), vec![layer(1), layer(2), layer(5), layer(8)])],
         provenance: vec![(digest(8), record(Some(Tests::Passed)))],
+        signatures: vec![(digest(8), vec![signed(SignedKind::Signature, "ab12")])],
     };
     let next = previous.clone().apply(&changes);
 
@@ -998,7 +1032,16 @@ fn changes_applied_to_a_snapshot_give_the_knowledge_built_whole() {
         "the provenance record is part of the knowledge"
     );
     whole.add_provenance(&digest(8), record(Some(Tests::Passed)));
+    assert_ne!(next, whole, "verified signatures are part of the knowledge");
+    whole.set_signatures(&digest(8), vec![signed(SignedKind::Signature, "ab12")]);
     assert_eq!(next, whole);
+    // A digest whose signatures went is the same as one that never had any.
+    let unsigned = next.clone().apply(&KnowledgeChanges {
+        generation: 10,
+        signatures: vec![(digest(8), Vec::new())],
+        ..KnowledgeChanges::default()
+    });
+    assert!(unsigned.signatures(&digest(8)).is_empty());
     assert_eq!(next.lineage().base_of(&digest(8)).unwrap().base, digest(6));
     // Applying again, or nothing, changes nothing.
     assert_eq!(next.clone().apply(&changes), whole);
@@ -1102,7 +1145,7 @@ fn provenance_rule_mistakes_are_named() {
         "{text}"
     );
     assert!(
-        text.contains("provenance.from[1]: signed attestations are not verified by this version"),
+        text.contains("policy.yaml:2:3: error: provenance.from: attestations count only when signed by a trusted key: add a `signatures` rule"),
         "{text}"
     );
     let exception = load(
@@ -1115,7 +1158,191 @@ fn provenance_rule_mistakes_are_named() {
         .map(ToString::to_string)
         .collect();
     assert!(
-        text.join("\n").contains("unknown rule \"provenanse\"; expected one of registries, catalog, lifecycle, base, digest, provenance"),
+        text.join("\n").contains("unknown rule \"provenanse\"; expected one of registries, catalog, lifecycle, base, digest, provenance, signatures"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn the_signatures_rule_admits_digests_signed_by_a_key_trusted_for_them() {
+    let catalog = demo_catalog();
+    let mut knowledge = knowledge();
+    // app:1 (image 3) is signed by ci; alpine:3 (image 4) by tool-a's key only; scratch:1
+    // (image 7) carries only an attestation by ci (no signature); ghost:1 (image 5) nothing.
+    knowledge.set_signatures(&digest(3), vec![signed(SignedKind::Signature, "ci")]);
+    knowledge.set_signatures(&digest(4), vec![signed(SignedKind::Signature, "tool-a")]);
+    knowledge.set_signatures(&digest(7), vec![signed(SignedKind::Attestation, "ci")]);
+    let rule = keyed_policy(
+        "signatures:\n  keys:\n    - {name: ci, pem: x}\n    - {name: tool-a, file: a.pub, namespaces: [tool-a], images: [registry.example.com/alpine]}\n",
+    );
+    let now = at("2026-08-01");
+    let decide = |image: &str| render(&evaluate_image(image, &rule, &catalog, &knowledge, now));
+    assert_eq!(decide("registry.example.com/app:1"), ["allowed"]);
+    assert_eq!(
+        decide(&format!("registry.example.com/app@{}", digest(3))),
+        ["allowed"]
+    );
+    let none = decide("registry.example.com/ghost:1");
+    assert!(
+        none[0].starts_with("deny signatures : registry.example.com/ghost:1 (sha256:")
+            && none[0].contains("carries no signature by a trusted key (ci)")
+            && none[0].contains("cosign sign --key KEY registry.example.com/ghost@sha256:"),
+        "{none:#?}"
+    );
+    // An attestation is not a signature of the image.
+    assert!(decide("registry.example.com/scratch:1")[0].starts_with("deny signatures"));
+    // tool-a's key counts in namespace tool-a only, and for its own repository only.
+    let outside = decide("registry.example.com/alpine:3");
+    assert!(
+        outside[0].contains("(it is signed by key-tool-a, which may not vouch for it)"),
+        "{outside:#?}"
+    );
+    let in_namespace = |image: &str, namespace: &str| {
+        let mut object = deployment(&[image]);
+        object["metadata"]["namespace"] = json!(namespace);
+        let request = Request::create(workload(&object).unwrap());
+        render(&evaluate(&request, &rule, &catalog, &knowledge, now))
+    };
+    assert_eq!(
+        in_namespace("registry.example.com/alpine:3", "tool-a"),
+        ["allowed"]
+    );
+    assert!(
+        in_namespace("registry.example.com/alpine:3", "tool-b")[0]
+            .contains("which may not vouch for it in namespace tool-b")
+    );
+    // A key whose file was never read (no fingerprint) vouches for nothing.
+    let unread = policy("signatures: {keys: [{name: ci, pem: x}]}\n");
+    assert!(
+        !evaluate_image(
+            "registry.example.com/app:1",
+            &unread,
+            &catalog,
+            &knowledge,
+            now
+        )
+        .allowed
+    );
+    // An unknown tag: deny by default; warn mode warns.
+    assert!(decide("registry.example.com/nowhere:1")[0].starts_with("deny signatures"));
+    let warn = keyed_policy("signatures: {mode: warn, keys: [{name: ci, pem: x}]}\n");
+    let verdict = evaluate_image(
+        "registry.example.com/ghost:1",
+        &warn,
+        &catalog,
+        &knowledge,
+        now,
+    );
+    assert!(
+        verdict.allowed && verdict.warnings.len() == 1,
+        "{verdict:#?}"
+    );
+}
+
+#[test]
+fn signed_attestations_count_as_provenance_when_the_policy_says_so() {
+    let catalog = demo_catalog();
+    let mut knowledge = knowledge();
+    let tested = Signed {
+        predicate_type: Some("https://in-toto.io/attestation/test-result/v0.1".to_string()),
+        tests: Some(Tests::Passed),
+        ..signed(SignedKind::Attestation, "ci")
+    };
+    let built = Signed {
+        predicate_type: Some("https://slsa.dev/provenance/v1".to_string()),
+        source_repository: Some("https://git.example/app".to_string()),
+        ..signed(SignedKind::Attestation, "ci")
+    };
+    let failed = Signed {
+        tests: Some(Tests::Failed),
+        ..tested.clone()
+    };
+    // app:1: tested and built, attested by ci; alpine:3: tested, attested by an untrusted
+    // key; scratch:1: its tests failed; ghost:1: a berth record only.
+    knowledge.set_signatures(&digest(3), vec![tested.clone(), built]);
+    knowledge.set_signatures(
+        &digest(4),
+        vec![Signed {
+            key: "other".to_string(),
+            ..tested.clone()
+        }],
+    );
+    knowledge.set_signatures(&digest(7), vec![failed]);
+    knowledge.add_provenance(&digest(5), record(Some(Tests::Passed)));
+    let both = keyed_policy(
+        "signatures: {mode: warn, keys: [{name: ci, pem: x}]}\nprovenance: {require: [tested, source], from: [berth, attestation]}\n",
+    );
+    let now = at("2026-08-01");
+    let provenance_of = |policy: &Policy, image: &str| -> Vec<String> {
+        render(&evaluate_image(image, policy, &catalog, &knowledge, now))
+            .into_iter()
+            .filter(|line| !line.contains("signatures"))
+            .collect()
+    };
+    assert_eq!(
+        provenance_of(&both, "registry.example.com/app:1"),
+        ["allowed"]
+    );
+    assert_eq!(
+        provenance_of(&both, "registry.example.com/ghost:1"),
+        ["allowed"]
+    );
+    let untrusted = provenance_of(&both, "registry.example.com/alpine:3");
+    assert!(
+        untrusted[0]
+            .contains("has no provenance record and no attestation signed by a trusted key")
+            && untrusted[0].contains("cosign attest --key KEY"),
+        "{untrusted:#?}"
+    );
+    let failing = provenance_of(&both, "registry.example.com/scratch:1");
+    assert!(
+        failing[0].contains("its signed test-result attestation does not say PASSED")
+            && failing[0].contains("no signed provenance names its source repository"),
+        "{failing:#?}"
+    );
+    // Attestations alone: berth's records do not count.
+    let attested_only = keyed_policy(
+        "signatures: {mode: warn, keys: [{name: ci, pem: x}]}\nprovenance: {from: [attestation]}\n",
+    );
+    assert_eq!(
+        provenance_of(&attested_only, "registry.example.com/app:1"),
+        ["allowed"]
+    );
+    assert!(
+        provenance_of(&attested_only, "registry.example.com/ghost:1")[0]
+            .contains("has no attestation signed by a trusted key")
+    );
+}
+
+#[test]
+fn signatures_rule_mistakes_are_named() {
+    let text = "signatures:\n  keys:\n    - {name: ci}\n    - {name: ci, pem: x, file: y}\n    - {pem: x, namespace: [a]}\n    - {name: z, file: z.pub, images: [registry.example.com]}\n";
+    let loaded = load("policy.yaml", text);
+    assert!(loaded.policy.is_none());
+    let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    let text = text.join("\n");
+    for expected in [
+        "policy.yaml:3:7: error: signatures.keys[0]: missing field: `file` (a PEM public key, relative to this file) or `pem`",
+        "policy.yaml:4:7: error: signatures.keys[1]: a key has `pem` or `file`, not both",
+        "signatures.keys[2].namespace: unknown field `namespace`; did you mean `namespaces`?",
+        "signatures.keys[2].name: missing field",
+        "signatures.keys[3].images[0]: \"registry.example.com\" names no repository",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in\n{text}");
+    }
+    let empty = load("policy.yaml", "signatures: {keys: []}\n");
+    let text: Vec<String> = empty.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        text.join("\n").contains("an empty list would trust nobody"),
+        "{text:?}"
+    );
+    let twice = load(
+        "policy.yaml",
+        "signatures: {keys: [{name: a, pem: x}, {name: a, pem: y}]}\n",
+    );
+    let text: Vec<String> = twice.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        text.join("\n").contains("a second key named \"a\""),
         "{text:?}"
     );
 }
