@@ -35,6 +35,9 @@ pub struct PolicyState {
     pub cell: Arc<SnapshotCell>,
     pub metrics: Arc<AdmissionMetrics>,
     status: Mutex<PolicyStatus>,
+    /// The served policy's trusted keys (`signatures.keys`), which the scheduled sync checks
+    /// signatures against.
+    keys: Mutex<Vec<berth_trust::TrustedKey>>,
 }
 
 /// `/api/v1/status`'s policy part.
@@ -66,6 +69,7 @@ impl PolicyState {
         PolicyState {
             path,
             cell,
+            keys: Mutex::default(),
             metrics: Arc::default(),
             status: Mutex::new(status),
         }
@@ -73,6 +77,15 @@ impl PolicyState {
 
     pub fn status(&self) -> PolicyStatus {
         self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The served policy's trusted keys (none before a policy is loaded, or without a
+    /// `signatures` rule).
+    pub fn keys(&self) -> Vec<berth_trust::TrustedKey> {
+        self.keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -113,12 +126,22 @@ impl PolicyState {
                 return false;
             }
         };
-        let loaded = berth_core::policy::load_checked(&name, &text, catalog);
+        let mut loaded = berth_core::policy::load_checked(&name, &text, catalog);
+        let mut keys = Vec::new();
+        if let Some(policy) = &mut loaded.policy {
+            let (read, problems) = berth_files::policy_keys::read_keys(policy, &self.path);
+            keys = read;
+            if !problems.is_empty() {
+                loaded.diagnostics.extend(problems);
+                loaded.policy = None;
+            }
+        }
         status.error = None;
         status.diagnostics = loaded.diagnostics;
         match loaded.policy {
             Some(policy) => {
                 self.cell.set_policy(policy);
+                *self.keys.lock().unwrap_or_else(PoisonError::into_inner) = keys;
                 status.loaded = true;
                 status.loaded_at = Some(now);
                 status.last_attempt_ok = true;

@@ -156,6 +156,7 @@ impl RegistryEvents {
 pub async fn work(
     events: Arc<RegistryEvents>,
     store: Store,
+    policy: Option<Arc<crate::admission_tasks::PolicyState>>,
     mut queue: mpsc::Receiver<RepositoryName>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -175,7 +176,8 @@ pub async fn work(
             .remove(&repository);
         let mut targets = Targets::default();
         targets.repositories.insert(repository.clone());
-        let syncer = Syncer::new(client.clone(), store.clone(), events.sync.options.clone());
+        let options = crate::knowledge::sync_options(&events.sync, policy.as_deref());
+        let syncer = Syncer::new(client.clone(), store.clone(), options);
         match syncer.run(&targets).await {
             Ok(report) => {
                 events.counts.synced.fetch_add(1, Ordering::Relaxed);

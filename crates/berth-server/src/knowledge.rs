@@ -18,6 +18,7 @@ use tokio::sync::watch;
 pub use berth_store::ImageView;
 
 use crate::AppState;
+use crate::admission_tasks::PolicyState;
 use crate::api::ApiError;
 use crate::config::SyncSettings;
 use crate::leases::{LeaseHolder, SYNC_LEASE};
@@ -79,6 +80,7 @@ pub async fn schedule(
     knowledge: Arc<Knowledge>,
     catalog: Arc<CatalogState>,
     settings: SyncSettings,
+    policy: Option<Arc<PolicyState>>,
     lease: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -105,8 +107,9 @@ pub async fn schedule(
         if let Some(fence) = &fence {
             match due_in(&knowledge.store, settings.interval).await {
                 Ok(None) => {
+                    let options = sync_options(&settings, policy.as_deref());
                     run_once(
-                        &knowledge, &catalog, &settings, &client, &lease, fence, &stopped,
+                        &knowledge, &catalog, &settings, options, &client, &lease, fence, &stopped,
                     )
                     .await;
                     continue;
@@ -126,6 +129,19 @@ pub async fn schedule(
     }
 }
 
+/// The sync's options with the served policy's trusted keys, as they are now (a reloaded
+/// policy's keys apply from the next run).
+pub fn sync_options(
+    settings: &SyncSettings,
+    policy: Option<&PolicyState>,
+) -> berth_sync::SyncOptions {
+    let mut options = settings.options.clone();
+    if let Some(policy) = policy {
+        options.trusted_keys = policy.keys();
+    }
+    options
+}
+
 /// `None` when a sync is due now, else how long until it is (from the last recorded run).
 async fn due_in(
     store: &Store,
@@ -143,10 +159,12 @@ async fn due_in(
 
 /// One sync under `fence`: its writes fenced, the lease renewed while it runs, stopped at a
 /// repository boundary by shutdown or a lost lease; the run recorded under the fence.
+#[allow(clippy::too_many_arguments)]
 async fn run_once(
     knowledge: &Knowledge,
     catalog: &CatalogState,
     settings: &SyncSettings,
+    options: berth_sync::SyncOptions,
     client: &Client,
     lease: &LeaseHolder,
     fence: &berth_store::Fence,
@@ -169,7 +187,7 @@ async fn run_once(
     if let Some(snapshot) = catalog.snapshot() {
         targets.add_catalog(&snapshot.catalog);
     }
-    let syncer = Syncer::new(client.clone(), store.clone(), settings.options.clone());
+    let syncer = Syncer::new(client.clone(), store.clone(), options);
     let cancel = syncer.cancel_flag();
     let mut stop = stopped.clone();
     let shutdown_cancel = cancel.clone();
@@ -449,6 +467,7 @@ mod tests {
             requests: Default::default(),
             elapsed: std::time::Duration::ZERO,
             lineage_updates: 0,
+            signatures_rechecked: 0,
             cancelled: false,
             rate_limits: vec![berth_sync::RegistryRateLimit {
                 registry: "docker.io".into(),

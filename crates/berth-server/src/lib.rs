@@ -433,6 +433,7 @@ pub async fn run_with_clock(
                 Arc::clone(knowledge),
                 Arc::clone(&catalog),
                 sync.clone(),
+                policy.clone(),
                 leases::LeaseHolder {
                     name: leases::SYNC_LEASE,
                     store: knowledge.store.clone(),
@@ -449,6 +450,7 @@ pub async fn run_with_clock(
             tokio::spawn(events::work(
                 Arc::clone(events),
                 store.clone(),
+                policy.clone(),
                 queue,
                 stopped.clone(),
             )),

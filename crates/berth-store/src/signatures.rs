@@ -4,7 +4,7 @@
 //! policy knowledge: each change stamps the subject with a knowledge generation so that the
 //! webhook's incremental snapshot follows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use berth_core::Digest;
 use berth_core::provenance::{Signed, SignedKind, Tests};
@@ -411,6 +411,34 @@ impl Store {
             .map_err(db("read unchecked signature layers"))?
         });
         rows.into_iter().map(layer_from).collect()
+    }
+
+    /// Which (subject, layer, key fingerprint) checks exist for the subjects of `layers`.
+    pub async fn signature_check_keys(
+        &self,
+        layers: &[StoredLayer],
+    ) -> Result<HashSet<(Digest, Digest, String)>, StoreError> {
+        let subjects: Vec<&str> = layers.iter().map(|l| l.subject.as_str()).collect();
+        let rows: Vec<(String, String, String)> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT subject, layer, key_fingerprint FROM signature_checks
+                 WHERE subject IN ({})",
+                <Db as Dialect>::JSON_STRINGS
+            )))
+            .bind(sqlx::types::Json(&subjects))
+            .fetch_all(pool)
+            .await
+            .map_err(db("read signature checks"))?
+        });
+        let mut met = HashSet::with_capacity(rows.len());
+        for (subject, layer, key) in rows {
+            met.insert((
+                digest_from("signature_checks.subject", subject)?,
+                digest_from("signature_checks.layer", layer)?,
+                key,
+            ));
+        }
+        Ok(met)
     }
 
     /// Records what keys made of layers already stored (a key the policy gained), stamping

@@ -1,24 +1,232 @@
-//! A digest's cosign signatures and attestations, as the registry holds them under cosign's
-//! tag scheme (`sha256-<hex>.sig`, `sha256-<hex>.att` in the image's repository), fetched
-//! within bounds (at most [`LAYERS_MAX`] layers of at most [`berth_trust::MAX_PAYLOAD_BYTES`]
-//! each, digests verified by berth-oci) and checked with berth-trust against trusted keys.
-//! Only what a trusted key verified counts; everything else is reported with why not.
-//! OCI 1.1 referrers are not read yet.
+//! A digest's cosign signatures and attestations as the registry holds them, read within bounds
+//! and checked with berth-trust against trusted keys. Two places are read: cosign's tag scheme
+//! (`sha256-<hex>.sig`, `sha256-<hex>.att` in the image's repository) and the OCI 1.1 referrers
+//! tag schema (`sha256-<hex>`: an index whose entries are artifacts about the digest, what
+//! registries without the referrers API hold). At most [`LAYERS_MAX`] layers per manifest and
+//! [`REFERRERS_MAX`] referrers per digest are read, each layer at most
+//! [`berth_trust::MAX_PAYLOAD_BYTES`] (digests verified by berth-oci).
+//!
+//! Reading ([`read_artifact`]) and verifying ([`verify`], pure) are apart: a sync stores what it
+//! read, so a key the policy gains later is checked against the stored layers without asking
+//! the registry again. Only what a trusted key verified counts; the rest is kept with why not.
 
+use berth_core::provenance::{Signed, SignedKind, Tests};
 use berth_core::{Digest, ImageRef, Tag};
-use berth_oci::{Client, ManifestKind, OciError};
+use berth_oci::{Client, Descriptor, ManifestKind, OciError};
+use berth_store::signatures::{SignatureCheck, SignatureLayer};
 use berth_trust::{Predicate, TrustedKey};
 use serde::Serialize;
 
 /// cosign's simple signing layer, and the annotation carrying its signature.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
-/// A DSSE envelope layer of cosign's `.att` manifest.
+/// A DSSE envelope layer (cosign's `.att` manifest, and in-toto referrers).
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// Sigstore bundles (keyless signing's usual form): recognised, not verified by this version.
+pub const SIGSTORE_BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 /// Layers read per signature or attestation manifest.
 pub const LAYERS_MAX: usize = 16;
+/// Referrers read per digest from its referrers tag index.
+pub const REFERRERS_MAX: usize = 32;
 
-/// One signature or attestation layer, checked.
+/// Where a tag says artifacts about a digest are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactTag {
+    /// `sha256-<hex>.sig`
+    Signatures,
+    /// `sha256-<hex>.att`
+    Attestations,
+    /// `sha256-<hex>`: the OCI 1.1 referrers tag schema.
+    Referrers,
+}
+
+/// The digest a cosign or referrers tag is about, and which kind of tag it is.
+pub fn artifact_tag(tag: &str) -> Option<(Digest, ArtifactTag)> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, kind) = match rest.split_once('.') {
+        Some((hex, "sig")) => (hex, ArtifactTag::Signatures),
+        Some((hex, "att")) => (hex, ArtifactTag::Attestations),
+        Some(_) => return None,
+        None => (rest, ArtifactTag::Referrers),
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Digest::parse(&format!("sha256:{hex}"))
+        .ok()
+        .map(|digest| (digest, kind))
+}
+
+/// The cosign tag of `digest` with `suffix` (`sig`, `att`).
+pub fn cosign_tag(digest: &Digest, suffix: &str) -> Option<Tag> {
+    let hex = digest.as_str().strip_prefix("sha256:")?;
+    Tag::parse(&format!("sha256-{hex}.{suffix}")).ok()
+}
+
+/// Reads the artifact manifest at `at` (a cosign tag or the referrers tag, by reference or
+/// pinned by digest) into its layers. A missing manifest is `Ok(None)`.
+pub async fn read_artifact(
+    client: &Client,
+    at: &ImageRef,
+) -> Result<Option<Vec<SignatureLayer>>, OciError> {
+    let manifest = match client.manifest(at).await {
+        Ok(manifest) => manifest,
+        Err(OciError::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut layers = Vec::new();
+    match manifest.kind {
+        ManifestKind::Image(image) => read_layers(client, at, &image.layers, &mut layers).await?,
+        ManifestKind::Index(index) => {
+            if index.manifests.len() > REFERRERS_MAX {
+                tracing::warn!(image = %at, referrers = index.manifests.len(), "only the first {REFERRERS_MAX} referrers are read");
+            }
+            for entry in index.manifests.iter().take(REFERRERS_MAX) {
+                let child = at.with_digest_only(entry.digest.clone());
+                let manifest = match client.manifest(&child).await {
+                    Ok(manifest) => manifest,
+                    Err(OciError::NotFound { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                if let ManifestKind::Image(image) = manifest.kind {
+                    read_layers(client, &child, &image.layers, &mut layers).await?;
+                }
+            }
+        }
+    }
+    Ok(Some(layers))
+}
+
+async fn read_layers(
+    client: &Client,
+    at: &ImageRef,
+    descriptors: &[Descriptor],
+    layers: &mut Vec<SignatureLayer>,
+) -> Result<(), OciError> {
+    if descriptors.len() > LAYERS_MAX {
+        tracing::warn!(image = %at, layers = descriptors.len(), "only the first {LAYERS_MAX} layers of a signature manifest are read");
+    }
+    for descriptor in descriptors.iter().take(LAYERS_MAX) {
+        let media_type = descriptor.media_type.as_str();
+        let (kind, readable) = match media_type {
+            SIMPLE_SIGNING_MEDIA_TYPE => (SignedKind::Signature, true),
+            DSSE_MEDIA_TYPE => (SignedKind::Attestation, true),
+            _ if media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) => (SignedKind::Signature, false),
+            _ => continue, // an SBOM, a config: not a signature
+        };
+        let mut layer = SignatureLayer {
+            layer: descriptor.digest.clone(),
+            kind,
+            media_type: descriptor.media_type.clone(),
+            payload: None,
+            signature: descriptor.annotations.get(SIGNATURE_ANNOTATION).cloned(),
+            problem: None,
+        };
+        if !readable {
+            layer.problem = Some(
+                "a Sigstore bundle (keyless signing), which this version of berth does not verify"
+                    .to_string(),
+            );
+            layers.push(layer);
+            continue;
+        }
+        let what = kind.as_str();
+        match client
+            .blob_bytes(at, descriptor, berth_trust::MAX_PAYLOAD_BYTES as u64, what)
+            .await
+        {
+            Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => layer.payload = Some(text),
+                Err(_) => layer.problem = Some("the layer is not UTF-8 JSON".to_string()),
+            },
+            Err(error @ OciError::TooLarge { .. }) => layer.problem = Some(error.to_string()),
+            Err(error) => return Err(error),
+        }
+        layers.push(layer);
+    }
+    Ok(())
+}
+
+/// What `key` makes of `layer` about `subject`, found in `repository` (`registry/path`, what a
+/// simple signing payload names): the verified facts, or the refusal. Pure.
+pub fn verify(
+    layer: &SignatureLayer,
+    key: &TrustedKey,
+    subject: &Digest,
+    repository: &str,
+) -> SignatureCheck {
+    let outcome = match (&layer.problem, &layer.payload) {
+        (Some(problem), _) => Err(problem.clone()),
+        (None, None) => Err("the layer was not read".to_string()),
+        (None, Some(payload)) => verify_payload(layer, payload, key, subject, repository),
+    };
+    SignatureCheck {
+        layer: layer.layer.clone(),
+        key: key.fingerprint().to_string(),
+        key_name: key.name().to_string(),
+        outcome,
+    }
+}
+
+fn verify_payload(
+    layer: &SignatureLayer,
+    payload: &str,
+    key: &TrustedKey,
+    subject: &Digest,
+    repository: &str,
+) -> Result<Signed, String> {
+    let keys = std::slice::from_ref(key);
+    let mut signed = Signed {
+        kind: layer.kind,
+        key: key.fingerprint().to_string(),
+        key_name: key.name().to_string(),
+        predicate_type: None,
+        builder: None,
+        source_repository: None,
+        source_commit: None,
+        tests: None,
+        tests_url: None,
+    };
+    match layer.kind {
+        SignedKind::Signature => {
+            let signature = layer.signature.as_deref().unwrap_or_default();
+            berth_trust::verify_simple_signing(
+                payload.as_bytes(),
+                signature,
+                keys,
+                subject.as_str(),
+                repository,
+            )
+            .map_err(|refusal| refusal.to_string())?;
+        }
+        SignedKind::Attestation => {
+            let attestation =
+                berth_trust::verify_attestation(payload.as_bytes(), keys, subject.as_str())
+                    .map_err(|refusal| refusal.to_string())?;
+            signed.predicate_type = Some(attestation.statement.predicate_type.clone());
+            match &attestation.statement.predicate {
+                Predicate::Provenance(provenance) => {
+                    signed.builder = provenance.builder.clone();
+                    signed.source_repository = provenance.source_repository.clone();
+                    signed.source_commit = provenance.source_commit.clone();
+                }
+                Predicate::TestResult(result) => {
+                    signed.tests = Some(if result.result.eq_ignore_ascii_case("PASSED") {
+                        Tests::Passed
+                    } else {
+                        Tests::Failed
+                    });
+                    signed.tests_url = result.url.clone();
+                }
+                Predicate::Other(_) => {}
+            }
+        }
+    }
+    Ok(signed)
+}
+
+/// One signature or attestation layer, checked against a set of keys: what `berth provenance
+/// --key` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Checked {
     /// `signature` or `attestation`.
@@ -30,10 +238,9 @@ pub struct Checked {
     /// The trusted key that verified it; `None`: unverified (see `refusal`).
     pub verified_by: Option<String>,
     pub refusal: Option<String>,
-    /// An attestation's predicate type, when verified.
+    /// What a verified attestation says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicate_type: Option<String>,
-    /// What a verified SLSA provenance or test-result statement says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub builder: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,37 +248,15 @@ pub struct Checked {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_commit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tests: Option<String>,
+    pub tests: Option<Tests>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tests_url: Option<String>,
 }
 
-impl Checked {
-    fn new(kind: &'static str, tag: &str, layer: &Digest) -> Checked {
-        Checked {
-            kind,
-            tag: tag.to_string(),
-            layer: layer.clone(),
-            verified_by: None,
-            refusal: None,
-            predicate_type: None,
-            builder: None,
-            source_repository: None,
-            source_commit: None,
-            tests: None,
-            tests_url: None,
-        }
-    }
-}
-
-/// The cosign tag of `digest` with `suffix` (`sig`, `att`).
-pub fn cosign_tag(digest: &Digest, suffix: &str) -> Option<Tag> {
-    let hex = digest.as_str().strip_prefix("sha256:")?;
-    Tag::parse(&format!("sha256-{hex}.{suffix}")).ok()
-}
-
-/// The signatures and attestations of `digest` in `image`'s repository, each checked against
-/// `keys`. A missing `.sig` or `.att` tag is no error (nothing there); a registry failure is.
+/// The signatures and attestations of `digest` in `image`'s repository (cosign tags and the
+/// referrers tag), read now and each checked against `keys`: the first key that verifies a
+/// layer is named, else the first key's refusal. A missing tag is no error; a registry
+/// failure is.
 pub async fn check(
     client: &Client,
     image: &ImageRef,
@@ -79,84 +264,77 @@ pub async fn check(
     keys: &[TrustedKey],
 ) -> Result<Vec<Checked>, OciError> {
     let repository = image.name();
+    let hex = digest.as_str().strip_prefix("sha256:").unwrap_or_default();
     let mut checked = Vec::new();
-    for (suffix, kind) in [("sig", "signature"), ("att", "attestation")] {
-        let Some(tag) = cosign_tag(digest, suffix) else {
+    for tag in [
+        format!("sha256-{hex}.sig"),
+        format!("sha256-{hex}.att"),
+        format!("sha256-{hex}"),
+    ] {
+        let Ok(parsed) = Tag::parse(&tag) else {
             continue;
         };
-        let at = image.with_tag(tag.clone());
-        let manifest = match client.manifest(&at).await {
-            Ok(manifest) => manifest,
-            Err(OciError::NotFound { .. }) => continue,
-            Err(error) => return Err(error),
-        };
-        let ManifestKind::Image(manifest) = manifest.kind else {
+        let Some(layers) = read_artifact(client, &image.with_tag(parsed)).await? else {
             continue;
         };
-        for layer in manifest.layers.iter().take(LAYERS_MAX) {
-            let mut found = Checked::new(kind, tag.as_str(), &layer.digest);
-            let bytes = match client
-                .blob_bytes(&at, layer, berth_trust::MAX_PAYLOAD_BYTES as u64, kind)
-                .await
-            {
-                Ok(bytes) => bytes,
-                Err(error @ OciError::TooLarge { .. }) => {
-                    found.refusal = Some(error.to_string());
-                    checked.push(found);
-                    continue;
-                }
-                Err(error) => return Err(error),
+        for layer in layers {
+            let checks: Vec<SignatureCheck> = keys
+                .iter()
+                .map(|key| verify(&layer, key, digest, &repository))
+                .collect();
+            let verified = checks.iter().find_map(|check| check.outcome.as_ref().ok());
+            let refusal = match (verified, checks.first(), &layer.problem) {
+                (Some(_), _, _) => None,
+                (None, Some(check), _) => check.outcome.clone().err(),
+                (None, None, Some(problem)) => Some(problem.clone()),
+                (None, None, None) => Some("no trusted keys to verify against".to_string()),
             };
-            match (kind, layer.media_type.as_str()) {
-                ("signature", SIMPLE_SIGNING_MEDIA_TYPE) => {
-                    let signature = layer
-                        .annotations
-                        .get(SIGNATURE_ANNOTATION)
-                        .map(String::as_str)
-                        .unwrap_or_default();
-                    match berth_trust::verify_simple_signing(
-                        &bytes,
-                        signature,
-                        keys,
-                        digest.as_str(),
-                        &repository,
-                    ) {
-                        Ok(verified) => found.verified_by = Some(verified.key),
-                        Err(refusal) => found.refusal = Some(refusal.to_string()),
-                    }
-                }
-                ("attestation", DSSE_MEDIA_TYPE) => {
-                    match berth_trust::verify_attestation(&bytes, keys, digest.as_str()) {
-                        Ok(attestation) => {
-                            found.verified_by = Some(attestation.key);
-                            found.predicate_type =
-                                Some(attestation.statement.predicate_type.clone());
-                            match &attestation.statement.predicate {
-                                Predicate::Provenance(provenance) => {
-                                    found.builder = provenance.builder.clone();
-                                    found.source_repository = provenance.source_repository.clone();
-                                    found.source_commit = provenance.source_commit.clone();
-                                }
-                                Predicate::TestResult(result) => {
-                                    found.tests = Some(result.result.clone());
-                                    found.tests_url = result.url.clone();
-                                }
-                                Predicate::Other(_) => {}
-                            }
-                        }
-                        Err(refusal) => found.refusal = Some(refusal.to_string()),
-                    }
-                }
-                (_, media_type) => {
-                    found.refusal =
-                        Some(format!("a layer of media type {media_type:?} is not read"));
-                }
-            }
-            checked.push(found);
-        }
-        if manifest.layers.len() > LAYERS_MAX {
-            tracing::warn!(image = %at, layers = manifest.layers.len(), "only the first {LAYERS_MAX} layers of a signature manifest are read");
+            checked.push(Checked {
+                kind: layer.kind.as_str(),
+                tag: tag.clone(),
+                layer: layer.layer.clone(),
+                verified_by: verified.map(|signed| signed.key_name.clone()),
+                refusal,
+                predicate_type: verified.and_then(|s| s.predicate_type.clone()),
+                builder: verified.and_then(|s| s.builder.clone()),
+                source_repository: verified.and_then(|s| s.source_repository.clone()),
+                source_commit: verified.and_then(|s| s.source_commit.clone()),
+                tests: verified.and_then(|s| s.tests),
+                tests_url: verified.and_then(|s| s.tests_url.clone()),
+            });
         }
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_tags_name_their_digest() {
+        let hex = "ab".repeat(32);
+        let digest = Digest::parse(&format!("sha256:{hex}")).unwrap();
+        assert_eq!(
+            artifact_tag(&format!("sha256-{hex}.sig")),
+            Some((digest.clone(), ArtifactTag::Signatures))
+        );
+        assert_eq!(
+            artifact_tag(&format!("sha256-{hex}.att")),
+            Some((digest.clone(), ArtifactTag::Attestations))
+        );
+        assert_eq!(
+            artifact_tag(&format!("sha256-{hex}")),
+            Some((digest, ArtifactTag::Referrers))
+        );
+        for other in [
+            "latest".to_string(),
+            format!("sha256-{hex}.sbom"),
+            format!("sha256-{}", &hex[..63]),
+            format!("sha256-{}", hex.to_uppercase()),
+            format!("sha512-{hex}"),
+        ] {
+            assert_eq!(artifact_tag(&other), None, "{other}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ use futures_util::{StreamExt as _, stream};
 use tokio::sync::OnceCell;
 
 use crate::layers::{SharedSummaries, scan_layers};
+use crate::signatures;
 use crate::targets::Targets;
 
 /// How a sync behaves; `Default` is what `berth sync` uses.
@@ -39,7 +40,16 @@ pub struct SyncOptions {
     /// Read layers for OS identity and libc. Off, a sync records manifests and configs only.
     pub scan_layers: bool,
     pub layer_limits: berth_layers::Limits,
+    /// Read the signatures and attestations of digests (cosign's `.sig`/`.att` tags and the
+    /// referrers tag schema), when the listing shows a new or moved one.
+    pub read_signatures: bool,
+    /// The keys signatures are checked against (the policy's `signatures.keys`). Layers read
+    /// earlier are checked against a key they have not met without asking the registry.
+    pub trusted_keys: Vec<berth_trust::TrustedKey>,
 }
+
+/// Stored layers re-checked against keys they have not met, at most, per run.
+const RECHECK_MAX: usize = 10_000;
 
 impl Default for SyncOptions {
     fn default() -> Self {
@@ -50,6 +60,8 @@ impl Default for SyncOptions {
             tag_concurrency: 16,
             scan_layers: true,
             layer_limits: berth_layers::Limits::default(),
+            read_signatures: true,
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -119,6 +131,8 @@ pub struct RepositoryCounts {
     pub tags_moved: u64,
     pub tags_gone: u64,
     pub tags_returned: u64,
+    /// Signature and attestation manifests read (a cosign or referrers tag new or moved).
+    pub signatures_read: u64,
     /// Images whose layers could not be read within limits (recorded without OS identity).
     pub warnings: Vec<String>,
 }
@@ -134,6 +148,9 @@ pub struct SyncReport {
     pub elapsed: Duration,
     /// Images whose base changed in this sync's lineage pass.
     pub lineage_updates: u64,
+    /// Stored signature layers checked against a key they had not met (a key the policy
+    /// gained), without asking the registry.
+    pub signatures_rechecked: u64,
     /// The sync was stopped (shutdown, a lost lease) at a repository boundary: the repositories
     /// not reached were left as they were, and the lineage pass did not run.
     pub cancelled: bool,
@@ -281,13 +298,17 @@ impl Syncer {
         repositories.sort_by(|a, b| a.repository.cmp(&b.repository));
 
         let cancelled = self.cancel.load(Ordering::Relaxed);
-        let lineage_updates = if cancelled {
-            0
+        let (lineage_updates, signatures_rechecked) = if cancelled {
+            (0, 0)
         } else {
-            update_lineage(&self.store).await?
+            (
+                update_lineage(&self.store).await?,
+                self.recheck_signatures().await?,
+            )
         };
         Ok(SyncReport {
             cancelled,
+            signatures_rechecked,
             repositories,
             registry_failures,
             requests: self.client.stats().since(&before),
@@ -366,8 +387,14 @@ impl Syncer {
             .map(|tag| {
                 let reference = image.with_tag(tag.clone());
                 let known = stored_tags.contains(tag.as_str());
+                let artifact = signatures::artifact_tag(tag.as_str()).is_some();
                 async move {
-                    let result = if known {
+                    let result = if artifact {
+                        self.client
+                            .resolve(&reference)
+                            .await
+                            .map(|resolved| Resolution::Artifact(resolved.digest))
+                    } else if known {
                         self.client
                             .resolve(&reference)
                             .await
@@ -385,8 +412,10 @@ impl Syncer {
         let mut snapshot = RepoSnapshot::default();
         let mut prefetched: HashMap<Digest, Manifest> = HashMap::new();
         let mut unreadable: HashMap<Digest, String> = HashMap::new();
+        let mut artifacts: Vec<(Tag, Digest)> = Vec::new();
         for (tag, result) in resolved {
             match result {
+                Ok(Resolution::Artifact(digest)) => artifacts.push((tag, digest)),
                 Ok(Resolution::Head(digest)) => snapshot.tags.push((tag, digest)),
                 Ok(Resolution::Fetched(manifest)) => {
                     snapshot.tags.push((tag, manifest.digest.clone()));
@@ -475,7 +504,100 @@ impl Syncer {
             .record_repository_sync(repository, &snapshot, Utc::now())
             .await?;
         apply_summary(&mut counts, &summary);
+        if self.options.read_signatures {
+            counts.signatures_read = self.read_signatures(repository, &image, &artifacts).await?;
+        }
         Ok(counts)
+    }
+
+    /// Reads the artifact manifests of the repository's cosign and referrers tags (resolved by
+    /// HEAD, never recorded as image tags) that are new or moved since last read, checks their layers against the trusted keys and records
+    /// them, one transaction per tag. Costs nothing for a repository without such tags.
+    async fn read_signatures(
+        &self,
+        repository: &RepositoryName,
+        image: &ImageRef,
+        tags: &[(Tag, Digest)],
+    ) -> Result<u64, SyncError> {
+        let artifacts: Vec<(&Tag, &Digest, Digest)> = tags
+            .iter()
+            .filter_map(|(tag, manifest)| {
+                signatures::artifact_tag(tag.as_str()).map(|(subject, _)| (tag, manifest, subject))
+            })
+            .collect();
+        if artifacts.is_empty() {
+            return Ok(0);
+        }
+        let read = self.store.signature_sources(repository).await?;
+        let name = image.name();
+        let mut count = 0;
+        for (tag, manifest, subject) in artifacts {
+            let key = (subject.clone(), tag.as_str().to_string());
+            if read.get(&key) == Some(manifest) {
+                continue;
+            }
+            let at = image.with_tag(tag.clone()).with_digest(manifest.clone());
+            let Some(layers) = signatures::read_artifact(&self.client, &at).await? else {
+                continue;
+            };
+            let checks: Vec<_> = layers
+                .iter()
+                .flat_map(|layer| {
+                    self.options
+                        .trusted_keys
+                        .iter()
+                        .map(|key| signatures::verify(layer, key, &subject, &name))
+                })
+                .collect();
+            let source = berth_store::signatures::SignatureSource {
+                subject,
+                repository: repository.clone(),
+                found_at: tag.as_str().to_string(),
+                manifest: manifest.clone(),
+            };
+            self.store
+                .record_signatures(&source, &layers, &checks, Utc::now())
+                .await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Checks stored layers against the trusted keys they have not met (a key added to the
+    /// policy since they were read), from the store alone.
+    async fn recheck_signatures(&self) -> Result<u64, SyncError> {
+        let keys = &self.options.trusted_keys;
+        let fingerprints: Vec<String> = keys.iter().map(|k| k.fingerprint().to_string()).collect();
+        let stored = self
+            .store
+            .unchecked_signature_layers(&fingerprints, RECHECK_MAX)
+            .await?;
+        if stored.is_empty() {
+            return Ok(0);
+        }
+        let known = self.store.signature_check_keys(&stored).await?;
+        let mut checks = Vec::new();
+        for layer in &stored {
+            for key in keys {
+                let met = (
+                    layer.subject.clone(),
+                    layer.layer.layer.clone(),
+                    key.fingerprint().to_string(),
+                );
+                if known.contains(&met) {
+                    continue;
+                }
+                let name = layer.repository.to_string();
+                checks.push((
+                    layer.subject.clone(),
+                    signatures::verify(&layer.layer, key, &layer.subject, &name),
+                ));
+            }
+        }
+        self.store
+            .record_signature_checks(&checks, Utc::now())
+            .await?;
+        Ok(stored.len() as u64)
     }
 
     /// Resolves a tag the store has never seen with one GET: the digest (checked against
@@ -779,6 +901,8 @@ enum Resolution {
     Fetched(Box<Manifest>),
     /// By GET, a manifest berth does not read; its digest came from a HEAD.
     Unreadable { digest: Digest, reason: String },
+    /// By HEAD, a cosign or referrers tag: not an image, read by the signatures pass.
+    Artifact(Digest),
 }
 
 /// What one run shares across repositories, so content is fetched at most once per digest:

@@ -276,9 +276,14 @@ impl OwnRegistry {
     /// Uploads one blob into `repository` and no manifest: the registry's `_catalog` lists the
     /// repository, its tag list answers 404 (as after an interrupted push, or what distribution
     /// keeps of a repository whose content went).
-    /// PUTs an OCI image manifest under `tag` with curl; returns its digest as the registry
-    /// answered it (`Docker-Content-Digest`).
+    /// PUTs a manifest under `tag` with curl, its Content-Type the body's `mediaType` (an OCI
+    /// image manifest when it names none); returns its digest as the registry answered it
+    /// (`Docker-Content-Digest`).
     pub fn put_manifest(&self, repository: &str, tag: &str, body: &[u8]) -> String {
+        let media_type = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|value| value["mediaType"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
         let file = self.dir.join(format!(
             "manifest-{}",
             DERIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -286,10 +291,8 @@ impl OwnRegistry {
         std::fs::write(&file, body).unwrap();
         let output = std::process::Command::new("curl")
             .args(["-sS", "--fail", "-X", "PUT", "-D", "-", "-o", "/dev/null"])
-            .args([
-                "-H",
-                "Content-Type: application/vnd.oci.image.manifest.v1+json",
-            ])
+            .arg("-H")
+            .arg(format!("Content-Type: {media_type}"))
             .arg("--data-binary")
             .arg(format!("@{}", file.display()))
             .arg(format!(

@@ -481,13 +481,13 @@ fn simple_signing(repository: &str, digest: &str) -> Vec<u8> {
 }
 
 /// Pushes a cosign-style manifest under `tag` whose layers are `layers` (bytes, media type,
-/// annotations), each uploaded as a blob.
+/// annotations), each uploaded as a blob; the manifest's digest and size.
 fn push_cosign(
     registry: &OwnRegistry,
     repository: &str,
     tag: &str,
     layers: &[(Vec<u8>, &str, Value)],
-) {
+) -> (String, usize) {
     let config = b"{}".to_vec();
     let config_digest = registry.put_blob(repository, &config);
     let layers: Vec<Value> = layers
@@ -503,7 +503,29 @@ fn push_cosign(
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
         "layers": layers,
     });
-    registry.put_manifest(repository, tag, manifest.to_string().as_bytes());
+    let body = manifest.to_string();
+    (
+        registry.put_manifest(repository, tag, body.as_bytes()),
+        body.len(),
+    )
+}
+
+/// A DSSE envelope of an in-toto `statement`, signed by `NAME.key` over its PAE.
+fn dsse(dir: &std::path::Path, name: &str, statement: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let payload_type = "application/vnd.in-toto+json";
+    let pae = format!(
+        "DSSEv1 {} {payload_type} {} {statement}",
+        payload_type.len(),
+        statement.len()
+    );
+    json!({
+        "payloadType": payload_type,
+        "payload": base64::engine::general_purpose::STANDARD.encode(statement),
+        "signatures": [{"keyid": "", "sig": sign(dir, name, pae.as_bytes())}]
+    })
+    .to_string()
+    .into_bytes()
 }
 
 fn cosign_tag(digest: &str, suffix: &str) -> String {
@@ -552,22 +574,7 @@ fn signatures_and_attestations_are_verified_with_trusted_keys() {
         "predicate": {"result": "PASSED", "configuration": [{"name": "ci", "uri": "https://ci.example/runs/9"}], "url": "https://ci.example/runs/9"}
     })
     .to_string();
-    let payload_type = "application/vnd.in-toto+json";
-    let pae = format!(
-        "DSSEv1 {} {payload_type} {} {statement}",
-        payload_type.len(),
-        statement.len()
-    );
-    let envelope = {
-        use base64::Engine as _;
-        json!({
-            "payloadType": payload_type,
-            "payload": base64::engine::general_purpose::STANDARD.encode(&statement),
-            "signatures": [{"keyid": "", "sig": sign(&dir, "release", pae.as_bytes())}]
-        })
-        .to_string()
-        .into_bytes()
-    };
+    let envelope = dsse(&dir, "release", &statement);
     push_cosign(
         &registry,
         "team/app",
@@ -622,7 +629,7 @@ fn signatures_and_attestations_are_verified_with_trusted_keys() {
     assert_eq!(checked[0]["verified_by"], "release", "{found:#}");
     assert_eq!(checked[1]["kind"], "attestation");
     assert_eq!(checked[1]["verified_by"], "release", "{found:#}");
-    assert_eq!(checked[1]["tests"], "PASSED");
+    assert_eq!(checked[1]["tests"], "passed");
     assert_eq!(checked[1]["tests_url"], "https://ci.example/runs/9");
 
     // The wrong key only.
@@ -672,6 +679,301 @@ fn signatures_and_attestations_are_verified_with_trusted_keys() {
         String::from_utf8_lossy(&output.stderr).contains("release.key"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `berth sync` reads what the registry holds about each digest — cosign's `.sig` tag and an
+/// OCI 1.1 referrers tag index holding a signed SLSA provenance and a test result — and checks
+/// it against the policy's keys; `berth check --store` then admits the signed, tested digest
+/// and denies an unsigned rebuild of the same tag. A key the policy gains is checked against
+/// the stored layers by the next sync without reading them again; a key limited to a namespace
+/// vouches only there (Toolforge's per-tool keys).
+#[test]
+fn synced_signatures_admit_the_signed_digest_and_deny_an_unsigned_rebuild() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-synced-signed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    key_pair(&dir, "tool");
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "images:\n  other:\n    image: registry.example/other\n",
+    )
+    .unwrap();
+    let policy = dir.join("policy.yaml");
+    let write_policy = |keys: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                "signatures:\n  keys:\n{keys}provenance:\n  require: [tested, source]\n  from: [attestation]\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_policy("    - {name: release, file: release.pem}\n");
+    let repository = format!("{own}/tool/hello");
+    registry.copy_from_testbed("berth/base:1", "tool/hello:1");
+    let signed = testbed.digest("berth/base:1");
+    let hex = signed.trim_start_matches("sha256:").to_string();
+
+    // cosign sign: the simple signing payload under the `.sig` tag.
+    let payload = simple_signing(&repository, &signed);
+    let signature = sign(&dir, "release", &payload);
+    push_cosign(
+        &registry,
+        "tool/hello",
+        &cosign_tag(&signed, "sig"),
+        &[(
+            payload,
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            json!({"dev.cosignproject.cosign/signature": signature}),
+        )],
+    );
+    // Attestations as OCI 1.1 referrers, in the referrers tag index `sha256-<hex>`.
+    let subject = json!([{"name": repository, "digest": {"sha256": hex}}]);
+    let provenance_statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subject,
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://ci.example/build/v1",
+                "resolvedDependencies": [{"uri": "git+https://git.example/tool/hello", "digest": {"gitCommit": "4f2c1e9"}}]
+            },
+            "runDetails": {"builder": {"id": "https://ci.example/builder"}}
+        }
+    })
+    .to_string();
+    let tests_statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subject,
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {"result": "PASSED", "configuration": [], "url": "https://ci.example/runs/12"}
+    })
+    .to_string();
+    let mut referrers = Vec::new();
+    for (index, statement) in [provenance_statement, tests_statement].iter().enumerate() {
+        let envelope = dsse(&dir, "release", statement);
+        let tag = format!("referrer-{index}");
+        let (digest, size) = push_cosign(
+            &registry,
+            "tool/hello",
+            &tag,
+            &[(envelope, "application/vnd.dsse.envelope.v1+json", json!({}))],
+        );
+        referrers.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "artifactType": "application/vnd.dsse.envelope.v1+json"
+        }));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": referrers,
+    });
+    registry.put_manifest(
+        "tool/hello",
+        &format!("sha256-{hex}"),
+        index.to_string().as_bytes(),
+    );
+
+    let sync = || {
+        report(
+            &berth(&[
+                "sync",
+                "--repo",
+                &repository,
+                "--insecure-registry",
+                &own,
+                "--store",
+                &store,
+                "--policy",
+                policy.to_str().unwrap(),
+                "--json",
+            ]),
+            0,
+        )
+    };
+    let check = |image: &str| {
+        berth(&[
+            "check",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--store",
+            &store,
+            "--image",
+            image,
+        ])
+    };
+    let first = sync();
+    let counts = &first["repositories"][0];
+    assert_eq!(
+        counts["signatures_read"], 2,
+        "the .sig tag and the referrers tag: {first:#}"
+    );
+    let allowed = check(&format!("{repository}:1"));
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&allowed.stdout),
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    // What berth holds, shown by `berth provenance`.
+    let shown = report(
+        &berth(&[
+            "provenance",
+            &format!("{repository}:1"),
+            "--json",
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+        ]),
+        0,
+    );
+    let synced = &shown["synced_signatures"];
+    assert_eq!(synced["layers"].as_array().unwrap().len(), 3, "{shown:#}");
+    let verified: Vec<&Value> = synced["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["verified"] == true)
+        .collect();
+    assert_eq!(verified.len(), 3, "{shown:#}");
+    assert!(
+        verified.iter().any(
+            |c| c["source_repository"] == "git+https://git.example/tool/hello"
+                && c["builder"] == "https://ci.example/builder"
+        ),
+        "{shown:#}"
+    );
+    assert!(verified.iter().any(|c| c["tests"] == "passed"), "{shown:#}");
+
+    // An unchanged re-sync reads no signature again.
+    let again = sync();
+    assert_eq!(again["repositories"][0]["signatures_read"], 0, "{again:#}");
+
+    // A rebuild pushed to the same tag, unsigned: denied by both rules, saying what to do.
+    registry.copy_from_testbed("berth/child:1", "tool/hello:1");
+    let rebuilt = testbed.digest("berth/child:1");
+    sync();
+    let denied = check(&format!("{repository}:1"));
+    assert_eq!(denied.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&denied.stdout).to_string();
+    assert!(
+        text.contains(&format!(
+            "({rebuilt}) carries no signature by a trusted key (release)"
+        )) && text.contains("cosign sign --key KEY")
+            && text.contains("has no attestation signed by a trusted key"),
+        "{text}"
+    );
+    // The signed digest is still admitted by digest.
+    let by_digest = check(&format!("{repository}@{signed}"));
+    assert_eq!(
+        by_digest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&by_digest.stdout)
+    );
+
+    // Toolforge: a tool's own key, trusted for its namespace only. The release key goes; the
+    // stored layers are checked against the new key by the next sync, reading nothing again.
+    write_policy("    - {name: tool-hello, file: tool.pem, namespaces: [tool-hello]}\n");
+    let rotated = sync();
+    assert_eq!(
+        rotated["repositories"][0]["signatures_read"], 0,
+        "{rotated:#}"
+    );
+    assert_eq!(rotated["signatures_rechecked"], 3, "{rotated:#}");
+    assert_eq!(
+        check(&format!("{repository}@{signed}")).status.code(),
+        Some(1)
+    );
+    // Signed by the tool's key now (cosign sign again: the .sig tag moves): admitted in the
+    // tool's namespace, not in another.
+    let payload = simple_signing(&repository, &signed);
+    let tool_signature = sign(&dir, "tool", &payload);
+    push_cosign(
+        &registry,
+        "tool/hello",
+        &cosign_tag(&signed, "sig"),
+        &[(
+            payload,
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            json!({"dev.cosignproject.cosign/signature": tool_signature}),
+        )],
+    );
+    std::fs::write(
+        &policy,
+        "signatures:\n  keys:\n    - {name: tool-hello, file: tool.pem, namespaces: [tool-hello]}\n",
+    )
+    .unwrap();
+    let resigned = sync();
+    assert_eq!(
+        resigned["repositories"][0]["signatures_read"], 1,
+        "{resigned:#}"
+    );
+    let pod = |namespace: &str| {
+        let file = dir.join(format!("pod-{namespace}.json"));
+        std::fs::write(
+            &file,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "hello", "namespace": namespace},
+                "spec": {"containers": [{"name": "hello", "image": format!("{repository}@{signed}")}]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        berth(&[
+            "check",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--store",
+            &store,
+            file.to_str().unwrap(),
+        ])
+    };
+    let inside = pod("tool-hello");
+    assert_eq!(
+        inside.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&inside.stdout)
+    );
+    let outside = pod("tool-other");
+    assert_eq!(outside.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&outside.stdout)
+            .contains("none of the trusted keys may vouch for it in namespace tool-other"),
+        "{}",
+        String::from_utf8_lossy(&outside.stdout)
+    );
+
+    // A key file that is not a public key: named at its place, exit 2.
+    std::fs::write(
+        &policy,
+        "signatures:\n  keys:\n    - {name: broken, file: tool.key}\n",
+    )
+    .unwrap();
+    let refused = check(&format!("{repository}@{signed}"));
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("policy.yaml:3:7: error: signatures.keys[0].file:"),
+        "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

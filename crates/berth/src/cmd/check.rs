@@ -176,7 +176,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         format: args.catalog_format.into(),
     };
     let catalog = read_valid(&source, now)?;
-    let policy = read_policy(&policy_path, &catalog)?;
+    let (policy, _keys) = read_policy(&policy_path, &catalog)?;
     let mut objects = Vec::new();
     for path in &args.manifests {
         objects.extend(read_manifests(path)?);
@@ -454,25 +454,64 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
         .map_err(|diagnostic| usage(diagnostic.to_string()))
 }
 
-/// Loads the policy; its errors (and approved bases the catalog does not name) are printed
-/// as `file:line:column` and make a usage error.
-pub fn read_policy(path: &Path, catalog: &Catalog) -> anyhow::Result<Policy> {
+/// Loads the policy and its trusted keys; its errors (approved bases the catalog does not
+/// name, keys that cannot be read) are printed as `file:line:column` and make a usage error.
+pub fn read_policy(
+    path: &Path,
+    catalog: &Catalog,
+) -> anyhow::Result<(Policy, Vec<berth_trust::TrustedKey>)> {
     // Name the option: several files are in play ("nosuch.yaml: no such file" alone is not
     // enough to find the mistake).
     let text = read_input(path).map_err(|error| error.context("--policy"))?;
     let name = path.display().to_string();
-    let loaded = policy::load_checked(&name, &text, catalog);
+    let mut loaded = policy::load_checked(&name, &text, catalog);
+    let mut keys = Vec::new();
+    if let Some(policy) = &mut loaded.policy {
+        let (read, problems) = berth_files::policy_keys::read_keys(policy, path);
+        keys = read;
+        if !problems.is_empty() {
+            loaded.diagnostics.extend(problems);
+            loaded.policy = None;
+        }
+    }
     for diagnostic in &loaded.diagnostics {
         eprintln!("{diagnostic}");
     }
     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     match loaded.policy {
-        Some(policy) => Ok(policy),
+        Some(policy) => Ok((policy, keys)),
         None => Err(usage(format!(
             "the policy {name} has {errors} error{}",
             if errors == 1 { "" } else { "s" }
         ))),
     }
+}
+
+/// The trusted keys of the policy at `path` (its `signatures.keys`), for `berth sync`: the
+/// file is read as `berth check` reads it, without the catalog's checks; errors print as
+/// `file:line:column` and make a usage error.
+pub fn read_policy_keys(path: &Path) -> anyhow::Result<Vec<berth_trust::TrustedKey>> {
+    let text = read_input(path).map_err(|error| error.context("--policy"))?;
+    let name = path.display().to_string();
+    let loaded = policy::load(&name, &text);
+    let mut diagnostics = loaded.diagnostics;
+    let mut keys = Vec::new();
+    if let Some(mut policy) = loaded.policy {
+        let (read, problems) = berth_files::policy_keys::read_keys(&mut policy, path);
+        keys = read;
+        diagnostics.extend(problems);
+    }
+    for diagnostic in &diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        return Err(usage(format!(
+            "the policy {name} has {errors} error{}",
+            if errors == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(keys)
 }
 
 /// Every object in a manifest file: JSON (one value, or several in a row) or YAML (documents

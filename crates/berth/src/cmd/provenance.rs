@@ -166,6 +166,10 @@ pub struct Provenance {
     pub record: Option<Record>,
     /// With `--key`: every signature and attestation found, checked; `None` without keys.
     pub signatures: Option<Vec<berth_sync::signatures::Checked>>,
+    /// With a store: the signatures and attestations `berth sync` read and what each trusted
+    /// key made of them (what the policy's `signatures` and `provenance` rules decide from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synced_signatures: Option<berth_store::signatures::SignatureView>,
 }
 
 /// The provenance the image states, checked against what lineage found.
@@ -193,6 +197,7 @@ pub fn establish(inspection: &Inspection) -> Provenance {
         base_check,
         record: None,
         signatures: None,
+        synced_signatures: None,
     }
 }
 
@@ -246,6 +251,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         }
         if let Some(store) = store {
             provenance.record = store.provenance_of(&provenance.digest).await?;
+            provenance.synced_signatures = Some(store.signatures_of(&provenance.digest).await?);
             store.close().await;
         }
         anyhow::Ok(provenance)
@@ -324,10 +330,38 @@ fn text(provenance: &Provenance) -> String {
         }
         None => out.push_str("  recorded    no pipeline record (berth provenance record)\n"),
     }
+    if let Some(view) = &provenance.synced_signatures {
+        if view.layers.is_empty() {
+            out.push_str("  synced      no signatures or attestations read by berth sync\n");
+        }
+        for layer in &view.layers {
+            let checks: Vec<String> = view
+                .checks
+                .iter()
+                .filter(|check| check.layer == layer.layer)
+                .map(|check| match &check.outcome {
+                    Ok(_) => format!("verified by {}", escape(&check.key_name)),
+                    Err(refusal) => {
+                        format!("not by {}: {}", escape(&check.key_name), escape(refusal))
+                    }
+                })
+                .collect();
+            let shown = match (&layer.problem, checks.is_empty()) {
+                (Some(problem), _) => format!("not read: {}", escape(problem)),
+                (None, true) => "not checked (no trusted keys: berth sync --policy)".to_string(),
+                (None, false) => checks.join("; "),
+            };
+            out.push_str(&format!(
+                "  synced      {} {}: {shown}\n",
+                layer.kind.as_str(),
+                layer.layer
+            ));
+        }
+    }
     match &provenance.signatures {
-        None => out.push_str("  signatures  not checked (give --key FILE)\n"),
+        None => out.push_str("  signatures  not checked here (give --key FILE)\n"),
         Some(found) if found.is_empty() => {
-            out.push_str("  signatures  none found (no sha256-<hex>.sig or .att tag)\n")
+            out.push_str("  signatures  none found (no sha256-<hex>.sig, .att or referrers tag)\n")
         }
         Some(found) => {
             for one in found {
@@ -337,12 +371,13 @@ fn text(provenance: &Provenance) -> String {
                     (None, None) => "NOT verified".to_string(),
                 };
                 out.push_str(&format!("  {:<11} {verdict} ({})\n", one.kind, one.tag));
+                let tests = one.tests.map(|tests| tests.as_str().to_string());
                 for (name, value) in [
                     ("predicate", &one.predicate_type),
                     ("builder", &one.builder),
                     ("source", &one.source_repository),
                     ("commit", &one.source_commit),
-                    ("tests", &one.tests),
+                    ("tests", &tests),
                     ("tests url", &one.tests_url),
                 ] {
                     if let Some(value) = value {

@@ -49,6 +49,14 @@ pub struct Args {
     /// The store (default: $BERTH_STORE, then sqlite://berth.db).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Check the signatures and attestations found against this policy's trusted keys
+    /// (`signatures.keys`; default: $BERTH_POLICY when set). Without it they are read and kept,
+    /// and checked when a sync with the keys runs.
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// Do not read signatures and attestations (cosign's `.sig`/`.att` tags, referrers tags).
+    #[arg(long)]
+    pub no_signatures: bool,
     /// Do not read layers (no OS identity or libc; manifests, configs and lineage only).
     #[arg(long)]
     pub no_layers: bool,
@@ -107,6 +115,15 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         tag_cap: args.tag_cap,
         repository_concurrency: args.concurrency,
         scan_layers: !args.no_layers,
+        read_signatures: !args.no_signatures,
+        trusted_keys: match args
+            .policy
+            .clone()
+            .or_else(|| env.get("BERTH_POLICY").map(PathBuf::from))
+        {
+            Some(path) => crate::cmd::check::read_policy_keys(&path)?,
+            None => Vec::new(),
+        },
         ..SyncOptions::default()
     };
     let url = store_url(args.store.clone(), env);
