@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use berth_testkit::browser::Browser;
-use berth_testkit::{OwnRegistry, ServeProcess, Testbed, skopeo};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, sha256_hex, skopeo};
 use serde_json::json;
 
 fn berth(dir: &Path, args: &[&str]) -> Output {
@@ -35,14 +35,6 @@ fn ok(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn sha256(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)[..64].to_string()
 }
 
 fn short(digest: &str) -> &str {
@@ -152,8 +144,8 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
              \x20 - {{name: alice-admin, sha256: {}, scope: admin}}\n\
              \x20 - {{name: bob-reader, sha256: {}, scope: read}}\n\
              ui: {{anonymous: catalog}}\n",
-            sha256("admin-secret"),
-            sha256("reader-secret")
+            sha256_hex("admin-secret"),
+            sha256_hex("reader-secret")
         ),
     )
     .unwrap();
