@@ -185,6 +185,17 @@ fn refuse(response: impl IntoResponse) -> Refusal {
     Refusal(Box::new(response.into_response()))
 }
 
+/// A page of the dashboard sent with an error status instead of the one asked for.
+fn refusal_page(
+    status: StatusCode,
+    title: &str,
+    current: &str,
+    user: Option<&str>,
+    body: Markup,
+) -> Refusal {
+    refuse((status, Html(page_html(title, current, user, body))))
+}
+
 /// A page, or why it cannot be shown.
 type Page = Result<Html<String>, Refusal>;
 
@@ -555,15 +566,13 @@ pub async fn entry(
             .iter()
             .find(|entry| entry.name == name)
     }) else {
-        return Err(refuse((
+        return Err(refusal_page(
             StatusCode::NOT_FOUND,
-            Html(page_html(
-                "Not in the catalog",
-                "catalog",
-                user.as_deref(),
-                html! { p { "No entry " code { (name) } "." } },
-            )),
-        )));
+            "Not in the catalog",
+            "catalog",
+            user.as_deref(),
+            html! { p { "No entry " code { (name) } "." } },
+        ));
     };
     let mut channels = Vec::new();
     let mut history = Vec::new();
@@ -744,15 +753,13 @@ pub async fn image(
         .into_iter()
         .next()
     else {
-        return Err(refuse((
+        return Err(refusal_page(
             StatusCode::NOT_FOUND,
-            Html(page_html(
-                "Unknown image",
-                "images",
-                user.as_deref(),
-                html! { p { "berth knows no platform image " code { (digest.to_string()) } "." } },
-            )),
-        )));
+            "Unknown image",
+            "images",
+            user.as_deref(),
+            html! { p { "berth knows no platform image " code { (digest.to_string()) } "." } },
+        ));
     };
     let mut chain = Vec::new();
     let mut next = image.base.as_ref().map(|base| base.base.clone());
@@ -1287,15 +1294,13 @@ fn form_actor(
 ) -> Result<(String, Arc<crate::channels_api::ChannelsApi>), Refusal> {
     let ui = ui(state)?;
     let forbidden = |why: &str| {
-        refuse((
+        refusal_page(
             StatusCode::FORBIDDEN,
-            Html(page_html(
-                "Refused",
-                "channels",
-                None,
-                html! { p role="alert" { (why) } p { a href="/ui/channels" { "Back to the channels" } } },
-            )),
-        ))
+            "Refused",
+            "channels",
+            None,
+            html! { p role="alert" { (why) } p { a href="/ui/channels" { "Back to the channels" } } },
+        )
     };
     if !same_origin(headers) {
         return Err(forbidden("A form from another site is refused."));

@@ -283,27 +283,21 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     );
     assert_eq!(report["after"]["base"], base.as_str(), "{report:#}");
     // Only digests, and only digests the store knows.
-    let (status, _, page) = server.exchange(
-        "GET",
-        &format!("/ui/diff?before=latest&after={child}"),
-        &[],
-        "",
-    );
+    let get = |path: String| {
+        let (status, _, page) = server.exchange("GET", &path, &[], "");
+        (status, page)
+    };
+    let (status, page) = get(format!("/ui/diff?before=latest&after={child}"));
     assert_eq!(status, 400, "{page}");
     assert!(
         page.contains("before: &quot;latest&quot; is not a digest"),
         "{page}"
     );
-    let (status, _, page) = server.exchange("GET", &format!("/ui/diff?before={base}"), &[], "");
+    let (status, page) = get(format!("/ui/diff?before={base}"));
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("after: missing"), "{page}");
     let unknown = format!("sha256:{}", "0".repeat(64));
-    let (status, _, page) = server.exchange(
-        "GET",
-        &format!("/ui/diff?before={base}&after={unknown}"),
-        &[],
-        "",
-    );
+    let (status, page) = get(format!("/ui/diff?before={base}&after={unknown}"));
     assert_eq!(status, 404, "{page}");
     assert!(
         page.contains(&format!(

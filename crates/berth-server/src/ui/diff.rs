@@ -6,14 +6,13 @@
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Html;
 use berth_core::Digest;
 use berth_core::diff::{self, Known, LayerRef, Report, size_text};
 use berth_store::{ImageFilter, ImageSummary, ManifestKind, Store};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Access, Page, allow, digest_link, failed, page, page_html, platform_text, refuse};
+use super::{Access, Page, allow, digest_link, failed, page, platform_text, refusal_page};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -159,15 +158,13 @@ pub async fn page_of(
     let user = allow(&state, &headers, Access::Public)?;
     let store = super::store(&state)?;
     let bad = |message: String| {
-        refuse((
+        refusal_page(
             StatusCode::BAD_REQUEST,
-            Html(page_html(
-                "Not a diff",
-                "images",
-                user.as_deref(),
-                html! { p { (message) } },
-            )),
-        ))
+            "Not a diff",
+            "images",
+            user.as_deref(),
+            html! { p { (message) } },
+        )
     };
     let parse = |name: &str, text: &Option<String>| match text {
         None => Err(bad(format!(
@@ -187,15 +184,13 @@ pub async fn page_of(
         match stored(store, digest).await.map_err(failed)? {
             Some(side) => sides.push(side),
             None => {
-                return Err(refuse((
+                return Err(refusal_page(
                     StatusCode::NOT_FOUND,
-                    Html(page_html(
-                        "Unknown image",
-                        "images",
-                        user.as_deref(),
-                        html! { p { "berth knows no image or index " code { (digest.to_string()) } ": a sync records it once a tag points at it." } },
-                    )),
-                )));
+                    "Unknown image",
+                    "images",
+                    user.as_deref(),
+                    html! { p { "berth knows no image or index " code { (digest.to_string()) } ": a sync records it once a tag points at it." } },
+                ));
             }
         }
     }
