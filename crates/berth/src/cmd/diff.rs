@@ -460,7 +460,10 @@ fn text(full: &Report) -> String {
     if let Some(platforms) = &report.platforms
         && !(platforms.added.is_empty() && platforms.removed.is_empty())
     {
-        let list = |platforms: &[String]| escape(&platforms.join(" ")).into_owned();
+        let list = |platforms: &[String]| match platforms {
+            [] => "-".to_string(),
+            _ => escape(&platforms.join(" ")).into_owned(),
+        };
         line(format!(
             "platforms  added: {}; removed: {}",
             list(&platforms.added),
