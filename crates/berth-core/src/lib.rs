@@ -15,6 +15,7 @@ pub mod reference;
 pub use reference::{Digest, DigestAlgorithm, ImageRef, RefError, Tag};
 pub mod catalog;
 pub mod channels;
+pub mod diff;
 pub mod duration;
 pub mod freshness;
 pub mod lineage;

@@ -164,6 +164,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/channels/rollback", post(ui::rollback))
         .route("/ui/images", get(ui::images))
         .route("/ui/images/{digest}", get(ui::image))
+        .route("/ui/diff", get(ui::diff::page_of))
         .route("/ui/usage", get(ui::usage))
         .route("/ui/retention", get(ui::retention))
         .route("/ui/audit", get(ui::audit))

@@ -1,7 +1,7 @@
 //! The dashboard under `/ui/`: server-rendered HTML (maud: templates compiled in, every
 //! interpolation escaped), usable without JavaScript, each page at a stable URL and linked to
-//! the others — overview, catalog, an entry, images, an image, the usage campaign, the
-//! retention plan and the audit log. Pages that show who runs what or who did what need a
+//! the others — overview, catalog, an entry, images, an image, the diff of two images (`diff`),
+//! the usage campaign, the retention plan and the audit log. Pages that show who runs what or who did what need a
 //! signed-in `read` token unless `ui.anonymous: all`; signing in keeps the token's name and
 //! scope in an HttpOnly, SameSite=Strict session cookie (the token itself is never stored).
 
@@ -25,6 +25,8 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::channels_api::{PromoteBody, RollbackBody};
 use crate::config::{ApiToken, Scope};
+
+pub mod diff;
 
 /// Rows per page of the long listings.
 pub const PAGE: usize = 50;
@@ -181,6 +183,17 @@ impl IntoResponse for Refusal {
 
 fn refuse(response: impl IntoResponse) -> Refusal {
     Refusal(Box::new(response.into_response()))
+}
+
+/// A page of the dashboard sent with an error status instead of the one asked for.
+fn refusal_page(
+    status: StatusCode,
+    title: &str,
+    current: &str,
+    user: Option<&str>,
+    body: Markup,
+) -> Refusal {
+    refuse((status, Html(page_html(title, current, user, body))))
 }
 
 /// A page, or why it cannot be shown.
@@ -553,15 +566,13 @@ pub async fn entry(
             .iter()
             .find(|entry| entry.name == name)
     }) else {
-        return Err(refuse((
+        return Err(refusal_page(
             StatusCode::NOT_FOUND,
-            Html(page_html(
-                "Not in the catalog",
-                "catalog",
-                user.as_deref(),
-                html! { p { "No entry " code { (name) } "." } },
-            )),
-        )));
+            "Not in the catalog",
+            "catalog",
+            user.as_deref(),
+            html! { p { "No entry " code { (name) } "." } },
+        ));
     };
     let mut channels = Vec::new();
     let mut history = Vec::new();
@@ -624,19 +635,29 @@ pub async fn entry(
                     @match digest { Some((digest, since)) => { td { (digest_link(digest)) } td { (time(*since)) } }, None => { td { "not pushed" } td {} } }
                 } } } }
             h2 { "Channel history" }
-            @if history.is_empty() { p { "No moves recorded." } } @else {
-                table { thead { tr { th scope="col" { "at" } th scope="col" { "channel" } th scope="col" { "kind" } th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "actor" } th scope="col" { "reason" } } }
-                    tbody { @for logged in &history { @let change = &logged.entry; tr {
-                        td { (time(change.at)) } td { (change.channel) @if let Some(v) = &change.variant { " (" (v) ")" } } td { (change.kind.as_str()) }
-                        td { @if let Some(previous) = &change.previous { (digest_link(previous.as_str())) } }
-                        td { (digest_link(change.digest.as_str())) } td { (change.actor) } td { (change.reason) } } } } }
-            }
+            (history_table(&history))
             h2 { "Who uses it" }
             @if !sensitive_ok { p { a href="/ui/signin" { "Sign in" } " to see who uses it." } }
             @else if uses.is_empty() { p { "Nobody berth knows of." } }
             @else { (uses_table(&uses)) }
         },
     ))
+}
+
+/// Channel moves, newest first; each move between two digests links to its diff.
+fn history_table(history: &[berth_store::Logged<berth_store::ChannelChange>]) -> Markup {
+    html! {
+        @if history.is_empty() { p { "No moves recorded." } } @else {
+            table { thead { tr { th scope="col" { "at" } th scope="col" { "channel" } th scope="col" { "kind" } th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "diff" } th scope="col" { "actor" } th scope="col" { "reason" } } }
+                tbody { @for logged in history { @let change = &logged.entry; tr {
+                    td { (time(change.at)) } td { (change.channel) @if let Some(v) = &change.variant { " (" (v) ")" } } td { (change.kind.as_str()) }
+                    td { @if let Some(previous) = &change.previous { (digest_link(previous.as_str())) } }
+                    td { (digest_link(change.digest.as_str())) }
+                    td { @if let Some(previous) = &change.previous { @if *previous != change.digest {
+                        a href=(diff::href(previous, &change.digest)) data-diff=(change.channel) { "what changed" } } } }
+                    td { (change.actor) } td { (change.reason) } } } } }
+        }
+    }
 }
 
 fn uses_table(uses: &[berth_store::UsageEntry]) -> Markup {
@@ -688,7 +709,11 @@ pub async fn images(
 }
 
 fn platform(image: &ImageSummary) -> String {
-    let platform = &image.platform;
+    platform_text(&image.platform)
+}
+
+/// `os/arch[/variant]`.
+fn platform_text(platform: &berth_store::Platform) -> String {
     match &platform.variant {
         Some(variant) => format!("{}/{}/{variant}", platform.os, platform.architecture),
         None => format!("{}/{}", platform.os, platform.architecture),
@@ -728,15 +753,13 @@ pub async fn image(
         .into_iter()
         .next()
     else {
-        return Err(refuse((
+        return Err(refusal_page(
             StatusCode::NOT_FOUND,
-            Html(page_html(
-                "Unknown image",
-                "images",
-                user.as_deref(),
-                html! { p { "berth knows no platform image " code { (digest.to_string()) } "." } },
-            )),
-        )));
+            "Unknown image",
+            "images",
+            user.as_deref(),
+            html! { p { "berth knows no platform image " code { (digest.to_string()) } "." } },
+        ));
     };
     let mut chain = Vec::new();
     let mut next = image.base.as_ref().map(|base| base.base.clone());
@@ -802,6 +825,24 @@ pub async fn image(
                 .map(|(entry, _)| entry.name.clone())
         })
     });
+    // The moves of its entry's channels to or from this image (or an index that holds it).
+    let mut moves = Vec::new();
+    if let Some(owner) = &owner {
+        let mut digests: Vec<&Digest> = vec![&digest];
+        digests.extend(image.references.iter().filter_map(|at| at.index.as_ref()));
+        moves = store
+            .channel_history(Some(owner), 200)
+            .await
+            .map_err(failed)?;
+        moves.retain(|logged| {
+            let change = &logged.entry;
+            digests.contains(&&change.digest)
+                || change
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| digests.contains(&p))
+        });
+    }
     Ok(page(
         &format!("Image {}", short(digest.as_str())),
         "images",
@@ -832,6 +873,10 @@ pub async fn image(
             h2 { "Tags" }
             ul { @for location in &image.references { li { code { (location.repository.to_string()) ":" (location.tag.as_str()) }
                 @if let Some(index) = &location.index { " (through index " (digest_link(index.as_str())) ")" } } } }
+            @if owner.is_some() {
+                h2 { "Channel moves" }
+                (history_table(&moves))
+            }
             h2 { "Who uses it" }
             @if !sensitive_ok { p { a href="/ui/signin" { "Sign in" } " to see who uses it." } }
             @else if uses.is_empty() { p { "Nobody berth knows of." } }
@@ -1249,15 +1294,13 @@ fn form_actor(
 ) -> Result<(String, Arc<crate::channels_api::ChannelsApi>), Refusal> {
     let ui = ui(state)?;
     let forbidden = |why: &str| {
-        refuse((
+        refusal_page(
             StatusCode::FORBIDDEN,
-            Html(page_html(
-                "Refused",
-                "channels",
-                None,
-                html! { p role="alert" { (why) } p { a href="/ui/channels" { "Back to the channels" } } },
-            )),
-        ))
+            "Refused",
+            "channels",
+            None,
+            html! { p role="alert" { (why) } p { a href="/ui/channels" { "Back to the channels" } } },
+        )
     };
     if !same_origin(headers) {
         return Err(forbidden("A form from another site is refused."));

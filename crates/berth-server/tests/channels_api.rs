@@ -16,26 +16,13 @@ use berth_server::channels_api::ChannelsApi;
 use berth_server::config::{ApiToken, Scope};
 use berth_server::reload::CatalogState;
 use berth_store::Store;
-use berth_testkit::{Testbed, skopeo};
+use berth_testkit::{Testbed, sha256_hex, skopeo};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 fn now() -> DateTime<Utc> {
     catalog::parse_moment("2026-11-25T09:00:00Z").unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// `printf %s TOKEN | sha256sum`, as an operator would configure it.
-fn sha256_of(token: &str) -> String {
-    let output = std::process::Command::new("sh")
-        .args(["-c", &format!("printf %s '{token}' | sha256sum")])
-        .output()
-        .unwrap_or_else(|error| panic!("{error}"));
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 struct World {
@@ -86,7 +73,7 @@ async fn world() -> World {
     );
     let token = |name: &str, scope| ApiToken {
         name: name.to_string(),
-        sha256: sha256_of(&format!("secret-of-{name}")),
+        sha256: sha256_hex(format!("secret-of-{name}")),
         scope,
     };
     let api = ChannelsApi {

@@ -17,9 +17,9 @@ use crate::records::{
 };
 use crate::store::{Dialect, stored_time};
 use crate::{
-    ConfigFacts, ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, ManifestKind,
-    ManifestRecord, Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store, StoreError,
-    SyncStatus, SyncSummary, TagRecord,
+    ConfigFacts, ImageFilter, ImageLocation, ImageSummary, IndexEntry, LayerChain, LayerRecord,
+    ManifestKind, ManifestRecord, Platform, RepoSnapshot, RepositoryName, RepositoryStatus, Store,
+    StoreError, SyncStatus, SyncSummary, TagRecord,
 };
 
 /// An image's diff_ids joined by ',' (the `chain_key` column): equal keys mean twins. `None`
@@ -742,6 +742,31 @@ impl Store {
                 .map(|(diff_id,)| digest_from("image_layers.diff_id", diff_id))
                 .collect::<Result<_, _>>()?,
         }))
+    }
+
+    /// A platform image's layers in order (base first), with their diff_ids and sizes: what the
+    /// dashboard compares two images by. Empty when the store does not know the image.
+    pub async fn image_layers(&self, image: &Digest) -> Result<Vec<LayerRecord>, StoreError> {
+        let rows: Vec<(String, String, i64, String)> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT layer_digest, diff_id, size, media_type FROM image_layers
+                 WHERE image_digest = $1 ORDER BY position",
+            )
+            .bind(image.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(db("read an image's layers"))?
+        });
+        rows.into_iter()
+            .map(|(layer, diff_id, size, media_type)| {
+                Ok(LayerRecord {
+                    digest: digest_from("image_layers.layer_digest", layer)?,
+                    diff_id: digest_from("image_layers.diff_id", diff_id)?,
+                    size: unsigned_from("image_layers.size", size)?,
+                    media_type,
+                })
+            })
+            .collect()
     }
 
     /// Sets (or, with `None`, clears) an image's base: the lineage edge.

@@ -164,6 +164,18 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
     );
     assert_eq!(amd_summary.libc, Some(LibcFamily::Glibc));
     assert_eq!(amd_summary.base, None);
+    // Its layers, in order, with diff_ids and sizes (what the dashboard's diff compares).
+    assert_eq!(
+        store.image_layers(&amd.digest).await.unwrap(),
+        amd_facts.layers
+    );
+    assert!(
+        store
+            .image_layers(&digest("never-synced"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let places: Vec<(String, String, bool)> = amd_summary
         .references
         .iter()

@@ -429,14 +429,7 @@ fn upload_blob(
 ) -> serde_json::Value {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
-    let mut hash = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    hash.stdin.take().unwrap().write_all(bytes).unwrap();
-    let output = hash.wait_with_output().unwrap();
-    let digest = format!("sha256:{}", &String::from_utf8_lossy(&output.stdout)[..64]);
+    let digest = format!("sha256:{}", berth_testkit::sha256_hex(bytes));
     let start = Command::new("curl")
         .args(["-sf", "-X", "POST", "-D", "-", "-o", "/dev/null"])
         .arg(format!("http://{registry}/v2/{repository}/blobs/uploads/"))

@@ -165,6 +165,34 @@ impl Testbed {
     }
 }
 
+/// The SHA-256 of `bytes` in lowercase hex, computed by the `sha256sum` command (not by berth):
+/// an API token's hash as an operator configures it (`printf %s TOKEN | sha256sum`), a blob's
+/// digest without `sha256:`.
+pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils)");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(bytes.as_ref())
+        .expect("write to sha256sum");
+    let output = child.wait_with_output().expect("sha256sum");
+    assert!(output.status.success(), "sha256sum failed");
+    let hex = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(hex.len(), 64, "sha256sum printed {hex:?}");
+    hex
+}
+
 /// Runs `skopeo` with arguments and returns its stdout; panics with stderr on failure.
 pub fn skopeo(args: &[&str]) -> String {
     let output = std::process::Command::new("skopeo")
@@ -329,11 +357,7 @@ impl OwnRegistry {
             DERIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&file, bytes).unwrap();
-        let sum = std::process::Command::new("sha256sum")
-            .arg(&file)
-            .output()
-            .expect("sha256sum");
-        let digest = format!("sha256:{}", &String::from_utf8_lossy(&sum.stdout)[..64]);
+        let digest = format!("sha256:{}", sha256_hex(bytes));
         let curl = |args: &[&str]| {
             let output = std::process::Command::new("curl")
                 .args(["-sS", "--fail", "-D", "-", "-o", "/dev/null"])

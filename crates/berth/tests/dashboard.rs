@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use berth_testkit::browser::Browser;
-use berth_testkit::{OwnRegistry, ServeProcess, Testbed, skopeo};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, sha256_hex, skopeo};
 use serde_json::json;
 
 fn berth(dir: &Path, args: &[&str]) -> Output {
@@ -35,14 +35,6 @@ fn ok(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn sha256(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)[..64].to_string()
 }
 
 fn short(digest: &str) -> &str {
@@ -152,8 +144,8 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
              \x20 - {{name: alice-admin, sha256: {}, scope: admin}}\n\
              \x20 - {{name: bob-reader, sha256: {}, scope: read}}\n\
              ui: {{anonymous: catalog}}\n",
-            sha256("admin-secret"),
-            sha256("reader-secret")
+            sha256_hex("admin-secret"),
+            sha256_hex("reader-secret")
         ),
     )
     .unwrap();
@@ -203,6 +195,124 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
         2,
         "two moves in the history: {entry}"
     );
+    // latest's second move links to its diff; following it shows what the store knows
+    // changed: the base (by lineage) became the image before, and the child's own layer.
+    let link =
+        browser.eval("document.querySelector('a[data-diff=\"latest\"]').getAttribute('href')");
+    assert_eq!(
+        link.as_str(),
+        Some(format!("/ui/diff?before={base}&after={child}").as_str()),
+        "{entry}"
+    );
+    browser.submit("document.querySelector('a[data-diff=\"latest\"]').click()");
+    browser.screenshot(&shots().join("diff.png"));
+    let diff = browser.dom();
+    assert!(
+        browser.location().ends_with(link.as_str().unwrap()),
+        "{}",
+        browser.location()
+    );
+    let inspected = |reference: &str| -> Vec<String> {
+        let args = ["inspect", reference, "--json", "--insecure-registry", &own];
+        let report: serde_json::Value = serde_json::from_str(&ok(&berth(&dir, &args))).unwrap();
+        report["image"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["diff_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let child_layers = inspected(&format!("{own}/team/app@{child}"));
+    let base_layers = inspected(&format!("{own}/team/app@{base}"));
+    assert_eq!(
+        child_layers[..base_layers.len()],
+        base_layers[..],
+        "the child is on the base"
+    );
+    let own_layer = &child_layers[base_layers.len()];
+    for side in [
+        format!(r#"data-side="before">{base}<"#),
+        format!(r#"data-side="after">{child}<"#),
+    ] {
+        assert!(diff.contains(&side), "{side} in {diff}");
+    }
+    assert!(
+        diff.contains(&format!(
+            "{} shared; 0 replaced, 1 added, 0 removed",
+            base_layers.len()
+        )),
+        "{diff}"
+    );
+    let added = diff
+        .split(r#"<tr data-layer="added">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no added layer in {diff}"));
+    assert!(added.contains(own_layer.as_str()), "{own_layer} in {added}");
+    let base_change = diff
+        .split(r#"<dd data-base="changed">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</dd>").next())
+        .unwrap_or_else(|| panic!("the base changed: {diff}"));
+    assert!(
+        base_change.contains(&format!(r#"href="/ui/images/{base}""#)),
+        "{base_change}"
+    );
+    assert!(diff.contains(r#"data-os="unchanged""#), "{diff}");
+    // The page names the command for the rest, and that command says the same of the layers.
+    let command = browser.eval("document.querySelector('[data-command]').textContent");
+    let command = command.as_str().unwrap();
+    assert_eq!(
+        command,
+        format!("berth diff {own}/team/app@{base} {own}/team/app@{child}")
+    );
+    let mut args: Vec<&str> = command.split(' ').skip(1).collect();
+    args.extend([
+        "--json",
+        "--no-layers",
+        "--store",
+        &store,
+        "--insecure-registry",
+        &own,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&berth(&dir, &args))).unwrap();
+    assert_eq!(
+        report["layers"]["added"][0]["diff_id"],
+        own_layer.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["after"]["base"], base.as_str(), "{report:#}");
+    // Only digests, and only digests the store knows.
+    let get = |path: String| {
+        let (status, _, page) = server.exchange("GET", &path, &[], "");
+        (status, page)
+    };
+    let (status, page) = get(format!("/ui/diff?before=latest&after={child}"));
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("before: &quot;latest&quot; is not a digest"),
+        "{page}"
+    );
+    let (status, page) = get(format!("/ui/diff?before={base}"));
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("after: missing"), "{page}");
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let (status, page) = get(format!("/ui/diff?before={base}&after={unknown}"));
+    assert_eq!(status, 404, "{page}");
+    assert!(
+        page.contains(&format!(
+            "berth knows no image or index <code>{unknown}</code>"
+        )),
+        "{page}"
+    );
+    let image_moves = look(&mut browser, &format!("/ui/images/{child}"), "image-moves");
+    assert!(
+        image_moves.contains(&format!(
+            r#"href="/ui/diff?before={base}&amp;after={child}""#
+        )),
+        "the image's channel moves link to the diff: {image_moves}"
+    );
+
     let channels = look(&mut browser, "/ui/channels", "channels");
     assert!(channels.contains(r#"data-channel="latest""#), "{channels}");
     assert!(

@@ -7,22 +7,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{OwnRegistry, ServeProcess, Testbed, free_port};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, free_port, sha256_hex};
 use serde_json::Value;
 
 const TOKEN: &str = "registry-events-test-token";
-
-fn sha256_hex(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .unwrap_or_else(|error| panic!("{error}"));
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// POSTs `body` to the events endpoint with `token`.
 fn post(server: &ServeProcess, token: &str, body: &str) -> (u16, Value) {

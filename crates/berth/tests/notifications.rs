@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_testkit::receiver::{Receiver, Reply, verify_standard_signature};
-use berth_testkit::{OwnRegistry, ServeProcess};
+use berth_testkit::{OwnRegistry, ServeProcess, sha256_hex};
 use serde_json::{Value, json};
 
 const SECRET: &str = "notify-secret-for-tests";
@@ -50,14 +50,6 @@ fn serve(dir: &Path, slack: &str) -> ServeProcess {
         .env_remove("BERTH_LOG")
         .env("SLACK_URL_FOR_TESTS", slack);
     ServeProcess::start(command)
-}
-
-fn sha256(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)[..64].to_string()
 }
 
 /// The requests of one kind (`berth.eol-soon`) among those received.
@@ -155,7 +147,7 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
              \x20   - name: chat\n\
              \x20     slack: {{url_env: SLACK_URL_FOR_TESTS}}\n\
              \x20     events: [promotion]\n",
-            sha256("reader-secret"),
+            sha256_hex("reader-secret"),
             hook.url("/hooks/berth"),
         ),
     )

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use berth_testkit::{OwnRegistry, Testbed, skopeo};
+use berth_testkit::{OwnRegistry, Testbed, sha256_hex, skopeo};
 use serde_json::{Value, json};
 
 fn berth(args: &[&str]) -> Output {
@@ -121,14 +121,6 @@ fn the_base_claim_is_checked_against_lineage() {
         "no-claim"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn sha256(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)[..64].to_string()
 }
 
 /// A Pod running `image`, for the webhook.
@@ -313,8 +305,8 @@ fn the_tested_digest_is_admitted_and_an_untested_rebuild_is_not() {
              api_tokens:\n\
              \x20 - {{name: job-pipeline, sha256: {}, scope: ci}}\n\
              \x20 - {{name: reader, sha256: {}, scope: read}}\n",
-            sha256("ci-secret"),
-            sha256("reader-secret")
+            sha256_hex("ci-secret"),
+            sha256_hex("reader-secret")
         ),
     )
     .unwrap();

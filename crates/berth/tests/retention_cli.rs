@@ -247,13 +247,7 @@ fn plans_keeps_what_runs_and_deletes_the_rest_through_the_registry() {
     // `berth serve` runs the same plan on the `retention` lease, dry by default: nothing is
     // deleted, and the last run is on the API and in the metrics. With `apply: true` it
     // deletes, at most `max_deletions` per run.
-    let token_hash = {
-        let output = Command::new("sh")
-            .args(["-c", "printf %s retention-reader | sha256sum"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout)[..64].to_string()
-    };
+    let token_hash = berth_testkit::sha256_hex("retention-reader");
     let serve = |name: &str, apply: bool| {
         let config = dir.join(name);
         let text = std::fs::read_to_string(dir.join("berth.yaml"))

@@ -833,3 +833,29 @@ fn describe(value: &Value<'_>) -> &'static str {
         Value::Mapping(_) => "a mapping",
     }
 }
+
+/// One config section read from `text` (a `berth.yaml` holding only that section) with its
+/// reader: the section, or every diagnostic as `file:line:column: message`, sorted. The one
+/// helper the section tests (rebuild, retention, notifications) share.
+#[cfg(test)]
+pub(crate) fn section_for<T>(
+    text: &str,
+    read: impl FnOnce(&mut Walker<'_>, &Node<'_>, &Path<'_>) -> Option<T>,
+) -> Result<T, Vec<String>> {
+    let mut diagnostics = Diagnostics::default();
+    let mut walker = Walker {
+        file: "berth.yaml",
+        diagnostics: &mut diagnostics,
+    };
+    let root = walker.document(text).expect("a document");
+    let section = read(&mut walker, &root, &Path::Root);
+    let errors: Vec<String> = diagnostics
+        .into_sorted()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    match section {
+        Some(section) if errors.is_empty() => Ok(section),
+        _ => Err(errors),
+    }
+}

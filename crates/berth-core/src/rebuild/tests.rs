@@ -4,28 +4,11 @@
 //! `rebuild` section's reading with every error at its place.
 
 use super::*;
-use crate::catalog::diagnostic::Diagnostics;
-use crate::catalog::read::Path;
 use crate::freshness::tests::{Bed, CATALOG, at, catalog, digest, moved_base, reference};
 use crate::freshness::{self, Settings};
 
 fn settings_for(text: &str) -> Result<RebuildSettings, Vec<String>> {
-    let mut diagnostics = Diagnostics::default();
-    let mut walker = Walker {
-        file: "berth.yaml",
-        diagnostics: &mut diagnostics,
-    };
-    let root = walker.document(text).expect("a document");
-    let settings = read_section(&mut walker, &root, &Path::Root);
-    let errors: Vec<String> = diagnostics
-        .into_sorted()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    match settings {
-        Some(settings) if errors.is_empty() => Ok(settings),
-        _ => Err(errors),
-    }
+    crate::catalog::read::section_for(text, read_section)
 }
 
 const SETTINGS: &str = "

@@ -5,8 +5,6 @@
 //! or reachable from a kept index is ever planned for deletion.
 
 use super::*;
-use crate::catalog::diagnostic::Diagnostics;
-use crate::catalog::read::Path;
 use proptest::prelude::*;
 
 const REPO: &str = "registry.test/team/app";
@@ -24,22 +22,7 @@ fn digest(n: u32) -> Digest {
 }
 
 fn settings_for(text: &str) -> Result<Settings, Vec<String>> {
-    let mut diagnostics = Diagnostics::default();
-    let mut walker = Walker {
-        file: "berth.yaml",
-        diagnostics: &mut diagnostics,
-    };
-    let root = walker.document(text).expect("a document");
-    let settings = read_section(&mut walker, &root, &Path::Root);
-    let errors: Vec<String> = diagnostics
-        .into_sorted()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    match settings {
-        Some(settings) if errors.is_empty() => Ok(settings),
-        _ => Err(errors),
-    }
+    crate::catalog::read::section_for(text, read_section)
 }
 
 const SETTINGS: &str = "

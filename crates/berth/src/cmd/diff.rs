@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use berth_core::diff::{self, size_text as size};
 use berth_core::{Digest, ImageRef};
 use berth_layers::listing::{FileEntry, FileKind, Listing};
 use berth_oci::{Client, Platform};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::cmd::catalog::{SourceFormat, catalog_path};
 use crate::cmd::inspect::{Inspection, Wanted, describe};
@@ -64,56 +64,6 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
-/// One side of the comparison.
-#[derive(Debug, Serialize)]
-pub struct Side {
-    pub reference: String,
-    /// The digest the reference resolved to (an index's, for a multi-platform image).
-    pub digest: Digest,
-    /// The platform image compared.
-    pub image: Digest,
-    pub platform: String,
-    pub created: Option<String>,
-    /// The base by layer lineage, when the store knows this image.
-    pub base: Option<Digest>,
-    /// `debian-12-amd64`; `None` when unknown or without os-release.
-    pub os: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerRef {
-    pub digest: Digest,
-    pub diff_id: Option<Digest>,
-    pub size: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Replaced {
-    pub before: LayerRef,
-    pub after: LayerRef,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct LayerChanges {
-    /// Layers both images start with (their common lineage).
-    pub shared: usize,
-    pub replaced: Vec<Replaced>,
-    pub added: Vec<LayerRef>,
-    pub removed: Vec<LayerRef>,
-}
-
-/// One config field (or one key of env or labels) that differs.
-#[derive(Debug, PartialEq, Serialize)]
-pub struct ConfigChange {
-    /// `env`, `entrypoint`, `cmd`, `user`, `working_dir`, `exposed_ports`, `labels`.
-    pub field: &'static str,
-    /// The variable, label or port, for the keyed fields.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    pub before: Value,
-    pub after: Value,
-}
-
 /// A file's state on one side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileState {
@@ -146,17 +96,12 @@ pub struct FileChanges {
     pub omitted: u64,
 }
 
-/// What `berth diff` reports; also the `--json` shape.
+/// What `berth diff` reports; also the `--json` shape: berth-core's comparison of the two
+/// sides, and the files.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub before: Side,
-    pub after: Side,
-    /// The same platform image: nothing else differs.
-    pub same: bool,
-    pub base_changed: bool,
-    pub os_changed: bool,
-    pub layers: LayerChanges,
-    pub config: Vec<ConfigChange>,
+    #[serde(flatten)]
+    pub compared: diff::Report,
     /// `None` with --no-layers.
     pub files: Option<FileChanges>,
 }
@@ -207,7 +152,7 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         let after_side = sides.pop().expect("two sides");
         let before_side = sides.pop().expect("two sides");
         let mut report = compare(&before_side, &after_side);
-        if !args.no_layers && !report.same {
+        if !args.no_layers && !report.compared.same {
             report.files = Some(
                 file_changes(
                     &client,
@@ -279,175 +224,60 @@ async fn channel_moves(
     ))
 }
 
-fn side(inspection: &Inspection) -> Side {
-    Side {
-        reference: inspection.reference.clone(),
-        digest: inspection.digest.clone(),
-        image: inspection.image.digest.clone(),
-        platform: inspection.image.platform.clone(),
-        created: inspection.image.config.created.clone(),
-        base: inspection
-            .lineage
-            .as_ref()
-            .and_then(|lineage| lineage.base.clone()),
-        os: inspection
-            .identity
-            .as_ref()
-            .and_then(|identity| identity.os.clone()),
-    }
-}
-
-fn layer_refs(inspection: &Inspection) -> Vec<LayerRef> {
-    inspection
-        .image
-        .layers
+/// What the inspection (the registry, and the store when given) knows of one side.
+fn known(inspection: &Inspection) -> diff::Known {
+    let config = &inspection.image.config;
+    let platforms: Vec<String> = inspection
+        .platforms
         .iter()
-        .map(|layer| LayerRef {
-            digest: layer.digest.clone(),
-            diff_id: layer.diff_id.clone(),
-            size: layer.size,
-        })
-        .collect()
-}
-
-/// Everything but the files: pure, from the two inspections.
-pub fn compare(before: &Inspection, after: &Inspection) -> Report {
-    let (before_side, after_side) = (side(before), side(after));
-    let same = before_side.image == after_side.image;
-    let layers = layer_changes(&layer_refs(before), &layer_refs(after));
-    let config = config_changes(&before.image.config, &after.image.config);
-    Report {
-        base_changed: before_side.base != after_side.base,
-        os_changed: before_side.os != after_side.os,
-        before: before_side,
-        after: after_side,
-        same,
-        layers,
-        config,
-        files: None,
-    }
-}
-
-/// A layer's identity for comparison: its diff_id (the uncompressed content), else its digest.
-fn identity(layer: &LayerRef) -> &Digest {
-    layer.diff_id.as_ref().unwrap_or(&layer.digest)
-}
-
-/// The common prefix is shared; past it, a layer at the same position on both sides that the
-/// other side does not have anywhere is replaced; the rest are added or removed.
-pub fn layer_changes(before: &[LayerRef], after: &[LayerRef]) -> LayerChanges {
-    let shared = before
-        .iter()
-        .zip(after)
-        .take_while(|(a, b)| identity(a) == identity(b))
-        .count();
-    let in_before: BTreeSet<&Digest> = before.iter().map(identity).collect();
-    let in_after: BTreeSet<&Digest> = after.iter().map(identity).collect();
-    let gone: Vec<&LayerRef> = before[shared..]
-        .iter()
-        .filter(|layer| !in_after.contains(identity(layer)))
+        .filter(|entry| !entry.attestation)
+        .map(|entry| entry.platform.clone())
         .collect();
-    let new: Vec<&LayerRef> = after[shared..]
-        .iter()
-        .filter(|layer| !in_before.contains(identity(layer)))
-        .collect();
-    let paired = gone.len().min(new.len());
-    LayerChanges {
-        shared,
-        replaced: gone
+    diff::Known {
+        side: diff::Side {
+            reference: inspection.reference.clone(),
+            digest: inspection.digest.clone(),
+            image: inspection.image.digest.clone(),
+            platform: inspection.image.platform.clone(),
+            created: config.created.clone(),
+            base: inspection
+                .lineage
+                .as_ref()
+                .and_then(|lineage| lineage.base.clone()),
+            os: inspection
+                .identity
+                .as_ref()
+                .and_then(|identity| identity.os.clone()),
+        },
+        platforms: (!inspection.platforms.is_empty()).then_some(platforms),
+        layers: inspection
+            .image
+            .layers
             .iter()
-            .zip(&new)
-            .map(|(a, b)| Replaced {
-                before: (*a).clone(),
-                after: (*b).clone(),
+            .map(|layer| diff::LayerRef {
+                digest: layer.digest.clone(),
+                diff_id: layer.diff_id.clone(),
+                size: layer.size,
             })
             .collect(),
-        added: new[paired..].iter().map(|layer| (*layer).clone()).collect(),
-        removed: gone[paired..]
-            .iter()
-            .map(|layer| (*layer).clone())
-            .collect(),
+        labels: config.labels.clone(),
+        run: Some(diff::RunConfig {
+            entrypoint: config.entrypoint.clone(),
+            cmd: config.cmd.clone(),
+            user: config.user.clone(),
+            working_dir: config.working_dir.clone(),
+            env: config.env.clone(),
+            exposed_ports: config.exposed_ports.clone(),
+        }),
     }
 }
 
-/// `NAME=value` lines as a map (a later line for the same name wins, as at run time).
-fn env_map(env: &[String]) -> BTreeMap<String, String> {
-    env.iter()
-        .map(|line| match line.split_once('=') {
-            Some((name, value)) => (name.to_string(), value.to_string()),
-            None => (line.clone(), String::new()),
-        })
-        .collect()
-}
-
-fn keyed(
-    field: &'static str,
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
-    changes: &mut Vec<ConfigChange>,
-) {
-    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    for key in keys {
-        let (a, b) = (before.get(key), after.get(key));
-        if a != b {
-            changes.push(ConfigChange {
-                field,
-                key: Some(key.clone()),
-                before: json!(a),
-                after: json!(b),
-            });
-        }
+/// Everything but the files: berth-core's comparison of the two inspections.
+pub fn compare(before: &Inspection, after: &Inspection) -> Report {
+    Report {
+        compared: diff::compare(&known(before), &known(after)),
+        files: None,
     }
-}
-
-/// The config fields that differ.
-pub fn config_changes(
-    before: &crate::cmd::inspect::ConfigSummary,
-    after: &crate::cmd::inspect::ConfigSummary,
-) -> Vec<ConfigChange> {
-    let mut changes = Vec::new();
-    let mut whole = |field: &'static str, a: Value, b: Value| {
-        if a != b {
-            changes.push(ConfigChange {
-                field,
-                key: None,
-                before: a,
-                after: b,
-            });
-        }
-    };
-    whole(
-        "entrypoint",
-        json!(before.entrypoint),
-        json!(after.entrypoint),
-    );
-    whole("cmd", json!(before.cmd), json!(after.cmd));
-    whole("user", json!(before.user), json!(after.user));
-    whole(
-        "working_dir",
-        json!(before.working_dir),
-        json!(after.working_dir),
-    );
-    let ports = |ports: &[String]| -> BTreeMap<String, String> {
-        ports
-            .iter()
-            .map(|port| (port.clone(), "exposed".to_string()))
-            .collect()
-    };
-    keyed(
-        "env",
-        &env_map(&before.env),
-        &env_map(&after.env),
-        &mut changes,
-    );
-    keyed(
-        "exposed_ports",
-        &ports(&before.exposed_ports),
-        &ports(&after.exposed_ports),
-        &mut changes,
-    );
-    keyed("labels", &before.labels, &after.labels, &mut changes);
-    changes
 }
 
 fn state(entry: &FileEntry) -> FileState {
@@ -581,17 +411,10 @@ async fn file_changes(
     Ok(compare_files(&old, &new))
 }
 
-fn size(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
-        _ => format!("{:.1} MB", bytes as f64 / 1e6),
-    }
-}
-
 /// The report for a person. What comes from the images (labels, env, paths) is escaped.
-fn text(report: &Report) -> String {
+fn text(full: &Report) -> String {
     use berth_core::quote::escape;
+    let report = &full.compared;
     let mut out = String::new();
     let mut line = |text: String| {
         out.push_str(&text);
@@ -634,6 +457,19 @@ fn text(report: &Report) -> String {
     } else {
         line(format!("os      unchanged ({})", os(&report.after.os)));
     }
+    if let Some(platforms) = &report.platforms
+        && !(platforms.added.is_empty() && platforms.removed.is_empty())
+    {
+        let list = |platforms: &[String]| match platforms {
+            [] => "-".to_string(),
+            _ => escape(&platforms.join(" ")).into_owned(),
+        };
+        line(format!(
+            "platforms  added: {}; removed: {}",
+            list(&platforms.added),
+            list(&platforms.removed)
+        ));
+    }
     let layers = &report.layers;
     line(format!(
         "layers  {} shared; {} replaced, {} added, {} removed",
@@ -645,17 +481,17 @@ fn text(report: &Report) -> String {
     for replaced in &layers.replaced {
         line(format!(
             "  ~ {} ({}) -> {} ({})",
-            identity(&replaced.before),
+            replaced.before.identity(),
             size(replaced.before.size),
-            identity(&replaced.after),
+            replaced.after.identity(),
             size(replaced.after.size)
         ));
     }
     for layer in &layers.added {
-        line(format!("  + {} ({})", identity(layer), size(layer.size)));
+        line(format!("  + {} ({})", layer.identity(), size(layer.size)));
     }
     for layer in &layers.removed {
-        line(format!("  - {} ({})", identity(layer), size(layer.size)));
+        line(format!("  - {} ({})", layer.identity(), size(layer.size)));
     }
     if report.config.is_empty() {
         line("config  unchanged".to_string());
@@ -674,7 +510,7 @@ fn text(report: &Report) -> String {
             ));
         }
     }
-    if let Some(files) = &report.files {
+    if let Some(files) = &full.files {
         line(format!(
             "files (in the layers that differ): {} added, {} removed, {} changed{}",
             files.added.len(),
@@ -716,32 +552,6 @@ mod tests {
 
     fn digest(n: u8) -> Digest {
         Digest::parse(&format!("sha256:{n:064x}")).unwrap()
-    }
-
-    fn layer(n: u8) -> LayerRef {
-        LayerRef {
-            digest: digest(100 + n),
-            diff_id: Some(digest(n)),
-            size: u64::from(n) * 10,
-        }
-    }
-
-    #[test]
-    fn layers_past_the_shared_prefix_are_replaced_added_or_removed() {
-        let changes = layer_changes(&[layer(1), layer(2), layer(3)], &[layer(1), layer(4)]);
-        assert_eq!(changes.shared, 1);
-        assert_eq!(changes.replaced.len(), 1);
-        assert_eq!(changes.replaced[0].before.diff_id, Some(digest(2)));
-        assert_eq!(changes.replaced[0].after.diff_id, Some(digest(4)));
-        assert_eq!(changes.removed.len(), 1);
-        assert_eq!(changes.removed[0].diff_id, Some(digest(3)));
-        assert!(changes.added.is_empty());
-        // A child on its base: one layer added, nothing replaced.
-        let child = layer_changes(&[layer(1)], &[layer(1), layer(5)]);
-        assert_eq!(
-            (child.shared, child.replaced.len(), child.added.len()),
-            (1, 0, 1)
-        );
     }
 
     fn file(path: &str, kind: FileKind, size: u64) -> FileEntry {
