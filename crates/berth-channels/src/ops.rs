@@ -291,16 +291,16 @@ pub async fn promote(
             } => Some(digest.clone()),
             _ => source.current().cloned(),
         };
-        let facts_known = match &candidate {
-            Some(digest) => store.known_manifest(digest).await?,
-            None => false,
+        let evidence = match &candidate {
+            Some(digest) => evidence(store, digest).await?,
+            None => Evidence::default(),
         };
         Ok(channels::evaluate_promotion(
             &source,
             target,
             rule,
             entry,
-            Evidence { facts_known },
+            evidence,
             &request.request,
             now,
         ))
@@ -614,4 +614,26 @@ fn join_reason(reason: &str, note: &str) -> String {
     } else {
         format!("{reason} ({note})")
     }
+}
+
+/// What the store knows of `digest` that gates ask: its facts, a verified signature, a passing
+/// test result (a pipeline's record, or a verified test-result attestation).
+pub(crate) async fn evidence(store: &Store, digest: &Digest) -> Result<Evidence, ChannelError> {
+    use berth_core::provenance::{SignedKind, Tests};
+    let facts_known = store.known_manifest(digest).await?;
+    let signed = store
+        .verified_signatures(std::slice::from_ref(digest))
+        .await?
+        .into_iter()
+        .flat_map(|(_, signed)| signed)
+        .collect::<Vec<_>>();
+    let recorded = store
+        .provenance_of(digest)
+        .await?
+        .is_some_and(|record| record.tests == Some(Tests::Passed));
+    Ok(Evidence {
+        facts_known,
+        signed: signed.iter().any(|s| s.kind == SignedKind::Signature),
+        tested: recorded || signed.iter().any(|s| s.tests == Some(Tests::Passed)),
+    })
 }

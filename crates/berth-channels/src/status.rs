@@ -208,9 +208,9 @@ pub async fn status(
                 (state, format!("{}:{}", target_subject.label(), rule.to))
             }
         };
-        let facts_known = match source.current() {
-            Some(digest) => store.known_manifest(digest).await?,
-            None => false,
+        let evidence = match source.current() {
+            Some(digest) => crate::ops::evidence(store, digest).await?,
+            None => Evidence::default(),
         };
         // The scheduler's last slot, if `berth serve` runs this rule: then "due now" means a
         // slot it has not run yet.
@@ -236,7 +236,7 @@ pub async fn status(
                 &target,
                 rule,
                 entry,
-                Evidence { facts_known },
+                evidence,
                 &Request::Scheduled,
                 now,
             ),

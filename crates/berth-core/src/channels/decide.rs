@@ -72,6 +72,10 @@ pub enum Request {
 pub struct Evidence {
     /// The candidate's facts (platforms, OS, layers) are in the store.
     pub facts_known: bool,
+    /// A trusted key's signature over the candidate was verified at sync.
+    pub signed: bool,
+    /// The candidate's tests passed (a pipeline's record or a verified attestation).
+    pub tested: bool,
 }
 
 /// The outcome of [`evaluate_promotion`].
@@ -113,6 +117,10 @@ pub enum BlockReason {
     Retired { state: State },
     /// berth has not read the candidate's facts yet.
     FactsUnknown,
+    /// No trusted key's signature over the candidate is known.
+    Unsigned,
+    /// No passing test result is known for the candidate.
+    Untested,
     /// Outside every promotion window.
     OutsideWindow,
     /// Inside a freeze.
@@ -141,6 +149,13 @@ impl std::fmt::Display for BlockReason {
             }
             BlockReason::Retired { state } => write!(f, "the image is {state}"),
             BlockReason::FactsUnknown => f.write_str("berth does not know the image's facts yet"),
+            BlockReason::Unsigned => f.write_str(
+                "no signature by a trusted key is known (cosign sign, then berth sync --policy)",
+            ),
+            BlockReason::Untested => f.write_str(
+                "no passing test result is known (berth provenance record --tests passed, or a \
+                 signed test-result attestation)",
+            ),
             BlockReason::OutsideWindow => f.write_str("outside every promotion window"),
             BlockReason::Frozen { until, reason } => {
                 write!(f, "frozen until {} ({reason})", seconds(*until))
@@ -215,6 +230,16 @@ pub fn evaluate_promotion(
             Gate::FactsKnown => {
                 if !evidence.facts_known {
                     reasons.push(BlockReason::FactsUnknown);
+                }
+            }
+            Gate::Signed => {
+                if !evidence.signed {
+                    reasons.push(BlockReason::Unsigned);
+                }
+            }
+            Gate::Tested => {
+                if !evidence.tested {
+                    reasons.push(BlockReason::Untested);
                 }
             }
         }

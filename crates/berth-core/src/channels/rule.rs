@@ -10,7 +10,7 @@
 //!     schedule: "0 10 * * WED"      # or `manual`
 //!     time_zone: Europe/Copenhagen  # the zone of the schedule and the windows; default UTC
 //!     soak: 2d                      # 90m, 12h, 2d; default 0
-//!     gates: [not-retired, facts-known]   # default [not-retired]
+//!     gates: [not-retired, facts-known, signed, tested]   # default [not-retired]
 //!     windows:                      # default: any time
 //!       - {days: [mon, tue, wed, thu], from: "09:00", until: "16:00"}
 //!     freezes:
@@ -43,14 +43,18 @@ pub enum Trigger {
     Scheduled(Box<Schedule>),
 }
 
-/// A check the candidate digest must pass. The list is open: provenance and test results come
-/// later as more variants.
+/// A check the candidate digest must pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gate {
     /// The catalog entry is neither deprecated nor eol at `now` (its effective state).
     NotRetired,
     /// berth has read the candidate's facts (platforms, OS, layers) into the store.
     FactsKnown,
+    /// The candidate carries a cosign signature a trusted key verified when berth synced it.
+    Signed,
+    /// The candidate's tests passed: a pipeline's record (`berth provenance record`) or a
+    /// test-result attestation a trusted key verified.
+    Tested,
 }
 
 impl Gate {
@@ -58,11 +62,13 @@ impl Gate {
         match self {
             Gate::NotRetired => "not-retired",
             Gate::FactsKnown => "facts-known",
+            Gate::Signed => "signed",
+            Gate::Tested => "tested",
         }
     }
 
     pub fn parse(text: &str) -> Option<Gate> {
-        [Gate::NotRetired, Gate::FactsKnown]
+        [Gate::NotRetired, Gate::FactsKnown, Gate::Signed, Gate::Tested]
             .into_iter()
             .find(|gate| gate.as_str() == text)
     }
@@ -340,7 +346,10 @@ fn read_rule(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Optio
                 for (index, item) in items.iter().enumerate() {
                     let gate = parse_field(walker, item, &at.index(index), |text| {
                         Gate::parse(text).ok_or_else(|| {
-                            format!("unknown gate {text:?}; expected not-retired or facts-known")
+                            format!(
+                                "unknown gate {text:?}; expected not-retired, facts-known, \
+                                 signed or tested"
+                            )
                         })
                     });
                     if let Some(gate) = gate

@@ -159,6 +159,7 @@ fn check_evaluate(rule: &PromotionRule, cases: Vec<Case>) {
             &entry(case.lifecycle.clone()),
             Evidence {
                 facts_known: case.facts_known,
+                ..Evidence::default()
             },
             &case.request,
             at(case.now),
@@ -587,7 +588,7 @@ promotions:
     schedule: "0 10 * * WENSDAY"
     time_zone: Europe/Kopenhagen
     soak: two days
-    gates: [tested]
+    gates: [tsted]
     windows:
       - {days: [someday], from: "16:00", until: "09:00"}
     freezes:
@@ -605,7 +606,7 @@ promotions:
         "r.yaml:5:15: error: promotions[0].schedule: \"0 10 * * WENSDAY\" is not a cron expression: the day of week field \"WENSDAY\" is not valid; expected 0-7 or SUN-SAT, a range (1-5), a list (1,3) or a step (*/2)",
         "r.yaml:6:16: error: promotions[0].time_zone: \"Europe/Kopenhagen\" is not an IANA time zone (Europe/Copenhagen, UTC)",
         "r.yaml:7:11: error: promotions[0].soak: \"two days\" is not a duration (500ms, 30s, 15m, 1h, 2d, 1w, 1h30m)",
-        "r.yaml:8:13: error: promotions[0].gates[0]: unknown gate \"tested\"; expected not-retired or facts-known",
+        "r.yaml:8:13: error: promotions[0].gates[0]: unknown gate \"tsted\"; expected not-retired, facts-known, signed or tested",
         "r.yaml:10:9: error: promotions[0].windows[0]: the window ends (09:00:00) before it starts (16:00:00); split a window across midnight in two",
         "r.yaml:10:17: error: promotions[0].windows[0].days[0]: \"someday\" is not a day of the week (mon, tue, ...)",
         "r.yaml:12:9: error: promotions[0].freezes[0]: the freeze ends before it starts",
@@ -681,5 +682,51 @@ fn a_rule_may_target_another_variant() {
             "r.yaml:2:5: error: promotions[0]: promotes latest to itself",
             "r.yaml:3:5: error: promotions[1]: `from_variant` names the source of a promotion to another variant; add `to_variant`",
         ]
+    );
+}
+
+#[test]
+fn the_signed_and_tested_gates_block_until_evidence_is_known() {
+    let rule = RulesFile::parse(
+        "rules.yaml",
+        "promotions:\n  - {from: staging, to: latest, gates: [signed, tested]}\n",
+    )
+    .unwrap()
+    .promotions
+    .remove(0);
+    let decide = |signed: bool, tested: bool| {
+        render(&evaluate_promotion(
+            &channel("b@2026-11-20T12:00:00Z outside"),
+            &channel("a@2026-10-01T12:00:00Z promotion"),
+            &rule,
+            &entry(Lifecycle::default()),
+            Evidence {
+                facts_known: true,
+                signed,
+                tested,
+            },
+            &Request::ByHand { digest: None },
+            at("2026-11-25T09:00:00Z"),
+        ))
+    };
+    assert_eq!(decide(true, true), "promote b");
+    assert_eq!(
+        decide(false, true),
+        "blocked b: no signature by a trusted key is known (cosign sign, then berth sync --policy)"
+    );
+    assert!(decide(true, false).starts_with("blocked b: no passing test result is known"));
+    assert_eq!(decide(false, false).matches("; ").count(), 1);
+    let wrong = RulesFile::parse(
+        "rules.yaml",
+        "promotions:\n  - {from: staging, to: latest, gates: [sigend]}\n",
+    )
+    .unwrap_err()
+    .iter()
+    .map(ToString::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(
+        wrong.contains("unknown gate \"sigend\"; expected not-retired, facts-known, signed or tested"),
+        "{wrong}"
     );
 }
