@@ -90,8 +90,18 @@ pub async fn schedule(
         runs.interval_seconds = Some(settings.interval.as_secs());
     });
     // The first run waits for the catalog's first load (good or bad), whose repositories it
-    // walks.
-    while catalog.status().last_attempt.is_none() {
+    // walks, and for a while the policy's (loaded once the catalog is good), whose keys it
+    // checks signatures against: layers read before are checked by a later run anyway.
+    let mut policy_wait = std::time::Duration::from_secs(10);
+    while catalog.status().last_attempt.is_none()
+        || (policy
+            .as_ref()
+            .is_some_and(|policy| policy.status().last_attempt_at.is_none())
+            && !policy_wait.is_zero())
+    {
+        if catalog.status().last_attempt.is_some() {
+            policy_wait = policy_wait.saturating_sub(std::time::Duration::from_millis(20));
+        }
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             () = crate::until_stopped(&mut stopped) => return,

@@ -969,3 +969,93 @@ fn synced_signatures_admit_the_signed_digest_and_deny_an_unsigned_rebuild() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under `berth serve`, the scheduled sync checks signatures against the served policy's keys
+/// and the webhook decides from them: the signed digest is admitted, an unsigned one of the
+/// same repository is denied, both without any `berth sync` by hand.
+#[test]
+fn the_webhook_admits_what_the_scheduled_sync_verified() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-served-signed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    let repository = format!("{own}/team/web");
+    registry.copy_from_testbed("berth/base:1", "team/web:1");
+    registry.copy_from_testbed("berth/child:1", "team/web:2");
+    let signed = testbed.digest("berth/base:1");
+    let unsigned = testbed.digest("berth/child:1");
+    let payload = simple_signing(&repository, &signed);
+    let signature = sign(&dir, "release", &payload);
+    push_cosign(
+        &registry,
+        "team/web",
+        &cosign_tag(&signed, "sig"),
+        &[(
+            payload,
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            json!({"dev.cosignproject.cosign/signature": signature}),
+        )],
+    );
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "signatures:\n  keys:\n    - {name: release, file: release.pem}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        "images:\n  other:\n    image: registry.example/other\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("berth.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\npolicy: policy.yaml\n\
+             knowledge_refresh: 100ms\nregistries:\n  {own}: {{insecure: true}}\n\
+             sync:\n  interval: 1h\n  repositories: [{repository}]\n  layers: false\n",
+            dir.join("berth.db").display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config", "berth.yaml"])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = berth_testkit::ServeProcess::start(command);
+    let admit = |image: &str| {
+        let (status, answer) = server.request(
+            "POST",
+            "/admission/validate",
+            &[("Content-Type", "application/json")],
+            &review(image),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["response"].clone()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if admit(&format!("{repository}@{signed}"))["allowed"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the signed digest was never admitted: {}",
+            admit(&format!("{repository}@{signed}"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let denied = admit(&format!("{repository}:2"));
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let message = denied["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "({unsigned}) carries no signature by a trusted key (release)"
+        )),
+        "{message}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

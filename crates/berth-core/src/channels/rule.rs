@@ -68,9 +68,14 @@ impl Gate {
     }
 
     pub fn parse(text: &str) -> Option<Gate> {
-        [Gate::NotRetired, Gate::FactsKnown, Gate::Signed, Gate::Tested]
-            .into_iter()
-            .find(|gate| gate.as_str() == text)
+        [
+            Gate::NotRetired,
+            Gate::FactsKnown,
+            Gate::Signed,
+            Gate::Tested,
+        ]
+        .into_iter()
+        .find(|gate| gate.as_str() == text)
     }
 }
 

@@ -726,7 +726,9 @@ fn the_signed_and_tested_gates_block_until_evidence_is_known() {
     .collect::<Vec<_>>()
     .join("\n");
     assert!(
-        wrong.contains("unknown gate \"sigend\"; expected not-retired, facts-known, signed or tested"),
+        wrong.contains(
+            "unknown gate \"sigend\"; expected not-retired, facts-known, signed or tested"
+        ),
         "{wrong}"
     );
 }

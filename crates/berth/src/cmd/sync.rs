@@ -276,6 +276,12 @@ fn report_text(report: &SyncReport) -> String {
                     counts.layers_read,
                     counts.layers_cached,
                 ));
+                if counts.signatures_read > 0 {
+                    out.push_str(&format!(
+                        "  {} signature or attestation manifests read\n",
+                        counts.signatures_read
+                    ));
+                }
                 for warning in &counts.warnings {
                     out.push_str(&format!("  warning: {warning}\n"));
                 }
@@ -293,6 +299,12 @@ fn report_text(report: &SyncReport) -> String {
                 ));
             }
         }
+    }
+    if report.signatures_rechecked > 0 {
+        out.push_str(&format!(
+            "{} stored signature layers checked against keys they had not met\n",
+            report.signatures_rechecked
+        ));
     }
     let requests = &report.requests;
     out.push_str(&format!(
