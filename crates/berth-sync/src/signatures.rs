@@ -3,7 +3,8 @@
 //! (`sha256-<hex>.sig`, `sha256-<hex>.att` in the image's repository) and the OCI 1.1 referrers
 //! tag schema (`sha256-<hex>`: an index whose entries are artifacts about the digest, what
 //! registries without the referrers API hold). At most [`LAYERS_MAX`] layers per manifest and
-//! [`REFERRERS_MAX`] referrers per digest are read, each layer at most
+//! [`REFERRERS_MAX`] distinct referrers per digest are read (a manifest or layer named twice is
+//! read once), each layer at most
 //! [`berth_trust::MAX_PAYLOAD_BYTES`] (digests verified by berth-oci).
 //!
 //! Reading ([`read_artifact`]) and verifying ([`verify`], pure) are apart: a sync stores what it
@@ -81,7 +82,13 @@ pub async fn read_artifact(
             if index.manifests.len() > REFERRERS_MAX {
                 tracing::warn!(image = %at, referrers = index.manifests.len(), "only the first {REFERRERS_MAX} referrers are read");
             }
-            for entry in index.manifests.iter().take(REFERRERS_MAX) {
+            let mut seen = std::collections::HashSet::new();
+            for entry in index
+                .manifests
+                .iter()
+                .filter(|entry| seen.insert(entry.digest.clone()))
+                .take(REFERRERS_MAX)
+            {
                 let child = at.with_digest_only(entry.digest.clone());
                 let manifest = match client.manifest(&child).await {
                     Ok(manifest) => manifest,
@@ -107,6 +114,9 @@ async fn read_layers(
         tracing::warn!(image = %at, layers = descriptors.len(), "only the first {LAYERS_MAX} layers of a signature manifest are read");
     }
     for descriptor in descriptors.iter().take(LAYERS_MAX) {
+        if layers.iter().any(|layer| layer.layer == descriptor.digest) {
+            continue; // the same layer named twice is read once
+        }
         let media_type = descriptor.media_type.as_str();
         let (kind, readable) = match media_type {
             SIMPLE_SIGNING_MEDIA_TYPE => (SignedKind::Signature, true),

@@ -1059,3 +1059,81 @@ fn the_webhook_admits_what_the_scheduled_sync_verified() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A hostile referrers index — a thousand entries, forty distinct artifacts — costs a bounded
+/// read: the first 32 distinct referrers, each once, and nothing is recorded as an image tag.
+#[test]
+fn a_thousand_referrers_are_read_within_bounds() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-referrers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    registry.copy_from_testbed("berth/base:1", "many/app:1");
+    let subject = testbed.digest("berth/base:1");
+    let mut distinct = Vec::new();
+    for index in 0..40 {
+        let envelope = json!({"payloadType": "application/vnd.in-toto+json", "payload": "", "signatures": [], "n": index})
+            .to_string()
+            .into_bytes();
+        let (digest, size) = push_cosign(
+            &registry,
+            "many/app",
+            &format!("artifact-{index}"),
+            &[(envelope, "application/vnd.dsse.envelope.v1+json", json!({}))],
+        );
+        distinct.push(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size}));
+    }
+    let entries: Vec<Value> = (0..1000).map(|i| distinct[i % 40].clone()).collect();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    registry.put_manifest("many/app", &tag, index.to_string().as_bytes());
+    let synced = report(
+        &berth(&[
+            "sync",
+            "--repo",
+            &format!("{own}/many/app"),
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+            "--no-layers",
+            "--json",
+        ]),
+        0,
+    );
+    let counts = &synced["repositories"][0];
+    assert_eq!(counts["signatures_read"], 1, "{synced:#}");
+    // The listing, base:1 by GET and its config, the 40 artifact tags by GET (they are not
+    // images: skipped with a warning) and their one shared config; the referrers tag by HEAD,
+    // then its index, 32 distinct referrers and one layer each: 1 + 2 + 41 + 1 + 32 + 32.
+    assert_eq!(synced["requests"]["get"], 109, "{}", synced["requests"]);
+    assert_eq!(synced["requests"]["head"], 1, "{}", synced["requests"]);
+    let shown = report(
+        &berth(&[
+            "provenance",
+            &format!("{own}/many/app@{subject}"),
+            "--json",
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+        ]),
+        0,
+    );
+    let layers = shown["synced_signatures"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 32, "{shown:#}");
+    let images = report(&berth(&["images", "--store", &store, "--json"]), 0);
+    let tags = images.to_string();
+    assert!(
+        !tags.contains(&tag),
+        "the referrers tag is no image tag: {images:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
