@@ -529,6 +529,60 @@ impl Client {
         })
     }
 
+    /// The OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`): the index of artifacts
+    /// whose `subject` is `digest`, and the SHA-256 of the answer (it changes as referrers are
+    /// added; the answer is generated, not content-addressed). `None` when the registry has no
+    /// referrers API (404, 405 or 400: distribution before 3.0 answers 404); the caller then
+    /// reads the referrers tag schema (`sha256-<hex>`). Only the first page is read, capped
+    /// like a manifest.
+    pub async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<(Digest, manifest::ImageIndex)>, OciError> {
+        let registry = self.registry(image.registry())?;
+        let target = Target {
+            registry: image.registry().to_string(),
+            repository: image.repository().to_string(),
+            reference: digest.to_string(),
+        };
+        let url = registry
+            .base_url
+            .join(&format!("/v2/{}/referrers/{digest}", image.repository()))
+            .map_err(|error| url_error(&target, error))?;
+        let request = Request {
+            method: Method::GET,
+            url,
+            accept: Some(manifest::OCI_INDEX),
+            content_type: None,
+            body: None,
+            scope: pull_scope(image.repository()),
+            target: target.clone(),
+        };
+        let answer = self.send(&registry, request).await?;
+        let status = answer.response.status();
+        if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST
+        ) {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(self.status_error(answer, target).await);
+        }
+        let limit = self.inner.config.limits.manifest_bytes;
+        let bytes = self
+            .read_capped(answer, limit, "referrers index", &target)
+            .await?;
+        let index: manifest::ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|error| OciError::Protocol {
+                target: target.clone(),
+                detail: format!("the referrers answer is not an image index: {error}"),
+            })?;
+        let answered = ContentHasher::digest_of(berth_core::DigestAlgorithm::Sha256, &bytes);
+        Ok(Some((answered, index)))
+    }
+
     /// Fetches and parses an image config (capped, verified).
     pub async fn config(
         &self,

@@ -21,6 +21,7 @@ struct Seen {
     /// Path and query.
     uri: String,
     authorization: Option<String>,
+    accept: Option<String>,
 }
 
 type Handler = dyn Fn(&Seen, &SocketAddr) -> Response<Body> + Send + Sync;
@@ -47,6 +48,7 @@ impl Hostile {
                     method: request.method().clone(),
                     uri: request.uri().to_string(),
                     authorization: header(request.headers(), "authorization"),
+                    accept: header(request.headers(), "accept"),
                 };
                 log.lock().unwrap().push(seen.clone());
                 handler(&seen, &addr)
@@ -790,5 +792,70 @@ async fn docker_hubs_rate_limit_headers_are_kept_per_registry() {
                 window_seconds: Some(21600),
             }
         )]
+    );
+}
+
+/// The OCI 1.1 referrers API as the distribution spec publishes it: `GET
+/// /v2/<name>/referrers/<digest>` with the index media type accepted; an image index answers
+/// (its SHA-256 returned, since the answer changes as referrers are added); 404 is "no such
+/// API"; an answer over the manifest cap is refused.
+#[tokio::test]
+async fn the_referrers_api_is_asked_as_the_spec_says() {
+    let subject = sha256(b"subject");
+    let answer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7,"artifactType":"application/vnd.dev.cosign.artifact.sig.v1+json"}}]}}"#,
+        sha256(b"referrer")
+    );
+    let body = answer.clone();
+    let big = vec![b' '; 5 << 20];
+    let server = Hostile::start(move |seen, _| {
+        if seen.uri.starts_with("/v2/app/referrers/") {
+            respond(200)
+                .header("content-type", "application/vnd.oci.image.index.v1+json")
+                .body(Body::from(body.clone()))
+                .unwrap()
+        } else if seen.uri.starts_with("/v2/big/referrers/") {
+            respond(200).body(Body::from(big.clone())).unwrap()
+        } else {
+            respond(404).body(Body::from("404 page not found")).unwrap()
+        }
+    })
+    .await;
+    let client = client_for(&[&server.registry()], None);
+    let (answered, index) = client
+        .referrers(&server.image("app:1"), &subject)
+        .await
+        .unwrap()
+        .expect("the registry has the API");
+    assert_eq!(answered, sha256(answer.as_bytes()));
+    assert_eq!(index.manifests.len(), 1);
+    assert_eq!(index.manifests[0].digest, sha256(b"referrer"));
+    let seen = server.seen();
+    assert_eq!(seen[0].method, Method::GET);
+    assert_eq!(seen[0].uri, format!("/v2/app/referrers/{subject}"));
+    assert_eq!(
+        seen[0].accept.as_deref(),
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert!(
+        client
+            .referrers(&server.image("none:1"), &subject)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let error = client
+        .referrers(&server.image("big:1"), &subject)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            OciError::TooLarge {
+                what: "referrers index",
+                ..
+            }
+        ),
+        "{error}"
     );
 }

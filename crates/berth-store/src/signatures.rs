@@ -95,7 +95,12 @@ pub struct SignatureSource {
 /// One signature or attestation layer, as read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignatureLayer {
+    /// What names this layer among the subject's: the blob's digest, or for a layer with a
+    /// signature annotation the SHA-256 of `"<blob> <signature>"` (cosign repeats a payload's
+    /// blob once per signer).
     pub layer: Digest,
+    /// The layer's blob digest.
+    pub blob: Digest,
     pub kind: SignedKind,
     pub media_type: String,
     /// The layer's bytes (JSON), when read within bounds.
@@ -176,15 +181,17 @@ type LayerRow = (
     String,
     String,
     String,
+    String,
     Option<String>,
     Option<String>,
     Option<String>,
 );
 const LAYER_COLUMNS: &str =
-    "subject, layer, registry, repository, kind, media_type, payload, signature, problem";
+    "subject, layer, blob, registry, repository, kind, media_type, payload, signature, problem";
 
 fn layer_from(row: LayerRow) -> Result<StoredLayer, StoreError> {
-    let (subject, layer, registry, repository, kind, media_type, payload, signature, problem) = row;
+    let (subject, layer, blob, registry, repository, kind, media_type, payload, signature, problem) =
+        row;
     let kind = SignedKind::parse(&kind).ok_or(StoreError::Corrupt {
         column: "signature_layers.kind",
         value: kind,
@@ -199,6 +206,7 @@ fn layer_from(row: LayerRow) -> Result<StoredLayer, StoreError> {
         })?,
         layer: SignatureLayer {
             layer: digest_from("signature_layers.layer", layer)?,
+            blob: digest_from("signature_layers.blob", blob)?,
             kind,
             media_type,
             payload,
@@ -359,13 +367,14 @@ impl Store {
                 // The same layer found at another tag of the subject is kept once.
                 sqlx::query(
                     "INSERT INTO signature_layers
-                         (subject, layer, registry, repository, found_at, kind, media_type,
+                         (subject, layer, blob, registry, repository, found_at, kind, media_type,
                           payload, signature, problem)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (subject, layer) DO NOTHING",
                 )
                 .bind(subject)
                 .bind(layer.layer.as_str())
+                .bind(layer.blob.as_str())
                 .bind(registry)
                 .bind(repository)
                 .bind(&source.found_at)

@@ -44,6 +44,7 @@ fn signed(kind: SignedKind, key: &str) -> Signed {
 fn layer(seed: &str, kind: SignedKind) -> SignatureLayer {
     SignatureLayer {
         layer: digest(seed),
+        blob: digest(&format!("blob-{seed}")),
         kind,
         media_type: "application/vnd.dev.cosign.simplesigning.v1+json".to_string(),
         payload: Some(format!("{{\"seed\":\"{seed}\"}}")),

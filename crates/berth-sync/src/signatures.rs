@@ -78,30 +78,57 @@ pub async fn read_artifact(
     let mut layers = Vec::new();
     match manifest.kind {
         ManifestKind::Image(image) => read_layers(client, at, &image.layers, &mut layers).await?,
-        ManifestKind::Index(index) => {
-            if index.manifests.len() > REFERRERS_MAX {
-                tracing::warn!(image = %at, referrers = index.manifests.len(), "only the first {REFERRERS_MAX} referrers are read");
-            }
-            let mut seen = std::collections::HashSet::new();
-            for entry in index
-                .manifests
-                .iter()
-                .filter(|entry| seen.insert(entry.digest.clone()))
-                .take(REFERRERS_MAX)
-            {
-                let child = at.with_digest_only(entry.digest.clone());
-                let manifest = match client.manifest(&child).await {
-                    Ok(manifest) => manifest,
-                    Err(OciError::NotFound { .. }) => continue,
-                    Err(error) => return Err(error),
-                };
-                if let ManifestKind::Image(image) = manifest.kind {
-                    read_layers(client, &child, &image.layers, &mut layers).await?;
-                }
-            }
-        }
+        ManifestKind::Index(index) => read_index(client, at, &index, &mut layers).await?,
     }
     Ok(Some(layers))
+}
+
+/// The referrers the OCI 1.1 referrers API lists for `digest` in `image`'s repository, read
+/// like the referrers tag's index: `None` when the registry has no referrers API; else the
+/// answer's SHA-256 (it changes as referrers are added) and the layers.
+pub async fn read_referrers(
+    client: &Client,
+    image: &ImageRef,
+    digest: &Digest,
+) -> Result<Option<(Digest, Vec<SignatureLayer>)>, OciError> {
+    let Some((answered, index)) = client.referrers(image, digest).await? else {
+        return Ok(None);
+    };
+    let mut layers = Vec::new();
+    let at = image.with_digest_only(digest.clone());
+    read_index(client, &at, &index, &mut layers).await?;
+    Ok(Some((answered, layers)))
+}
+
+/// The signature and attestation layers of an index's entries: at most [`REFERRERS_MAX`]
+/// distinct ones, each read once.
+async fn read_index(
+    client: &Client,
+    at: &ImageRef,
+    index: &berth_oci::ImageIndex,
+    layers: &mut Vec<SignatureLayer>,
+) -> Result<(), OciError> {
+    if index.manifests.len() > REFERRERS_MAX {
+        tracing::warn!(image = %at, referrers = index.manifests.len(), "only the first {REFERRERS_MAX} referrers are read");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for entry in index
+        .manifests
+        .iter()
+        .filter(|entry| seen.insert(entry.digest.clone()))
+        .take(REFERRERS_MAX)
+    {
+        let child = at.with_digest_only(entry.digest.clone());
+        let manifest = match client.manifest(&child).await {
+            Ok(manifest) => manifest,
+            Err(OciError::NotFound { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        if let ManifestKind::Image(image) = manifest.kind {
+            read_layers(client, &child, &image.layers, layers).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn read_layers(
@@ -114,8 +141,18 @@ async fn read_layers(
         tracing::warn!(image = %at, layers = descriptors.len(), "only the first {LAYERS_MAX} layers of a signature manifest are read");
     }
     for descriptor in descriptors.iter().take(LAYERS_MAX) {
-        if layers.iter().any(|layer| layer.layer == descriptor.digest) {
-            continue; // the same layer named twice is read once
+        let signature = descriptor.annotations.get(SIGNATURE_ANNOTATION);
+        // cosign adds a signer by repeating the payload's blob with another signature: the
+        // layer is the blob and its signature together; the same pair named twice is read once.
+        let key = match signature {
+            Some(signature) => berth_oci::digest::ContentHasher::digest_of(
+                berth_core::DigestAlgorithm::Sha256,
+                format!("{} {signature}", descriptor.digest).as_bytes(),
+            ),
+            None => descriptor.digest.clone(),
+        };
+        if layers.iter().any(|layer| layer.layer == key) {
+            continue;
         }
         let media_type = descriptor.media_type.as_str();
         let (kind, readable) = match media_type {
@@ -125,7 +162,8 @@ async fn read_layers(
             _ => continue, // an SBOM, a config: not a signature
         };
         let mut layer = SignatureLayer {
-            layer: descriptor.digest.clone(),
+            layer: key,
+            blob: descriptor.digest.clone(),
             kind,
             media_type: descriptor.media_type.clone(),
             payload: None,
@@ -302,7 +340,7 @@ pub async fn check(
             checked.push(Checked {
                 kind: layer.kind.as_str(),
                 tag: tag.clone(),
-                layer: layer.layer.clone(),
+                layer: layer.blob.clone(),
                 verified_by: verified.map(|signed| signed.key_name.clone()),
                 refusal,
                 predicate_type: verified.and_then(|s| s.predicate_type.clone()),

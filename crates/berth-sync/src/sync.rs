@@ -48,6 +48,9 @@ pub struct SyncOptions {
     pub trusted_keys: Vec<berth_trust::TrustedKey>,
 }
 
+/// Where a referrer the referrers API listed was found, in the store's signature sources.
+pub const REFERRERS_API: &str = "referrers API";
+
 /// Stored layers re-checked against keys they have not met, at most, per run.
 const RECHECK_MAX: usize = 10_000;
 
@@ -197,6 +200,8 @@ pub struct Syncer {
     summaries: SharedSummaries,
     progress: Arc<Progress>,
     cancel: Arc<AtomicBool>,
+    /// Registries known this run to have (true) or lack (false) the OCI 1.1 referrers API.
+    referrers_api: Mutex<HashMap<String, bool>>,
 }
 
 impl Syncer {
@@ -208,6 +213,7 @@ impl Syncer {
             summaries: SharedSummaries::default(),
             progress: Arc::new(Progress::default()),
             cancel: Arc::new(AtomicBool::new(false)),
+            referrers_api: Mutex::new(HashMap::new()),
         }
     }
 
@@ -506,6 +512,21 @@ impl Syncer {
         apply_summary(&mut counts, &summary);
         if self.options.read_signatures {
             counts.signatures_read = self.read_signatures(repository, &image, &artifacts).await?;
+            // Digests this repository's tags reach for the first time (new or moved tags):
+            // what the referrers API is asked about.
+            let before: HashMap<&str, &Digest> = stored
+                .iter()
+                .map(|(tag, digest)| (tag.as_str(), digest))
+                .collect();
+            let arrived: BTreeSet<&Digest> = snapshot
+                .tags
+                .iter()
+                .filter(|(tag, digest)| before.get(tag.as_str()) != Some(&digest))
+                .map(|(_, digest)| digest)
+                .collect();
+            counts.signatures_read += self
+                .ask_referrers(repository, &image, arrived.into_iter())
+                .await?;
         }
         Ok(counts)
     }
@@ -554,6 +575,80 @@ impl Syncer {
                 repository: repository.clone(),
                 found_at: tag.as_str().to_string(),
                 manifest: manifest.clone(),
+            };
+            self.store
+                .record_signatures(&source, &layers, &checks, Utc::now())
+                .await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Asks the OCI 1.1 referrers API about `digests` (with trusted keys only: it costs a
+    /// request per digest) and records what a changed answer lists. A registry that answers
+    /// 404 has no such API: it is asked once per run, and its referrers tag schema is read
+    /// from the listing instead.
+    async fn ask_referrers(
+        &self,
+        repository: &RepositoryName,
+        image: &ImageRef,
+        digests: impl Iterator<Item = &Digest>,
+    ) -> Result<u64, SyncError> {
+        if self.options.trusted_keys.is_empty() {
+            return Ok(0);
+        }
+        let registry = repository.registry().to_string();
+        let name = image.name();
+        let mut read: Option<HashMap<(Digest, String), Digest>> = None;
+        let mut count = 0;
+        for digest in digests {
+            let supported = self
+                .referrers_api
+                .lock()
+                .expect("referrers lock")
+                .get(&registry)
+                .copied();
+            if supported == Some(false) {
+                break;
+            }
+            let Some((answered, layers)) =
+                signatures::read_referrers(&self.client, image, digest).await?
+            else {
+                tracing::debug!(%registry, "no referrers API; the referrers tag schema is read");
+                self.referrers_api
+                    .lock()
+                    .expect("referrers lock")
+                    .insert(registry.clone(), false);
+                break;
+            };
+            self.referrers_api
+                .lock()
+                .expect("referrers lock")
+                .insert(registry.clone(), true);
+            if layers.is_empty() {
+                continue;
+            }
+            if read.is_none() {
+                read = Some(self.store.signature_sources(repository).await?);
+            }
+            let key = (digest.clone(), REFERRERS_API.to_string());
+            if read.as_ref().and_then(|read| read.get(&key)) == Some(&answered) {
+                continue;
+            }
+            let checks: Vec<_> = layers
+                .iter()
+                .flat_map(|layer| {
+                    self.options
+                        .trusted_keys
+                        .iter()
+                        .map(|key| signatures::verify(layer, key, digest, &name))
+                })
+                .collect();
+            let source = berth_store::signatures::SignatureSource {
+                subject: digest.clone(),
+                repository: repository.clone(),
+                found_at: REFERRERS_API.to_string(),
+                manifest: answered,
             };
             self.store
                 .record_signatures(&source, &layers, &checks, Utc::now())

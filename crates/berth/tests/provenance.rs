@@ -893,17 +893,26 @@ fn synced_signatures_admit_the_signed_digest_and_deny_an_unsigned_rebuild() {
     );
     // Signed by the tool's key now (cosign sign again: the .sig tag moves): admitted in the
     // tool's namespace, not in another.
+    // cosign adds a signer by repeating the payload's blob with the new signature.
     let payload = simple_signing(&repository, &signed);
     let tool_signature = sign(&dir, "tool", &payload);
+    let simple = "application/vnd.dev.cosign.simplesigning.v1+json";
     push_cosign(
         &registry,
         "tool/hello",
         &cosign_tag(&signed, "sig"),
-        &[(
-            payload,
-            "application/vnd.dev.cosign.simplesigning.v1+json",
-            json!({"dev.cosignproject.cosign/signature": tool_signature}),
-        )],
+        &[
+            (
+                payload.clone(),
+                simple,
+                json!({"dev.cosignproject.cosign/signature": signature}),
+            ),
+            (
+                payload,
+                simple,
+                json!({"dev.cosignproject.cosign/signature": tool_signature}),
+            ),
+        ],
     );
     std::fs::write(
         &policy,
@@ -915,6 +924,23 @@ fn synced_signatures_admit_the_signed_digest_and_deny_an_unsigned_rebuild() {
         resigned["repositories"][0]["signatures_read"], 1,
         "{resigned:#}"
     );
+    let shown = report(
+        &berth(&[
+            "provenance",
+            &format!("{repository}@{signed}"),
+            "--json",
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+        ]),
+        0,
+    );
+    let layers = shown["synced_signatures"]["layers"].as_array().unwrap();
+    let signatures: Vec<&Value> = layers.iter().filter(|l| l["kind"] == "signature").collect();
+    assert_eq!(signatures.len(), 2, "two signers of one payload: {shown:#}");
+    assert_eq!(signatures[0]["blob"], signatures[1]["blob"]);
+    assert_ne!(signatures[0]["layer"], signatures[1]["layer"]);
     let pod = |namespace: &str| {
         let file = dir.join(format!("pod-{namespace}.json"));
         std::fs::write(

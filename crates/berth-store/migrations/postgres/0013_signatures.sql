@@ -16,10 +16,13 @@ CREATE TABLE signature_sources (
 );
 CREATE INDEX signature_sources_repository ON signature_sources (registry, repository);
 
--- One signature or attestation layer of a subject.
+-- One signature or attestation layer of a subject. cosign adds a signer by repeating the
+-- payload's layer with another signature annotation, so a layer is keyed by its blob and its
+-- signature together (`layer`: the blob's digest, or the SHA-256 of "<blob> <signature>").
 CREATE TABLE signature_layers (
     subject TEXT NOT NULL,
     layer TEXT NOT NULL,
+    blob TEXT NOT NULL,
     registry TEXT NOT NULL,
     repository TEXT NOT NULL,
     found_at TEXT NOT NULL,
