@@ -19,6 +19,7 @@
 //!   registries:                      # whole registries, narrowed by path patterns
 //!     - {registry: registry.example.com, include: ["team/**"], exclude: ["team/cache/**"]}
 //!   layers: true                     # read layers for OS identity
+//!   referrers_recheck: 24h           # ask the referrers API again about digests tagged this recently
 //! promotions: channels.yaml          # promotion rules the scheduler runs (docs/channels.md)
 //! api_tokens:                        # who may call the channel API; SHA-256 of each token
 //!   - {name: release-bot, sha256: 9f86d081884c7d65..., scope: promote}  # read|promote|admin
@@ -73,7 +74,13 @@ const NAMESPACE_FIELDS: &[&str] = &["enabled", "api", "token_file", "ca_file"];
 const LEASE_FIELDS: &[&str] = &["ttl"];
 const TOKEN_FIELDS: &[&str] = &["name", "sha256", "scope"];
 const REGISTRY_FIELDS: &[&str] = &["insecure", "ca_file", "mirrors"];
-const SYNC_FIELDS: &[&str] = &["interval", "repositories", "registries", "layers"];
+const SYNC_FIELDS: &[&str] = &[
+    "interval",
+    "repositories",
+    "registries",
+    "layers",
+    "referrers_recheck",
+];
 const SCAN_FIELDS: &[&str] = &["registry", "include", "exclude"];
 /// How often the promotion scheduler looks for due slots, first publishes and source moves.
 pub const PROMOTION_TICK: Duration = Duration::from_secs(60);
@@ -258,6 +265,7 @@ pub struct SyncFile {
     pub repositories: Vec<String>,
     pub registries: Vec<ScanFile>,
     pub layers: Option<bool>,
+    pub referrers_recheck: Option<Duration>,
 }
 
 /// A whole registry to walk.
@@ -731,6 +739,9 @@ fn sync_section(walker: &mut Walker<'_>, node: &Node<'_>, path: &Path<'_>) -> Op
                 }
             }
             "layers" => sync.layers = parse_with(walker, field.value, &field_path, boolean),
+            "referrers_recheck" => {
+                sync.referrers_recheck = parse_with(walker, field.value, &field_path, span)
+            }
             other => unreachable!("field {other} is in SYNC_FIELDS but not read"),
         }
     }
@@ -976,7 +987,7 @@ promotions: channels.yaml
 api_tokens:
   - {name: bot, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scope: promote}
 ",
-            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false) }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
+            r#"ServeFile { listen: None, catalog: None, catalog_format: None, catalog_poll_interval: None, store: Some("sqlite:///var/lib/berth/berth.db"), authfile: Some("auth.json"), registries: [RegistryFile { host: "registry.internal:5000", insecure: false, ca_file: Some("ca.pem"), mirrors: [] }, RegistryFile { host: "127.0.0.1:5050", insecure: true, ca_file: None, mirrors: [] }], sync: Some(SyncFile { interval: Some(900s), repositories: ["r.example/team/app"], registries: [ScanFile { registry: "r.example", include: ["team/**"], exclude: ["team/cache/**"] }], layers: Some(false), referrers_recheck: None }), promotions: Some("channels.yaml"), api_tokens: [ApiToken { name: "bot", sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scope: Promote }], policy: None, knowledge_refresh: None, tls: None, resolve: None, namespace_labels: None, lease_ttl: None, connections: None, freshness: None, rebuild: None, retention: None, notifications: None, ui: None }"#,
         );
         check(
             "

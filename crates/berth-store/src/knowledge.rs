@@ -587,6 +587,35 @@ impl Store {
             .collect()
     }
 
+    /// The digests the repository's live tags have pointed at since `since` or later (a tag
+    /// that moved restarts its time), the most recently reached first, at most `limit`.
+    pub async fn digests_tagged_since(
+        &self,
+        repository: &RepositoryName,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String,)> = on_pool!(self, |pool, Db| {
+            sqlx::query_as(
+                "SELECT digest FROM tags
+                 WHERE registry = $1 AND repository = $2 AND gone_at IS NULL
+                   AND digest_since >= $3
+                 GROUP BY digest ORDER BY MAX(digest_since) DESC, digest LIMIT $4",
+            )
+            .bind(repository.registry())
+            .bind(repository.repository())
+            .bind(stored_time(since))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(db("list recently tagged digests"))?
+        });
+        rows.into_iter()
+            .map(|(digest,)| digest_from("tags.digest", digest))
+            .collect()
+    }
+
     /// Every tag the repository ever had, gone ones included, by tag.
     pub async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>, StoreError> {
         type Row = (

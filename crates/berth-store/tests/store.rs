@@ -348,6 +348,27 @@ async fn tags_that_disappear_are_gone_not_deleted(url: String) {
     );
     assert_eq!(facts.tags.len(), 2);
     assert_eq!(facts.images.len(), 2);
+
+    // What the referrers recheck asks about: digests live tags reached since a moment (`one`
+    // is reached by no live tag any more; `stable` reached `two` at 120).
+    assert_eq!(
+        store.digests_tagged_since(&app, at(100), 10).await.unwrap(),
+        std::slice::from_ref(&two.digest)
+    );
+    assert!(
+        store
+            .digests_tagged_since(&app, at(121), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .digests_tagged_since(&app, at(0), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn failures_keep_what_was_known(url: String) {

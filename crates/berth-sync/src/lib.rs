@@ -35,7 +35,8 @@ pub mod targets;
 pub use declared::{DeclaredBase, check_declared_bases};
 pub use layers::{identify, list_layers};
 pub use sync::{
-    Progress, RegistryRateLimit, RepositoryCounts, RepositoryOutcome, RepositoryReport, SyncError,
-    SyncOptions, SyncReport, Syncer, update_lineage,
+    Progress, REFERRERS_RECHECK, REFERRERS_RECHECK_MAX, RegistryRateLimit, RepositoryCounts,
+    RepositoryOutcome, RepositoryReport, SyncError, SyncOptions, SyncReport, Syncer,
+    update_lineage,
 };
 pub use targets::{PathPattern, RegistryScan, Targets};

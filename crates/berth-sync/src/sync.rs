@@ -46,10 +46,20 @@ pub struct SyncOptions {
     /// The keys signatures are checked against (the policy's `signatures.keys`). Layers read
     /// earlier are checked against a key they have not met without asking the registry.
     pub trusted_keys: Vec<berth_trust::TrustedKey>,
+    /// Digests tagged this recently are asked of the referrers API at every run, not only
+    /// when a tag first reaches them (zero: only then). At most [`REFERRERS_RECHECK_MAX`]
+    /// per repository and run.
+    pub referrers_recheck: Duration,
 }
 
 /// Where a referrer the referrers API listed was found, in the store's signature sources.
 pub const REFERRERS_API: &str = "referrers API";
+
+/// Recently tagged digests asked of the referrers API again, at most, per repository and run.
+pub const REFERRERS_RECHECK_MAX: usize = 256;
+
+/// The default [`SyncOptions::referrers_recheck`]: a day.
+pub const REFERRERS_RECHECK: Duration = Duration::from_secs(24 * 3600);
 
 /// Stored layers re-checked against keys they have not met, at most, per run.
 const RECHECK_MAX: usize = 10_000;
@@ -65,6 +75,7 @@ impl Default for SyncOptions {
             layer_limits: berth_layers::Limits::default(),
             read_signatures: true,
             trusted_keys: Vec::new(),
+            referrers_recheck: REFERRERS_RECHECK,
         }
     }
 }
@@ -524,8 +535,27 @@ impl Syncer {
                 .filter(|(tag, digest)| before.get(tag.as_str()) != Some(&digest))
                 .map(|(_, digest)| digest)
                 .collect();
+            // Signatures and attestations are often attached after the push (CI signs, then
+            // tests and attests), and a referrer has no tag the listing would show: digests
+            // tagged within the recheck window are asked again, newest first, within a cap.
+            let mut recent = Vec::new();
+            if !self.options.referrers_recheck.is_zero()
+                && !self.options.trusted_keys.is_empty()
+                && self.referrers_api_known(repository) != Some(false)
+            {
+                let window = chrono::Duration::from_std(self.options.referrers_recheck)
+                    .unwrap_or(chrono::Duration::MAX);
+                let since = Utc::now()
+                    .checked_sub_signed(window)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                recent = self
+                    .store
+                    .digests_tagged_since(repository, since, REFERRERS_RECHECK_MAX)
+                    .await?;
+                recent.retain(|digest| !arrived.contains(&digest));
+            }
             counts.signatures_read += self
-                .ask_referrers(repository, &image, arrived.into_iter())
+                .ask_referrers(repository, &image, arrived.into_iter().chain(&recent))
                 .await?;
         }
         Ok(counts)
@@ -584,6 +614,15 @@ impl Syncer {
         Ok(count)
     }
 
+    /// Whether `repository`'s registry was found this run to have the referrers API.
+    fn referrers_api_known(&self, repository: &RepositoryName) -> Option<bool> {
+        self.referrers_api
+            .lock()
+            .expect("referrers lock")
+            .get(repository.registry())
+            .copied()
+    }
+
     /// Asks the OCI 1.1 referrers API about `digests` (with trusted keys only: it costs a
     /// request per digest) and records what a changed answer lists. A registry that answers
     /// 404 has no such API: it is asked once per run, and its referrers tag schema is read
@@ -602,13 +641,7 @@ impl Syncer {
         let mut read: Option<HashMap<(Digest, String), Digest>> = None;
         let mut count = 0;
         for digest in digests {
-            let supported = self
-                .referrers_api
-                .lock()
-                .expect("referrers lock")
-                .get(&registry)
-                .copied();
-            if supported == Some(false) {
+            if self.referrers_api_known(repository) == Some(false) {
                 break;
             }
             let Some((answered, layers)) =

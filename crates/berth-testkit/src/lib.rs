@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod metrics;
 pub mod receiver;
+pub mod referrers;
 mod serve;
 pub use serve::ServeProcess;
 

@@ -189,7 +189,7 @@ fn serve_connection(stream: TcpStream, shared: &Mutex<Shared>) {
 }
 
 /// One HTTP/1.1 request: request line, headers, a `content-length` or chunked body.
-fn read_request(reader: &mut impl BufRead) -> Option<(Received, bool)> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> Option<(Received, bool)> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;

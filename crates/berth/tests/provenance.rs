@@ -1163,3 +1163,130 @@ fn a_thousand_referrers_are_read_within_bounds() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A signature attached through the OCI 1.1 referrers API after berth first synced the
+/// image (CI pushes, then signs): the tag did not move and a referrer has no tag of its own,
+/// so only asking again about recently tagged digests finds it. The registry is the test's
+/// own `docker-registry` behind a front that adds the referrers API it lacks.
+#[test]
+fn a_signature_attached_after_the_first_sync_is_found_through_the_referrers_api() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let front = berth_testkit::referrers::ReferrersFront::start(&registry.address);
+    let at = front.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-late-signed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "signatures:\n  keys:\n    - {name: release, file: release.pem}\n",
+    )
+    .unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    registry.copy_from_testbed("berth/base:1", "late/app:1");
+    let subject = testbed.digest("berth/base:1");
+    let repository = format!("{at}/late/app");
+    let sync = |recheck: &str| {
+        report(
+            &berth(&[
+                "sync",
+                "--repo",
+                &repository,
+                "--insecure-registry",
+                &at,
+                "--store",
+                &store,
+                "--policy",
+                policy.to_str().unwrap(),
+                "--no-layers",
+                "--referrers-recheck",
+                recheck,
+                "--json",
+            ]),
+            0,
+        )
+    };
+    let verified = || {
+        let shown = report(
+            &berth(&[
+                "provenance",
+                &format!("{repository}@{subject}"),
+                "--json",
+                "--insecure-registry",
+                &at,
+                "--store",
+                &store,
+            ]),
+            0,
+        );
+        shown["synced_signatures"]["checks"]
+            .as_array()
+            .map(|checks| {
+                checks
+                    .iter()
+                    .filter(|check| check["verified"] == true)
+                    .map(|check| check["key_name"].as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let referrers_path = format!("/v2/late/app/referrers/{subject}");
+
+    // The first sync: the tag reaches the digest, the API is asked, nothing is there yet.
+    let first = sync("24h");
+    assert_eq!(first["repositories"][0]["signatures_read"], 0, "{first:#}");
+    assert_eq!(front.asked(), [referrers_path]);
+
+    // cosign sign --registry-referrers-mode=oci-1-1: an untagged manifest whose subject is
+    // the image, found only through the referrers API.
+    let payload = simple_signing(&repository, &subject);
+    let signature = sign(&dir, "release", &payload);
+    let config = b"{}".to_vec();
+    let config_digest = registry.put_blob("late/app", &config);
+    let layer_digest = registry.put_blob("late/app", &payload);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": layer_digest, "size": payload.len(),
+            "annotations": {"dev.cosignproject.cosign/signature": signature}
+        }],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 0}
+    })
+    .to_string();
+    let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+    let answered = registry.put_manifest("late/app", &digest, manifest.as_bytes());
+    assert_eq!(answered, digest);
+    front.add(
+        "late/app",
+        &subject,
+        json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": manifest.len(),
+            "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json"
+        }),
+    );
+
+    // Without the recheck the unchanged tag is not asked about: the signature stays unseen.
+    let blind = sync("0s");
+    assert_eq!(blind["repositories"][0]["signatures_read"], 0, "{blind:#}");
+    assert_eq!(front.asked().len(), 1);
+    assert!(verified().is_empty());
+
+    // With it (the default, a day) the digest tagged minutes ago is asked again.
+    let found = sync("24h");
+    assert_eq!(found["repositories"][0]["signatures_read"], 1, "{found:#}");
+    assert_eq!(front.asked().len(), 2);
+    assert_eq!(verified(), ["release"]);
+
+    // Asked again at the next run, but an unchanged answer is not read again.
+    let again = sync("24h");
+    assert_eq!(again["repositories"][0]["signatures_read"], 0, "{again:#}");
+    assert_eq!(front.asked().len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -273,6 +273,12 @@ fn explain(
                 None,
                 None,
             );
+            push(
+                "sync.referrers_recheck",
+                text(duration_text(sync.options.referrers_recheck)),
+                None,
+                None,
+            );
         }
         None => push("sync", text("off".into()), None, None),
     }

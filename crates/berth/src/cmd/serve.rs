@@ -442,6 +442,9 @@ fn sync_settings(
         client: file_registry_args(file, relative).client_config(env)?,
         options: SyncOptions {
             scan_layers: section.layers.unwrap_or(true),
+            referrers_recheck: section
+                .referrers_recheck
+                .unwrap_or(berth_sync::REFERRERS_RECHECK),
             ..SyncOptions::default()
         },
     })

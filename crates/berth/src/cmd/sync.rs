@@ -57,6 +57,11 @@ pub struct Args {
     /// Do not read signatures and attestations (cosign's `.sig`/`.att` tags, referrers tags).
     #[arg(long)]
     pub no_signatures: bool,
+    /// Ask the OCI 1.1 referrers API again about digests tagged within this long (a signature
+    /// or attestation attached after the push has no tag to show it); `0` asks only when a
+    /// tag first reaches a digest. With trusted keys only.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub referrers_recheck: String,
     /// Do not read layers (no OS identity or libc; manifests, configs and lineage only).
     #[arg(long)]
     pub no_layers: bool,
@@ -116,6 +121,8 @@ pub fn exec(args: Args, env: &Environment) -> anyhow::Result<ExitCode> {
         repository_concurrency: args.concurrency,
         scan_layers: !args.no_layers,
         read_signatures: !args.no_signatures,
+        referrers_recheck: berth_core::duration::parse(&args.referrers_recheck)
+            .map_err(|error| usage(format!("--referrers-recheck: {error}")))?,
         trusted_keys: match args
             .policy
             .clone()
