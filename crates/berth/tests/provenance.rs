@@ -1290,3 +1290,140 @@ fn a_signature_attached_after_the_first_sync_is_found_through_the_referrers_api(
     assert_eq!(front.asked().len(), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Promotion gates `signed` and `tested` decide from what the store holds about the candidate
+/// digest: blocked while nothing is known, still blocked once a synced signature verified
+/// (untested), promoted once a pipeline recorded passing tests; the target tag is read back
+/// from the registry.
+#[test]
+fn promotion_gates_wait_for_a_verified_signature_and_a_passing_test() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-gated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "signatures:\n  keys:\n    - {name: release, file: release.pem}\n",
+    )
+    .unwrap();
+    let repository = format!("{own}/gated/app");
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!("images:\n  app:\n    image: {repository}\n    channels: [staging, latest]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("channels.yaml"),
+        "promotions:\n  - {from: staging, to: latest, gates: [signed, tested]}\n",
+    )
+    .unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    registry.copy_from_testbed("berth/base:1", "gated/app:staging");
+    let candidate = testbed.digest("berth/base:1");
+    let catalog = dir.join("catalog.yaml");
+    let rules = dir.join("channels.yaml");
+    let promote = || {
+        berth(&[
+            "promote",
+            "app",
+            "--from",
+            "staging",
+            "--to",
+            "latest",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "--store",
+            &store,
+            "--insecure-registry",
+            &own,
+        ])
+    };
+    let latest = || {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{repository}:latest"),
+        ])
+    };
+    let text = |output: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+
+    // Nothing known: both gates block, each saying how to satisfy it.
+    let blocked = promote();
+    assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked));
+    let said = text(&blocked);
+    assert!(
+        said.contains("no signature by a trusted key is known"),
+        "{said}"
+    );
+    assert!(said.contains("no passing test result is known"), "{said}");
+
+    // cosign sign, then a sync with the policy's keys: signed, still untested.
+    let payload = simple_signing(&repository, &candidate);
+    let signature = sign(&dir, "release", &payload);
+    push_cosign(
+        &registry,
+        "gated/app",
+        &cosign_tag(&candidate, "sig"),
+        &[(
+            payload,
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            json!({"dev.cosignproject.cosign/signature": signature}),
+        )],
+    );
+    let synced = report(
+        &berth(&[
+            "sync",
+            "--repo",
+            &repository,
+            "--insecure-registry",
+            &own,
+            "--store",
+            &store,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--no-layers",
+            "--json",
+        ]),
+        0,
+    );
+    assert_eq!(synced["repositories"][0]["signatures_read"], 1, "{synced:#}");
+    let blocked = promote();
+    assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked));
+    let said = text(&blocked);
+    assert!(!said.contains("no signature by a trusted key"), "{said}");
+    assert!(said.contains("no passing test result is known"), "{said}");
+
+    // The pipeline records its passing tests: the promotion goes out.
+    let recorded = berth(&[
+        "provenance",
+        "record",
+        &format!("{repository}@{candidate}"),
+        "--tests",
+        "passed",
+        "--store",
+        &store,
+    ]);
+    assert!(recorded.status.success(), "{}", text(&recorded));
+    let promoted = promote();
+    assert_eq!(promoted.status.code(), Some(0), "{}", text(&promoted));
+    let file = dir.join("latest.json");
+    std::fs::write(&file, latest()).unwrap();
+    assert_eq!(
+        skopeo(&["manifest-digest", file.to_str().unwrap()]).trim(),
+        candidate
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
