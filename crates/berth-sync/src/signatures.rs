@@ -23,8 +23,10 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// A DSSE envelope layer (cosign's `.att` manifest, and in-toto referrers).
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-/// Sigstore bundles (keyless signing's usual form): recognised, not verified by this version.
-pub const SIGSTORE_BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
+/// Sigstore bundles (cosign 3's form, as OCI 1.1 referrers): their DSSE envelope is verified
+/// with the trusted keys; a cosign image signature (`https://sigstore.dev/cosign/sign/v1`)
+/// counts as a signature, any other statement as an attestation.
+pub use berth_trust::SIGSTORE_BUNDLE_PREFIX;
 /// Layers read per signature or attestation manifest.
 pub const LAYERS_MAX: usize = 16;
 /// Referrers read per digest from its referrers tag index.
@@ -155,10 +157,12 @@ async fn read_layers(
             continue;
         }
         let media_type = descriptor.media_type.as_str();
-        let (kind, readable) = match media_type {
-            SIMPLE_SIGNING_MEDIA_TYPE => (SignedKind::Signature, true),
-            DSSE_MEDIA_TYPE => (SignedKind::Attestation, true),
-            _ if media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) => (SignedKind::Signature, false),
+        let bundle = media_type.starts_with(SIGSTORE_BUNDLE_PREFIX);
+        let kind = match media_type {
+            SIMPLE_SIGNING_MEDIA_TYPE => SignedKind::Signature,
+            DSSE_MEDIA_TYPE => SignedKind::Attestation,
+            // Sorted below, once its statement's predicate type is read.
+            _ if bundle => SignedKind::Attestation,
             _ => continue, // an SBOM, a config: not a signature
         };
         let mut layer = SignatureLayer {
@@ -170,21 +174,21 @@ async fn read_layers(
             signature: descriptor.annotations.get(SIGNATURE_ANNOTATION).cloned(),
             problem: None,
         };
-        if !readable {
-            layer.problem = Some(
-                "a Sigstore bundle (keyless signing), which this version of berth does not verify"
-                    .to_string(),
-            );
-            layers.push(layer);
-            continue;
-        }
-        let what = kind.as_str();
+        let what = if bundle { "bundle" } else { kind.as_str() };
         match client
             .blob_bytes(at, descriptor, berth_trust::MAX_PAYLOAD_BYTES as u64, what)
             .await
         {
             Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
-                Ok(text) => layer.payload = Some(text),
+                Ok(text) => {
+                    if bundle
+                        && berth_trust::bundle_predicate_type(text.as_bytes()).as_deref()
+                            == Some(berth_trust::COSIGN_SIGN_V1)
+                    {
+                        layer.kind = SignedKind::Signature;
+                    }
+                    layer.payload = Some(text);
+                }
                 Err(_) => layer.problem = Some("the layer is not UTF-8 JSON".to_string()),
             },
             Err(error @ OciError::TooLarge { .. }) => layer.problem = Some(error.to_string()),
@@ -235,7 +239,20 @@ fn verify_payload(
         tests: None,
         tests_url: None,
     };
+    let bundle = layer.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX);
     match layer.kind {
+        SignedKind::Signature if bundle => {
+            let attestation =
+                berth_trust::verify_bundle(payload.as_bytes(), keys, subject.as_str())
+                    .map_err(|refusal| refusal.to_string())?;
+            let claimed = &attestation.statement.predicate_type;
+            if claimed != berth_trust::COSIGN_SIGN_V1 {
+                return Err(format!(
+                    "the bundle's statement is a {claimed}, not a cosign image signature"
+                ));
+            }
+            signed.predicate_type = Some(claimed.clone());
+        }
         SignedKind::Signature => {
             let signature = layer.signature.as_deref().unwrap_or_default();
             berth_trust::verify_simple_signing(
@@ -248,9 +265,12 @@ fn verify_payload(
             .map_err(|refusal| refusal.to_string())?;
         }
         SignedKind::Attestation => {
-            let attestation =
+            let attestation = if bundle {
+                berth_trust::verify_bundle(payload.as_bytes(), keys, subject.as_str())
+            } else {
                 berth_trust::verify_attestation(payload.as_bytes(), keys, subject.as_str())
-                    .map_err(|refusal| refusal.to_string())?;
+            }
+            .map_err(|refusal| refusal.to_string())?;
             signed.predicate_type = Some(attestation.statement.predicate_type.clone());
             match &attestation.statement.predicate {
                 Predicate::Provenance(provenance) => {

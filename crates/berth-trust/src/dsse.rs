@@ -16,7 +16,7 @@ const LENIENT: GeneralPurposeConfig =
 const STANDARD_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const URL_SAFE_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
-fn decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
     STANDARD_ANY
         .decode(text)
         .or_else(|_| URL_SAFE_ANY.decode(text))

@@ -7,6 +7,7 @@
 //! - [`TrustedKey`]: an ECDSA P-256 or Ed25519 public key from a PEM SubjectPublicKeyInfo.
 //! - [`verify_simple_signing`]: a cosign "simple signing" signature over an image digest.
 //! - [`verify_dsse`] and [`verify_attestation`]: DSSE envelopes, and in-toto statements in them.
+//! - [`verify_bundle`]: a Sigstore bundle's DSSE envelope (cosign 3's form), keyed only.
 //! - [`Statement`]: an in-toto statement, its SLSA provenance or test-result predicate read into
 //!   plain structs.
 //!
@@ -14,6 +15,7 @@
 //! [`MAX_JSON_DEPTH`]), signatures are checked over the exact bytes before those bytes are read,
 //! and JSON with duplicate keys is refused.
 
+mod bundle;
 mod der;
 mod dsse;
 mod json;
@@ -21,6 +23,7 @@ mod key;
 mod simple;
 mod statement;
 
+pub use bundle::{COSIGN_SIGN_V1, SIGSTORE_BUNDLE_PREFIX, bundle_predicate_type, verify_bundle};
 pub use dsse::{Attestation, DsseVerified, pae, verify_attestation, verify_dsse};
 pub use key::{KeyAlgorithm, KeyError, KeyProblem, MAX_PEM_BYTES, TrustedKey};
 pub use simple::{SIMPLE_SIGNING_TYPE, Verified, repository_of, verify_simple_signing};
@@ -81,6 +84,12 @@ pub enum Refusal {
         predicate_type: String,
         problem: String,
     },
+    #[error("the bundle is not a Sigstore bundle berth reads: {0}")]
+    NotBundle(String),
+    #[error(
+        "a keyless bundle (signed with a Fulcio certificate) no trusted key signed: berth verifies bundles signed by a trusted key only"
+    )]
+    Keyless,
     #[error("the statement's subjects do not include image {image_digest}")]
     SubjectNotCovered { image_digest: String },
 }

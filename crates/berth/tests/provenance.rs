@@ -1399,7 +1399,10 @@ fn promotion_gates_wait_for_a_verified_signature_and_a_passing_test() {
         ]),
         0,
     );
-    assert_eq!(synced["repositories"][0]["signatures_read"], 1, "{synced:#}");
+    assert_eq!(
+        synced["repositories"][0]["signatures_read"], 1,
+        "{synced:#}"
+    );
     let blocked = promote();
     assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked));
     let said = text(&blocked);
@@ -1424,6 +1427,219 @@ fn promotion_gates_wait_for_a_verified_signature_and_a_passing_test() {
     assert_eq!(
         skopeo(&["manifest-digest", file.to_str().unwrap()]).trim(),
         candidate
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Pushes an untagged OCI 1.1 referrer of `subject` in `repository` whose one layer is a
+/// Sigstore bundle, as cosign 3 attaches signatures and attestations, and lists it on the
+/// front's referrers API.
+fn push_bundle_referrer(
+    registry: &OwnRegistry,
+    front: &berth_testkit::referrers::ReferrersFront,
+    repository: &str,
+    subject: &str,
+    bundle: &[u8],
+) {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let config = b"{}".to_vec();
+    let config_digest = registry.put_blob(repository, &config);
+    let layer_digest = registry.put_blob(repository, bundle);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": BUNDLE, "digest": layer_digest, "size": bundle.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 0}
+    })
+    .to_string();
+    let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+    assert_eq!(
+        registry.put_manifest(repository, &digest, manifest.as_bytes()),
+        digest
+    );
+    front.add(
+        repository,
+        subject,
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+               "size": manifest.len(), "artifactType": BUNDLE}),
+    );
+}
+
+/// cosign 3's defaults: the image signature is a Sigstore bundle whose DSSE envelope holds an
+/// in-toto statement of type `https://sigstore.dev/cosign/sign/v1`, attached as an OCI 1.1
+/// referrer; a test-result attestation the same way. Made with openssl, synced through the
+/// referrers API, and admitted by `berth check --store` under the `signatures` and
+/// `provenance` rules; a keyless bundle by a certificate is kept and refused, saying why.
+#[test]
+fn cosign_3_bundles_attached_as_referrers_are_verified() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let front = berth_testkit::referrers::ReferrersFront::start(&registry.address);
+    let at = front.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-bundles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    key_pair(&dir, "release");
+    key_pair(&dir, "stranger");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "signatures:\n  keys:\n    - {name: release, file: release.pem}\n\
+         provenance:\n  require: [tested]\n  from: [attestation]\n",
+    )
+    .unwrap();
+    let catalog = dir.join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "images:\n  other:\n    image: registry.example/other\n",
+    )
+    .unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    registry.copy_from_testbed("berth/base:1", "v3/app:1");
+    let subject = testbed.digest("berth/base:1");
+    let hex = subject.trim_start_matches("sha256:");
+    let repository = format!("{at}/v3/app");
+    let statement = |predicate_type: &str, predicate: Value| {
+        json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": repository, "digest": {"sha256": hex}}],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        })
+        .to_string()
+    };
+    let bundle = |key: &str, statement: &str, material: Value| {
+        let envelope: Value = serde_json::from_slice(&dsse(&dir, key, statement)).unwrap();
+        json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": material,
+            "dsseEnvelope": envelope,
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let keyed = json!({"publicKey": {"hint": "release"}, "tlogEntries": []});
+    let signed = statement("https://sigstore.dev/cosign/sign/v1", json!({}));
+    let tested = statement(
+        "https://in-toto.io/attestation/test-result/v0.1",
+        json!({"result": "PASSED", "configuration": [], "url": "https://ci.example/runs/7"}),
+    );
+    push_bundle_referrer(
+        &registry,
+        &front,
+        "v3/app",
+        &subject,
+        &bundle("release", &signed, keyed.clone()),
+    );
+    push_bundle_referrer(
+        &registry,
+        &front,
+        "v3/app",
+        &subject,
+        &bundle("release", &tested, keyed),
+    );
+    push_bundle_referrer(
+        &registry,
+        &front,
+        "v3/app",
+        &subject,
+        &bundle(
+            "stranger",
+            &signed,
+            json!({"certificate": {"rawBytes": "MIIB"}}),
+        ),
+    );
+
+    let synced = report(
+        &berth(&[
+            "sync",
+            "--repo",
+            &repository,
+            "--insecure-registry",
+            &at,
+            "--store",
+            &store,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--no-layers",
+            "--json",
+        ]),
+        0,
+    );
+    assert_eq!(
+        synced["repositories"][0]["signatures_read"], 1,
+        "{synced:#}"
+    );
+    let shown = report(
+        &berth(&[
+            "provenance",
+            &format!("{repository}@{subject}"),
+            "--json",
+            "--insecure-registry",
+            &at,
+            "--store",
+            &store,
+        ]),
+        0,
+    );
+    let layers = shown["synced_signatures"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{shown:#}");
+    let checks = shown["synced_signatures"]["checks"].as_array().unwrap();
+    let verified: Vec<(&str, &str)> = checks
+        .iter()
+        .filter(|check| check["verified"] == true)
+        .map(|check| {
+            (
+                check["predicate_type"].as_str().unwrap_or(""),
+                check["tests"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(verified.len(), 2, "{shown:#}");
+    assert!(
+        verified.contains(&("https://sigstore.dev/cosign/sign/v1", "")),
+        "{shown:#}"
+    );
+    assert!(
+        verified.contains(&("https://in-toto.io/attestation/test-result/v0.1", "passed")),
+        "{shown:#}"
+    );
+    assert!(
+        checks.iter().any(|check| check["verified"] == false
+            && check["refusal"]
+                .as_str()
+                .is_some_and(|refusal| refusal.contains("keyless bundle"))),
+        "{shown:#}"
+    );
+    let kinds: Vec<&str> = layers
+        .iter()
+        .map(|layer| layer["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "signature").count(),
+        2,
+        "{kinds:?}"
+    );
+
+    let check = berth(&[
+        "check",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--store",
+        &store,
+        "--image",
+        &format!("{repository}@{subject}"),
+    ]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
