@@ -45,6 +45,10 @@ pub(crate) const NEXT_GENERATION: &str =
 /// Error texts are capped: a registry's error page must not bloat the store.
 const ERROR_TEXT_MAX: usize = 2048;
 
+/// Rows per multi-row INSERT when a sync is recorded: 500 rows of 15 columns stay far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// How much the store knows ([`Store::counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KnowledgeCounts {
@@ -229,95 +233,146 @@ impl Store {
             .await
             .map_err(db("record the repository"))?;
 
-            for manifest in &snapshot.manifests {
-                let inserted = sqlx::query(
-                    "INSERT INTO manifests (digest, media_type, size, raw, is_index, first_seen_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (digest) DO NOTHING",
-                )
-                .bind(manifest.digest.as_str())
-                .bind(&manifest.media_type)
-                .bind(signed("manifest size", manifest.raw.len() as u64)?)
-                .bind(&manifest.raw)
-                .bind(matches!(manifest.kind, ManifestKind::Index(_)))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record a manifest"))?;
-                summary.manifests_added += inserted.rows_affected();
-                let ManifestKind::Index(entries) = &manifest.kind else {
-                    continue;
-                };
-                for (position, entry) in entries.iter().enumerate() {
-                    let platform = entry.platform.as_ref();
-                    sqlx::query(
-                        "INSERT INTO index_entries (index_digest, position, child_digest,
-                             media_type, os, arch, variant, is_attestation)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                         ON CONFLICT (index_digest, position) DO NOTHING",
-                    )
-                    .bind(manifest.digest.as_str())
-                    .bind(signed("index position", position as u64)?)
-                    .bind(entry.child.as_str())
-                    .bind(&entry.media_type)
-                    .bind(platform.map(|p| p.os.as_str()))
-                    .bind(platform.map(|p| p.architecture.as_str()))
-                    .bind(platform.and_then(|p| p.variant.as_deref()))
-                    .bind(entry.is_attestation)
+            // Rows go in as multi-row INSERTs of up to ROWS_PER_STATEMENT rows: a statement
+            // per row cost a round trip to SQLite's worker thread each, most of a cold sync's
+            // CPU (docs/benchmarks.md). Duplicates are dropped first (an upsert may not touch a
+            // row twice in one statement on PostgreSQL).
+            let mut seen = HashSet::new();
+            let manifests: Vec<_> = snapshot
+                .manifests
+                .iter()
+                .filter(|manifest| seen.insert(manifest.digest.as_str()))
+                .map(|manifest| {
+                    Ok((
+                        manifest,
+                        signed("manifest size", manifest.raw.len() as u64)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for chunk in manifests.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO manifests (digest, media_type, size, raw, is_index, first_seen_at) ",
+                );
+                insert.push_values(chunk, |mut row, (manifest, size)| {
+                    row.push_bind(manifest.digest.as_str())
+                        .push_bind(manifest.media_type.as_str())
+                        .push_bind(*size)
+                        .push_bind(manifest.raw.as_slice())
+                        .push_bind(matches!(manifest.kind, ManifestKind::Index(_)))
+                        .push_bind(now);
+                });
+                insert.push(" ON CONFLICT (digest) DO NOTHING");
+                let inserted = insert
+                    .build()
                     .execute(&mut *tx)
                     .await
-                    .map_err(db("record an index entry"))?;
+                    .map_err(db("record manifests"))?;
+                summary.manifests_added += inserted.rows_affected();
+            }
+            let mut entries = Vec::new();
+            for (manifest, _) in &manifests {
+                if let ManifestKind::Index(children) = &manifest.kind {
+                    for (position, entry) in children.iter().enumerate() {
+                        let position = signed("index position", position as u64)?;
+                        entries.push((manifest.digest.as_str(), position, entry));
+                    }
                 }
             }
+            for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO index_entries (index_digest, position, child_digest, media_type,
+                         os, arch, variant, is_attestation) ",
+                );
+                insert.push_values(chunk, |mut row, (index, position, entry)| {
+                    let platform = entry.platform.as_ref();
+                    row.push_bind(*index)
+                        .push_bind(*position)
+                        .push_bind(entry.child.as_str())
+                        .push_bind(entry.media_type.as_str())
+                        .push_bind(platform.map(|p| p.os.as_str()))
+                        .push_bind(platform.map(|p| p.architecture.as_str()))
+                        .push_bind(platform.and_then(|p| p.variant.as_deref()))
+                        .push_bind(entry.is_attestation);
+                });
+                insert.push(" ON CONFLICT (index_digest, position) DO NOTHING");
+                insert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("record index entries"))?;
+            }
 
-            for image in &snapshot.images {
-                // Facts from the manifest and config never change; the OS identity may arrive
-                // later (a layer read that failed before), so it fills in but never erases.
-                sqlx::query(
+            // Facts from the manifest and config never change; the OS identity may arrive later
+            // (a layer read that failed before), so it fills in but never erases.
+            let mut seen = HashSet::new();
+            let images: Vec<_> = snapshot
+                .images
+                .iter()
+                .filter(|image| seen.insert(image.digest.as_str()))
+                .map(|image| Ok((image, signed("image total size", image.total_size)?)))
+                .collect::<Result<_, StoreError>>()?;
+            for chunk in images.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO images (digest, config_digest, created, os, arch, variant,
                          labels, annotations, total_size, os_id, os_pretty, libc, first_seen_at,
-                         chain_key, generation)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                     ON CONFLICT (digest) DO UPDATE SET
+                         chain_key, generation) ",
+                );
+                insert.push_values(chunk, |mut row, (image, total_size)| {
+                    row.push_bind(image.digest.as_str())
+                        .push_bind(image.config_digest.as_str())
+                        .push_bind(image.created.map(stored_time))
+                        .push_bind(image.platform.os.as_str())
+                        .push_bind(image.platform.architecture.as_str())
+                        .push_bind(image.platform.variant.as_deref())
+                        .push_bind(Json(&image.labels))
+                        .push_bind(Json(&image.annotations))
+                        .push_bind(*total_size)
+                        .push_bind(image.os_id.as_ref().map(OsIdentity::as_str))
+                        .push_bind(image.os_pretty.as_deref())
+                        .push_bind(image.libc.map(libc_text))
+                        .push_bind(now)
+                        .push_bind(chain_key(image))
+                        .push_bind(generation);
+                });
+                insert.push(
+                    " ON CONFLICT (digest) DO UPDATE SET
                          os_id = COALESCE(excluded.os_id, images.os_id),
                          os_pretty = COALESCE(excluded.os_pretty, images.os_pretty),
                          libc = COALESCE(excluded.libc, images.libc)",
-                )
-                .bind(image.digest.as_str())
-                .bind(image.config_digest.as_str())
-                .bind(image.created.map(stored_time))
-                .bind(&image.platform.os)
-                .bind(&image.platform.architecture)
-                .bind(image.platform.variant.as_deref())
-                .bind(Json(&image.labels))
-                .bind(Json(&image.annotations))
-                .bind(signed("image total size", image.total_size)?)
-                .bind(image.os_id.as_ref().map(OsIdentity::as_str))
-                .bind(image.os_pretty.as_deref())
-                .bind(image.libc.map(libc_text))
-                .bind(now)
-                .bind(chain_key(image))
-                .bind(generation)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record an image"))?;
-                for (position, layer) in image.layers.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO image_layers (image_digest, position, layer_digest, diff_id,
-                             size, media_type)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (image_digest, position) DO NOTHING",
-                    )
-                    .bind(image.digest.as_str())
-                    .bind(signed("layer position", position as u64)?)
-                    .bind(layer.digest.as_str())
-                    .bind(layer.diff_id.as_str())
-                    .bind(signed("layer size", layer.size)?)
-                    .bind(&layer.media_type)
+                );
+                insert
+                    .build()
                     .execute(&mut *tx)
                     .await
-                    .map_err(db("record a layer"))?;
+                    .map_err(db("record images"))?;
+            }
+            let mut layers = Vec::new();
+            for (image, _) in &images {
+                for (position, layer) in image.layers.iter().enumerate() {
+                    let position = signed("layer position", position as u64)?;
+                    let size = signed("layer size", layer.size)?;
+                    layers.push((image.digest.as_str(), position, layer, size));
                 }
+            }
+            for chunk in layers.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO image_layers (image_digest, position, layer_digest, diff_id,
+                         size, media_type) ",
+                );
+                insert.push_values(chunk, |mut row, (image, position, layer, size)| {
+                    row.push_bind(*image)
+                        .push_bind(*position)
+                        .push_bind(layer.digest.as_str())
+                        .push_bind(layer.diff_id.as_str())
+                        .push_bind(*size)
+                        .push_bind(layer.media_type.as_str());
+                });
+                insert.push(" ON CONFLICT (image_digest, position) DO NOTHING");
+                insert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("record layers"))?;
             }
 
             for fact in &snapshot.layer_facts {
@@ -343,6 +398,43 @@ impl Store {
                 .map(|(tag, digest, gone_at)| (tag.as_str(), (digest.as_str(), gone_at.is_some())))
                 .collect();
 
+            let tag_rows: Vec<(&str, &str)> = snapshot_tags
+                .iter()
+                .map(|(tag, digest)| (*tag, digest.as_str()))
+                .collect();
+            for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
+                let mut upsert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO tags (registry, repository, tag, digest, first_seen_at,
+                         last_seen_at, digest_since, gone_at, generation) ",
+                );
+                upsert.push_values(chunk, |mut row, (tag, digest)| {
+                    row.push_bind(registry)
+                        .push_bind(name)
+                        .push_bind(*tag)
+                        .push_bind(*digest)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(None::<DateTime<Utc>>)
+                        .push_bind(generation);
+                });
+                upsert.push(
+                    " ON CONFLICT (registry, repository, tag) DO UPDATE SET
+                         digest = excluded.digest,
+                         last_seen_at = excluded.last_seen_at,
+                         digest_since = CASE WHEN tags.digest = excluded.digest
+                             THEN tags.digest_since ELSE excluded.digest_since END,
+                         gone_at = NULL,
+                         generation = CASE
+                             WHEN tags.digest = excluded.digest AND tags.gone_at IS NULL
+                             THEN tags.generation ELSE excluded.generation END",
+                );
+                upsert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("record tags"))?;
+            }
             for (tag, digest) in &snapshot_tags {
                 match known.get(tag) {
                     None => summary.tags_added += 1,
@@ -369,44 +461,32 @@ impl Store {
                     .await
                     .map_err(db("record a tag move"))?;
                 }
-                sqlx::query(
-                    "INSERT INTO tags (registry, repository, tag, digest, first_seen_at,
-                         last_seen_at, digest_since, gone_at, generation)
-                     VALUES ($1, $2, $3, $4, $5, $5, $5, NULL, $6)
-                     ON CONFLICT (registry, repository, tag) DO UPDATE SET
-                         digest = excluded.digest,
-                         last_seen_at = excluded.last_seen_at,
-                         digest_since = CASE WHEN tags.digest = excluded.digest
-                             THEN tags.digest_since ELSE excluded.digest_since END,
-                         gone_at = NULL,
-                         generation = CASE
-                             WHEN tags.digest = excluded.digest AND tags.gone_at IS NULL
-                             THEN tags.generation ELSE excluded.generation END",
-                )
-                .bind(registry)
-                .bind(name)
-                .bind(*tag)
-                .bind(digest.as_str())
-                .bind(now)
-                .bind(generation)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record a tag"))?;
             }
 
             // A digest tagged here again is no longer one berth deleted.
-            let tagged: BTreeSet<&str> = snapshot_tags.values().map(|d| d.as_str()).collect();
-            for digest in tagged {
-                sqlx::query(
-                    "DELETE FROM deleted_manifests
-                     WHERE registry = $1 AND repository = $2 AND digest = $3",
-                )
-                .bind(registry)
-                .bind(name)
-                .bind(digest)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("forget a deletion"))?;
+            let tagged: Vec<&str> = snapshot_tags
+                .values()
+                .map(|d| d.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for chunk in tagged.chunks(ROWS_PER_STATEMENT) {
+                let mut delete = sqlx::QueryBuilder::<Db>::new(
+                    "DELETE FROM deleted_manifests WHERE registry = ",
+                );
+                delete.push_bind(registry);
+                delete.push(" AND repository = ").push_bind(name);
+                delete.push(" AND digest IN (");
+                let mut digests = delete.separated(", ");
+                for digest in chunk {
+                    digests.push_bind(*digest);
+                }
+                delete.push(")");
+                delete
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("forget deletions"))?;
             }
 
             for (tag, (_, gone)) in &known {

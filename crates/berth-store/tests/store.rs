@@ -512,7 +512,7 @@ async fn a_failed_sync_leaves_nothing_behind(url: String) {
         matches!(
             error,
             StoreError::Database {
-                operation: "record a tag",
+                operation: "record tags",
                 ..
             }
         ),
