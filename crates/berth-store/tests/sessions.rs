@@ -43,7 +43,13 @@ async fn a_session_lasts_until_it_expires_or_ends(url: String) {
     assert_eq!(store.ui_session("id-unknown", at(10)).await.unwrap(), None);
     // Expired at its `expires_at`, though still in the table until the next sign-in.
     assert_eq!(store.ui_session("id-alice", at(3600)).await.unwrap(), None);
-    assert!(store.ui_session("id-alice", at(3599)).await.unwrap().is_some());
+    assert!(
+        store
+            .ui_session("id-alice", at(3599))
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // A sign-in after it expired removes it: not even an earlier `now` finds it then.
     store
@@ -104,5 +110,11 @@ async fn a_session_is_kept_by_its_hash_and_survives_a_reopen(url: String) {
     )
     .await;
     assert_eq!(store.ui_session("id-bob", at(10)).await.unwrap(), None);
-    assert!(store.ui_session("id-alice", at(10)).await.unwrap().is_some());
+    assert!(
+        store
+            .ui_session("id-alice", at(10))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
