@@ -224,6 +224,17 @@ impl Scope {
         }
     }
 
+    /// The scope as the config spells it ([`Scope::parse`] reads it back).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Promote => "promote",
+            Scope::Admin => "admin",
+            Scope::Events => "events",
+            Scope::Ci => "ci",
+        }
+    }
+
     /// Whether a token of this scope may do what `needed` guards.
     pub fn allows(self, needed: Scope) -> bool {
         match (self, needed) {
@@ -930,6 +941,19 @@ mod tests {
                 .join("\n"),
         };
         assert_eq!(got, expect.trim(), "{text}");
+    }
+
+    #[test]
+    fn a_scope_reads_back_as_written() {
+        for scope in [
+            Scope::Read,
+            Scope::Promote,
+            Scope::Admin,
+            Scope::Events,
+            Scope::Ci,
+        ] {
+            assert_eq!(Scope::parse(scope.as_str()), Ok(scope));
+        }
     }
 
     #[test]

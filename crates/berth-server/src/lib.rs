@@ -327,6 +327,7 @@ pub async fn run_with_clock(
                 .as_ref()
                 .map(|promotions| promotions.rules.clone())
                 .unwrap_or_default(),
+            store.as_ref(),
         ),
         retention: retention_state.clone(),
         freshness: freshness_state.clone(),

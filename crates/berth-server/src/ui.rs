@@ -2,12 +2,12 @@
 //! interpolation escaped), usable without JavaScript, each page at a stable URL and linked to
 //! the others — overview, catalog, an entry, images, an image, the diff of two images (`diff`),
 //! the usage campaign, the retention plan and the audit log. Pages that show who runs what or who did what need a
-//! signed-in `read` token unless `ui.anonymous: all`; signing in keeps the token's name and
-//! scope in an HttpOnly, SameSite=Strict session cookie (the token itself is never stored).
+//! signed-in `read` token unless `ui.anonymous: all`; signing in sets an HttpOnly,
+//! SameSite=Strict session cookie whose session (the token's name, hash and scope; never the
+//! token) is in the store, so every replica on it knows the sign-in
+//! (`berth_store::sessions`), and is checked against the configured tokens on every request.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -18,7 +18,7 @@ use berth_core::Digest;
 use berth_core::catalog::{CatalogEntry, State as Lifecycle};
 use berth_core::channels::{Decision, Due, RulesFile};
 use berth_store::{ImageFilter, ImageSummary, RepositoryName, UsageQuery};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
@@ -33,7 +33,9 @@ pub const PAGE: usize = 50;
 /// The session cookie's name.
 const COOKIE: &str = "berth_session";
 /// How long a sign-in lasts.
-const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+const SESSION_TTL: TimeDelta = TimeDelta::hours(8);
+/// What a session's CSRF token is the HMAC of, keyed by the session id.
+const CSRF_LABEL: &[u8] = b"berth dashboard csrf";
 
 /// Who may see what without signing in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,36 +66,57 @@ pub struct UiSettings {
     pub anonymous: Anonymous,
 }
 
-/// A signed-in browser.
-#[derive(Debug, Clone)]
+/// A signed-in browser, as this request sees it.
 struct Session {
+    /// The cookie's value: the CSRF token is derived from it.
+    id: String,
+    /// The token's name: who is signed in, the actor of its forms.
     name: String,
     scope: Scope,
-    /// Every form of this session carries it; a POST without it is refused.
-    csrf: String,
-    expires: Instant,
 }
 
-/// The dashboard's sessions and the tokens they are checked against.
+impl Session {
+    /// The token every form of this session carries; a POST without it is refused.
+    ///
+    /// HMAC-SHA256 of a fixed label keyed by the session id, rather than a random value kept
+    /// beside the session: every replica computes the same token from the cookie it is sent,
+    /// and the store, which keeps only the id's SHA-256, holds neither a working cookie nor a
+    /// form's token. Only the cookie's holder can compute it, and it does not give the id away.
+    fn csrf(&self) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.id.as_bytes());
+        hex(ring::hmac::sign(&key, CSRF_LABEL).as_ref())
+    }
+}
+
+/// The dashboard: its settings, the tokens sessions are checked against, and where the
+/// sessions are kept.
 pub struct Ui {
     pub settings: UiSettings,
     tokens: Vec<ApiToken>,
+    /// The sessions' store, shared by every replica on it. `None` without a store: then there
+    /// are no `api_tokens` either (berth serve refuses them without a store), so no one signs
+    /// in and the pages open to anonymous visitors are all there is.
+    sessions: Option<berth_store::Store>,
     /// The promotion rules the channel page evaluates (`promotions` of the config).
     rules: RulesFile,
     /// The overview's counts and the knowledge generation they were read at: counting 100k
     /// images takes tens of milliseconds, reading the generation one row.
     counts: Mutex<Option<(u64, berth_store::knowledge::KnowledgeCounts)>>,
-    sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Ui {
-    pub fn new(settings: UiSettings, tokens: Vec<ApiToken>, rules: RulesFile) -> Ui {
+    pub fn new(
+        settings: UiSettings,
+        tokens: Vec<ApiToken>,
+        rules: RulesFile,
+        sessions: Option<berth_store::Store>,
+    ) -> Ui {
         Ui {
             settings,
             tokens,
             rules,
             counts: Mutex::new(None),
-            sessions: Mutex::new(HashMap::new()),
+            sessions,
         }
     }
 
@@ -113,45 +136,89 @@ impl Ui {
         Ok(counts)
     }
 
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie(headers, COOKIE)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, session| session.expires > Instant::now());
-        sessions.get(id).cloned()
+    /// The session the request's cookie names, unless it expired by `now` or its token is no
+    /// longer configured as it was at sign-in (same name, secret and scope): a token removed
+    /// from `api_tokens`, or given a new secret or scope, no longer carries its sessions. Such
+    /// a session is refused, not deleted: replicas in the middle of a config rollout may
+    /// disagree on the tokens, and one must not sign a browser out of the others.
+    async fn session(
+        &self,
+        headers: &HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, Refusal> {
+        let (Some(id), Some(store)) = (cookie(headers, COOKIE), &self.sessions) else {
+            return Ok(None);
+        };
+        let Some(stored) = store.ui_session(id, now).await.map_err(failed)? else {
+            return Ok(None);
+        };
+        let configured = self.tokens.iter().find(|token| {
+            token.name == stored.token_name
+                && token.sha256 == stored.token_sha256
+                && token.scope.as_str() == stored.scope
+        });
+        match configured {
+            Some(token) => Ok(Some(Session {
+                id: id.to_string(),
+                name: token.name.clone(),
+                scope: token.scope,
+            })),
+            None => {
+                tracing::info!(token = %stored.token_name, "dashboard session of a token no longer configured refused");
+                Ok(None)
+            }
+        }
     }
 
-    fn sign_in(&self, token: &str) -> Option<(String, Session)> {
+    /// A new session for `token` when it is one of the configured tokens.
+    async fn sign_in(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>, Refusal> {
         let hash = crate::channels_api::token_hash(token);
-        let known = self.tokens.iter().find(|known| known.sha256 == hash)?;
-        let id = random_hex()?;
-        let session = Session {
+        let Some(known) = self.tokens.iter().find(|known| known.sha256 == hash) else {
+            return Ok(None);
+        };
+        let store = self.sessions.as_ref().ok_or_else(|| {
+            refuse((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing in needs a store to keep sessions in",
+            ))
+        })?;
+        let id = random_hex().ok_or_else(|| failed("no random bytes for a session id"))?;
+        let stored = berth_store::UiSession {
+            token_name: known.name.clone(),
+            token_sha256: known.sha256.clone(),
+            scope: known.scope.as_str().to_string(),
+            created_at: now,
+            expires_at: now + SESSION_TTL,
+        };
+        store
+            .create_ui_session(&id, &stored)
+            .await
+            .map_err(failed)?;
+        Ok(Some(Session {
+            id,
             name: known.name.clone(),
             scope: known.scope,
-            csrf: random_hex()?,
-            expires: Instant::now() + SESSION_TTL,
-        };
-        self.sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone(), session.clone());
-        Some((id, session))
+        }))
     }
 
-    fn sign_out(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, COOKIE) {
-            self.sessions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(id);
+    /// Ends the session the request's cookie names, on every replica.
+    async fn sign_out(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        if let (Some(id), Some(store)) = (cookie(headers, COOKIE), &self.sessions) {
+            store.end_ui_session(id).await.map_err(failed)?;
         }
+        Ok(())
     }
 }
 
-/// 32 random bytes in hex: a session id, a CSRF token.
+/// 32 random bytes in hex: a session id.
 fn random_hex() -> Option<String> {
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
-    Some(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Some(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -207,9 +274,13 @@ fn ui(state: &AppState) -> Result<&Ui, Refusal> {
 }
 
 /// Checks access; `Ok(signed-in name)`.
-fn allow(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Option<String>, Refusal> {
+async fn allow(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Option<String>, Refusal> {
     let ui = ui(state)?;
-    let session = ui.session(headers);
+    let session = ui.session(headers, (state.clock)()).await?;
     let open = matches!(
         (ui.settings.anonymous, access),
         (Anonymous::All, _) | (Anonymous::Catalog, Access::Public)
@@ -366,7 +437,7 @@ pub async fn root(State(state): State<AppState>) -> Response {
 
 /// `/ui/`: the overview.
 pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let now = (state.clock)();
     let snapshot = state.catalog.snapshot();
     let mut states = [0usize; 3];
@@ -512,7 +583,7 @@ pub async fn catalog(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let now = (state.clock)();
     let Some(snapshot) = state.catalog.snapshot() else {
         return Ok(page(
@@ -556,7 +627,7 @@ pub async fn entry(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let now = (state.clock)();
     let snapshot = state.catalog.snapshot();
     let Some(entry) = snapshot.as_ref().and_then(|snapshot| {
@@ -577,7 +648,7 @@ pub async fn entry(
     let mut channels = Vec::new();
     let mut history = Vec::new();
     let mut uses = Vec::new();
-    let sensitive_ok = allow(&state, &headers, Access::Sensitive).is_ok();
+    let sensitive_ok = allow(&state, &headers, Access::Sensitive).await.is_ok();
     if let Some(knowledge) = &state.knowledge {
         for (variant, image) in entry.images() {
             let Ok(repository) = RepositoryName::new(image.registry(), image.repository()) else {
@@ -678,7 +749,7 @@ pub async fn images(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let store = store(&state)?;
     let filter = ImageFilter {
         os: query.os.clone().filter(|os| !os.is_empty()),
@@ -737,7 +808,7 @@ pub async fn image(
     headers: HeaderMap,
     Path(digest): Path<String>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let store = store(&state)?;
     let Ok(digest) = Digest::parse(&digest) else {
         return Err(refuse((StatusCode::BAD_REQUEST, "not a digest")));
@@ -798,7 +869,7 @@ pub async fn image(
             base_indexes.as_slice(),
         )),
     );
-    let sensitive_ok = allow(&state, &headers, Access::Sensitive).is_ok();
+    let sensitive_ok = allow(&state, &headers, Access::Sensitive).await.is_ok();
     let uses = if sensitive_ok {
         store
             .usage(&UsageQuery {
@@ -891,7 +962,7 @@ pub async fn usage(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Sensitive)?;
+    let user = allow(&state, &headers, Access::Sensitive).await?;
     let store = store(&state)?;
     let wanted = match query.state.as_deref() {
         Some("deprecated") => Lifecycle::Deprecated,
@@ -942,7 +1013,7 @@ pub async fn retention(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Sensitive)?;
+    let user = allow(&state, &headers, Access::Sensitive).await?;
     let Some(run) = state
         .retention
         .as_ref()
@@ -999,7 +1070,7 @@ pub async fn audit(
     headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Sensitive)?;
+    let user = allow(&state, &headers, Access::Sensitive).await?;
     let store = store(&state)?;
     let subject = query.subject.clone().filter(|s| !s.is_empty());
     let action = query.action.clone().filter(|s| !s.is_empty());
@@ -1043,7 +1114,10 @@ pub async fn audit(
 /// `GET /ui/signin`: the sign-in form.
 pub async fn signin_form(State(state): State<AppState>, headers: HeaderMap) -> Page {
     let ui = ui(&state)?;
-    let user = ui.session(&headers).map(|session| session.name);
+    let user = ui
+        .session(&headers, (state.clock)())
+        .await?
+        .map(|session| session.name);
     Ok(page(
         "Sign in",
         "sign in",
@@ -1078,12 +1152,17 @@ pub async fn signin(
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
     }
-    match ui.sign_in(form.token.trim()) {
-        Some((id, session)) => {
+    let signed_in = match ui.sign_in(form.token.trim(), (state.clock)()).await {
+        Ok(signed_in) => signed_in,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match signed_in {
+        Some(session) => {
             tracing::info!(token = %session.name, "dashboard sign-in");
             let cookie = format!(
-                "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
-                SESSION_TTL.as_secs()
+                "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+                session.id,
+                SESSION_TTL.num_seconds()
             );
             let mut response = Redirect::to("/ui/").into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -1101,8 +1180,10 @@ pub async fn signin(
 
 /// `/ui/signout`: ends the session.
 pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Ok(ui) = ui(&state) {
-        ui.sign_out(&headers);
+    if let Ok(ui) = ui(&state)
+        && let Err(refusal) = ui.sign_out(&headers).await
+    {
+        return refusal.into_response();
     }
     let mut response = Redirect::to("/ui/").into_response();
     response.headers_mut().insert(
@@ -1127,7 +1208,7 @@ pub async fn channels(
     headers: HeaderMap,
     Query(query): Query<ChannelsQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let ui = ui(&state)?;
     let store = store(&state)?;
     let now = (state.clock)();
@@ -1141,9 +1222,10 @@ pub async fn channels(
     };
     // The forms: an admin's session, and a channel API to carry them out.
     let csrf = ui
-        .session(&headers)
+        .session(&headers, (state.clock)())
+        .await?
         .filter(|session| session.scope.allows(Scope::Admin) && state.channels.is_some())
-        .map(|session| session.csrf);
+        .map(|session| session.csrf());
     let chosen: Vec<_> = status::subjects(snapshot.catalog.entries())
         .into_iter()
         .filter(|(subject, _)| match &query.image {
@@ -1287,7 +1369,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 
 /// Who may carry out a channel form: an admin's session, the form's CSRF token matching it,
 /// from this site, with a channel API configured.
-fn form_actor(
+async fn form_actor(
     state: &AppState,
     headers: &HeaderMap,
     form: &ChannelForm,
@@ -1305,7 +1387,7 @@ fn form_actor(
     if !same_origin(headers) {
         return Err(forbidden("A form from another site is refused."));
     }
-    let Some(session) = ui.session(headers) else {
+    let Some(session) = ui.session(headers, (state.clock)()).await? else {
         return Err(forbidden(
             "Sign in with an admin token to roll back or promote.",
         ));
@@ -1317,7 +1399,7 @@ fn form_actor(
         )));
     }
     match &form.csrf {
-        Some(csrf) if same_secret(csrf, &session.csrf) => {}
+        Some(csrf) if same_secret(csrf, &session.csrf()) => {}
         _ => {
             tracing::warn!(token = %session.name, "dashboard form without its CSRF token refused");
             return Err(forbidden(
@@ -1380,7 +1462,7 @@ pub async fn rollback(
     headers: HeaderMap,
     Form(form): Form<ChannelForm>,
 ) -> Result<Response, Refusal> {
-    let (actor, api) = form_actor(&state, &headers, &form)?;
+    let (actor, api) = form_actor(&state, &headers, &form).await?;
     let body = RollbackBody {
         variant: form.variant(),
         channel: form.channel.clone().unwrap_or_default(),
@@ -1406,7 +1488,7 @@ pub async fn promote(
     headers: HeaderMap,
     Form(form): Form<ChannelForm>,
 ) -> Result<Response, Refusal> {
-    let (actor, api) = form_actor(&state, &headers, &form)?;
+    let (actor, api) = form_actor(&state, &headers, &form).await?;
     let body = PromoteBody {
         variant: form.variant(),
         from: form.from.clone().unwrap_or_default(),
@@ -1428,11 +1510,19 @@ pub async fn promote(
     Ok(outcome_page(&form, "Promote", result))
 }
 
-/// Whether the dashboard is on and which tokens sign in.
+/// Whether the dashboard is on, which tokens sign in, and the store that keeps its sessions.
 pub fn build(
     settings: Option<&UiSettings>,
     tokens: &[ApiToken],
     rules: &RulesFile,
+    store: Option<&berth_store::Store>,
 ) -> Option<Arc<Ui>> {
-    settings.map(|settings| Arc::new(Ui::new(settings.clone(), tokens.to_vec(), rules.clone())))
+    settings.map(|settings| {
+        Arc::new(Ui::new(
+            settings.clone(),
+            tokens.to_vec(),
+            rules.clone(),
+            store.cloned(),
+        ))
+    })
 }

@@ -27,6 +27,8 @@
 //!   per image and window.
 //! - [`provenance`]: what pipelines recorded about the digests they built and tested, the
 //!   latest per digest, audited and stamped with a knowledge generation.
+//! - [`sessions`]: the dashboard's sign-in sessions, by the SHA-256 of their id, shared by
+//!   every replica on the store.
 //! - [`url`]: [`StoreUrl`], the store's URL, which never prints a password.
 //! - [`records`]: the types the API takes and returns; [`view`]: how an image reads in JSON.
 //! - [`error`]: the one error type, [`StoreError`].
@@ -96,6 +98,7 @@ pub mod rebuild;
 pub mod records;
 pub mod retention;
 pub mod schedule;
+pub mod sessions;
 pub mod signatures;
 pub mod snapshot;
 pub mod store;
@@ -113,6 +116,7 @@ pub use records::{
     RepositoryStatus, SyncStatus, SyncSummary, TagRecord,
 };
 pub use schedule::PromotionKey;
+pub use sessions::UiSession;
 pub use store::{BackendKind, Store};
 pub use url::StoreUrl;
 pub use usage::{Recorded, SourceFreshness, UsageEntry, UsageQuery, UsageSource, UsageView, Use};

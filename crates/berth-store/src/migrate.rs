@@ -86,6 +86,11 @@ const SQLITE: &[Migration] = &[
         name: "signatures",
         sql: include_str!("../migrations/sqlite/0013_signatures.sql"),
     },
+    Migration {
+        version: 14,
+        name: "ui_sessions",
+        sql: include_str!("../migrations/sqlite/0014_ui_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -154,10 +159,15 @@ const POSTGRES: &[Migration] = &[
         name: "signatures",
         sql: include_str!("../migrations/postgres/0013_signatures.sql"),
     },
+    Migration {
+        version: 14,
+        name: "ui_sessions",
+        sql: include_str!("../migrations/postgres/0014_ui_sessions.sql"),
+    },
 ];
 
 /// The schema version this build of berth knows and migrates to.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Key of the PostgreSQL advisory lock held while migrating (`berth` in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0062_6572_7468;

@@ -208,6 +208,19 @@ pub fn skopeo(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("skopeo prints UTF-8")
 }
 
+/// The digest a reference (in a plain-HTTP registry) resolves to now, as skopeo sees it.
+pub fn digest_at(reference: &str) -> String {
+    skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{reference}"),
+    ])
+    .trim()
+    .to_string()
+}
+
 /// A free loopback port (bound and released: nothing else on this machine takes it at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

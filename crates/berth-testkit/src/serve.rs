@@ -144,6 +144,30 @@ impl ServeProcess {
         (status, head.to_string(), body.to_string())
     }
 
+    /// Signs in to the dashboard with an API token's secret through `POST /ui/signin` and
+    /// returns the session cookie (`berth_session=...`), having checked its attributes:
+    /// HttpOnly, SameSite=Strict, Path=/ui, and eight hours' Max-Age.
+    pub fn sign_in(&self, secret: &str) -> String {
+        let (status, head, _) = self.exchange(
+            "POST",
+            "/ui/signin",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &format!("token={secret}"),
+        );
+        assert_eq!(status, 303, "signed in: {head}");
+        let line = head
+            .lines()
+            .find_map(|line| line.strip_prefix("set-cookie: "))
+            .unwrap_or_else(|| panic!("no cookie in {head}"));
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=28800"] {
+            assert!(
+                line.split("; ").any(|part| part == attribute),
+                "{attribute} in {line}"
+            );
+        }
+        line.split(';').next().unwrap_or_default().to_string()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.address

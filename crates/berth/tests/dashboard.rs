@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use berth_testkit::browser::Browser;
-use berth_testkit::{OwnRegistry, ServeProcess, Testbed, sha256_hex, skopeo};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, digest_at, sha256_hex};
 use serde_json::json;
 
 fn berth(dir: &Path, args: &[&str]) -> Output {
@@ -39,19 +39,6 @@ fn ok(output: &Output) -> String {
 
 fn short(digest: &str) -> &str {
     &digest[..19]
-}
-
-/// The digest `reference` resolves to in the registry now.
-fn digest_of(reference: &str) -> String {
-    skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--format",
-        "{{.Digest}}",
-        &format!("docker://{reference}"),
-    ])
-    .trim()
-    .to_string()
 }
 
 fn shots() -> PathBuf {
@@ -114,7 +101,7 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     registry.copy_from_testbed("berth/child:1", "team/app:staging");
     sync();
     promote();
-    assert_eq!(digest_of(&format!("{own}/team/app:latest")), child);
+    assert_eq!(digest_at(&format!("{own}/team/app:latest")), child);
     // Someone still runs the eol image.
     let list = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -364,25 +351,7 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     );
 
     // Forms are refused without this session's CSRF token, and from a read token.
-    let session = |token: &str| {
-        let (status, head, _) = server.exchange(
-            "POST",
-            "/ui/signin",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            &format!("token={token}"),
-        );
-        assert_eq!(status, 303, "{head}");
-        let cookie = head
-            .lines()
-            .find_map(|line| line.strip_prefix("set-cookie: "))
-            .unwrap_or_else(|| panic!("no cookie in {head}"));
-        assert!(
-            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-            "{cookie}"
-        );
-        cookie.split(';').next().unwrap().to_string()
-    };
-    let admin = session("admin-secret");
+    let admin = server.sign_in("admin-secret");
     let form = |cookie: &str, body: &str| {
         let (status, _, page) = server.exchange(
             "POST",
@@ -400,12 +369,12 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     assert!(page.contains("CSRF token is missing"), "{page}");
     let (status, _) = form(&admin, "name=app&channel=latest&csrf=0000");
     assert_eq!(status, 403);
-    let reader = session("reader-secret");
+    let reader = server.sign_in("reader-secret");
     let (status, page) = form(&reader, "name=app&channel=latest&csrf=0000");
     assert_eq!(status, 403);
     assert!(page.contains("not an admin token"), "{page}");
     assert_eq!(
-        digest_of(&format!("{own}/team/app:latest")),
+        digest_at(&format!("{own}/team/app:latest")),
         child,
         "nothing moved"
     );
@@ -421,7 +390,7 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     assert!(done.contains(r#"data-outcome="done""#), "{done}");
     assert!(done.contains(&base), "{done}");
     assert_eq!(
-        digest_of(&format!("{own}/team/app:latest")),
+        digest_at(&format!("{own}/team/app:latest")),
         base,
         "the tag moved back"
     );
@@ -432,7 +401,7 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     let done = browser.dom();
     assert!(done.contains(r#"data-outcome="done""#), "{done}");
     assert_eq!(
-        digest_of(&format!("{own}/team/app:latest")),
+        digest_at(&format!("{own}/team/app:latest")),
         child,
         "promoted again"
     );
@@ -443,6 +412,77 @@ fn the_dashboard_shows_what_berth_knows_and_rolls_back_through_its_form() {
     );
     look(&mut browser, "/ui/retention", "retention");
     drop(browser);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue #14: a sign-in is kept in the store, so it outlives the `berth serve` that made it (a
+/// restart on the same SQLite file keeps it), and a token taken out of `api_tokens` no longer
+/// carries it after the restart that applies the change.
+#[test]
+fn a_sign_in_survives_a_restart_unless_its_token_is_removed() {
+    let dir = std::env::temp_dir().join(format!("berth-dashboard-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        "images:\n  app:\n    description: an image\n    owners: [web-team]\n    image: registry.example/team/app\n",
+    )
+    .unwrap();
+    let config = |tokens: &[(&str, &str)]| {
+        let mut text = format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: sqlite://{}\nui: {{anonymous: catalog}}\napi_tokens:\n",
+            dir.join("berth.db").display()
+        );
+        for (name, secret) in tokens {
+            text.push_str(&format!(
+                "  - {{name: {name}, sha256: {}, scope: admin}}\n",
+                sha256_hex(secret)
+            ));
+        }
+        std::fs::write(dir.join("berth.yaml"), text).unwrap();
+    };
+    let serve = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .args(["--log-json", "serve", "--config", "berth.yaml"])
+            .current_dir(&dir)
+            .env_remove("BERTH_LOG");
+        ServeProcess::start(command)
+    };
+    let audit = |server: &ServeProcess, cookie: &str| {
+        let (status, head, page) = server.exchange("GET", "/ui/audit", &[("Cookie", cookie)], "");
+        (status, format!("{head}\n{page}"))
+    };
+
+    config(&[
+        ("alice-admin", "alice-secret"),
+        ("carol-admin", "carol-secret"),
+    ]);
+    let server = serve();
+    let alice = server.sign_in("alice-secret");
+    let carol = server.sign_in("carol-secret");
+    let (status, page) = audit(&server, &alice);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("sign out (alice-admin)"), "{page}");
+    drop(server);
+
+    let server = serve();
+    for (cookie, name) in [(&alice, "alice-admin"), (&carol, "carol-admin")] {
+        let (status, page) = audit(&server, cookie);
+        assert_eq!(status, 200, "still signed in after the restart: {page}");
+        assert!(page.contains(&format!("sign out ({name})")), "{page}");
+    }
+    drop(server);
+
+    // Carol's token is removed from the config: her session ends, Alice's does not.
+    config(&[("alice-admin", "alice-secret")]);
+    let server = serve();
+    let (status, page) = audit(&server, &carol);
+    assert_eq!(status, 303, "to the sign-in: {page}");
+    assert!(page.contains("location: /ui/signin"), "{page}");
+    let (status, page) = audit(&server, &alice);
+    assert_eq!(status, 200, "{page}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

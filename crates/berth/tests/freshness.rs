@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use berth_testkit::receiver::{Receiver, Reply, verify_standard_signature};
-use berth_testkit::{ServeProcess, Testbed, derive_image, skopeo};
+use berth_testkit::{ServeProcess, Testbed, derive_image, digest_at, skopeo};
 use serde_json::Value;
 
 fn berth(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -37,18 +37,6 @@ fn json(dir: &std::path::Path, args: &[&str]) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
-}
-
-/// The digest skopeo sees at a reference.
-fn digest_of(reference: &str) -> String {
-    let text = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--format",
-        "{{.Digest}}",
-        &format!("docker://{reference}"),
-    ]);
-    text.trim().to_string()
 }
 
 fn copy(from: &str, to: &str) {
@@ -141,8 +129,8 @@ fn a_moved_base_makes_its_family_stale_and_the_plan_follows_lineage() {
         "/srv/grandchild.txt",
         "the grandchild's layer\n",
     );
-    let base_v1 = digest_of(&format!("{prefix}/base:latest"));
-    let child_v1 = digest_of(&format!("{prefix}/child:latest"));
+    let base_v1 = digest_at(&format!("{prefix}/base:latest"));
+    let child_v1 = digest_at(&format!("{prefix}/child:latest"));
 
     let catalog = dir.join("catalog.yaml");
     std::fs::write(
@@ -210,7 +198,7 @@ fn a_moved_base_makes_its_family_stale_and_the_plan_follows_lineage() {
         &format!("{plain}/berth/upper:1"),
         &format!("{prefix}/base:latest"),
     );
-    let base_v2 = digest_of(&format!("{prefix}/base:latest"));
+    let base_v2 = digest_at(&format!("{prefix}/base:latest"));
     sync();
     let report = stale(&[]);
     assert_eq!(
@@ -540,7 +528,7 @@ fn rebuilds_go_out_once_per_wave_and_close_on_the_new_base() {
     assert_eq!(body["data"]["wave"], 1);
     assert_eq!(body["data"]["key"], dispatched[0]["key"]);
     assert_eq!(first.header("webhook-id"), dispatched[0]["key"].as_str());
-    let child_v1 = digest_of(&format!("{prefix}/child:latest"));
+    let child_v1 = digest_at(&format!("{prefix}/child:latest"));
     assert_eq!(body["data"]["images"][0]["digest"], child_v1.as_str());
     assert_eq!(
         body["data"]["images"][0]["reasons"],
@@ -559,7 +547,7 @@ fn rebuilds_go_out_once_per_wave_and_close_on_the_new_base() {
         "/srv/app/hello.txt",
         "hello from the child layer\n",
     );
-    let child_v2 = digest_of(&format!("{prefix}/child:latest"));
+    let child_v2 = digest_at(&format!("{prefix}/child:latest"));
     sync_bed(&dir);
     let report = run();
     let closed = &report["closed"][0];

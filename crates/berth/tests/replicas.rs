@@ -2,13 +2,15 @@
 //! once per interval between them, on the replica holding the sync lease; when that replica is
 //! killed with SIGKILL, the other takes the lease over once it expires and syncs on. (That a
 //! former holder cannot write after losing its lease is the store's fencing test,
-//! crates/berth-store/tests/leases.rs, on the same PostgreSQL.)
+//! crates/berth-store/tests/leases.rs, on the same PostgreSQL.) And the dashboard's sessions
+//! are the store's (issue #14): a sign-in through one replica is good on the other, a form the
+//! first rendered is carried out by the second, and a sign-out on the second ends it on both.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{ServeProcess, Testbed};
+use berth_testkit::{OwnRegistry, ServeProcess, Testbed, digest_at, sha256_hex};
 
 const INTERVAL_SECONDS: i64 = 10;
 
@@ -187,6 +189,121 @@ fn two_replicas_sync_once_per_interval_and_the_survivor_takes_over() {
     }
     drop(survivor);
     psql(&base, None, &format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// The CSRF token in a page's first form.
+fn csrf_in(page: &str) -> String {
+    let (_, rest) = page
+        .split_once(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no CSRF token in {page}"));
+    rest.split('"').next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_dashboard_session_is_every_replicas() {
+    let testbed = Testbed::get();
+    let base = testbed.var("BERTH_TEST_PG_URL").to_string();
+    let schema = format!("sessions_{}_{}", std::process::id(), fastrand_suffix());
+    psql(&base, None, &format!("CREATE SCHEMA {schema}"));
+    let store = with_schema(&base, &schema);
+    let dir = std::env::temp_dir().join(format!("berth-replica-sessions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("{error}"));
+    // A registry of the test's own, since the form moves a tag: staging holds the base.
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    registry.copy_from_testbed("berth/base:1", "team/app:staging");
+    let staging = testbed.digest("berth/base:1");
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n  app:\n    description: an image\n    owners: [web-team]\n    image: {own}/team/app\n    channels: [staging, latest]\n"
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(
+        dir.join("channels.yaml"),
+        "promotions:\n  - {from: staging, to: latest}\n",
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let config = dir.join("berth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: '{store}'\nregistries:\n  {own}: {{insecure: true}}\n\
+             promotions: channels.yaml\nui: {{anonymous: catalog}}\napi_tokens:\n\
+             \x20 - {{name: alice-admin, sha256: {}, scope: admin}}\n",
+            sha256_hex("admin-secret")
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let a = start(&config);
+    let b = start(&config);
+    let page = |server: &ServeProcess, path: &str, cookie: &str| {
+        let (status, _, page) = server.exchange("GET", path, &[("Cookie", cookie)], "");
+        assert_eq!(status, 200, "{path}: {page}");
+        page
+    };
+    let promote = |server: &ServeProcess, cookie: &str, csrf: &str| {
+        let (status, _, page) = server.exchange(
+            "POST",
+            "/ui/channels/promote",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", cookie),
+            ],
+            &format!("csrf={csrf}&name=app&from=staging&to=latest&reason=issue+14"),
+        );
+        (status, page)
+    };
+
+    // Signed in through A; the store keeps the id's SHA-256, never the id.
+    let cookie = a.sign_in("admin-secret");
+    let id = cookie.trim_start_matches("berth_session=");
+    let rows = |key: &str| {
+        psql(
+            &base,
+            Some(&schema),
+            &format!("SELECT token_name, scope FROM ui_sessions WHERE id_sha256 = '{key}'"),
+        )
+    };
+    assert_eq!(rows(&sha256_hex(id)), ["alice-admin|admin"]);
+    assert!(rows(id).is_empty());
+
+    // B knows the session: its channel page has the admin's forms, with the same CSRF token
+    // as A's.
+    let on_a = page(&a, "/ui/channels?image=app", &cookie);
+    let csrf = csrf_in(&on_a);
+    let on_b = page(&b, "/ui/channels?image=app", &cookie);
+    assert!(on_b.contains("sign out (alice-admin)"), "{on_b}");
+    assert_eq!(csrf_in(&on_b), csrf);
+    // A's form, carried out by B: latest moves to staging's digest.
+    let (status, done) = promote(&b, &cookie, &csrf);
+    assert_eq!(status, 200, "{done}");
+    assert!(done.contains(r#"data-outcome="done""#), "{done}");
+    assert_eq!(digest_at(&format!("{own}/team/app:latest")), staging);
+    let audit = page(&a, "/ui/audit", &cookie);
+    assert!(
+        audit.contains("<td>alice-admin</td><td>channel.promote</td>"),
+        "audited under the token's name: {audit}"
+    );
+
+    // Signed out on B: A no longer knows the session, and refuses its form.
+    let (status, _, _) = b.exchange("GET", "/ui/signout", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 303);
+    assert!(rows(&sha256_hex(id)).is_empty());
+    let signin = page(&a, "/ui/signin", &cookie);
+    assert!(!signin.contains("Signed in as"), "{signin}");
+    let (status, refused) = promote(&a, &cookie, &csrf);
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.contains("Sign in with an admin token"), "{refused}");
+    let (status, _, _) = a.exchange("GET", "/ui/audit", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 303, "to the sign-in");
+
+    drop(a);
+    drop(b);
+    psql(&base, None, &format!("DROP SCHEMA {schema} CASCADE"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn fastrand_suffix() -> u32 {

@@ -155,7 +155,7 @@ pub async fn page_of(
     headers: HeaderMap,
     Query(query): Query<DiffQuery>,
 ) -> Page {
-    let user = allow(&state, &headers, Access::Public)?;
+    let user = allow(&state, &headers, Access::Public).await?;
     let store = super::store(&state)?;
     let bad = |message: String| {
         refusal_page(
