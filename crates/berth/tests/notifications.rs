@@ -5,7 +5,9 @@
 //! same `webhook-id` and never again; a promotion made while serve runs reaches the signed
 //! webhook (checked with openssl) and the Slack-compatible target; history from before
 //! notifications were configured is not sent. `berth notifications list` shows the outbox and
-//! `berth notifications test` sends a sample, exit 1 when the target refuses it.
+//! `berth notifications test` sends a sample, exit 1 when the target refuses it. A base moved
+//! while serve runs makes it and its child stale: the freshness pass finds them and each is
+//! told once with its reasons, while an image already stale when notifications started is not.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -316,6 +318,194 @@ fn messages_are_signed_sent_once_and_survive_a_kill() {
     assert!(
         stderr.contains("no notification target \"hoook\" (targets: hook, chat)"),
         "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A counter's value in a `/metrics` text (0 when absent).
+fn counter(server: &ServeProcess, sample: &str) -> u64 {
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+/// Waits until `sample` in `/metrics` reaches `at_least`.
+fn wait_counter(server: &ServeProcess, sample: &str, at_least: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counter(server, sample) < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{sample} never reached {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `reference` → reasons of the `berth.stale` messages received.
+fn stale_messages(requests: &[berth_testkit::receiver::Received]) -> Vec<(String, Vec<String>)> {
+    let mut told: Vec<(String, Vec<String>)> = requests
+        .iter()
+        .map(|request| request.json())
+        .filter(|message| message["type"] == "berth.stale")
+        .map(|message| {
+            let data = &message["data"];
+            let reference = data["reference"].as_str().unwrap().to_string();
+            let reasons = data["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|reason| reason["reason"].as_str().unwrap().to_string())
+                .collect();
+            (reference, reasons)
+        })
+        .collect();
+    told.sort();
+    told
+}
+
+#[test]
+fn an_image_that_becomes_stale_while_serving_is_told_once_with_its_reasons() {
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-notify-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    // base v1 (Debian 12) with a child built on it, and a legacy image already stale when
+    // notifications start: the test bed's `upper`, whose layer makes it Alpine 3.20 (end of
+    // life since 2026-04-01).
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n\
+             \x20 base:\n    image: {own}/team/base\n\
+             \x20 child:\n    image: {own}/team/child\n    base: base\n\
+             \x20 legacy:\n    image: {own}/team/legacy\n"
+        ),
+    )
+    .unwrap();
+    registry.copy_from_testbed("berth/base:1", "team/base:latest");
+    registry.copy_from_testbed("berth/child:1", "team/child:latest");
+    registry.copy_from_testbed("berth/upper:1", "team/legacy:latest");
+    let sync = || {
+        ok(&berth(
+            &dir,
+            &[
+                "sync",
+                "--catalog",
+                "catalog.yaml",
+                "--store",
+                &store,
+                "--insecure-registry",
+                &own,
+            ],
+        ))
+    };
+    sync();
+
+    let hook = Receiver::start(Vec::new());
+    std::fs::write(dir.join("hook.secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        dir.join("berth.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: {store}\n\
+             registries:\n  {own}: {{insecure: true}}\n\
+             leases: {{ttl: 1s}}\n\
+             freshness: {{interval: 10s}}\n\
+             notifications:\n\
+             \x20 interval: 1s\n\
+             \x20 targets:\n\
+             \x20   - name: hook\n\
+             \x20     webhook: {{url: '{}', secret_file: hook.secret}}\n\
+             \x20     events: [stale]\n",
+            hook.url("/hooks/berth"),
+        ),
+    )
+    .unwrap();
+    let server = serve(&dir, "http://127.0.0.1:9/unused");
+    // The first pass has decided (legacy is stale) and two looks have run since: what was
+    // already stale is recorded, not told.
+    let passes = "berth_freshness_pass_total{result=\"success\"}";
+    let looks = "berth_notifications_look_total{result=\"success\"}";
+    wait_counter(&server, passes, 1);
+    let (_, listing) = server.get("/api/v1/stale");
+    let already: Vec<&str> = listing["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        already,
+        [format!("{own}/team/legacy:latest")],
+        "{listing:#}"
+    );
+    wait_counter(&server, looks, counter(&server, looks) + 2);
+    assert_eq!(hook.requests().len(), 0, "nothing already stale is told");
+
+    // The base moves to v2 (Alpine 3.20): the base is now stale for its OS, and the child for its
+    // moved base. The next pass finds both; each is told once, signed.
+    registry.copy_from_testbed("berth/upper:1", "team/base:latest");
+    let base_v2 = berth_testkit::digest_at(&format!("{own}/team/base:latest"));
+    sync();
+    let told = hook.wait_for(2, Duration::from_secs(60));
+    assert_eq!(
+        stale_messages(&told),
+        [
+            (
+                format!("{own}/team/base:latest"),
+                vec!["os-eol".to_string()]
+            ),
+            (
+                format!("{own}/team/child:latest"),
+                vec!["base-moved".to_string()]
+            ),
+        ]
+    );
+    for request in &told {
+        verify_standard_signature(SECRET.as_bytes(), request).unwrap();
+    }
+    let child = told
+        .iter()
+        .map(|request| request.json())
+        .find(|message| message["data"]["entry"] == "child")
+        .unwrap();
+    let moved = &child["data"]["reasons"][0];
+    assert_eq!(moved["now"], base_v2.as_str(), "{child:#}");
+    assert_eq!(moved["channel"], format!("{own}/team/base:latest"));
+    assert_eq!(child["data"]["platform"], "linux/amd64", "{child:#}");
+
+    // Another pass decides the same: nothing is told again.
+    let after = counter(&server, passes);
+    wait_counter(&server, passes, after + 1);
+    wait_counter(&server, looks, counter(&server, looks) + 2);
+    assert_eq!(hook.requests().len(), 2, "a stale image is told once");
+    drop(server);
+    let listed: Value = serde_json::from_str(&ok(&berth(
+        &dir,
+        &["notifications", "list", "--store", &store, "--json"],
+    )))
+    .unwrap();
+    let rows: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["event"]["kind"].as_str().unwrap(),
+                row["event"]["subject"].as_str().unwrap(),
+                row["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed:#}");
+    assert!(
+        rows.iter()
+            .all(|(kind, _, state)| *kind == "stale" && *state == "delivered"),
+        "{listed:#}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
