@@ -4,7 +4,8 @@
 //! store knows; the sensitive pages need a sign-in; a rollback through the channel page's form
 //! moves the tag (skopeo checks); a form without its CSRF token, or from a read token, is
 //! refused. A screenshot of each page lands in the test's target directory
-//! (`$CARGO_TARGET_TMPDIR/dashboard/*.png`) for a person to look at.
+//! (`$CARGO_TARGET_TMPDIR/dashboard/*.png`) for a person to look at. A multi-platform channel
+//! move is diffed per platform, from the entry page's link.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -483,6 +484,191 @@ fn a_sign_in_survives_a_restart_unless_its_token_is_removed() {
     assert!(page.contains("location: /ui/signin"), "{page}");
     let (status, page) = audit(&server, &alice);
     assert_eq!(status, 200, "{page}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The raw manifest bytes of a test bed image, as skopeo reads them.
+fn raw_manifest(image: &str) -> Vec<u8> {
+    let plain = Testbed::get().plain();
+    berth_testkit::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{plain}/{image}"),
+    ])
+    .into_bytes()
+}
+
+#[test]
+fn a_multi_platform_channel_move_is_diffed_per_platform() {
+    let testbed = Testbed::get();
+    let registry = OwnRegistry::start();
+    let own = registry.address.clone();
+    let dir = std::env::temp_dir().join(format!("berth-dashboard-index-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("berth.db").display());
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        format!(
+            "images:\n  tools:\n    image: {own}/team/tools\n    channels: [staging, latest]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("channels.yaml"),
+        "promotions:\n  - {from: staging, to: latest}\n",
+    )
+    .unwrap();
+    let common = [
+        "--catalog",
+        "catalog.yaml",
+        "--store",
+        &store,
+        "--insecure-registry",
+        &own,
+    ];
+    let sync = || ok(&berth(&dir, &[&["sync"][..], &common].concat()));
+    let promote = || {
+        let args = [
+            &["promote", "tools", "--from", "staging", "--to", "latest"][..],
+            &common,
+            &["--rules", "channels.yaml"],
+        ]
+        .concat();
+        ok(&berth(&dir, &args))
+    };
+
+    // v1: the test bed's index (linux/amd64 = the base, linux/arm64, an attestation).
+    registry.copy_from_testbed("berth/multi:1", "team/tools:staging");
+    let v1 = testbed.digest("berth/multi:1");
+    sync();
+    promote();
+    // v2: linux/amd64 rebuilt as the child (the base plus one layer), linux/arm64 the same, no
+    // attestation; an index put by hand, as a CI's `docker buildx` would push it.
+    registry.copy_from_testbed("berth/child:1", "team/tools:amd64-build");
+    let child = testbed.digest("berth/child:1");
+    let child_size = raw_manifest("berth/child:1").len();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&raw_manifest("berth/multi:1")).unwrap();
+    let entries = index["manifests"].as_array_mut().unwrap();
+    entries.retain(|entry| entry["platform"]["os"] != "unknown");
+    assert_eq!(entries.len(), 2, "{index:#}");
+    let arm64 = entries
+        .iter()
+        .find(|entry| entry["platform"]["architecture"] == "arm64")
+        .map(|entry| entry["digest"].as_str().unwrap().to_string())
+        .unwrap();
+    for entry in entries.iter_mut() {
+        if entry["platform"]["architecture"] == "amd64" {
+            entry["digest"] = json!(child);
+            entry["size"] = json!(child_size);
+        }
+    }
+    let v2 = registry.put_manifest("team/tools", "staging", index.to_string().as_bytes());
+    assert!(index.to_string().contains(&arm64), "{index:#}");
+    sync();
+    promote();
+    assert_eq!(digest_at(&format!("{own}/team/tools:latest")), v2);
+
+    std::fs::write(
+        dir.join("berth.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ncatalog: catalog.yaml\nstore: {store}\n\
+             registries:\n  {own}: {{insecure: true}}\npromotions: channels.yaml\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["--log-json", "serve", "--config", "berth.yaml"])
+        .current_dir(&dir)
+        .env_remove("BERTH_LOG");
+    let server = ServeProcess::start(command);
+    let mut browser = Browser::start();
+    browser.open(&format!("http://{}/ui/catalog/tools", server.address));
+    let entry = browser.dom();
+    let link =
+        browser.eval("document.querySelector('a[data-diff=\"latest\"]').getAttribute('href')");
+    assert_eq!(
+        link.as_str(),
+        Some(format!("/ui/diff?before={v1}&after={v2}").as_str()),
+        "{entry}"
+    );
+    browser.submit("document.querySelector('a[data-diff=\"latest\"]').click()");
+    browser.screenshot(&shots().join("diff-index.png"));
+    let diff = browser.dom();
+    assert!(
+        browser.location().ends_with(link.as_str().unwrap()),
+        "{}",
+        browser.location()
+    );
+    let platforms = browser.eval("document.querySelector('[data-platforms]').textContent");
+    assert_eq!(platforms.as_str(), Some("2 on both"), "{diff}");
+    // Each platform in its own section: amd64 gained the child's layer on the base, arm64 is
+    // the same image.
+    let section = |platform: &str| -> String {
+        diff.split(&format!("<h2>Image {platform}</h2>"))
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .unwrap_or_else(|| panic!("no section for {platform}: {diff}"))
+            .to_string()
+    };
+    let amd64 = section("linux/amd64");
+    let base = testbed.digest("berth/base:1");
+    assert!(
+        amd64.contains(&format!(r#"href="/ui/images/{base}""#))
+            && amd64.contains(&format!(r#"href="/ui/images/{child}""#)),
+        "the amd64 images, base → child: {amd64}"
+    );
+    assert!(amd64.contains("0 replaced, 1 added, 0 removed"), "{amd64}");
+    assert!(amd64.contains(r#"<dd data-base="changed">"#), "{amd64}");
+    let arm64_section = section("linux/arm64");
+    assert!(
+        arm64_section.contains("The same image: nothing differs."),
+        "{arm64_section}"
+    );
+    // `berth diff`, the command the page names, compares this machine's platform and agrees.
+    let command = browser.eval("document.querySelector('[data-command]').textContent");
+    let command = command.as_str().unwrap();
+    assert_eq!(
+        command,
+        format!("berth diff {own}/team/tools@{v1} {own}/team/tools@{v2}")
+    );
+    let mut args: Vec<&str> = command.split(' ').skip(1).collect();
+    args.extend([
+        "--json",
+        "--no-layers",
+        "--platform",
+        "linux/amd64",
+        "--store",
+        &store,
+        "--insecure-registry",
+        &own,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&berth(&dir, &args))).unwrap();
+    assert_eq!(report["after"]["image"], child.as_str(), "{report:#}");
+    assert_eq!(
+        report["layers"]["added"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+
+    // An index replaced by a single-platform image: arm64 is gone, amd64 is the same image.
+    let (status, _, page) = server.exchange(
+        "GET",
+        &format!("/ui/diff?before={v2}&after={child}"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("1 on both; removed: linux/arm64"), "{page}");
+    assert!(page.contains("The same image: nothing differs."), "{page}");
+    assert!(
+        !page.contains("<h2>Image linux/arm64</h2>"),
+        "no arm64 section: {page}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
