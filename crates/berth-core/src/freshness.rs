@@ -348,24 +348,26 @@ type Owner<'c, 'f> = (
 );
 
 /// What [`stale`] asks about a base many times (every image built on it asks again), asked once.
+/// Keyed maps, not one slot per image: only bases are asked about, and a slot holding a
+/// [`Reason`] for each of 100,000 images cost 28 MB of a pass's peak.
 struct Memo<'c, 'f> {
     catalog: &'c Catalog,
-    owners: Vec<Option<Option<Owner<'c, 'f>>>>,
-    moved: Vec<Option<Option<(Reason, Id)>>>,
+    owners: HashMap<Id, Option<Owner<'c, 'f>>>,
+    moved: HashMap<Id, Option<(Reason, Id)>>,
 }
 
 impl<'c, 'f> Memo<'c, 'f> {
-    fn new(catalog: &'c Catalog, images: usize) -> Memo<'c, 'f> {
+    fn new(catalog: &'c Catalog) -> Memo<'c, 'f> {
         Memo {
             catalog,
-            owners: vec![None; images],
-            moved: vec![None; images],
+            owners: HashMap::new(),
+            moved: HashMap::new(),
         }
     }
 
     /// The catalog entry owning any reference that ever held `image`.
     fn owner(&mut self, index: &Index<'f>, image: Id) -> Option<Owner<'c, 'f>> {
-        if let Some(known) = self.owners[image as usize] {
+        if let Some(&known) = self.owners.get(&image) {
             return known;
         }
         let catalog = self.catalog;
@@ -377,26 +379,26 @@ impl<'c, 'f> Memo<'c, 'f> {
                     .owner_of(reference)
                     .map(|(entry, variant)| (entry, variant, reference))
             });
-        self.owners[image as usize] = Some(found);
+        self.owners.insert(image, found);
         found
     }
 
     /// Whether `base` moved: the image its channel holds now (the reason is
     /// [`Memo::moved_reason`]'s, cloned only for the image that reports it).
     fn base_moved(&mut self, index: &Index<'f>, base: Id) -> Option<Id> {
-        if self.moved[base as usize].is_none() {
+        if !self.moved.contains_key(&base) {
             let moved = self.decide_base_moved(index, base);
-            self.moved[base as usize] = Some(moved);
+            self.moved.insert(base, moved);
         }
-        self.moved[base as usize]
-            .as_ref()
+        self.moved
+            .get(&base)
             .and_then(|moved| moved.as_ref().map(|(_, now)| *now))
     }
 
     /// The `base-moved` reason of a base [`Memo::base_moved`] found moved.
     fn moved_reason(&self, base: Id) -> Option<Reason> {
-        self.moved[base as usize]
-            .as_ref()
+        self.moved
+            .get(&base)
             .and_then(|moved| moved.as_ref().map(|(reason, _)| reason.clone()))
     }
 
@@ -478,7 +480,7 @@ fn days(duration: Duration) -> u64 {
 pub fn stale(catalog: &Catalog, facts: &Facts, settings: &Settings, now: DateTime<Utc>) -> Report {
     let index = Index::new(facts);
     let builtin = oslife::builtin();
-    let mut memo = Memo::new(catalog, index.images.len());
+    let mut memo = Memo::new(catalog);
 
     // Scope, by image: the first reference wins, the others are listed in `also`.
     struct InScope<'c, 'r> {

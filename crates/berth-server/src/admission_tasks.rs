@@ -285,6 +285,10 @@ pub async fn refresh_knowledge(
                     "registry knowledge refreshed"
                 );
                 generation = changes.generation;
+                // What the copy of the snapshot and the changes left free goes back now (the
+                // previous snapshot too, once the last request holding it ends).
+                drop(changes);
+                tokio::task::spawn_blocking(crate::memory::release_free_heap);
             }
             Err(error) => tracing::warn!(
                 error = %error,

@@ -72,7 +72,10 @@ impl FreshnessState {
             Ok(facts) => {
                 let settings = self.settings.settings.clone();
                 tokio::task::spawn_blocking(move || {
-                    freshness::stale(&snapshot.catalog, &facts, &settings, now)
+                    let report = freshness::stale(&snapshot.catalog, &facts, &settings, now);
+                    drop(facts);
+                    crate::memory::release_free_heap();
+                    report
                 })
                 .await
                 .map_err(|error| format!("the freshness pass failed: {error}"))

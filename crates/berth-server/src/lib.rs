@@ -42,6 +42,7 @@ pub mod events;
 pub mod freshness;
 pub mod knowledge;
 pub mod leases;
+mod memory;
 pub mod metrics;
 pub mod namespaces;
 pub mod notifications;

@@ -7,6 +7,7 @@ use berth_core::osrelease::OsIdentity;
 use berth_core::reference::Reference;
 use berth_core::{Digest, ImageRef};
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt as _;
 
 use crate::error::db;
 use crate::records::{digest_from, optional_digest_from, tag_from};
@@ -55,86 +56,119 @@ fn reference_from(registry: &str, repository: &str, tag: String) -> Result<Image
 }
 
 impl Store {
-    /// Everything `berth_core::freshness::stale` reads, in four queries.
+    /// Everything `berth_core::freshness::stale` reads, in four queries. Rows are streamed into
+    /// vectors sized by a count first, so a pass over 100,000 images never holds every row as
+    /// text beside the facts made of it, nor a vector's doubling slack.
     pub async fn freshness_facts(&self) -> Result<Facts, StoreError> {
-        let (images, indexes, tags, moves): (
-            Vec<ImageRow>,
-            Vec<IndexRow>,
-            Vec<TagRow>,
-            Vec<MoveRow>,
-        ) = on_pool!(self, |pool, Db| {
-            let images = sqlx::query_as(
+        let mut facts = Facts::default();
+        on_pool!(self, |pool, Db| {
+            let (images, tags): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM images),
+                     (SELECT count(*) FROM tags WHERE gone_at IS NULL)",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(db("count images and tags for freshness"))?;
+            facts
+                .images
+                .reserve_exact(usize::try_from(images).unwrap_or(0));
+            facts.tags.reserve_exact(usize::try_from(tags).unwrap_or(0));
+
+            let mut rows = sqlx::query_as::<_, ImageRow>(
                 "SELECT digest, os, arch, variant, created, first_seen_at, os_id, base_digest,
                      chain_key
                  FROM images ORDER BY digest",
             )
-            .fetch_all(pool)
-            .await
-            .map_err(db("read images for freshness"))?;
-            let indexes = sqlx::query_as(
+            .fetch(pool);
+            while let Some((
+                digest,
+                os,
+                arch,
+                variant,
+                created,
+                first_seen,
+                os_id,
+                base,
+                chain_key,
+            )) = rows
+                .try_next()
+                .await
+                .map_err(db("read images for freshness"))?
+            {
+                facts.images.push(ImageFacts {
+                    digest: digest_from("images.digest", digest)?,
+                    platform: platform_text(&os, &arch, variant.as_deref()),
+                    created,
+                    first_seen,
+                    os_id: os_id.map(|id| OsIdentity { id }),
+                    base: optional_digest_from("images.base_digest", base)?,
+                    chain_key,
+                });
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, IndexRow>(
                 "SELECT index_digest, child_digest, os, arch, variant FROM index_entries
                  WHERE is_attestation = $1 ORDER BY index_digest, position",
             )
             .bind(false)
-            .fetch_all(pool)
-            .await
-            .map_err(db("read index entries for freshness"))?;
-            let tags = sqlx::query_as(
+            .fetch(pool);
+            while let Some((index, child, os, arch, variant)) = rows
+                .try_next()
+                .await
+                .map_err(db("read index entries for freshness"))?
+            {
+                let child = digest_from("index_entries.child_digest", child)?;
+                let platform = match (os, arch) {
+                    (Some(os), Some(arch)) => platform_text(&os, &arch, variant.as_deref()),
+                    _ => String::new(),
+                };
+                match facts.indexes.last_mut() {
+                    Some((last, children)) if last.as_str() == index => {
+                        children.push((child, platform));
+                    }
+                    _ => facts.indexes.push((
+                        digest_from("index_entries.index_digest", index)?,
+                        vec![(child, platform)],
+                    )),
+                }
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, TagRow>(
                 "SELECT registry, repository, tag, digest, digest_since FROM tags
                  WHERE gone_at IS NULL ORDER BY registry, repository, tag",
             )
-            .fetch_all(pool)
-            .await
-            .map_err(db("read tags for freshness"))?;
-            let moves = sqlx::query_as(
+            .fetch(pool);
+            while let Some((registry, repository, tag, digest, since)) = rows
+                .try_next()
+                .await
+                .map_err(db("read tags for freshness"))?
+            {
+                facts.tags.push(TagFacts {
+                    reference: reference_from(&registry, &repository, tag)?,
+                    digest: digest_from("tags.digest", digest)?,
+                    since,
+                });
+            }
+            drop(rows);
+
+            let mut rows = sqlx::query_as::<_, MoveRow>(
                 "SELECT registry, repository, tag, from_digest, to_digest, moved_at
                  FROM tag_moves ORDER BY id",
             )
-            .fetch_all(pool)
-            .await
-            .map_err(db("read tag moves"))?;
-            (images, indexes, tags, moves)
-        });
-
-        let mut facts = Facts::default();
-        for (digest, os, arch, variant, created, first_seen, os_id, base, chain_key) in images {
-            facts.images.push(ImageFacts {
-                digest: digest_from("images.digest", digest)?,
-                platform: platform_text(&os, &arch, variant.as_deref()),
-                created,
-                first_seen,
-                os_id: os_id.map(|id| OsIdentity { id }),
-                base: optional_digest_from("images.base_digest", base)?,
-                chain_key,
-            });
-        }
-        for (index, child, os, arch, variant) in indexes {
-            let index = digest_from("index_entries.index_digest", index)?;
-            let child = digest_from("index_entries.child_digest", child)?;
-            let platform = match (os, arch) {
-                (Some(os), Some(arch)) => platform_text(&os, &arch, variant.as_deref()),
-                _ => String::new(),
-            };
-            match facts.indexes.last_mut() {
-                Some((last, children)) if *last == index => children.push((child, platform)),
-                _ => facts.indexes.push((index, vec![(child, platform)])),
+            .fetch(pool);
+            while let Some((registry, repository, tag, from, to, at)) =
+                rows.try_next().await.map_err(db("read tag moves"))?
+            {
+                facts.moves.push(TagMove {
+                    reference: reference_from(&registry, &repository, tag)?,
+                    from: digest_from("tag_moves.from_digest", from)?,
+                    to: digest_from("tag_moves.to_digest", to)?,
+                    at,
+                });
             }
-        }
-        for (registry, repository, tag, digest, since) in tags {
-            facts.tags.push(TagFacts {
-                reference: reference_from(&registry, &repository, tag)?,
-                digest: digest_from("tags.digest", digest)?,
-                since,
-            });
-        }
-        for (registry, repository, tag, from, to, at) in moves {
-            facts.moves.push(TagMove {
-                reference: reference_from(&registry, &repository, tag)?,
-                from: digest_from("tag_moves.from_digest", from)?,
-                to: digest_from("tag_moves.to_digest", to)?,
-                at,
-            });
-        }
+        });
         Ok(facts)
     }
 
