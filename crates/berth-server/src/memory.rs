@@ -5,6 +5,7 @@
 //! `berth serve`'s RSS stayed at ~100 MiB with 24 MB live, until `malloc_trim(0)` handed the
 //! free pages back (47 MiB). See docs/benchmarks.md, "serve's memory at 100,000 tags".
 
+/// Called after a freshness pass, a webhook refresh that applied changes, and a retention run.
 /// Returns the free pages of every glibc arena to the kernel. Costs a walk of the heap (a few
 /// milliseconds at 100 MiB): call it after a pass that freed much, not per request. A no-op
 /// with other C libraries, whose allocators return memory on their own terms.

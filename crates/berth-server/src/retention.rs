@@ -221,6 +221,8 @@ pub async fn schedule(task: RetentionTask, mut stopped: watch::Receiver<bool>) {
                     tracing::warn!(error = %error, "retention run failed");
                 }
             }
+            // A run reads the whole store's knowledge; its freed heap goes back now.
+            tokio::task::spawn_blocking(crate::memory::release_free_heap);
         }
         tokio::select! {
             () = tokio::time::sleep(interval.min(LEASE_TICK)) => {}
