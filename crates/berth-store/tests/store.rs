@@ -240,6 +240,32 @@ async fn a_snapshot_is_recorded_and_read_back(url: String) {
         Some("alpine-3.20-amd64")
     );
     assert_eq!(store.repository_statuses().await.unwrap().len(), 1);
+
+    // Freshness streams its rows: the index's runnable children stay grouped under it, with
+    // their platforms, and its attestation is left out.
+    let facts = store.freshness_facts().await.unwrap();
+    let indexes: Vec<(String, Vec<(String, String)>)> = facts
+        .indexes
+        .iter()
+        .map(|(index, children)| {
+            let children = children
+                .iter()
+                .map(|(child, platform)| (child.to_string(), platform.clone()))
+                .collect();
+            (index.to_string(), children)
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        [(
+            multi.digest.to_string(),
+            vec![
+                (amd.digest.to_string(), "linux/amd64".to_string()),
+                (arm.digest.to_string(), "linux/arm64/v8".to_string()),
+            ]
+        )]
+    );
+    assert_eq!((facts.images.len(), facts.tags.len()), (3, 3));
 }
 
 async fn tags_that_disappear_are_gone_not_deleted(url: String) {
